@@ -1,0 +1,1 @@
+"""wherry converter (host side): Paddle models to bundles of .nb and .onnx artifacts."""
