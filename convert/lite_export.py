@@ -1,0 +1,110 @@
+"""Paddle Lite export: paddle_lite_opt (its Python API) in a child process, one .nb per place set."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from convert import child
+
+log = logging.getLogger(__name__)
+
+TOOL = "Paddle Lite opt"
+
+
+@dataclass
+class LiteResult:
+    nb_file: Path
+    places: str
+    seconds: float            # time spent inside the tool's child process
+    notes: List[str] = field(default_factory=list)
+
+
+def _last_pass(log_text: str) -> Optional[str]:
+    """The optimizer pass that was running when Lite died (it logs each one as it starts)."""
+    passes = re.findall(r"== Running pass: ([A-Za-z0-9_]+)", log_text)
+    return passes[-1] if passes else None
+
+
+def _explain(log_text: str) -> str:
+    where = _last_pass(log_text)
+    ops = re.findall(r"op_type[:= ]+([a-z0-9_]+)", log_text)
+    parts = []
+    if where:
+        parts.append(f"Lite died in {where}")
+    if ops:
+        parts.append(f"last op mentioned: {ops[-1]}")
+    parts.append("run `wherry inspect` on the model to see which ops Lite supports for this target; "
+                 "report the model to wherry if every op is supported")
+    return "; ".join(parts)
+
+
+def export_nb(model_file: Path, params_file: Path, out_nb: Path, places, quant_type: Optional[str] = None,
+              enable_fp16: bool = False) -> LiteResult:
+    """Optimize a legacy Paddle model into ``out_nb`` for Lite ``places`` (list or comma string)."""
+    places = places if isinstance(places, str) else ",".join(places)
+    what = f"optimizing for {places}" + (f" with {quant_type}" if quant_type else "") + (" fp16" if enable_fp16 else "")
+    value, text, seconds = child.run(
+        "convert.lite_export:_optimize_in_child",
+        {"model_file": str(model_file), "params_file": str(params_file), "out_nb": str(out_nb),
+         "places": places, "quant_type": quant_type, "enable_fp16": enable_fp16},
+        tool=TOOL, what=what, explain_crash=_explain,
+        env={"GLOG_v": "1"})  # verbosity 1 makes opt log each pass as it starts: names the crashing pass
+    produced = Path(value["nb_file"])
+    if not produced.is_file() or produced.stat().st_size == 0:
+        raise child.ToolError(f"{TOOL} reported success but wrote no .nb for {places}",
+                              "check the model with `wherry inspect` for ops Lite does not support")
+    notes = []
+    if "Unsupported" in text or "unsupported" in text:
+        notes.append("opt log mentions unsupported ops: " + child.log_tail(text, 3).replace("\n", " | "))
+    return LiteResult(produced, places, seconds, notes)
+
+
+def _optimize_in_child(model_file, params_file, out_nb, places, quant_type, enable_fp16):
+    from paddlelite.lite import Opt
+
+    opt = Opt()
+    opt.set_model_file(model_file)
+    opt.set_param_file(params_file)
+    opt.set_valid_places(places)
+    opt.set_model_type("naive_buffer")
+    if quant_type:
+        opt.set_quant_model(True)
+        opt.set_quant_type(quant_type)
+    if enable_fp16:
+        opt.enable_fp16()
+    # opt appends ".nb" to the output prefix.
+    prefix = out_nb[:-3] if out_nb.endswith(".nb") else out_nb
+    opt.set_optimize_out(prefix)
+    opt.run()
+    return {"nb_file": prefix + ".nb"}
+
+
+def supported_ops(places: str) -> set:
+    """Ops Lite has a kernel for on ``places``, from `paddle_lite_opt --print_supported_ops`."""
+    value, _, _ = child.run("convert.lite_export:_supported_ops_in_child", {"places": places},
+                            tool=TOOL, what=f"listing supported ops for {places}")
+    return set(value["ops"])
+
+
+def _supported_ops_in_child(places):
+    import subprocess
+    import sys
+    from pathlib import Path as _P
+
+    # The Python API prints this table to stdout from C++; the bundled binary is the only clean source.
+    binary = _P(sys.executable).parent / "paddle_lite_opt"
+    cmd = [str(binary) if binary.exists() else "paddle_lite_opt", "--print_supported_ops=true",
+           f"--valid_targets={places}"]
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    ops = set()
+    in_table = False
+    for line in out.splitlines():
+        cols = line.split()
+        if cols[:1] == ["OP_name"]:
+            in_table = True
+        elif in_table and len(cols) > 1 and "Y" in cols[1:]:
+            ops.add(cols[0])  # a Y in any place column (target or host) means a kernel exists
+    return {"ops": sorted(ops)}
