@@ -1,0 +1,13 @@
+"""Rebuild the bundled example: `python -m convert.example` (about 15 s)."""
+import numpy as np
+
+from convert.example import EVAL, HERE, INPUTS, train
+from convert.example.train import digits_data
+
+if __name__ == "__main__":
+    result = train(str(HERE / "digits_cnn"))
+    (HERE / "digits_cnn.pdiparams.info").unlink(missing_ok=True)
+    _, _, x_test, y_test = digits_data()
+    np.savez(INPUTS, x=x_test[:16])
+    np.savez(EVAL, x=x_test, labels=y_test)
+    print(f"digits CNN test accuracy {result['accuracy']:.4f}; wrote {HERE}")

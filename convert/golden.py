@@ -1,0 +1,107 @@
+"""Golden data: sample inputs and the ORIGINAL model's outputs on them (Paddle Inference).
+
+Every artifact in a bundle is judged against these outputs, so they come from
+the untouched source model, never from a legalized or translated copy.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import runtimes
+from runtimes.errors import InputError
+from runtimes.npz import load_npz, validate_feeds
+from runtimes.specs import TensorSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 1
+
+
+def parse_shape_options(options: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
+    """``["x=1,3,224,224"]`` -> ``{"x": (1, 3, 224, 224)}``."""
+    shapes = {}
+    for option in options or ():
+        name, sep, dims = option.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+            if any(d <= 0 for d in shapes[name]):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"--shape {option!r} is not NAME=D1,D2,... with positive dims",
+                             "example: --shape x=1,3,224,224") from None
+    return shapes
+
+
+def concrete_shape(spec: TensorSpec, shapes: Dict[str, Tuple[int, ...]]) -> Tuple[int, ...]:
+    if spec.name in shapes:
+        shape = shapes[spec.name]
+        if not spec.accepts_shape(shape):
+            raise InputError(f"--shape {spec.name}={','.join(map(str, shape))} does not fit the model's "
+                             f"input {spec.describe()}", "keep the fixed dims as the model declares them")
+        return shape
+    dims = list(spec.shape)
+    if dims and dims[0] is None:
+        dims[0] = DEFAULT_BATCH  # a dynamic leading dim is the batch
+    if any(d is None for d in dims):
+        example = ",".join("N" if d is None else str(d) for d in dims)
+        raise InputError(f"input {spec.describe()} has dynamic dimensions wherry cannot guess",
+                         f"pass --shape {spec.name}={example} with N replaced by a real size")
+    return tuple(dims)
+
+
+def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], seed: int = 0):
+    """Seeded random feeds: standard normal floats (the scale of normalized images), small ints."""
+    unknown = sorted(set(shapes) - {s.name for s in specs})
+    if unknown:
+        raise InputError(f"--shape names unknown input(s) {', '.join(unknown)}",
+                         f"the model's inputs are {', '.join(s.name for s in specs)}")
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = concrete_shape(spec, shapes)
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind in "iu":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(bool)
+        else:
+            raise InputError(f"cannot make random data for {spec.describe()}", "pass real inputs with --inputs in.npz")
+    return feeds
+
+
+def user_inputs(path: Path, specs: List[TensorSpec]):
+    feeds = load_npz(path)
+    validate_feeds(specs, feeds)
+    return {s.name: feeds[s.name] for s in specs}
+
+
+def reference_outputs(model_path: Path, feeds: dict) -> Dict[str, np.ndarray]:
+    """Run the original model with Paddle Inference (in a child process: it can abort too)."""
+    with runtimes.open(str(model_path), backend="paddle", isolate=True) as session:
+        return session.run(feeds)
+
+
+def degenerate_outputs(outputs: Dict[str, np.ndarray]) -> List[str]:
+    """Warnings for near-constant goldens, on which any comparison says little."""
+    warnings = []
+    for name, value in outputs.items():
+        if value.size == 0 or value.dtype.kind not in "fc":
+            continue
+        scale = float(np.max(np.abs(value)))
+        spread = float(np.max(value) - np.min(value))
+        if scale < 1e-6 or spread <= 1e-6 * max(scale, 1e-30):
+            warnings.append(f"golden output {name!r} is nearly constant (max |x| = {scale:.3g}, "
+                            f"range = {spread:.3g}): parity on it is uninformative; pass real data with --inputs")
+    return warnings
+
+
+def golden_origin(inputs_path: Optional[Path]) -> str:
+    return "user" if inputs_path else "random"

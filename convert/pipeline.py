@@ -1,0 +1,266 @@
+"""The conversion pipeline: one Paddle model -> one verified bundle per target.
+
+    read source -> golden run (original model) -> normalize to legacy -> legalize
+    -> per target: Lite .nb, ONNX (shared between targets with the same opset),
+       quantized variants -> manifest -> host verification -> atomic rename
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+import runtimes
+from convert import golden, legalize, lite_export, onnx_export, source
+from convert.normalize import LegacyModel, to_legacy
+from convert.progress import Timeline
+from runtimes import parity
+from runtimes.bundle import (GOLDEN_INPUTS, GOLDEN_OUTPUTS, REPORT, Artifact, Manifest, Tolerance,
+                             content_hash)
+from runtimes.errors import WherryError
+from targets import Profile, load_profile
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("nb", "onnx")
+
+
+class OutputError(WherryError):
+    """The output location cannot be written."""
+
+
+@dataclass
+class ConvertOptions:
+    model: str
+    targets: Sequence[str] = ("desktop-x86_64",)
+    formats: Optional[Sequence[str]] = None          # default: what each target profile lists
+    out_dir: Path = Path("out")
+    inputs: Optional[Path] = None                     # user npz for the golden run
+    shapes: Dict[str, tuple] = field(default_factory=dict)
+    precisions: Optional[Sequence[str]] = None        # default: the profile's
+    calib: Optional[Path] = None
+    seed: int = 0
+    force: bool = False
+    verify: bool = True
+    name: Optional[str] = None
+
+
+@dataclass
+class BundleResult:
+    target: str
+    path: Path
+    manifest: Manifest
+    check: Optional[object]          # runtimes CheckReport of the host verification
+    report: dict
+
+    @property
+    def ok(self) -> bool:
+        return self.check is None or self.check.ok
+
+
+def _versions() -> dict:
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+    return {"wherry": runtimes.__version__, "paddle": version("paddlepaddle"), "paddlelite": version("paddlelite"),
+            "paddle2onnx": version("paddle2onnx"), "onnx": version("onnx"), "onnxruntime": version("onnxruntime"),
+            "numpy": np.__version__}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".wherry-probe-")
+        probe.close()
+    except OSError as exc:
+        raise OutputError(f"cannot write to output directory {out_dir}: {exc.strerror or exc}",
+                          "choose another directory with -o") from None
+
+
+def _tolerances(profile: Profile, precision: str, outputs) -> Dict[str, Tolerance]:
+    base = parity.default_tolerance(precision)
+    override = profile.tolerances.get(precision, {})
+    merged = Tolerance(**{**base.__dict__, **override})
+    return {spec.name: merged for spec in outputs}
+
+
+def _nb_name(profile: Profile) -> str:
+    places = [p for p in profile.lite_places if p not in ("arm", "x86")]
+    return "model." + "-".join([profile.arch_family] + places) + ".nb"
+
+
+def convert(options: ConvertOptions) -> List[BundleResult]:
+    timeline = Timeline()
+    profiles = [load_profile(t) for t in options.targets]
+    formats = list(options.formats) if options.formats else None
+    if formats:
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")
+
+    with timeline.step("reading model"):
+        info = source.read(options.model)
+    name = options.name or info.files.name
+    log.info("model %s: %s format, inputs %s, outputs %s", name, info.format,
+             ", ".join(s.describe() for s in info.inputs), ", ".join(s.describe() for s in info.outputs))
+
+    out_dir = Path(options.out_dir)
+    _check_output_dir(out_dir)
+    finals = {p.name: out_dir / f"{name}.{p.name}" for p in profiles}
+    existing = [str(p) for p in finals.values() if p.exists()]
+    if existing and not options.force:
+        raise OutputError(f"bundle {existing[0]} already exists", "pass --force to replace it, or choose -o")
+
+    # Inputs are validated before any long work starts.
+    if options.inputs:
+        feeds = golden.user_inputs(Path(options.inputs), info.inputs)
+        if options.shapes:
+            log.warning("--shape is ignored when --inputs gives real data")
+    else:
+        feeds = golden.random_inputs(info.inputs, options.shapes, options.seed)
+    calib = None
+    wanted_precisions = {p for prof in profiles for p in (options.precisions or prof.precisions)}
+    if wanted_precisions - {"fp32"}:
+        from convert import quantize
+        calib = quantize.load_calibration(options.calib, info.inputs) if options.calib else None
+
+    with timeline.step("golden run (Paddle Inference on the original model)"):
+        start = time.perf_counter()
+        reference = golden.reference_outputs(info.files.model_file if info.format != "paddle1"
+                                             else info.files.param_dir, feeds)
+        timeline.book_tool("paddle inference", time.perf_counter() - start)
+    warnings = golden.degenerate_outputs(reference)
+    for w in warnings:
+        log.warning(w)
+
+    with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work:
+        work = Path(work)
+        with timeline.step("preparing a legacy program" if info.format != "legacy" else "checking program"):
+            legacy = to_legacy(info, work)
+        with timeline.step("legalizing for Lite and paddle2onnx"):
+            legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
+                                                                   work / "legal")
+        onnx_cache: Dict[int, Path] = {}
+        results = []
+        for profile in profiles:
+            results.append(_build_bundle(profile, options, info, name, feeds, reference, legacy,
+                                         legal_model, legal_params, changes, warnings, calib, formats,
+                                         onnx_cache, timeline, work, finals[profile.name]))
+    return results
+
+
+def _build_bundle(profile, options, info, name, feeds, reference, legacy: LegacyModel, legal_model, legal_params,
+                  changes, warnings, calib, formats, onnx_cache, timeline, work, final: Path) -> BundleResult:
+    target_formats = [f for f in profile.artifacts if formats is None or f in formats]
+    if not target_formats:
+        raise WherryError(f"target {profile.name} builds none of the requested formats {', '.join(formats)}",
+                          f"it builds {', '.join(profile.artifacts)}")
+    precisions = list(options.precisions or profile.precisions)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        artifacts: List[Artifact] = []
+        fp32_onnx = None
+        if "nb" in target_formats:
+            nb_name = _nb_name(profile)
+            places = ",".join(profile.lite_places)
+            with timeline.step(f"[{profile.name}] Paddle Lite opt ({places})"):
+                result = lite_export.export_nb(legal_model, legal_params, stage / nb_name, profile.lite_places)
+                timeline.book_tool("paddle lite opt", result.seconds)
+            artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
+                                       places=places, notes=result.notes))
+        if "onnx" in target_formats:
+            opset = profile.onnx_opset
+            if opset not in onnx_cache:
+                with timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
+                    path = work / f"model.opset{opset}.onnx"
+                    result = onnx_export.export_onnx(legal_model, legal_params, path, opset,
+                                                     input_names=[s.name for s in info.inputs],
+                                                     output_names=[s.name for s in info.outputs])
+                    timeline.book_tool("paddle2onnx", result.seconds)
+                onnx_cache[opset] = path
+            shutil.copyfile(onnx_cache[opset], stage / "model.onnx")
+            fp32_onnx = stage / "model.onnx"
+            artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
+        extra = [p for p in precisions if p != "fp32"]
+        if extra:
+            from convert import quantize
+            with timeline.step(f"[{profile.name}] quantizing ({', '.join(extra)})"):
+                artifacts += quantize.build_quantized(
+                    stage_dir=stage, precisions=extra, model_file=legal_model, params_file=legal_params,
+                    fp32_onnx=fp32_onnx if "onnx" in target_formats else None, input_specs=info.inputs,
+                    lite_places=profile.lite_places if "nb" in target_formats else None, calib=calib,
+                    opset=profile.onnx_opset)
+        if "fp32" not in precisions:
+            for art in [a for a in artifacts if a.precision == "fp32"]:
+                (stage / art.file).unlink()
+            artifacts = [a for a in artifacts if a.precision != "fp32"]
+
+        (stage / "golden").mkdir()
+        np.savez(stage / GOLDEN_INPUTS, **feeds)
+        np.savez(stage / GOLDEN_OUTPUTS, **reference)
+        manifest = Manifest(
+            name=name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
+            source={"format": info.format, "translated": legacy.translated,
+                    "files": [{"name": p.name, "sha256": _sha256(p)} for p in info.files.all_files()],
+                    "legalized": changes, "notes": legacy.notes},
+            tools=_versions(), target={"name": profile.name, "arch": profile.arch, "os": profile.os},
+            golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
+                    "origin": golden.golden_origin(options.inputs), "seed": options.seed},
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        manifest.tools["onnx_opset"] = profile.onnx_opset
+        manifest.write(stage)
+
+        check = None
+        if options.verify:
+            with timeline.step(f"[{profile.name}] verifying artifacts on this host"):
+                check = runtimes.check(stage)
+        report = {"model": name, "target": profile.name, "timings": timeline.to_json(), "warnings": warnings,
+                  "legalized": changes, "artifacts": [a.to_json() for a in artifacts],
+                  "verification": check.to_json() if check is not None else None}
+        (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        _publish(stage, final, options.force)
+        return BundleResult(profile.name, final, manifest, check, report)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _artifact(stage, file, fmt, precision, arch, profile, info, places=None, notes=None) -> Artifact:
+    path = stage / file
+    return Artifact(file=file, format=fmt, precision=precision, arch=arch, size=path.stat().st_size,
+                    sha256=content_hash(path), places=places,
+                    tolerance=_tolerances(profile, precision, info.outputs), notes=list(notes or []))
+
+
+def _publish(stage: Path, final: Path, force: bool) -> None:
+    """Move the finished bundle into place; an old bundle is replaced only as a whole."""
+    if final.exists():
+        if not force:
+            raise OutputError(f"bundle {final} already exists", "pass --force to replace it")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+        os.rename(stage, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(stage, final)
