@@ -1,0 +1,206 @@
+"""The `wherry` command line: convert, inspect, check, run, bench, targets."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+from runtimes.errors import WherryError
+
+log = logging.getLogger("wherry")
+
+EPILOG = """examples:
+  wherry convert --example                       convert and verify the bundled digits model
+  wherry convert model.pdmodel -t rpi4 -o out    bundle for a Raspberry Pi 4 (.nb + .onnx + golden data)
+  wherry convert model.json -t desktop-x86_64 -t rpi4 --shape x=1,3,224,224
+  wherry inspect inference.pdmodel               inputs, outputs, ops and Lite op support per target
+  wherry check out/model.rpi4                    re-check a bundle against its golden outputs
+"""
+
+
+def _split(values: Optional[List[str]]) -> Optional[List[str]]:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _add_convert(sub):
+    p = sub.add_parser("convert", help="convert a Paddle model into a verified bundle",
+                       description="Convert a Paddle inference model (legacy .pdmodel, Paddle 3 PIR .json or a "
+                                   "Paddle 1.x directory) into a bundle of Paddle Lite .nb and ONNX artifacts with "
+                                   "golden outputs, and verify every artifact that can run on this machine.")
+    p.add_argument("model", nargs="?", help="model directory, model file (.pdmodel/.json/__model__) or file prefix")
+    p.add_argument("--example", action="store_true", help="convert the bundled digits CNN (real data)")
+    p.add_argument("-t", "--target", action="append", metavar="TARGET",
+                   help="target profile name or .toml file; repeat for several (default: desktop-x86_64)")
+    p.add_argument("--format", action="append", metavar="FMT", help="artifact formats: nb,onnx (default: the target's)")
+    p.add_argument("-o", "--out", default="out", help="output directory (default: ./out)")
+    p.add_argument("--name", help="bundle name (default: derived from the model path)")
+    p.add_argument("--inputs", type=Path, help="golden inputs: .npz with one array per model input")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help="concrete shape for an input with dynamic dims (random golden inputs)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random golden inputs (default 0)")
+    p.add_argument("--precision", action="append", metavar="P",
+                   help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
+    p.add_argument("--calib", type=Path, help="calibration data for int8 (.npz keyed by input name)")
+    p.add_argument("--force", action="store_true", help="replace existing bundles")
+    p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args) -> int:
+    from convert import example, pipeline
+
+    if args.example == bool(args.model):
+        raise WherryError("give either a MODEL or --example", "try: wherry convert --example")
+    model, inputs, name = args.model, args.inputs, args.name
+    if args.example:
+        model, inputs, name = str(example.MODEL), inputs or example.INPUTS, name or "digits_cnn"
+    options = pipeline.ConvertOptions(
+        model=model, targets=args.target or ["desktop-x86_64"], formats=_split(args.format),
+        out_dir=Path(args.out), inputs=inputs, shapes=_parse_shapes(args.shape), precisions=_split(args.precision),
+        calib=args.calib, seed=args.seed, force=args.force or args.example, verify=not args.no_verify, name=name)
+    results = pipeline.convert(options)
+    if args.json:
+        print(json.dumps([{"target": r.target, "bundle": str(r.path), "ok": r.ok, "report": r.report}
+                          for r in results], indent=2, default=str))
+    else:
+        for r in results:
+            print(f"\nbundle {r.path}  (target {r.target})")
+            if r.check is not None:
+                print(r.check.table())
+            for w in r.report.get("warnings", []):
+                print(f"warning: {w}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        log.error("parity failed for %s", ", ".join(str(r.path) for r in failed))
+        return 1
+    return 0
+
+
+def _parse_shapes(options):
+    from convert.golden import parse_shape_options
+    return parse_shape_options(options)
+
+
+def _add_inspect(sub):
+    p = sub.add_parser("inspect", help="show a model's format, inputs, outputs, ops and Lite support",
+                       description="Read a Paddle model without running it: format, inputs and outputs, the op "
+                                   "list, and for each target profile which ops Paddle Lite has kernels for.")
+    p.add_argument("model")
+    p.add_argument("-t", "--target", action="append", metavar="TARGET",
+                   help="targets to check Lite op support for (default: desktop-x86_64 and rpi4)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.set_defaults(func=cmd_inspect)
+
+
+def cmd_inspect(args) -> int:
+    from convert import inspect as inspect_model
+
+    report = inspect_model.inspect(args.model, args.target or ["desktop-x86_64", "rpi4"])
+    print(json.dumps(report, indent=2) if args.json else inspect_model.render(report))
+    return 0
+
+
+def _add_runner_commands(sub):
+    """check / run / bench / info come from the on-device runner, so host and board behave alike."""
+    from runtimes import cli as runner
+
+    specs = [("check", "check a bundle's artifacts against its golden outputs", runner.add_check_args,
+              runner.cmd_check),
+             ("run", "run an artifact on inputs from an .npz", runner.add_run_args, runner.cmd_run),
+             ("bench", "measure an artifact's load time, latency and memory", runner.add_bench_args,
+              runner.cmd_bench),
+             ("info", "describe this device and its runtimes", None, runner.cmd_info)]
+    for name, help_text, add_args, func in specs:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if add_args:
+            add_args(p)
+        _add_device(p, name)
+        p.set_defaults(func=_device_dispatch(name, func))
+
+
+def _add_device(parser, command):
+    try:
+        from targets.cli import add_device_option
+    except ImportError:  # device connections are optional on a minimal install
+        return
+    add_device_option(parser)
+
+
+def _device_dispatch(command, local_func):
+    def run(args) -> int:
+        device = getattr(args, "device", None) or "local"
+        if device == "local":
+            return local_func(args)
+        from targets.cli import run_device_command
+        return run_device_command(command, args)
+    return run
+
+
+def _add_targets(sub):
+    try:
+        from targets.cli import add_targets_commands
+    except ImportError:
+        return
+    add_targets_commands(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wherry", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Carry PaddlePaddle models to the edge: convert to Paddle Lite .nb and ONNX, "
+                    "and prove parity with the original model on every target.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--version", action="version", version=f"wherry {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_convert(sub)
+    _add_inspect(sub)
+    _add_runner_commands(sub)
+    _add_targets(sub)
+    return parser
+
+
+def _version() -> str:
+    import runtimes
+    return runtimes.__version__
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if verbose == 0:
+        # Library chatter is for -v; the user sees wherry's own steps.
+        for noisy in ("convert", "runtimes", "targets"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if not quiet else logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*ccache.*")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except WherryError as exc:
+        print(f"wherry: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("wherry: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
