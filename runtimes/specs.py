@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -20,6 +18,8 @@ class TensorSpec:
 
     @classmethod
     def from_json(cls, data: dict) -> "TensorSpec":
+        import numpy as np  # lazily: `import runtimes` stays cheap (the pytest plugin loads it in every run)
+
         shape = tuple(None if d is None or d < 0 else int(d) for d in data["shape"])
         return cls(str(data["name"]), str(np.dtype(data["dtype"])), shape)
 

@@ -1,0 +1,67 @@
+"""Backend registry. Each backend is one module that imports its library only when a
+session of that backend is opened, so `runtimes` works with any subset installed."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from importlib import metadata
+from typing import Dict, List, Optional
+
+from ..errors import BackendUnavailable
+from ..specs import TensorSpec
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+# name -> (backend module, library module, distributions that provide it, install hint)
+_REGISTRY = {
+    "onnxruntime": ("runtimes.backends.onnxruntime_backend", "onnxruntime",
+                    ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
+                    "pip install onnxruntime"),
+    "paddlelite": ("runtimes.backends.paddlelite_backend", "paddlelite",
+                   ("paddlelite",), "pip install paddlelite (x86_64 wheels only; on ARM build Paddle Lite's "
+                                    "Python light API from source)"),
+    "paddle": ("runtimes.backends.paddle_backend", "paddle",
+               ("paddlepaddle", "paddlepaddle-gpu"), "pip install paddlepaddle (host only)"),
+}
+NAMES = tuple(_REGISTRY)
+
+
+def version(name: str) -> Optional[str]:
+    """The installed version of a backend's library, or None; never imports it."""
+    _, module, dists, _ = _REGISTRY[name]
+    try:
+        if importlib.util.find_spec(module) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"  # importable but not installed as a distribution (e.g. built from source)
+
+
+def available() -> Dict[str, Optional[str]]:
+    return {name: version(name) for name in _REGISTRY}
+
+
+def install_hint(name: str) -> str:
+    return _REGISTRY[name][3]
+
+
+def require(name: str) -> None:
+    if name not in _REGISTRY:
+        raise BackendUnavailable(f"unknown backend {name!r}", f"choose one of {', '.join(_REGISTRY)}")
+    if version(name) is None:
+        raise BackendUnavailable(f"backend {name} is not installed on this device", install_hint(name))
+
+
+def load(name: str, path: str, threads: Optional[int] = None,
+         inputs: Optional[List[TensorSpec]] = None, outputs: Optional[List[TensorSpec]] = None) -> Backend:
+    """Open ``path`` with backend ``name`` in this process."""
+    require(name)
+    module = importlib.import_module(_REGISTRY[name][0])
+    return module.open_backend(path, threads=threads, inputs=inputs, outputs=outputs)

@@ -1,0 +1,61 @@
+"""ONNX Runtime backend (CPU execution provider)."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..errors import BackendUnavailable, BundleError
+from ..specs import TensorSpec
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+_ORT_DTYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8", "tensor(bool)": "bool", "tensor(bfloat16)": "bfloat16",
+}
+
+
+def _spec(arg) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or ()))
+    return TensorSpec(arg.name, _ORT_DTYPES.get(arg.type, arg.type), shape)
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path: str, threads: Optional[int] = None):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable(f"onnxruntime cannot be imported: {exc}", "pip install onnxruntime") from None
+        self.version = ort.__version__
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.log_severity_level = 3  # warnings about unused initializers are noise for users
+        try:
+            self._sess = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for bad models
+            raise BundleError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:300]}",
+                              "the file is not a valid ONNX model for this onnxruntime; convert it again or "
+                              "upgrade onnxruntime") from None
+        self.inputs = [_spec(a) for a in self._sess.get_inputs()]
+        self.outputs = [_spec(a) for a in self._sess.get_outputs()]
+        self._names = [o.name for o in self.outputs]
+
+    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        return dict(zip(self._names, self._sess.run(self._names, feeds)))
+
+    def close(self) -> None:
+        self._sess = None
+
+
+def open_backend(path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
+                 outputs: Optional[List[TensorSpec]] = None) -> Backend:
+    # The ONNX file describes itself; manifest specs are not needed.
+    return OnnxRuntimeBackend(path, threads)

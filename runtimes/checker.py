@@ -1,0 +1,210 @@
+"""``runtimes.check``: run every artifact of a bundle that can run on this device against
+the golden outputs. Artifacts that cannot run here are reported as "not verifiable
+here" with the reason, never as passed."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+from xml.sax.saxutils import quoteattr, escape
+
+from . import device, parity
+from .bundle import GOLDEN_INPUTS, GOLDEN_OUTPUTS, Artifact, Bundle, load_bundle
+from .errors import BundleError, InputError, WherryError
+
+log = logging.getLogger(__name__)
+
+PASSED, FAILED, UNVERIFIABLE = "passed", "failed", "not verifiable here"
+
+
+@dataclass
+class ArtifactResult:
+    file: str
+    format: str
+    runtime: str
+    precision: str
+    arch: str
+    size: int
+    status: str = FAILED
+    reason: str = ""
+    outputs: List[parity.OutputParity] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def worst(self) -> Optional[parity.OutputParity]:
+        """The output with the largest relative error (the one to show in a one-line summary)."""
+        judged = [o for o in self.outputs if o.max_rel is not None]
+        failed = [o for o in self.outputs if not o.passed]
+        pool = failed or judged or self.outputs
+        return max(pool, key=lambda o: o.max_rel if o.max_rel is not None else float("inf")) if pool else None
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "format": self.format, "runtime": self.runtime, "precision": self.precision,
+                "arch": self.arch, "size": self.size, "status": self.status, "reason": self.reason,
+                "seconds": round(self.seconds, 4), "outputs": [o.to_json() for o in self.outputs]}
+
+
+@dataclass
+class CheckReport:
+    bundle: str
+    name: str
+    target: dict
+    device: dict
+    results: List[ArtifactResult]
+
+    @property
+    def verified(self) -> List[ArtifactResult]:
+        return [r for r in self.results if r.status != UNVERIFIABLE]
+
+    @property
+    def failed(self) -> List[ArtifactResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+    @property
+    def unverifiable(self) -> List[ArtifactResult]:
+        return [r for r in self.results if r.status == UNVERIFIABLE]
+
+    @property
+    def ok(self) -> bool:
+        """No failure, and at least one artifact was really verified on this device."""
+        return not self.failed and bool(self.verified)
+
+    def to_json(self) -> dict:
+        return {"bundle": self.bundle, "name": self.name, "target": self.target, "device": self.device,
+                "ok": self.ok, "artifacts": [r.to_json() for r in self.results]}
+
+    def table(self) -> str:
+        rows = [("artifact", "size", "precision", "max abs err", "cosine", "verdict")]
+        notes = []
+        for r in self.results:
+            worst = r.worst()
+            err = f"{worst.max_abs:.3g}" if worst and worst.max_abs is not None else "-"
+            cos = f"{min(o.cosine for o in r.outputs if o.cosine is not None):.6f}" \
+                if any(o.cosine is not None for o in r.outputs) else "-"
+            verdict = {PASSED: "PASS", FAILED: "FAIL", UNVERIFIABLE: "not verifiable here"}[r.status]
+            rows.append((r.file, _size(r.size), r.precision, err, cos, verdict))
+            for o in r.outputs:
+                if not o.passed:
+                    notes.append(f"  {r.file}: output {o.name!r}: {o.reason}")
+                elif o.uninformative:
+                    notes.append(f"  {r.file}: output {o.name!r}: golden nearly constant; parity uninformative")
+            if r.reason and r.status != PASSED:
+                notes.append(f"  {r.file}: {r.reason}")
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        summary = (f"{self.name}: {len([r for r in self.results if r.status == PASSED])} passed, "
+                   f"{len(self.failed)} failed, {len(self.unverifiable)} not verifiable here "
+                   f"(device {self.device.get('machine')})")
+        if not self.verified:
+            summary += " - nothing could be verified on this device"
+        return "\n".join(lines + notes + [summary])
+
+    def junit_xml(self) -> str:
+        cases = []
+        for r in self.results:
+            outs = r.outputs or [None]
+            for o in outs:
+                name = f"{r.file}::{o.name}" if o is not None else r.file
+                attrs = f'classname={quoteattr("wherry." + self.name)} name={quoteattr(name)} ' \
+                        f'time="{r.seconds / len(outs):.4f}"'
+                if r.status == UNVERIFIABLE:
+                    body = f'<skipped message={quoteattr("not verifiable here: " + r.reason)}/>'
+                elif o is None or not o.passed:
+                    message = (o.reason if o is not None else r.reason) or r.reason
+                    body = f'<failure message={quoteattr(message)}>{escape(json.dumps(o.to_json() if o else r.to_json(), indent=1))}</failure>'
+                else:
+                    body = ""
+                cases.append(f"  <testcase {attrs}>{body}</testcase>")
+        n_fail = sum(c.count("<failure") for c in cases)
+        n_skip = sum(c.count("<skipped") for c in cases)
+        return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n<testsuite name={quoteattr("wherry-check " + self.name)} '
+                f'tests="{len(cases)}" failures="{n_fail}" skipped="{n_skip}" errors="0">\n' + "\n".join(cases)
+                + "\n</testsuite>\n</testsuites>\n")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return str(n)
+
+
+def golden_data(bundle: Bundle):
+    """(inputs, outputs) of a bundle's golden npz files."""
+    from .npz import load_npz
+
+    paths = [bundle.root / bundle.manifest.golden.get(k, d)
+             for k, d in (("inputs", GOLDEN_INPUTS), ("outputs", GOLDEN_OUTPUTS))]
+    for p in paths:
+        if not p.is_file():
+            raise BundleError(f"bundle {bundle.root} has no {p.relative_to(bundle.root)}",
+                              "copy the whole bundle directory (golden/ included)")
+    try:
+        return load_npz(paths[0]), load_npz(paths[1])
+    except InputError as exc:
+        raise BundleError(f"golden data of {bundle.root} is unreadable: {exc.message}", exc.hint) from None
+
+
+def _align(golden: Mapping, actual: Mapping) -> Dict:
+    """Actual outputs keyed by golden names; by position when the names differ but the counts match
+    (an artifact made from a translated program may name its outputs differently)."""
+    if all(n in actual for n in golden) or len(actual) != len(golden):
+        return dict(actual)
+    log.info("output names differ from the golden ones (%s vs %s); matching by position",
+             list(actual), list(golden))
+    return dict(zip(golden, actual.values()))
+
+
+def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None, isolate: bool = True,
+                   threads: Optional[int] = None) -> ArtifactResult:
+    from .session import open_session, unsupported_reason
+
+    result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
+    start = time.perf_counter()
+    try:
+        bundle.verify_artifact(art)  # integrity first, even for artifacts that cannot run here
+    except BundleError as exc:
+        result.reason = exc.message
+        return result
+    why_not = unsupported_reason(art.arch, art.runtime)
+    if why_not:
+        result.status, result.reason = UNVERIFIABLE, why_not
+        return result
+    try:
+        with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads) as session:
+            actual = session.run(feeds)
+    except WherryError as exc:
+        result.reason = str(exc)
+        result.seconds = time.perf_counter() - start
+        return result
+    actual = _align(golden, actual)
+    tolerances = {}
+    for name in golden:
+        base = art.tolerance.get(name) or parity.default_tolerance(art.precision if art.precision in
+                                                                   parity._DEFAULTS else "fp32")
+        tolerances[name] = parity.apply_overrides(base, name, overrides)
+    result.outputs = parity.compare(golden, actual, tolerances)
+    result.seconds = time.perf_counter() - start
+    failed = [o.name for o in result.outputs if not o.passed]
+    result.status = FAILED if failed else PASSED
+    if failed:
+        result.reason = "failing output(s): " + ", ".join(failed)
+    return result
+
+
+def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
+          overrides: Optional[Mapping[str, Mapping[str, float]]] = None, isolate: bool = True,
+          threads: Optional[int] = None) -> CheckReport:
+    """Check every artifact (or the named ones) that can run on this device against the golden outputs."""
+    bundle = load_bundle(bundle_dir)
+    chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
+    feeds, golden = golden_data(bundle)
+    results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads) for art in chosen]
+    for r in results:
+        log.info("%s: %s %s", r.file, r.status, r.reason)
+    return CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device.describe(), results)

@@ -1,0 +1,197 @@
+"""Run a backend in a child process so a native crash cannot take the caller down.
+
+The child is ``python -m runtimes.worker RFD WFD``: it reads requests from one
+pipe and writes replies to another (its stdout/stderr are the native
+libraries' logs and go to a file, for the tail shown when it dies). Arrays
+travel as uncompressed .npz bytes (no pickle); a segfault or abort in the child
+becomes ``NativeCrash(backend, signal, last log lines)``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import weakref
+from typing import Dict, Optional
+
+from . import errors
+from .backends.base import Backend
+from .errors import NativeCrash, WherryError
+from .specs import TensorSpec
+
+log = logging.getLogger(__name__)
+
+_NOISE = ("ccache", "warnings.warn(", "UserWarning")
+
+
+class _ChildGone(Exception):
+    pass
+
+
+# ----------------------------------------------------------------------------- framing
+
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise _ChildGone()
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def send(fd: int, header: dict, arrays: Optional[Dict[str, "object"]] = None) -> None:
+    payload = b""
+    if arrays is not None:
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        payload = buf.getvalue()
+    head = json.dumps(header).encode()
+    _write_all(fd, struct.pack("<QQ", len(head), len(payload)) + head + payload)
+
+
+def receive(fd: int):
+    head_len, payload_len = struct.unpack("<QQ", _read_exact(fd, 16))
+    header = json.loads(_read_exact(fd, head_len).decode())
+    arrays = None
+    if payload_len:
+        import numpy as np
+
+        with np.load(io.BytesIO(_read_exact(fd, payload_len)), allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    return header, arrays
+
+
+def error_to_json(exc: BaseException) -> dict:
+    if isinstance(exc, WherryError):
+        return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    return {"type": "WherryError", "message": f"{type(exc).__name__}: {exc}", "hint": None}
+
+
+def error_from_json(data: dict) -> WherryError:
+    cls = getattr(errors, data.get("type", ""), None)
+    if not (isinstance(cls, type) and issubclass(cls, WherryError)) or cls is NativeCrash:
+        cls = WherryError
+    return cls(data.get("message", "unknown error"), data.get("hint"))
+
+
+# ----------------------------------------------------------------------------- parent side
+
+def _tail(path: str, lines: int = 12) -> str:
+    try:
+        with open(path, errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return ""
+    kept = [ln for ln in text.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
+    return "\n".join(kept[-lines:])
+
+
+def _cleanup(proc: subprocess.Popen, fds, log_path: str) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    try:
+        os.unlink(log_path)
+    except OSError:
+        pass
+
+
+class IsolatedBackend(Backend):
+    """A backend living in a child process; same protocol as the in-process ones."""
+
+    def __init__(self, target, threads: Optional[int] = None, timeout: Optional[float] = None):
+        super().__init__()
+        self.name = target.backend
+        self._label = target.label
+        self._timeout = timeout
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        fd, self._log_path = tempfile.mkstemp(prefix="wherry-session-", suffix=".log")
+        env = dict(os.environ)
+        # The package root must be importable in the child even when wherry is not installed.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "runtimes.worker", str(to_child_r), str(from_child_w)],
+                stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
+                pass_fds=(to_child_r, from_child_w))
+        finally:
+            os.close(fd)
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._w, self._r = to_child_w, from_child_r
+        self._finalizer = weakref.finalize(self, _cleanup, self._proc, (self._w, self._r), self._log_path)
+        reply, _ = self._call({"op": "open", "backend": target.backend, "path": target.path, "threads": threads,
+                               "inputs": [s.to_json() for s in target.inputs] if target.inputs else None,
+                               "outputs": [s.to_json() for s in target.outputs] if target.outputs else None},
+                              None, f"loading {target.label}")
+        self.inputs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in reply["inputs"]]
+        self.outputs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in reply["outputs"]]
+        self.specs_complete = reply["specs_complete"]
+        self.version = reply.get("version")
+        self.pid = self._proc.pid
+
+    def _call(self, header: dict, arrays, what: str):
+        try:
+            send(self._w, header, arrays)
+            reply, out = receive(self._r)
+        except (_ChildGone, BrokenPipeError, OSError):
+            self._raise_crash(what)
+        if "error" in reply:
+            raise error_from_json(reply["error"])
+        return reply, out
+
+    def _raise_crash(self, what: str):
+        try:
+            code = self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = self._proc.wait()
+        tail = _tail(self._log_path)
+        self._finalizer()
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+        else:
+            name = f"exit code {code}"
+        raise NativeCrash(self.name, name, tail, what=what,
+                          hint="the native library failed on this model; the caller is unharmed. "
+                               "Try another artifact or report the model with this log")
+
+    def run(self, feeds):
+        _, outputs = self._call({"op": "run"}, feeds, f"running {self._label}")
+        return outputs or {}
+
+    def close(self) -> None:
+        if self._finalizer.alive:
+            try:
+                send(self._w, {"op": "close"})
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._finalizer()

@@ -1,0 +1,86 @@
+"""Reading .npz data files safely and checking feeds against a model's inputs.
+
+An .npz may come from anywhere (a user, a board, a download), so pickled
+objects are never loaded: a pickle can run arbitrary code.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from typing import Dict, List, Mapping
+
+import numpy as np
+
+from .errors import InputError
+from .specs import TensorSpec
+
+log = logging.getLogger(__name__)
+
+
+def load_npz(path: os.PathLike) -> Dict[str, np.ndarray]:
+    """All arrays of an .npz file, loaded into memory; never unpickles."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"data file {path} does not exist", "pass the path of an .npz written by numpy.savez")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise InputError(f"{path} holds a single array, not named arrays (.npz)",
+                                 "save it with numpy.savez(path, input_name=array)")
+            for name in data.files:
+                arrays[name] = data[name]
+    except InputError:
+        raise
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise InputError(f"{path} holds pickled Python objects, which wherry never loads (unsafe)",
+                             "save plain numeric arrays: numpy.savez(path, x=arr.astype('float32'))") from None
+        raise InputError(f"{path} is not a valid .npz file ({exc})", "write it again with numpy.savez") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise InputError(f"{path} is not a readable .npz file ({exc.__class__.__name__}: {exc})",
+                         "the file is corrupt or truncated; write it again with numpy.savez") from None
+    return arrays
+
+
+def validate_feeds(specs: List[TensorSpec], feeds: Mapping[str, object],
+                   check_shapes: bool = True) -> Dict[str, np.ndarray]:
+    """Check names, dtypes and shapes before anything reaches native code.
+
+    Returns the feeds in the model's input order as C-contiguous arrays (native
+    libraries read raw memory and would see a strided view's wrong layout).
+    """
+    if not isinstance(feeds, Mapping):
+        raise InputError(f"feeds must be a dict of input name -> numpy array, not {type(feeds).__name__}",
+                         "example: session.run({'x': array})")
+    wanted = [s.name for s in specs]
+    missing = [n for n in wanted if n not in feeds]
+    unknown = [n for n in feeds if n not in wanted]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(n) for n in missing))
+        if unknown:
+            parts.append("unknown " + ", ".join(repr(n) for n in unknown))
+        raise InputError(f"feeds do not match the model's inputs: {'; '.join(parts)}",
+                         "the model's inputs are " + ", ".join(s.describe() for s in specs))
+    checked = {}
+    for spec in specs:
+        value = feeds[spec.name]
+        if not isinstance(value, np.ndarray):
+            if isinstance(value, (list, tuple, int, float, np.generic)):
+                raise InputError(f"input {spec.name!r} is a {type(value).__name__}, not a numpy array",
+                                 f"pass numpy.asarray(value, dtype='{spec.dtype}')")
+            raise InputError(f"input {spec.name!r} is a {type(value).__name__}, not a numpy array",
+                             "convert it with numpy.asarray first")
+        if value.dtype.kind == "O":
+            raise InputError(f"input {spec.name!r} is an object array", f"pass a numeric {spec.dtype} array")
+        if check_shapes and str(value.dtype) != spec.dtype:
+            raise InputError(f"input {spec.name!r} has dtype {value.dtype}, the model expects {spec.dtype}",
+                             f"cast it: x.astype('{spec.dtype}')")
+        if check_shapes and not spec.accepts_shape(value.shape):
+            raise InputError(f"input {spec.name!r} has shape {list(value.shape)}, the model expects {spec.describe()}",
+                             "resize or reshape the data to the model's input shape (? marks a free dimension)")
+        checked[spec.name] = value if value.flags.c_contiguous else np.ascontiguousarray(value)
+    return checked

@@ -1,0 +1,184 @@
+"""``runtimes.open``: resolve what a path is, enforce where it may run, and wrap a backend
+in a ``Session`` that validates feeds before they reach native code."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from . import backends, device
+from .bundle import Artifact, Bundle, is_bundle, load_bundle
+from .errors import ArchMismatch, BackendUnavailable, BundleError, InputError
+from .specs import TensorSpec
+
+log = logging.getLogger(__name__)
+
+_PADDLE_SUFFIXES = (".pdmodel", ".json")
+
+
+@dataclass
+class Target:
+    """What ``open`` decided to load."""
+
+    path: str
+    backend: str
+    arch: str                                  # arm | x86 | any
+    label: str                                 # for messages: the artifact's file name
+    inputs: Optional[List[TensorSpec]] = None  # from the manifest, when there is one
+    outputs: Optional[List[TensorSpec]] = None
+    artifact: Optional[Artifact] = None
+
+
+def nb_arch_from_name(path: str) -> str:
+    """'arm' / 'x86' from wherry's .nb naming (model.arm.nb, model.arm-opencl.nb, model.x86.nb), else 'any'."""
+    parts = Path(path).name.lower().split(".")
+    for part in parts[1:-1]:
+        family = part.split("-")[0]
+        if family in ("arm", "x86"):
+            return family
+    return "any"
+
+
+def unsupported_reason(arch: str, backend: str) -> Optional[str]:
+    """Why an artifact for ``arch`` run by ``backend`` cannot run on this device, or None."""
+    here = device.arch_family()
+    if arch in ("arm", "x86") and here in ("arm", "x86") and arch != here:
+        kind = ".nb" if backend == "paddlelite" else "artifact"
+        return f"{arch} {kind} on {device.display_machine()}"
+    if backends.version(backend) is None:
+        if backend == "paddlelite":
+            return "no Paddle Lite runtime on this device"
+        return f"backend {backend} not installed"
+    return None
+
+
+def _check_arch(target: Target) -> None:
+    here = device.arch_family()
+    if target.arch in ("arm", "x86") and here in ("arm", "x86") and target.arch != here:
+        other = "an x86" if target.arch == "x86" else "an ARM"
+        why = ("an ARM .nb loaded by the x86 Paddle Lite runtime runs and silently returns garbage"
+               if target.arch == "arm" else "x86 kernels cannot run on this CPU")
+        raise ArchMismatch(f"{target.label} is {other} artifact; this device is {device.display_machine()}: {why}",
+                           f"run it on a {target.arch} device, or use an artifact built for {here} "
+                           f"(model.{here}.nb or model.onnx)")
+
+
+def _pick_artifact(bundle: Bundle, artifact: Optional[str], backend: Optional[str]) -> Artifact:
+    if artifact:
+        return bundle.manifest.artifact(artifact)
+    arts = [a for a in bundle.manifest.artifacts if backend is None or a.runtime == backend]
+    if not arts:
+        raise BundleError(f"bundle {bundle.root} has no artifact for backend {backend}",
+                          "choose one of: " + ", ".join(a.file for a in bundle.manifest.artifacts))
+    for art in arts:
+        if unsupported_reason(art.arch, art.runtime) is None:
+            log.info("opening %s (first artifact of %s runnable here)", art.file, bundle.root)
+            return art
+    return arts[0]  # not runnable: _check_arch / backends.require explain why
+
+
+def resolve(path: os.PathLike, artifact: Optional[str] = None, backend: Optional[str] = None) -> Target:
+    path = Path(path)
+    if backend is not None and backend not in backends.NAMES:
+        raise BackendUnavailable(f"unknown backend {backend!r}", f"choose one of {', '.join(backends.NAMES)}")
+    if path.is_dir() and is_bundle(path):
+        bundle = load_bundle(path)
+        art = _pick_artifact(bundle, artifact, backend)
+        bundle.verify_artifact(art)
+        return Target(str(bundle.path(art)), backend or art.runtime, art.arch, art.file,
+                      bundle.manifest.inputs, bundle.manifest.outputs, art)
+    if artifact:
+        raise InputError(f"artifact={artifact!r} only applies to a bundle directory, and {path} is not one",
+                         "pass the bundle directory, or the artifact file alone")
+    if path.suffix == ".onnx" or path.suffix == ".nb":
+        if not path.is_file():
+            raise BundleError(f"{path} does not exist", "check the path of the artifact")
+        kind = "onnxruntime" if path.suffix == ".onnx" else "paddlelite"
+        target = Target(str(path), backend or kind, "any", path.name)
+        if path.suffix == ".nb":
+            target.arch = nb_arch_from_name(str(path))
+        # An artifact inside a bundle gets the manifest's arch, hash check and specs.
+        if is_bundle(path.parent):
+            bundle = load_bundle(path.parent)
+            match = [a for a in bundle.manifest.artifacts if Path(a.file).name == path.name]
+            if match:
+                bundle.verify_artifact(match[0])
+                target.arch, target.artifact = match[0].arch, match[0]
+                target.inputs, target.outputs = bundle.manifest.inputs, bundle.manifest.outputs
+        return target
+    if path.name == "__model__" or path.suffix in _PADDLE_SUFFIXES or path.is_dir() or \
+            any(path.with_name(path.name + s).is_file() for s in _PADDLE_SUFFIXES):
+        return Target(str(path), backend or "paddle", "any", path.name)
+    if not path.exists():
+        raise BundleError(f"{path} does not exist", "pass a bundle directory, an .onnx or .nb file, or a Paddle model")
+    raise BundleError(f"cannot tell what {path} is",
+                      "pass a bundle directory, an .onnx file, a Paddle Lite .nb file, or a Paddle model "
+                      "(.pdmodel/.json + .pdiparams, or a 1.x directory with __model__)")
+
+
+class Session:
+    """One loaded model. ``run`` validates feeds, then calls the backend."""
+
+    def __init__(self, impl, target: Target, isolated: bool = False):
+        self._impl = impl
+        self.target = target
+        self.isolated = isolated
+        self._check_shapes = bool(getattr(impl, "specs_complete", True))
+        self._inputs = impl.inputs
+
+    @property
+    def backend(self) -> str:
+        return self._impl.name
+
+    @property
+    def version(self) -> Optional[str]:
+        return self._impl.version
+
+    @property
+    def inputs(self) -> List[TensorSpec]:
+        return list(self._impl.inputs)
+
+    @property
+    def outputs(self) -> List[TensorSpec]:
+        return list(self._impl.outputs)
+
+    @property
+    def path(self) -> str:
+        return self.target.path
+
+    def run(self, feeds: Dict[str, "object"]) -> Dict[str, "object"]:
+        if self._impl is None:
+            raise InputError("this session is closed", "open the model again with runtimes.open")
+        from .npz import validate_feeds
+
+        return self._impl.run(validate_feeds(self._inputs, feeds, self._check_shapes))
+
+    def close(self) -> None:
+        if self._impl is not None:
+            self._impl.close()
+            self._impl = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<runtimes.Session {self.target.label} backend={self.target.backend}{' isolated' if self.isolated else ''}>"
+
+
+def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = None, isolate: bool = False,
+                 backend: Optional[str] = None) -> Session:
+    target = resolve(path, artifact, backend)
+    _check_arch(target)
+    backends.require(target.backend)
+    if isolate:
+        from .isolate import IsolatedBackend
+
+        impl = IsolatedBackend(target, threads)
+    else:
+        impl = backends.load(target.backend, target.path, threads, target.inputs, target.outputs)
+    return Session(impl, target, isolate)

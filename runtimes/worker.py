@@ -1,0 +1,45 @@
+"""Child-process side of an isolated session (see isolate.py). Not a user command."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv) -> int:
+    read_fd, write_fd = int(argv[1]), int(argv[2])
+    from . import backends
+    from .isolate import _ChildGone, error_to_json, receive, send
+    from .specs import TensorSpec
+
+    impl = None
+    while True:
+        try:
+            request, arrays = receive(read_fd)
+        except _ChildGone:  # the parent went away
+            return 0
+        op = request.get("op")
+        try:
+            if op == "open":
+                specs = [None if request.get(k) is None else [TensorSpec.from_json(s) for s in request[k]]
+                         for k in ("inputs", "outputs")]
+                impl = backends.load(request["backend"], request["path"], request.get("threads"), *specs)
+                send(write_fd, {"inputs": [s.to_json() for s in impl.inputs],
+                                "outputs": [s.to_json() for s in impl.outputs],
+                                "specs_complete": impl.specs_complete, "version": impl.version})
+            elif op == "run":
+                outputs = impl.run(arrays or {})
+                send(write_fd, {"ok": True}, outputs)
+            elif op == "close":
+                return 0
+            else:
+                send(write_fd, {"error": {"type": "WherryError", "message": f"unknown request {op!r}"}})
+        except BaseException as exc:  # noqa: BLE001 - every error goes back to the parent
+            send(write_fd, {"error": error_to_json(exc)})
+
+
+if __name__ == "__main__":
+    code = main(sys.argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: skip interpreter teardown, where paddle's static destructors sometimes crash.
+    os._exit(code)
