@@ -179,6 +179,7 @@ def _build_bundle(profile, options, info, name, feeds, reference, legacy: Legacy
     precisions = list(options.precisions or profile.precisions)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
+        stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
         artifacts: List[Artifact] = []
         fp32_onnx = None
         if "nb" in target_formats:
@@ -244,6 +245,12 @@ def _build_bundle(profile, options, info, name, feeds, reference, legacy: Legacy
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _artifact(stage, file, fmt, precision, arch, profile, info, places=None, notes=None) -> Artifact:
