@@ -1,0 +1,6 @@
+"""``python -m runtimes``: the on-device runner (see runtimes/cli.py)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,290 @@
+"""The on-device runner: ``python -m runtimes {info,run,check,bench,serve}``.
+
+The host CLI reuses these parsers and commands as ``wherry run/check/bench/info``:
+``add_*_args(parser)`` adds a command's options and ``cmd_*(args)`` runs it and
+returns the exit code (0 ok, 1 check failed, 2 user error via WherryError).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from typing import Dict, List, Optional
+
+from .errors import InputError, WherryError
+
+log = logging.getLogger(__name__)
+
+_TOL_FIELDS = (("atol", "atol"), ("rtol", "rtol"), ("min_cosine", "min-cosine"), ("min_top1", "min-top1"))
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+def _add_open_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="ARTIFACT",
+                   help="a bundle directory, an .onnx or .nb file, or a Paddle model (.pdmodel/.json/1.x dir)")
+    p.add_argument("--artifact", metavar="FILE", help="which artifact of a bundle (file name, e.g. model.onnx)")
+    p.add_argument("--backend", choices=("onnxruntime", "paddlelite", "paddle"), help="force a backend")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backend")
+    p.add_argument("--inputs", metavar="IN.npz", help="input arrays by input name (default: a bundle's golden inputs)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _load_feeds(args, session) -> Dict:
+    from pathlib import Path
+
+    from .bundle import is_bundle, load_bundle
+    from .npz import load_npz
+
+    if getattr(args, "inputs", None):
+        return load_npz(args.inputs)
+    root = Path(args.path) if Path(args.path).is_dir() else Path(args.path).parent
+    if is_bundle(root):
+        from .checker import golden_data
+
+        return golden_data(load_bundle(root))[0]
+    if getattr(args, "random", False):
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        feeds = {}
+        for spec in session.inputs:
+            if not spec.shape or any(d is None for d in spec.shape[1:]):
+                raise InputError(f"input {spec.describe()} has unknown dimensions; cannot make random data",
+                                 "pass --inputs in.npz")
+            shape = tuple(1 if d is None else d for d in spec.shape)
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        return feeds
+    raise InputError(f"{args.path} is not inside a bundle, so there are no golden inputs to use",
+                     "pass --inputs in.npz (numpy.savez(path, input_name=array))" +
+                     (" or --random" if hasattr(args, "random") else ""))
+
+
+def _open(args, isolate: bool = False):
+    import runtimes
+
+    return runtimes.open(args.path, artifact=getattr(args, "artifact", None), threads=getattr(args, "threads", None),
+                         isolate=isolate, backend=getattr(args, "backend", None))
+
+
+def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
+    """``--atol 1e-3`` (all outputs) and ``--atol NAME:1e-3`` (one output) -> {"*"|name: {field: value}}."""
+    overrides: Dict[str, Dict[str, float]] = {}
+    for attr, flag in _TOL_FIELDS:
+        for item in getattr(args, attr, None) or ():
+            name, _, value = item.rpartition(":")
+            try:
+                number = float(value)
+            except ValueError:
+                raise InputError(f"--{flag} {item!r} is not a number or NAME:NUMBER",
+                                 f"examples: --{flag} 1e-3, --{flag} logits:1e-3") from None
+            overrides.setdefault(name or "*", {})[attr] = number
+    return overrides
+
+
+# ----------------------------------------------------------------------------- info
+
+def cmd_info(args) -> int:
+    import runtimes
+
+    from . import device
+
+    info = device.describe()
+    try:
+        import numpy
+
+        info["numpy"] = numpy.__version__
+    except ImportError:
+        info["numpy"] = None
+    info["wherry_runtimes"] = runtimes.__version__
+    info["backends"] = runtimes.available()
+    if getattr(args, "json", False):
+        print(json.dumps(info, indent=2))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if key == "backends":
+            value = ", ".join(f"{k} {v}" if v else f"{k} (not installed)" for k, v in value.items())
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def add_info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+# ----------------------------------------------------------------------------- run
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    _add_open_args(p)
+    p.add_argument("--out", metavar="OUT.npz", help="write the outputs here")
+    p.add_argument("--random", action="store_true", help="feed seeded random data (fixed-shape inputs only)")
+    p.add_argument("--isolate", action="store_true", help="run in a child process (a native crash becomes an error)")
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    start = time.perf_counter()
+    with _open(args, isolate=getattr(args, "isolate", False)) as session:
+        feeds = _load_feeds(args, session)
+        outputs = session.run(feeds)
+        backend = session.backend
+    seconds = time.perf_counter() - start
+    if getattr(args, "out", None):
+        np.savez(args.out, **outputs)
+    summary = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
+                "min": float(v.min()) if v.size and v.dtype.kind in "biuf" else None,
+                "max": float(v.max()) if v.size and v.dtype.kind in "biuf" else None} for k, v in outputs.items()]
+    if getattr(args, "json", False):
+        print(json.dumps({"backend": backend, "seconds": seconds, "out": getattr(args, "out", None),
+                          "outputs": summary}, indent=2))
+    else:
+        for s in summary:
+            rng = f"  range [{s['min']:.4g}, {s['max']:.4g}]" if s["min"] is not None else ""
+            print(f"{s['name']}: {s['dtype']}{s['shape']}{rng}")
+        print(f"({backend}, {seconds:.3f} s" + (f", wrote {args.out})" if getattr(args, "out", None) else ")"))
+    return 0
+
+
+# ----------------------------------------------------------------------------- check
+
+def add_check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory written by `wherry convert`")
+    p.add_argument("--artifact", action="append", metavar="FILE", help="check only this artifact (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one test per artifact and output)")
+    for attr, flag in _TOL_FIELDS:
+        p.add_argument(f"--{flag}", dest=attr, action="append", metavar="[NAME:]VALUE",
+                       help=f"override the manifest's {attr} for all outputs, or NAME:VALUE for one (repeatable)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backends")
+    p.add_argument("--no-isolate", action="store_true",
+                   help="run artifacts in this process (faster; a native crash then kills the runner)")
+
+
+def cmd_check(args) -> int:
+    import runtimes
+
+    overrides = parse_tolerance_overrides(args)
+    report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
+                            isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None))
+    if getattr(args, "junit", None):
+        with open(args.junit, "w") as fh:
+            fh.write(report.junit_xml())
+    print(json.dumps(report.to_json(), indent=2) if getattr(args, "json", False) else report.table())
+    return 0 if report.ok else 1
+
+
+# ----------------------------------------------------------------------------- bench
+
+def add_bench_args(p: argparse.ArgumentParser) -> None:
+    _add_open_args(p)
+    p.add_argument("--random", action="store_true", help="feed seeded random data (fixed-shape inputs only)")
+    p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed runs first (default 5)")
+    p.add_argument("--runs", type=int, default=50, metavar="N", help="timed runs (default 50)")
+
+
+def _peak_rss_mb() -> Optional[float]:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def cmd_bench(args) -> int:
+    if args.runs < 1 or args.warmup < 0:
+        raise InputError("--runs must be >= 1 and --warmup >= 0", "example: --warmup 5 --runs 50")
+    start = time.perf_counter()
+    session = _open(args)
+    load_s = time.perf_counter() - start
+    try:
+        feeds = _load_feeds(args, session)
+        for _ in range(args.warmup):
+            session.run(feeds)
+        times: List[float] = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            session.run(feeds)
+            times.append((time.perf_counter() - t0) * 1000.0)
+        backend = session.backend
+    finally:
+        session.close()
+    times.sort()
+
+    def pct(q):
+        return times[min(len(times) - 1, int(round(q * (len(times) - 1))))]
+    result = {"artifact": args.path if not getattr(args, "artifact", None) else f"{args.path}/{args.artifact}",
+              "backend": backend, "threads": getattr(args, "threads", None), "load_s": round(load_s, 4),
+              "runs": args.runs, "warmup": args.warmup, "p50_ms": round(pct(0.5), 3), "p90_ms": round(pct(0.9), 3),
+              "min_ms": round(times[0], 3), "mean_ms": round(sum(times) / len(times), 3),
+              "peak_rss_mb": round(_peak_rss_mb() or 0.0, 1)}
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['artifact']} ({backend}): load {load_s * 1000:.1f} ms; "
+              f"p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms, min {result['min_ms']:.3f} ms "
+              f"over {args.runs} runs; peak RSS {result['peak_rss_mb']:.1f} MB")
+    return 0
+
+
+# ----------------------------------------------------------------------------- serve and main
+
+def cmd_serve(argv: List[str]) -> int:
+    import importlib
+
+    try:
+        serve = importlib.import_module("runtimes.serve")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("runtimes.serve",):
+            raise
+        raise WherryError("the HTTP runner (runtimes.serve) is not part of this installation",
+                          "update wherry on this device, or use `python -m runtimes run/check`") from None
+    return int(serve.main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runtimes",
+                                     description="wherry on-device runner: run and check wherry artifacts.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text, add, func in (
+            ("info", "describe this device and its runtimes", add_info_args, cmd_info),
+            ("run", "run an artifact on inputs from an .npz", add_run_args, cmd_run),
+            ("check", "check a bundle's artifacts against its golden outputs (exit 1 on failure)",
+             add_check_args, cmd_check),
+            ("bench", "measure an artifact's load time, latency and memory", add_bench_args, cmd_bench)):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add(p)
+        p.set_defaults(func=func)
+    sub.add_parser("serve", help="serve artifacts over HTTP (see `python -m runtimes serve --help`)", add_help=False)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = 0
+    while argv and argv[0] in ("-v", "-vv", "--verbose"):
+        verbose += 2 if argv.pop(0) == "-vv" else 1
+    logging.basicConfig(level=logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG),
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        if argv and argv[0] == "serve":
+            return cmd_serve(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except WherryError as exc:
+        print(f"runtimes: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("runtimes: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,100 @@
+"""pytest plugin (entry point ``wherry``): ``pytest --wherry-bundle DIR`` adds one test per
+artifact and output of a bundle, checked against its golden outputs on this machine.
+
+Without the option the plugin only registers its options: nothing of wherry is
+imported (not even numpy), so it costs nothing in unrelated test runs.
+Artifacts that cannot run here are skipped with the reason ("not verifiable
+here"), never passed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("wherry", "wherry bundle parity")
+    group.addoption("--wherry-bundle", action="append", default=[], metavar="DIR",
+                    help="check this wherry bundle's artifacts against its golden outputs (repeatable)")
+    group.addoption("--wherry-artifact", action="append", default=[], metavar="FILE",
+                    help="only these artifacts of the bundles (repeatable)")
+    group.addoption("--wherry-no-isolate", action="store_true",
+                    help="run artifacts in the pytest process (faster; a native crash kills pytest)")
+
+
+class ParityFailure(Exception):
+    """An artifact's output does not match the golden output (or the artifact could not run)."""
+
+
+class WherryBundle(pytest.Collector):
+    def __init__(self, *, bundle_dir: str, **kwargs):
+        super().__init__(**kwargs)
+        self.bundle_dir = bundle_dir
+        self._results = {}
+        self._golden = None
+
+    def collect(self):
+        from runtimes.bundle import load_bundle
+        from runtimes.errors import WherryError
+
+        try:
+            self._bundle = load_bundle(self.bundle_dir)
+        except WherryError as exc:
+            raise pytest.UsageError(f"--wherry-bundle {self.bundle_dir}: {exc}") from None
+        wanted = self.config.getoption("wherry_artifact")
+        names = [o.name for o in self._bundle.manifest.outputs]
+        for art in self._bundle.manifest.artifacts:
+            if wanted and art.file not in wanted and Path(art.file).name not in wanted:
+                continue
+            for out in names:
+                yield ParityItem.from_parent(self, name=f"{art.file}::{out}", artifact=art.file, output=out)
+
+    def result(self, artifact: str):
+        """Check an artifact once and share the result among its outputs' tests."""
+        if artifact not in self._results:
+            from runtimes.checker import check_artifact, golden_data
+
+            if self._golden is None:
+                self._golden = golden_data(self._bundle)
+            feeds, golden = self._golden
+            self._results[artifact] = check_artifact(self._bundle, self._bundle.manifest.artifact(artifact), feeds,
+                                                     golden, isolate=not self.config.getoption("wherry_no_isolate"))
+        return self._results[artifact]
+
+
+class ParityItem(pytest.Item):
+    def __init__(self, *, artifact: str, output: str, **kwargs):
+        super().__init__(**kwargs)
+        self.artifact = artifact
+        self.output = output
+
+    def runtest(self):
+        from runtimes.checker import UNVERIFIABLE
+
+        result = self.parent.result(self.artifact)
+        if result.status == UNVERIFIABLE:
+            pytest.skip(f"not verifiable here: {result.reason}")
+        parity = next((o for o in result.outputs if o.name == self.output), None)
+        if parity is None:
+            raise ParityFailure(f"{self.artifact}: {result.reason or 'output not produced'}")
+        self.user_properties.extend([("max_abs", parity.max_abs), ("cosine", parity.cosine)])
+        if not parity.passed:
+            raise ParityFailure(f"{self.artifact} output {self.output!r}: {parity.reason}")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ParityFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return Path(self.parent.bundle_dir), None, f"wherry parity {self.name}"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    bundles = config.getoption("wherry_bundle")
+    if not bundles:
+        return
+    for bundle_dir in bundles:
+        collector = WherryBundle.from_parent(session, name=f"wherry-bundle[{bundle_dir}]", bundle_dir=bundle_dir)
+        items.extend(collector.collect())
