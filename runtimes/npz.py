@@ -25,10 +25,11 @@ def load_npz(path: os.PathLike) -> Dict[str, np.ndarray]:
         raise InputError(f"data file {path} does not exist", "pass the path of an .npz written by numpy.savez")
     arrays = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise InputError(f"{path} holds a single array, not named arrays (.npz)",
-                                 "save it with numpy.savez(path, input_name=array)")
+        data = np.load(path, allow_pickle=False)
+        if not hasattr(data, "files"):  # a .npy: one unnamed array
+            raise InputError(f"{path} holds a single array, not named arrays (.npz)",
+                             "save it with numpy.savez(path, input_name=array)")
+        with data:
             for name in data.files:
                 arrays[name] = data[name]
     except InputError:

@@ -191,3 +191,45 @@ def make_bundle(dest: Path, models: dict, files=("model.onnx", "model.x86.nb", "
              artifacts=artifacts, target={"name": "test", "arch": target_arch, "os": "linux"},
              golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS, "origin": "random", "seed": 0}).write(dest)
     return dest
+
+
+# ----------------------------------------------------------------------------- pytest fixtures
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rt_models():
+    return build_models()
+
+
+@pytest.fixture(scope="session")
+def rt_feeds():
+    return golden_inputs()
+
+
+@pytest.fixture(scope="session")
+def rt_reference(rt_models, rt_feeds):
+    return reference_outputs(rt_models, rt_feeds)
+
+
+@pytest.fixture(scope="session")
+def rt_bundle(rt_models, rt_reference, tmp_path_factory):
+    """A good bundle: model.onnx, model.x86.nb, model.arm.nb with Paddle Inference goldens."""
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "tinycnn.test", rt_models, golden=rt_reference)
+
+
+def copy_bundle(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest)
+    return dest
+
+
+def rehash(bundle: Path, file: str) -> None:
+    """Update an artifact's size and hash in the manifest after changing the file on purpose."""
+    from runtimes.bundle import content_hash
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for art in manifest["artifacts"]:
+        if art["file"] == file:
+            art["sha256"] = content_hash(bundle / file)
+            art["size"] = (bundle / file).stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
