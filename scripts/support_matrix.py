@@ -1,0 +1,73 @@
+"""Render the README support matrix from the conformance run (out/conformance.json).
+
+    .venv/bin/python -m pytest tests/test_conformance.py && .venv/bin/python scripts/support_matrix.py
+
+Rewrites the block between the support-matrix markers in README.md; prints it with --print.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "out" / "conformance.json"
+START, END = "<!-- support-matrix:start -->", "<!-- support-matrix:end -->"
+COLUMNS = [("desktop-x86_64", "model.onnx", "ONNX (ORT, x86_64)"),
+           ("desktop-x86_64", "model.x86.nb", "Lite x86 .nb"),
+           ("rpi4", "model.arm.nb", "Lite arm .nb")]
+
+
+def cell(record) -> str:
+    if record is None:
+        return "—"
+    if record["status"] == "passed":
+        return f"✅ pass (max abs {record['max_abs']:.1e})"
+    if record["status"] == "not verifiable here":
+        return "🔨 built, not verifiable on x86 host"
+    return f"❌ {record['status']}: {record.get('reason', '')[:60]}"
+
+
+def render(records) -> str:
+    rows = {}
+    for r in records:
+        rows.setdefault((r["model"], r["source"]), {})
+        if "error" in r:
+            rows[(r["model"], r["source"])]["error"] = r["error"]
+        else:
+            rows[(r["model"], r["source"])][(r["target"], r["artifact"])] = r
+    lines = ["| model | source | " + " | ".join(c[2] for c in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for (model, source), cells in sorted(rows.items()):
+        label = {"legacy": "legacy .pdmodel", "pir": "PIR .json (translated)"}.get(source, source)
+        if "error" in cells:
+            lines.append(f"| {model} | {label} | ❌ {cells['error'][:80]} |" + " |" * (len(COLUMNS) - 1))
+            continue
+        lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2])) for c in COLUMNS) + " |")
+    lines.append("")
+    lines.append("Parity is measured against Paddle Inference on the original model (fp32 tolerance: max abs error "
+                 "≤ 1e-4 × max|golden|, cosine ≥ 0.9999). ARM `.nb` files cannot run on this x86 host (no ARM "
+                 "Paddle Lite runtime exists in any registry here); they are built and listed, never counted as "
+                 "passed.")
+    return "\n".join(lines)
+
+
+def main(argv) -> int:
+    if not RESULTS.is_file():
+        print(f"{RESULTS} not found: run pytest tests/test_conformance.py first", file=sys.stderr)
+        return 2
+    table = render(json.loads(RESULTS.read_text()))
+    if "--print" in argv:
+        print(table)
+        return 0
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    print(f"updated the support matrix in {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,103 @@
+"""Conformance set: real models, converted for a desktop and an ARM board target, checked on this host.
+
+Every model: the ONNX artifact and the x86 .nb pass parity against Paddle
+Inference on the original model; the arm .nb is built and reported as not
+verifiable on this host. Results go to out/conformance.json, from which
+scripts/support_matrix.py renders the README support matrix.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import OCR_MODELS, REPO, export_vision_model, rapidocr_models
+from convert import pipeline
+from runtimes.checker import PASSED, UNVERIFIABLE
+
+VISION = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1"]
+TARGETS = ["desktop-x86_64", "rpi4"]
+RESULTS = REPO / "out" / "conformance.json"
+_records = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def record_matrix():
+    yield
+    RESULTS.parent.mkdir(exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    keys = {(r["model"], r["source"]) for r in _records}
+    kept = [r for r in previous if (r["model"], r["source"]) not in keys]
+    RESULTS.write_text(json.dumps(kept + _records, indent=2) + "\n")
+
+
+def ocr_image(shape) -> np.ndarray:
+    """A real photo (scikit-learn's sample image) resized and normalized like PaddleOCR's preprocessing."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    _, _, h, w = shape
+    img = Image.fromarray(load_sample_image("china.jpg")).resize((w, h), Image.BILINEAR)
+    x = np.asarray(img, dtype="float32") / 255.0
+    x = (x - 0.5) / 0.5
+    return x.transpose(2, 0, 1)[None].astype("float32")
+
+
+def _convert_and_check(model, out_dir, record_key, **options):
+    try:
+        results = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=TARGETS, out_dir=out_dir,
+                                                           **options))
+    except Exception as exc:
+        _records.append({"model": record_key[0], "source": record_key[1], "error": str(exc).splitlines()[0]})
+        raise
+    by_target = {r.target: r for r in results}
+    rows = {}
+    for r in results:
+        for art in r.check.results:
+            worst = art.worst()
+            rows[(r.target, art.file)] = art
+            _records.append({"model": record_key[0], "source": record_key[1], "target": r.target,
+                             "artifact": art.file, "status": art.status, "reason": art.reason,
+                             "max_abs": worst.max_abs if worst else None, "cosine": worst.cosine if worst else None,
+                             "translated": r.manifest.source.get("translated", False),
+                             "warnings": r.report.get("warnings", [])})
+    return by_target, rows
+
+
+def _assert_conformant(by_target, rows):
+    assert rows[("desktop-x86_64", "model.onnx")].status == PASSED, rows[("desktop-x86_64", "model.onnx")].reason
+    assert rows[("desktop-x86_64", "model.x86.nb")].status == PASSED, rows[("desktop-x86_64", "model.x86.nb")].reason
+    assert rows[("rpi4", "model.onnx")].status == PASSED
+    arm = rows[("rpi4", "model.arm.nb")]
+    assert arm.status == UNVERIFIABLE and "arm" in arm.reason
+    arm_file = by_target["rpi4"].path / "model.arm.nb"
+    assert arm_file.stat().st_size > 1000
+    for r in by_target.values():
+        assert r.ok and (r.path / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["legacy", "pir"])
+@pytest.mark.parametrize("name", VISION)
+def test_vision_model(name, fmt, tmp_path):
+    model = export_vision_model(name, fmt, 224)
+    by_target, rows = _convert_and_check(model, tmp_path, (name, fmt))
+    _assert_conformant(by_target, rows)
+    assert by_target["rpi4"].manifest.source["translated"] == (fmt == "pir")
+    assert not by_target["rpi4"].report["warnings"], "golden outputs must be informative"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(OCR_MODELS))
+def test_ppocr_model(name, tmp_path):
+    folder, shape = OCR_MODELS[name]
+    shape = tuple(int(d) for d in shape.split(","))
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, x=ocr_image(shape))
+    by_target, rows = _convert_and_check(rapidocr_models() / folder, tmp_path / "out", (name, "legacy"),
+                                         inputs=inputs)
+    _assert_conformant(by_target, rows)
+    # a real photo gives informative goldens: nothing flagged as near-constant
+    assert not by_target["rpi4"].report["warnings"]
