@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,8 +36,12 @@ class ToolError(WherryError):
     """A conversion tool refused the model (it exited with an error, not a crash)."""
 
 
-def log_tail(text: str, lines: int = 12) -> str:
-    kept = [ln for ln in text.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
+# glog/Lite line prefix: "[1 11/24 19:28: 2.9 ...optimizer.cc:99 ApplyPasses] " or "I1124 19:28:02.1 123 file.cc:9] "
+_LOG_PREFIX = re.compile(r"^(\[\d+ \d+/\d+ [\d:. ]+\S+ \w+\]|[IWEF]\d{4} [\d:.]+\s+\d+ \S+\])\s*")
+
+
+def log_tail(text: str, lines: int = 6) -> str:
+    kept = [_LOG_PREFIX.sub("", ln) for ln in text.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
     return "\n".join(kept[-lines:])
 
 

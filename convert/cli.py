@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -47,6 +48,8 @@ def _add_convert(sub):
     p.add_argument("--precision", action="append", metavar="P",
                    help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
     p.add_argument("--calib", type=Path, help="calibration data for int8 (.npz keyed by input name)")
+    p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
+                   help="disable a legalization pass (add-xshape, restore-attrs): to see what it repairs")
     p.add_argument("--force", action="store_true", help="replace existing bundles")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -59,28 +62,47 @@ def cmd_convert(args) -> int:
     if args.example == bool(args.model):
         raise WherryError("give either a MODEL or --example", "try: wherry convert --example")
     model, inputs, name = args.model, args.inputs, args.name
+    targets = args.target or ["desktop-x86_64"]
     if args.example:
         model, inputs, name = str(example.MODEL), inputs or example.INPUTS, name or "digits_cnn"
+        targets = args.target or ["desktop-x86_64", "rpi4"]  # show a verified and an arm-only bundle
     options = pipeline.ConvertOptions(
-        model=model, targets=args.target or ["desktop-x86_64"], formats=_split(args.format),
+        model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, shapes=_parse_shapes(args.shape), precisions=_split(args.precision),
-        calib=args.calib, seed=args.seed, force=args.force or args.example, verify=not args.no_verify, name=name)
+        calib=args.calib, seed=args.seed, skip_passes=args.skip_pass, force=args.force or args.example, verify=not args.no_verify, name=name)
     results = pipeline.convert(options)
     if args.json:
         print(json.dumps([{"target": r.target, "bundle": str(r.path), "ok": r.ok, "report": r.report}
                           for r in results], indent=2, default=str))
     else:
         for r in results:
-            print(f"\nbundle {r.path}  (target {r.target})")
-            if r.check is not None:
-                print(r.check.table())
-            for w in r.report.get("warnings", []):
-                print(f"warning: {w}")
+            _print_summary(r)
     failed = [r for r in results if not r.ok]
     if failed:
         log.error("parity failed for %s", ", ".join(str(r.path) for r in failed))
         return 1
     return 0
+
+
+_ORIGIN = {"user": "real data (--inputs)", "random": "seeded random", "images": "real images"}
+
+
+def _print_summary(result) -> None:
+    from collections import Counter
+
+    print(f"\nbundle {result.path}  (target {result.target}, {result.manifest.target.get('arch')})")
+    source = result.manifest.source
+    fixes = Counter(line.split(":", 1)[0] for line in source.get("legalized", []))
+    made = ", ".join(f"{name} x{count}" for name, count in fixes.items()) or "none needed"
+    origin_text = _ORIGIN.get(result.manifest.golden.get("origin"), "?")
+    origin = "translated from PIR" if source.get("translated") else source.get("format")
+    print(f"source {origin}; legalization: {made}; golden inputs: {origin_text}")
+    if result.check is not None:
+        print(result.check.table())
+    else:
+        print("artifacts were not verified (--no-verify)")
+    for warning in result.report.get("warnings", []):
+        print(f"warning: {warning}")
 
 
 def _parse_shapes(options):
@@ -200,6 +222,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("wherry: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `wherry ... | head`: the reader left, nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def legalize(model_file: Path, params_file: Path, out_dir: Path, passes=None):
 
     program = load_program_desc(model_file)
     changes: List[str] = []
-    for name in passes or PASSES:
+    for name in (PASSES if passes is None else passes):
         made = PASSES[name].apply(program)
         for line in made:
             log.info("legalize %s: %s", name, line)

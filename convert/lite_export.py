@@ -28,12 +28,21 @@ def _last_pass(log_text: str) -> Optional[str]:
     return passes[-1] if passes else None
 
 
+# Crash sites seen in Paddle Lite 2.13 and the legalization pass that prevents each (FACTS.md).
+_KNOWN_CRASHES = {
+    "variable_place_inference_pass": "a flatten_contiguous_range without its XShape output crashes this pass "
+                                     "(the add-xshape legalization pass repairs that)",
+}
+
+
 def _explain(log_text: str) -> str:
     where = _last_pass(log_text)
     ops = re.findall(r"op_type[:= ]+([a-z0-9_]+)", log_text)
     parts = []
     if where:
         parts.append(f"Lite died in {where}")
+        if where in _KNOWN_CRASHES:
+            parts.append(_KNOWN_CRASHES[where])
     if ops:
         parts.append(f"last op mentioned: {ops[-1]}")
     parts.append("run `wherry inspect` on the model to see which ops Lite supports for this target; "

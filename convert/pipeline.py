@@ -54,6 +54,7 @@ class ConvertOptions:
     force: bool = False
     verify: bool = True
     name: Optional[str] = None
+    skip_passes: Sequence[str] = ()                   # legalization passes to leave out
 
 
 @dataclass
@@ -112,6 +113,10 @@ def _nb_name(profile: Profile) -> str:
 
 def convert(options: ConvertOptions) -> List[BundleResult]:
     timeline = Timeline()
+    unknown_passes = sorted(set(options.skip_passes) - set(legalize.PASSES))
+    if unknown_passes:
+        raise WherryError(f"unknown legalization pass(es) {', '.join(unknown_passes)}",
+                          f"passes: {', '.join(legalize.PASSES)}")
     profiles = [load_profile(t) for t in options.targets]
     formats = list(options.formats) if options.formats else None
     if formats:
@@ -159,8 +164,9 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
         with timeline.step("preparing a legacy program" if info.format != "legacy" else "checking program"):
             legacy = to_legacy(info, work)
         with timeline.step("legalizing for Lite and paddle2onnx"):
+            passes = [p for p in legalize.PASSES if p not in options.skip_passes]
             legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
-                                                                   work / "legal")
+                                                                   work / "legal", passes)
         onnx_cache: Dict[int, Path] = {}
         results = []
         for profile in profiles:
