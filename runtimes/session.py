@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 from . import backends, device
 from .bundle import Artifact, Bundle, is_bundle, load_bundle
 from .errors import ArchMismatch, BackendUnavailable, BundleError, InputError
+from .npz import validate_feeds
 from .specs import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,6 @@ class Session:
     def run(self, feeds: Dict[str, "object"]) -> Dict[str, "object"]:
         if self._impl is None:
             raise InputError("this session is closed", "open the model again with runtimes.open")
-        from .npz import validate_feeds
-
         return self._impl.run(validate_feeds(self._inputs, feeds, self._check_shapes))
 
     def close(self) -> None:
