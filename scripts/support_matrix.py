@@ -34,16 +34,21 @@ def render(records) -> str:
         rows.setdefault((r["model"], r["source"]), {})
         if "error" in r:
             rows[(r["model"], r["source"])]["error"] = r["error"]
+        elif "raw" in r:
+            rows[(r["model"], r["source"])]["raw"] = r["raw"]
         else:
             rows[(r["model"], r["source"])][(r["target"], r["artifact"])] = r
-    lines = ["| model | source | " + " | ".join(c[2] for c in COLUMNS) + " |",
-             "|---|---|" + "---|" * len(COLUMNS)]
+    lines = ["| model | source | " + " | ".join(c[2] for c in COLUMNS) + " | plain `paddle_lite_opt` x86 / arm |",
+             "|---|---|" + "---|" * (len(COLUMNS) + 1)]
     for (model, source), cells in sorted(rows.items()):
         label = {"legacy": "legacy .pdmodel", "pir": "PIR .json (translated)"}.get(source, source)
         if "error" in cells:
-            lines.append(f"| {model} | {label} | ❌ {cells['error'][:80]} |" + " |" * (len(COLUMNS) - 1))
+            lines.append(f"| {model} | {label} | ❌ {cells['error'][:80]} |" + " |" * len(COLUMNS))
             continue
-        lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2])) for c in COLUMNS) + " |")
+        raw = cells.get("raw")
+        raw_text = f"{raw['raw_lite_x86']} / {raw['raw_lite_arm']}" if raw else "n/a (reads no PIR)"
+        lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2])) for c in COLUMNS)
+                     + f" | {raw_text} |")
     lines.append("")
     lines.append("Parity is measured against Paddle Inference on the original model (fp32 tolerance: max abs error "
                  "≤ 1e-4 × max|golden|, cosine ≥ 0.9999). ARM `.nb` files cannot run on this x86 host (no ARM "

@@ -16,6 +16,7 @@ import pytest
 from conftest import OCR_MODELS, REPO, export_vision_model, rapidocr_models
 from convert import pipeline
 from runtimes.checker import PASSED, UNVERIFIABLE
+from runtimes.errors import NativeCrash, WherryError
 
 VISION = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1"]
 TARGETS = ["desktop-x86_64", "rpi4"]
@@ -45,7 +46,28 @@ def ocr_image(shape) -> np.ndarray:
     return x.transpose(2, 0, 1)[None].astype("float32")
 
 
+def _raw_lite(model, out_dir, places):
+    """What plain paddle_lite_opt does with the untouched model (for the matrix, not asserted)."""
+    from convert.lite_export import export_nb
+    from convert.source import locate
+
+    files = locate(model)
+    try:
+        export_nb(files.model_file, files.params_file, out_dir / f"raw.{places}.nb", [places])
+        return "ok"
+    except NativeCrash as crash:
+        return f"crash ({crash.signal_name})"
+    except WherryError as exc:
+        return "error: " + exc.message.splitlines()[0][:60]
+
+
 def _convert_and_check(model, out_dir, record_key, **options):
+    if record_key[1] == "legacy":
+        out_dir.mkdir(parents=True, exist_ok=True)
+        raw = {"raw_lite_x86": _raw_lite(model, out_dir, "x86"), "raw_lite_arm": _raw_lite(model, out_dir, "arm")}
+        _records.append({"model": record_key[0], "source": record_key[1], "raw": raw})
+        for leftover in out_dir.glob("raw.*.nb"):
+            leftover.unlink()
     try:
         results = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=TARGETS, out_dir=out_dir,
                                                            **options))
