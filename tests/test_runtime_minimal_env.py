@@ -95,3 +95,26 @@ def test_lite_is_exact_under_numpy2(rt_models, rt_feeds, tmp_path):
     with np.load(tmp_path / "out.npz") as got:
         for name, value in want.items():
             np.testing.assert_array_equal(got[name], value)
+
+
+def _python39():
+    import glob
+
+    candidates = [shutil.which("python3.9")] + sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python")))
+    for candidate in filter(None, candidates):
+        proc = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 9))"],
+                              capture_output=True, text=True)
+        if proc.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+def test_runner_check_on_python39(rt_bundle, tmp_path):
+    """The oldest Python the board side supports."""
+    base = _python39()
+    if base is None:
+        pytest.skip("not verifiable here: no CPython 3.9 on this machine")
+    python = make_venv("runtime-min-py39", ["numpy", "onnxruntime"], base)
+    proc = in_env(python, "-m", "runtimes", "check", rt_bundle, "--artifact", "model.onnx", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "model.onnx" in proc.stdout and "PASS" in proc.stdout
