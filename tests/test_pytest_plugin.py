@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from runtime_fixtures import copy_bundle, rehash, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 
