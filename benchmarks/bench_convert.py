@@ -10,8 +10,10 @@ Peak memory is the max RSS of this process and of the largest child.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,27 +35,41 @@ def model_args(name):
     return str(export_vision_model(name, "legacy", 224)), {}
 
 
+def measure_one(name: str, targets: str) -> dict:
+    """Convert one model in this process; its own and its children's peak RSS belong to this model only."""
+    model, extra = model_args(name)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        results = pipeline.convert(pipeline.ConvertOptions(model=model, targets=targets.split(","),
+                                                           out_dir=Path(out), **extra))
+        total = time.perf_counter() - start
+    tools = results[-1].report["timings"]["tools_s"]  # one timeline is shared by all targets of a call
+    return {"model": name, "total_s": total, "tools_s": tools,
+            "peak_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_child_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="digits,mobilenet_v3_small,resnet18,ppocrv4_det")
     parser.add_argument("--targets", default="desktop-x86_64,rpi4")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(f"{'model':<22}{'total s':>9}{'tools s':>9}{'wherry s':>10}{'wherry/tools':>14}{'peak MB':>9}")
+    if args.one:
+        print(json.dumps(measure_one(args.one, args.targets)))
+        return
+    print(f"targets: {args.targets}; 'tools' = Paddle Inference golden run + paddle_lite_opt + paddle2onnx "
+          f"child processes; 'wherry' = the rest (reading, legalizing, hashing, writing, host verification)")
+    print(f"{'model':<22}{'total s':>9}{'tools s':>9}{'wherry s':>10}{'wherry/tools':>14}"
+          f"{'peak MB (wherry)':>18}{'peak MB (child)':>17}")
     for name in args.models.split(","):
-        model, extra = model_args(name)
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            results = pipeline.convert(pipeline.ConvertOptions(model=model, targets=args.targets.split(","),
-                                                               out_dir=Path(out), **extra))
-            total = time.perf_counter() - start
-        timings = results[-1].report["timings"]
-        tools = timings["tools_s"]
-        # verification runs each artifact in an isolated child: counted as wherry's own work
-        peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-        print(f"{name:<22}{total:>9.2f}{tools:>9.2f}{total - tools:>10.2f}{(total - tools) / tools:>14.2f}"
-              f"{peak:>9.0f}")
+        proc = subprocess.run([sys.executable, __file__, "--one", name, "--targets", args.targets],
+                              capture_output=True, text=True, check=True)
+        m = json.loads(proc.stdout.strip().splitlines()[-1])
+        wherry = m["total_s"] - m["tools_s"]
+        print(f"{name:<22}{m['total_s']:>9.2f}{m['tools_s']:>9.2f}{wherry:>10.2f}{wherry / m['tools_s']:>14.2f}"
+              f"{m['peak_self_mb']:>18.0f}{m['peak_child_mb']:>17.0f}")
 
 
 if __name__ == "__main__":
