@@ -99,6 +99,9 @@ def _print_summary(result) -> None:
     print(f"source {origin}; legalization: {made}; golden inputs: {origin_text}")
     if result.check is not None:
         print(result.check.table())
+        for art in result.manifest.artifacts:
+            for note in art.notes:
+                print(f"  {art.file}: {note}")
     else:
         print("artifacts were not verified (--no-verify)")
     for warning in result.report.get("warnings", []):
