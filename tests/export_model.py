@@ -33,9 +33,46 @@ def he_init(model, seed=0):
         param.set_value(rng.normal(0, std, param.shape).astype("float32"))
 
 
+class OcrLike(paddle.nn.Layer):
+    """The op mix of PP-OCR detection/recognition nets in one small model: SE blocks, transposed conv,
+    nearest/bilinear upsampling, a sigmoid map head and an attention-style sequence head."""
+
+    def __init__(self):
+        super().__init__()
+        nn = paddle.nn
+        self.stem = nn.Sequential(nn.Conv2D(3, 16, 3, stride=2, padding=1), nn.BatchNorm2D(16), nn.Hardswish())
+        self.dw = nn.Sequential(nn.Conv2D(16, 16, 3, padding=1, groups=16), nn.BatchNorm2D(16), nn.ReLU6())
+        self.se_fc1 = nn.Conv2D(16, 4, 1)
+        self.se_fc2 = nn.Conv2D(4, 16, 1)
+        self.down = nn.Sequential(nn.Conv2D(16, 32, 3, stride=2, padding=1), nn.BatchNorm2D(32), nn.Swish())
+        self.up = nn.Conv2DTranspose(32, 16, 2, stride=2)
+        self.head = nn.Conv2D(48, 1, 1)
+        self.norm = nn.LayerNorm(32)
+        self.qkv = nn.Linear(32, 96)
+        self.cls = nn.Linear(32, 10)
+
+    def forward(self, x):
+        F = paddle.nn.functional
+        y = self.dw(self.stem(x))
+        s = F.hardsigmoid(self.se_fc2(F.relu(self.se_fc1(F.adaptive_avg_pool2d(y, 1)))))
+        y = y * s
+        d = self.down(y)
+        u1 = self.up(d)
+        u2 = F.interpolate(d, scale_factor=2, mode="nearest")
+        u3 = F.interpolate(u2[:, :16], size=u1.shape[2:], mode="bilinear", align_corners=False)
+        det = F.sigmoid(self.head(paddle.concat([u1, u3, y - u1 * 0.5], axis=1)))
+        seq = paddle.flatten(d, 2).transpose([0, 2, 1])  # [N, HW, C]
+        seq = self.norm(seq)
+        q, k, v = paddle.split(self.qkv(seq), 3, axis=-1)
+        att = F.softmax(paddle.matmul(q, k, transpose_y=True) * (32 ** -0.5), axis=-1)
+        ctx = paddle.matmul(att, v)
+        rec = F.softmax(self.cls(paddle.mean(ctx, axis=1, keepdim=True)).squeeze(1), axis=-1)
+        return det, rec
+
+
 paddle.seed(0)
 kwargs = {"num_classes": 1000}
-model = getattr(models, name)(**kwargs)
+model = OcrLike() if name == "ocr_like" else getattr(models, name)(**kwargs)
 he_init(model)
 model.eval()
 paddle.jit.save(model, out_prefix, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")])

@@ -1,0 +1,345 @@
+"""The op table: one small translator per PIR op, registered by name.
+
+Adding an op is adding an entry. A translator reads the PIR op's operands
+(``b.name_of``), constant operands (``b.const``) and attributes, and emits the
+legacy op with the slot names and typed attributes that Paddle Inference and
+Paddle Lite read (the reference is what ``paddle.jit.save`` writes with
+``FLAGS_enable_pir_api=0`` for the same layer).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+from convert.pir.builder import (BOOL, FLOAT, FLOATS, INT, INTS, PROTO_DTYPE, STRING, Builder,
+                                 TranslationError)
+from convert.pir.reader import PirOp
+
+TRANSLATORS: Dict[str, Callable[[Builder, PirOp], None]] = {}
+
+
+def translates(*names: str):
+    def register(func):
+        for name in names:
+            TRANSLATORS[name] = func
+        return func
+    return register
+
+
+def _x(b: Builder, op: PirOp, k: int = 0) -> str:
+    return b.name_of(op.inputs[k])
+
+
+def _ints(values):
+    return [int(v) for v in (values or [])]
+
+
+# ------------------------------------------------------------------ constants and plumbing
+
+@translates("pd_op.full_int_array")
+def full_int_array(b, op):
+    b.consts[op.outputs[0].id] = _ints(op.attrs["value"])
+    b.values[op.outputs[0].id] = op.outputs[0]
+
+
+@translates("pd_op.full")
+def full(b, op):
+    b.consts[op.outputs[0].id] = float(op.attrs["value"])
+    b.values[op.outputs[0].id] = op.outputs[0]
+
+
+@translates("builtin.combine")
+def combine(b, op):
+    b.vectors[op.outputs[0].id] = list(op.inputs)
+
+
+@translates("builtin.split")
+def builtin_split(b, op):
+    names = b.split_results.get(op.inputs[0])
+    if names is None:
+        raise TranslationError("builtin.split of a value that no split op produced")
+    for value, name in zip(op.outputs, names):
+        b.alias(value.id, name, value)
+
+
+@translates("pd_op.assign")
+def assign(b, op):
+    b.emit("assign", {"X": [_x(b, op)]}, {"Out": [b.output(op)]}, {})
+
+
+# ------------------------------------------------------------------ convolution, normalization
+
+def _conv_attrs(op):
+    return {"strides": INTS(op.attrs["strides"]), "paddings": INTS(op.attrs["paddings"]),
+            "padding_algorithm": STRING(op.attrs.get("padding_algorithm", "EXPLICIT")),
+            "dilations": INTS(op.attrs.get("dilations", [1, 1])), "groups": INT(op.attrs.get("groups", 1)),
+            "data_format": STRING(op.attrs.get("data_format", "NCHW"))}
+
+
+@translates("pd_op.conv2d", "pd_op.depthwise_conv2d")
+def conv2d(b, op):
+    b.emit(op.name, {"Input": [_x(b, op)], "Filter": [_x(b, op, 1)]}, {"Output": [b.output(op)]}, _conv_attrs(op))
+
+
+@translates("pd_op.conv2d_transpose", "pd_op.depthwise_conv2d_transpose")
+def conv2d_transpose(b, op):
+    attrs = _conv_attrs(op)
+    attrs["output_padding"] = INTS(op.attrs.get("output_padding") or [])
+    attrs["output_size"] = INTS(b.const(op, 2, []) or [])
+    b.emit(op.name, {"Input": [_x(b, op)], "Filter": [_x(b, op, 1)]}, {"Output": [b.output(op)]}, attrs)
+
+
+@translates("pd_op.batch_norm", "pd_op.batch_norm_")
+def batch_norm(b, op):
+    # PIR operands: x, mean, variance, scale, bias. Legacy writes the running statistics in place.
+    mean, variance = _x(b, op, 1), _x(b, op, 2)
+    y = b.output(op, 0)
+    b.alias(op.outputs[1].id, mean)
+    b.alias(op.outputs[2].id, variance)
+    saved = [b.output(op, k, "saved") for k in (3, 4)]
+    b.emit("batch_norm", {"X": [_x(b, op)], "Scale": [_x(b, op, 3)], "Bias": [_x(b, op, 4)], "Mean": [mean],
+                          "Variance": [variance]},
+           {"Y": [y], "MeanOut": [mean], "VarianceOut": [variance], "SavedMean": [saved[0]],
+            "SavedVariance": [saved[1]]},
+           {"epsilon": FLOAT(op.attrs["epsilon"]), "momentum": FLOAT(op.attrs.get("momentum", 0.9)),
+            "is_test": BOOL(True), "data_layout": STRING(op.attrs.get("data_format", "NCHW")),
+            "use_global_stats": BOOL(op.attrs.get("use_global_stats", True)),
+            "trainable_statistics": BOOL(False)})
+
+
+@translates("pd_op.layer_norm")
+def layer_norm(b, op):
+    inputs = {"X": [_x(b, op)]}
+    if b.has_input(op, 1):
+        inputs["Scale"] = [_x(b, op, 1)]
+    if b.has_input(op, 2):
+        inputs["Bias"] = [_x(b, op, 2)]
+    b.emit("layer_norm", inputs, {"Y": [b.output(op, 0)], "Mean": [b.output(op, 1)], "Variance": [b.output(op, 2)]},
+           {"epsilon": FLOAT(op.attrs["epsilon"]), "begin_norm_axis": INT(op.attrs["begin_norm_axis"])})
+
+
+# ------------------------------------------------------------------ activations
+
+_UNARY = {"relu": "relu", "relu6": "relu6", "sigmoid": "sigmoid", "tanh": "tanh", "abs": "abs", "exp": "exp",
+          "sqrt": "sqrt", "silu": "silu", "floor": "floor", "log": "log"}
+
+
+@translates(*[f"pd_op.{n}" for n in _UNARY] + [f"pd_op.{n}_" for n in ("relu", "sigmoid", "tanh")])
+def unary(b, op):
+    kind = _UNARY[op.name.rstrip("_")]
+    attrs = {"threshold": FLOAT(6.0)} if kind == "relu6" else {}
+    b.emit(kind, {"X": [_x(b, op)]}, {"Out": [b.output(op)]}, attrs)
+
+
+@translates("pd_op.hardswish")
+def hardswish(b, op):
+    b.emit("hard_swish", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"threshold": FLOAT(6.0), "scale": FLOAT(6.0), "offset": FLOAT(3.0)})
+
+
+@translates("pd_op.hardsigmoid")
+def hardsigmoid(b, op):
+    b.emit("hard_sigmoid", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"slope": FLOAT(op.attrs.get("slope", 0.2)), "offset": FLOAT(op.attrs.get("offset", 0.5))})
+
+
+@translates("pd_op.swish")
+def swish(b, op):
+    b.emit("swish", {"X": [_x(b, op)]}, {"Out": [b.output(op)]}, {"beta": FLOAT(1.0)})
+
+
+@translates("pd_op.leaky_relu", "pd_op.leaky_relu_")
+def leaky_relu(b, op):
+    b.emit("leaky_relu", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"alpha": FLOAT(op.attrs.get("negative_slope", 0.02))})
+
+
+@translates("pd_op.gelu")
+def gelu(b, op):
+    b.emit("gelu", {"X": [_x(b, op)]}, {"Out": [b.output(op)]}, {"approximate": BOOL(op.attrs.get("approximate"))})
+
+
+@translates("pd_op.softmax", "pd_op.softmax_")
+def softmax(b, op):
+    b.emit("softmax", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"axis": INT(op.attrs.get("axis", -1)), "data_format": STRING("AnyLayout"), "use_cudnn": BOOL(False)})
+
+
+@translates("pd_op.clip", "pd_op.clip_")
+def clip(b, op):
+    b.emit("clip", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"min": FLOAT(b.const(op, 1)), "max": FLOAT(b.const(op, 2))})
+
+
+@translates("pd_op.scale", "pd_op.scale_")
+def scale(b, op):
+    b.emit("scale", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"scale": FLOAT(b.const(op, 1, 1.0)), "bias": FLOAT(op.attrs.get("bias", 0.0)),
+            "bias_after_scale": BOOL(op.attrs.get("bias_after_scale", True))})
+
+
+# ------------------------------------------------------------------ elementwise and matmul
+
+_BINARY = {"add": "elementwise_add", "subtract": "elementwise_sub", "multiply": "elementwise_mul",
+           "divide": "elementwise_div", "maximum": "elementwise_max", "minimum": "elementwise_min",
+           "elementwise_pow": "elementwise_pow"}
+
+
+@translates(*[f"pd_op.{n}" for n in _BINARY] + [f"pd_op.{n}_" for n in ("add", "subtract", "multiply")])
+def binary(b, op):
+    b.emit(_BINARY[op.name.rstrip("_")], {"X": [_x(b, op)], "Y": [_x(b, op, 1)]}, {"Out": [b.output(op)]},
+           {"axis": INT(-1)})
+
+
+@translates("pd_op.matmul")
+def matmul(b, op):
+    b.emit("matmul_v2", {"X": [_x(b, op)], "Y": [_x(b, op, 1)]}, {"Out": [b.output(op)]},
+           {"trans_x": BOOL(op.attrs.get("transpose_x", False)), "trans_y": BOOL(op.attrs.get("transpose_y", False))})
+
+
+# ------------------------------------------------------------------ pooling, resizing
+
+@translates("pd_op.pool2d")
+def pool2d(b, op):
+    b.emit("pool2d", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"ksize": INTS(b.const(op, 1)), "strides": INTS(op.attrs["strides"]),
+            "paddings": INTS(op.attrs["paddings"]), "ceil_mode": BOOL(op.attrs.get("ceil_mode", False)),
+            "exclusive": BOOL(op.attrs.get("exclusive", True)),
+            "data_format": STRING(op.attrs.get("data_format", "NCHW")),
+            "pooling_type": STRING(op.attrs["pooling_type"]),
+            "global_pooling": BOOL(op.attrs.get("global_pooling", False)),
+            "adaptive": BOOL(op.attrs.get("adaptive", False)),
+            "padding_algorithm": STRING(op.attrs.get("padding_algorithm", "EXPLICIT")), "use_cudnn": BOOL(False)})
+
+
+@translates("pd_op.nearest_interp", "pd_op.bilinear_interp")
+def interpolate(b, op):
+    if any(b.has_input(op, k) for k in (1, 2, 3)):
+        raise TranslationError("run-time output size or scale tensors are not supported; use static sizes")
+    b.emit(f"{op.name}_v2", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"data_layout": STRING(op.attrs.get("data_format", "NCHW")), "out_d": INT(op.attrs.get("out_d", -1)),
+            "out_h": INT(op.attrs.get("out_h", -1)), "out_w": INT(op.attrs.get("out_w", -1)),
+            "scale": FLOATS(op.attrs.get("scale") or []), "interp_method": STRING(op.attrs["interp_method"]),
+            "align_corners": BOOL(op.attrs.get("align_corners", False)),
+            "align_mode": INT(op.attrs.get("align_mode", 1))})
+
+
+# ------------------------------------------------------------------ shape manipulation
+
+def _with_xshape(b, op, legacy_type, inputs, attrs):
+    out = b.output(op)
+    source = b.values.get(op.inputs[0])
+    xshape = b.declare(out + ".xshape", source.dtype if source else "float32",
+                       [0] + list(source.shape if source and source.shape else []))
+    b.emit(legacy_type, inputs, {"Out": [out], "XShape": [xshape]}, attrs)
+
+
+@translates("pd_op.reshape", "pd_op.reshape_")
+def reshape(b, op):
+    _with_xshape(b, op, "reshape2", {"X": [_x(b, op)]}, {"shape": INTS(b.const(op, 1))})
+
+
+@translates("pd_op.flatten", "pd_op.flatten_")
+def flatten(b, op):
+    _with_xshape(b, op, "flatten_contiguous_range", {"X": [_x(b, op)]},
+                 {"start_axis": INT(op.attrs["start_axis"]), "stop_axis": INT(op.attrs["stop_axis"])})
+
+
+@translates("pd_op.transpose", "pd_op.transpose_")
+def transpose(b, op):
+    _with_xshape(b, op, "transpose2", {"X": [_x(b, op)]}, {"axis": INTS(op.attrs["perm"])})
+
+
+@translates("pd_op.squeeze", "pd_op.squeeze_")
+def squeeze(b, op):
+    _with_xshape(b, op, "squeeze2", {"X": [_x(b, op)]}, {"axes": INTS(b.const(op, 1, []))})
+
+
+@translates("pd_op.unsqueeze", "pd_op.unsqueeze_")
+def unsqueeze(b, op):
+    _with_xshape(b, op, "unsqueeze2", {"X": [_x(b, op)]}, {"axes": INTS(b.const(op, 1, []))})
+
+
+@translates("pd_op.concat")
+def concat(b, op):
+    parts = b.vectors.get(op.inputs[0])
+    if parts is None:
+        raise TranslationError("concat of a value that is not a vector")
+    b.emit("concat", {"X": [b.name_of(v) for v in parts]}, {"Out": [b.output(op)]},
+           {"axis": INT(b.const(op, 1, 0))})
+
+
+def _split_outputs(b, op, count):
+    value = op.outputs[0]
+    names = []
+    for k, element in enumerate(value.elements or [None] * count):
+        name = b.fresh(f"{op.name}_{k}")
+        b.declare(name, element.dtype if element else "float32", element.shape if element else [])
+        names.append(name)
+    b.split_results[value.id] = names
+    return names
+
+
+@translates("pd_op.split")
+def split(b, op):
+    sections = b.const(op, 1)
+    names = _split_outputs(b, op, len(sections))  # builtin.split then names each part
+    b.emit("split", {"X": [_x(b, op)]}, {"Out": names},
+           {"axis": INT(b.const(op, 2, 0)), "num": INT(0), "sections": INTS(sections)})
+
+
+@translates("pd_op.split_with_num")
+def split_with_num(b, op):
+    num = int(op.attrs["num"])
+    names = _split_outputs(b, op, num)
+    b.emit("split", {"X": [_x(b, op)]}, {"Out": names},
+           {"axis": INT(b.const(op, 1, 0)), "num": INT(num), "sections": INTS([])})
+
+
+@translates("pd_op.slice")
+def slice_(b, op):
+    b.emit("slice", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"axes": INTS(op.attrs["axes"]), "starts": INTS(b.const(op, 1)), "ends": INTS(b.const(op, 2)),
+            "infer_flags": INTS(op.attrs.get("infer_flags") or [1] * len(op.attrs["axes"])),
+            "decrease_axis": INTS(op.attrs.get("decrease_axis") or [])})
+
+
+@translates("pd_op.shape", "pd_op.shape64")
+def shape(b, op):
+    b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]}, {})
+
+
+@translates("pd_op.cast", "pd_op.cast_")
+def cast(b, op):
+    source = b.values.get(op.inputs[0])
+    b.emit("cast", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"in_dtype": INT(PROTO_DTYPE[source.dtype if source and source.dtype else "float32"]),
+            "out_dtype": INT(PROTO_DTYPE[op.attrs["dtype"]])})
+
+
+# ------------------------------------------------------------------ reductions
+
+_REDUCE = {"mean": "reduce_mean", "sum": "reduce_sum", "max": "reduce_max", "min": "reduce_min"}
+
+
+@translates(*[f"pd_op.{n}" for n in _REDUCE])
+def reduce(b, op):
+    axes = b.const(op, 1, [])
+    axes = [axes] if isinstance(axes, (int, float)) else _ints(axes)
+    b.emit(_REDUCE[op.name], {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"dim": INTS(axes), "keep_dim": BOOL(op.attrs.get("keepdim", False)), "reduce_all": BOOL(not axes)})
+
+
+@translates("pd_op.dropout")
+def dropout(b, op):
+    # inference: dropout is the identity ("upscale_in_train") or a scale by 1-p ("downgrade_in_infer")
+    b.emit("dropout", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"dropout_prob": FLOAT(b.const(op, 2, 0.5)), "is_test": BOOL(True),
+            "dropout_implementation": STRING(op.attrs.get("mode", "upscale_in_train"))})
+
+
+@translates("pd_op.arg_max")
+def arg_max(b, op):
+    b.emit("arg_max", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+           {"axis": INT(b.const(op, 1, -1)), "keepdims": BOOL(op.attrs.get("keepdims", False)),
+            "flatten": BOOL(op.attrs.get("flatten", False)),
+            "dtype": INT(PROTO_DTYPE[op.attrs.get("dtype", "int64")])})

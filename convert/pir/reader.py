@@ -1,0 +1,124 @@
+"""Reading a Paddle 3 PIR program (``model.json``) into plain Python objects.
+
+The JSON is PIR's serialized form: ops carry ``"#": "<dialect>.<name>"``
+(``0`` = builtin, ``1`` = pd_op; ``p`` = a parameter), operands as value ids
+(``{"%": id}``; id 0 is "no value"), results with their types (``TT``) and
+attributes as typed nodes (``{"#": "0.a_i32", "D": 3}``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from runtimes.errors import WherryError
+
+DIALECTS = {"0": "builtin", "1": "pd_op"}
+_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
+           "i32": "int32", "i16": "int16", "i8": "int8", "ui8": "uint8", "bool": "bool"}
+
+
+class PirFormatError(WherryError):
+    """The file is not a PIR program wherry can read."""
+
+
+@dataclass
+class Value:
+    id: int
+    dtype: Optional[str]                      # None for vectors (builtin.combine results)
+    shape: Optional[List[int]]                # -1 for dynamic dims
+    elements: Optional[List["Value"]] = None  # element types of a vector value
+
+
+@dataclass
+class PirOp:
+    index: int
+    dialect: str
+    name: str
+    attrs: Dict[str, Any]
+    inputs: List[int]                         # value ids, 0 = absent optional operand
+    outputs: List[Value]
+    has_regions: bool = False
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.dialect}.{self.name}"
+
+
+@dataclass
+class Param:
+    name: str
+    value: Value
+
+
+@dataclass
+class PirProgram:
+    ops: List[PirOp]
+    params: Dict[int, Param] = field(default_factory=dict)
+
+
+def _attr(node):
+    """Decode a typed attribute node into a Python value."""
+    if not isinstance(node, dict) or "#" not in node:
+        return node
+    kind, data = node["#"].split(".", 1)[-1], node.get("D")
+    if kind == "a_array":
+        return [_attr(item) for item in data]
+    if kind in ("a_place",):
+        return None
+    if kind == "a_dtype":
+        return str(data)
+    return data
+
+
+def _type(node, vid=-1) -> Value:
+    kind = node.get("#", "").split(".", 1)[-1]
+    data = node.get("D")
+    if kind == "t_vec":
+        elements = [_type(item) for item in data]
+        return Value(vid, None, None, elements)
+    if kind == "t_dtensor":
+        dtype = _DTYPES.get(data[0].get("#", "").split(".", 1)[-1].replace("t_", ""), None)
+        return Value(vid, dtype, [int(d) for d in data[1]])
+    return Value(vid, None, None)
+
+
+def _outputs(raw) -> List[Value]:
+    items = raw if isinstance(raw, list) else [raw]
+    values = []
+    for item in items:
+        if not item:
+            continue
+        value = _type(item.get("TT", {}), int(item.get("%", 0)))
+        values.append(value)
+    return values
+
+
+def read_program(json_path) -> PirProgram:
+    path = Path(json_path)
+    try:
+        data = json.loads(path.read_text())
+        if data.get("base_code", {}).get("magic") != "pir":
+            raise ValueError("no PIR magic")
+        raw_ops = data["program"]["regions"][0]["blocks"][0]["ops"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise PirFormatError(f"{path} is not a Paddle 3 PIR program ({exc})",
+                             "pass the model.json written by paddle.jit.save in Paddle 3") from None
+    program = PirProgram([])
+    for index, raw in enumerate(raw_ops):
+        tag = raw.get("#", "")
+        if tag == "p":  # parameter: A = [?, ?, ?, name], O = its value
+            out = _outputs(raw.get("O"))[0]
+            program.params[out.id] = Param(str(raw["A"][3]), out)
+            continue
+        dialect, _, name = tag.partition(".")
+        attrs = {}
+        for item in raw.get("A", []):
+            if isinstance(item, dict) and "N" in item:
+                attrs[item["N"]] = _attr(item.get("AT"))
+        attrs.pop("struct_name", None)
+        inputs = [int(i.get("%", 0)) if isinstance(i, dict) else 0 for i in raw.get("I", [])]
+        program.ops.append(PirOp(index, DIALECTS.get(dialect, dialect), name, attrs, inputs,
+                                 _outputs(raw.get("O", [])), bool(raw.get("regions"))))
+    return program
