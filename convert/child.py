@@ -40,9 +40,18 @@ class ToolError(WherryError):
 _LOG_PREFIX = re.compile(r"^(\[\d+ \d+/\d+ [\d:. ]+\S+ \w+\]|[IWEF]\d{4} [\d:.]+\s+\d+ \S+\])\s*")
 
 
+# Paddle's C++ crash report boilerplate: says nothing about the cause.
+_BOILERPLATE = re.compile(r"^(-{5,}|C\+\+ Traceback|Error Message Summary|FatalError: `Process abort|"
+                          r"\s*\[(TimeInfo|SignalInfo):|\d+\s+\S+::)")
+
+
 def log_tail(text: str, lines: int = 6) -> str:
-    kept = [_LOG_PREFIX.sub("", ln) for ln in text.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
-    return "\n".join(kept[-lines:])
+    """The informative end of a tool's log: its error lines first, then the last lines."""
+    kept = [_LOG_PREFIX.sub("", ln) for ln in text.splitlines()
+            if ln.strip() and not any(n in ln for n in _NOISE) and not _BOILERPLATE.match(ln)]
+    errors = [ln for ln in kept if "[ERROR]" in ln or "Error:" in ln or "error:" in ln][-3:]
+    tail = errors + [ln for ln in kept[-lines:] if ln not in errors]
+    return "\n".join(tail[-max(lines, len(errors)):])
 
 
 def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 1800,

@@ -18,12 +18,12 @@ def _legacy_ops(info: source.ModelInfo, notes: List[str]):
         return info.ops
     from convert import normalize, pir
 
-    unsupported = sorted(set(info.ops) - set(pir.SUPPORTED_OPS) - {"data", "fetch"})
-    if unsupported:
-        notes.append("PIR ops the translator cannot map yet: " + ", ".join(unsupported))
-        return None
     with tempfile.TemporaryDirectory(prefix="wherry-inspect-") as tmp:
-        legacy = normalize.to_legacy(info, Path(tmp))
+        try:
+            legacy = normalize.to_legacy(info, Path(tmp))
+        except pir.UntranslatableOps as exc:
+            notes.append("PIR ops the translator cannot map yet: " + ", ".join(exc.op_names))
+            return None
         translated = source.read(legacy.model_file)
     notes.append("PIR program: Lite support is judged on its translation to a legacy program")
     return translated.ops

@@ -70,9 +70,22 @@ class OcrLike(paddle.nn.Layer):
         return det, rec
 
 
+class Untranslatable(paddle.nn.Layer):
+    """Uses ops wherry's PIR translator has no entry for (cumsum, flip): the error must name them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = paddle.nn.Conv2D(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return paddle.flip(paddle.cumsum(y, axis=1), axis=[2])
+
+
 paddle.seed(0)
 kwargs = {"num_classes": 1000}
-model = OcrLike() if name == "ocr_like" else getattr(models, name)(**kwargs)
+custom = {"ocr_like": OcrLike, "untranslatable": Untranslatable}
+model = custom[name]() if name in custom else getattr(models, name)(**kwargs)
 he_init(model)
 model.eval()
 paddle.jit.save(model, out_prefix, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")])

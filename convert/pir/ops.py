@@ -326,7 +326,8 @@ def reduce(b, op):
     axes = b.const(op, 1, [])
     axes = [axes] if isinstance(axes, (int, float)) else _ints(axes)
     b.emit(_REDUCE[op.name], {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"dim": INTS(axes), "keep_dim": BOOL(op.attrs.get("keepdim", False)), "reduce_all": BOOL(not axes)})
+           {"dim": INTS(axes), "keep_dim": BOOL(op.attrs.get("keepdim", False)), "reduce_all": BOOL(not axes),
+            "in_dtype": INT(-1), "out_dtype": INT(-1)})  # paddle2onnx aborts without the dtype attrs
 
 
 @translates("pd_op.dropout")

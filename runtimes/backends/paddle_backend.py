@@ -117,6 +117,11 @@ class PaddleInferenceBackend(Backend):
         config = pi.Config(model, params) if params else pi.Config(model)
         config.disable_gpu()
         config.disable_glog_info()
+        # The reference runs the program as written: oneDNN kernels fail on some PIR attributes
+        # (nearest_interp's double-array scale: "ConvertPirAttribute2RuntimeAttribute not support")
+        # and fusion passes would make the reference depend on Paddle's own graph rewrites.
+        config.disable_mkldnn()
+        config.switch_ir_optim(False)
         config.set_cpu_math_library_num_threads(int(threads or 1))
         try:
             self._predictor = pi.create_predictor(config)

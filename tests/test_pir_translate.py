@@ -1,0 +1,72 @@
+"""PIR -> legacy translation on real Paddle 3.3.1 PIR exports, verified with Paddle Inference and Lite."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import runtimes
+from conftest import export_vision_model
+from convert import pir
+from runtimes import parity
+
+MODELS = [("mobilenet_v1", 224), ("mobilenet_v2", 224), ("googlenet", 224), ("densenet121", 224),
+          ("inception_v3", 299), ("ocr_like", 64)]
+
+
+@pytest.mark.parametrize("name, size", MODELS)
+def test_translated_program_matches_the_pir_original(name, size, tmp_path):
+    model = export_vision_model(name, "pir", size)
+    result = pir.translate(model, model.with_suffix(".pdiparams"), tmp_path)
+    assert result.model_file.is_file() and sum(result.ops.values()) > 0
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype("float32")
+    with runtimes.open(str(model), isolate=True) as original:
+        golden = original.run({"x": x})
+    with runtimes.open(str(result.model_file), isolate=True) as translated:
+        outputs = translated.run({"x": x})
+    assert list(outputs) == list(golden)  # the PIR fetch names are kept
+    verdicts = parity.compare(golden, outputs, {k: parity.default_tolerance("fp32") for k in golden})
+    assert all(v.passed for v in verdicts), [v.to_json() for v in verdicts]
+    assert not any(v.uninformative for v in verdicts)
+
+
+def test_ocr_ops_reach_an_x86_nb_and_onnx(wherry, tmp_path):
+    """Transposed conv, nearest/bilinear resize, layer_norm, split, softmax attention: through the CLI."""
+    model = export_vision_model("ocr_like", "pir", 64)
+    proc = wherry("convert", model.parent, "-t", "desktop-x86_64", "-o", tmp_path, "--json", check=0)
+    summary = json.loads(proc.stdout)[0]
+    results = {a["file"]: a for a in summary["report"]["verification"]["artifacts"]}
+    assert results["model.x86.nb"]["status"] == "passed" and results["model.onnx"]["status"] == "passed"
+    manifest = json.loads((tmp_path / "pir.desktop-x86_64" / "manifest.json").read_text())
+    assert manifest["source"]["format"] == "pir" and manifest["source"]["translated"] is True
+    assert [o["name"] for o in manifest["outputs"]] == ["fetch_name_0", "fetch_name_1"]
+
+
+def test_untranslatable_ops_are_named_and_nothing_is_written(wherry, tmp_path):
+    model = export_vision_model("untranslatable", "pir", 16)
+    with pytest.raises(pir.UntranslatableOps) as err:
+        pir.translate(model, model.with_suffix(".pdiparams"), tmp_path / "t")
+    assert err.value.op_names == ["pd_op.cumsum", "pd_op.flip"]
+    assert "op #" in err.value.message
+    assert not (tmp_path / "t").exists()
+    proc = wherry("convert", model, "-o", tmp_path / "out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "pd_op.cumsum" in proc.stderr and "pd_op.flip" in proc.stderr
+    assert not any((tmp_path / "out").iterdir())
+
+
+def test_inspect_judges_pir_lite_support_on_the_translation(wherry):
+    model = export_vision_model("mobilenet_v3_small", "pir", 224)
+    report = json.loads(wherry("inspect", model, "--json", check=0).stdout)
+    assert report["format"] == "pir"
+    assert report["targets"]["rpi4"]["lite_ok"] is True
+    assert any("translation" in n for n in report["notes"])
+    bad = json.loads(wherry("inspect", export_vision_model("untranslatable", "pir", 16), "--json", check=0).stdout)
+    assert any("cumsum" in n for n in bad["notes"])
+    assert "lite_ok" not in bad["targets"]["rpi4"]
+
+
+def test_supported_ops_are_listed():
+    assert "pd_op.conv2d" in pir.SUPPORTED_OPS and "pd_op.batch_norm_" in pir.SUPPORTED_OPS
+    assert pir.SUPPORTED_OPS == sorted(pir.SUPPORTED_OPS)
