@@ -82,7 +82,8 @@ def _convert_and_check(model, out_dir, record_key, **options):
             rows[(r.target, art.file)] = art
             _records.append({"model": record_key[0], "source": record_key[1], "target": r.target,
                              "artifact": art.file, "status": art.status, "reason": art.reason,
-                             "max_abs": worst.max_abs if worst else None, "cosine": worst.cosine if worst else None,
+                             "max_abs": worst.max_abs if worst else None, "max_rel": worst.max_rel if worst else None,
+                             "cosine": worst.cosine if worst else None,
                              "translated": r.manifest.source.get("translated", False),
                              "warnings": r.report.get("warnings", [])})
     return by_target, rows
