@@ -135,3 +135,20 @@ def test_lite_segfault_becomes_a_readable_error(wherry, tmp_path):
     proc = wherry("convert", model, "-t", "desktop-x86_64", "-o", tmp_path / "out", "--skip-pass", "add-xshape")
     _assert_user_error(proc, "Paddle Lite opt crashed (SIGSEGV)", "variable_place_inference_pass", "add-xshape")
     _no_partial_bundles(tmp_path / "out")
+
+
+def test_paddle1_directory_converts_and_verifies(wherry, tmp_path, example_model):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    model_dir = tmp_path / "digits_1x"
+    subprocess.run([sys.executable, str(REPO / "tests" / "export_paddle1.py"), str(example_model.with_suffix("")),
+                    str(model_dir)], check=True, capture_output=True)
+    proc = wherry("convert", model_dir, "--inputs", example_model.parent / "digits_inputs.npz", "-o",
+                  tmp_path / "out", "--json", check=0)
+    summary = json.loads(proc.stdout)[0]
+    statuses = {a["file"]: a["status"] for a in summary["report"]["verification"]["artifacts"]}
+    assert statuses == {"model.x86.nb": "passed", "model.onnx": "passed"}
+    manifest = json.loads((tmp_path / "out" / "digits_1x.desktop-x86_64" / "manifest.json").read_text())
+    assert manifest["source"]["format"] == "paddle1" and len(manifest["source"]["files"]) == 21
