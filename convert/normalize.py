@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-from convert.source import ModelInfo, load_program_desc
+from convert.source import ModelInfo, persistable_names
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ def _combine_paddle1_params(model_file: Path, out_dir: Path) -> LegacyModel:
     # A combined params file is the per-variable serializations (the exact bytes a
     # 1.x per-file save writes) concatenated in sorted variable-name order, which
     # is the order Paddle Inference, Lite and paddle2onnx read them back in.
-    program = load_program_desc(model_file)
-    names = sorted(v.name for v in program.blocks[0].vars
-                   if v.persistable and v.name not in ("feed", "fetch"))
+    names = persistable_names(model_file)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = out_dir / "model.pdiparams"
     with open(params, "wb") as combined:

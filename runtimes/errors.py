@@ -24,6 +24,10 @@ class BundleError(WherryError):
     """A bundle or manifest is missing, malformed, tampered with or of an unknown version."""
 
 
+class ModelError(WherryError):
+    """A Paddle model's files are missing, ambiguous, corrupt or not an inference program."""
+
+
 class InputError(WherryError):
     """Feeds or data files do not match what the model expects."""
 

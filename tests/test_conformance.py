@@ -8,7 +8,6 @@ scripts/support_matrix.py renders the README support matrix.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Dict, List, Optional
 
 from convert.pir.reader import PirOp, PirProgram, Value
+from runtimes.paddle_model import PROTO_DTYPES
 
-# proto VarType.Type numbers of framework.proto
-PROTO_DTYPE = {"bool": 0, "int16": 1, "int32": 2, "int64": 3, "float16": 4, "float32": 5, "float64": 6,
-               "uint8": 20, "int8": 21, "bfloat16": 22}
+# numpy dtype name -> framework.proto VarType.Type number
+PROTO_DTYPE = {name: number for number, name in PROTO_DTYPES.items()}
 
 
 class TranslationError(Exception):

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from runtimes.errors import WherryError
+from runtimes.paddle_model import pir_dtype
 
 DIALECTS = {"0": "builtin", "1": "pd_op"}
-_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
-           "i32": "int32", "i16": "int16", "i8": "int8", "ui8": "uint8", "bool": "bool"}
 
 
 class PirFormatError(WherryError):
@@ -79,8 +78,7 @@ def _type(node, vid=-1) -> Value:
         elements = [_type(item) for item in data]
         return Value(vid, None, None, elements)
     if kind == "t_dtensor":
-        dtype = _DTYPES.get(data[0].get("#", "").split(".", 1)[-1].replace("t_", ""), None)
-        return Value(vid, dtype, [int(d) for d in data[1]])
+        return Value(vid, pir_dtype(data[0]), [int(d) for d in data[1]])
     return Value(vid, None, None)
 
 

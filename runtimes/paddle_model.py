@@ -1,0 +1,209 @@
+"""Paddle inference models on disk: finding their files and reading their interface without running them.
+
+One place for what both the converter (convert/source.py) and the Paddle
+Inference backend need. Three formats:
+
+* ``legacy``  - ``*.pdmodel`` (protobuf ProgramDesc) + ``*.pdiparams``
+* ``pir``     - ``*.json`` (Paddle 3 PIR program) + ``*.pdiparams``
+* ``paddle1`` - a directory with ``__model__`` and one file per parameter
+  (or a combined ``__params__``/``params`` file)
+
+Reading a legacy program needs paddle's generated protobuf module (imported
+lazily); PIR programs are plain JSON.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import ModelError
+from .specs import TensorSpec
+
+FORMATS = ("legacy", "pir", "paddle1")
+COMBINED_1X_PARAMS = ("__params__", "params", "__variables__")
+
+# framework.proto VarType.Type numbers and PIR type names -> numpy dtype names
+PROTO_DTYPES = {0: "bool", 1: "int16", 2: "int32", 3: "int64", 4: "float16", 5: "float32", 6: "float64",
+                20: "uint8", 21: "int8", 22: "bfloat16"}
+PIR_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16", "i64": "int64",
+              "i32": "int32", "i16": "int16", "i8": "int8", "ui8": "uint8", "bool": "bool"}
+
+
+@dataclass
+class ModelFiles:
+    format: str                       # one of FORMATS
+    model_file: Path                  # .pdmodel, .json or __model__
+    params_file: Optional[Path]       # combined params; None for a 1.x dir with one file per parameter
+    name: str                         # a short name (for bundles)
+
+    @property
+    def param_dir(self) -> Path:
+        return self.model_file.parent
+
+    def all_files(self) -> List[Path]:
+        """Every file the model consists of (for hashing and copying)."""
+        files = [self.model_file]
+        if self.params_file is not None:
+            files.append(self.params_file)
+        elif self.format == "paddle1":
+            files += sorted(p for p in self.param_dir.iterdir()
+                            if p.is_file() and p.name != "__model__" and not p.name.startswith("."))
+        return files
+
+
+@dataclass
+class ModelInterface:
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+    ops: Counter = field(default_factory=Counter)   # op type -> count (feed/fetch/data excluded)
+    control_flow: bool = False
+
+
+# --------------------------------------------------------------------------- locating
+
+def locate(path) -> ModelFiles:
+    """Resolve a directory, a model file or a file prefix to the model's files."""
+    given = Path(path)
+    if given.is_dir():
+        return _locate_in_dir(given)
+    if given.is_file():
+        return _from_model_file(given)
+    for suffix in (".pdmodel", ".json"):
+        candidate = given.with_name(given.name + suffix)
+        if candidate.is_file():
+            return _from_model_file(candidate)
+    raise ModelError(f"no Paddle model at {path}",
+                     "pass a model directory, a .pdmodel/.json file or a prefix such as models/inference")
+
+
+def _locate_in_dir(folder: Path) -> ModelFiles:
+    if (folder / "__model__").is_file():
+        return _from_model_file(folder / "__model__")
+    candidates = sorted(folder.glob("*.pdmodel")) + sorted(
+        p for p in folder.glob("*.json") if p.with_suffix(".pdiparams").is_file())
+    if not candidates:
+        raise ModelError(f"{folder} holds no Paddle model (no *.pdmodel, *.json with .pdiparams, or __model__)",
+                         "point at the directory `paddle.jit.save` or `save_inference_model` wrote")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise ModelError(f"{folder} holds several models ({names})", "pass the model file itself")
+    return _from_model_file(candidates[0])
+
+
+def _from_model_file(model_file: Path) -> ModelFiles:
+    if model_file.name == "__model__":
+        folder = model_file.parent
+        combined = next((folder / n for n in COMBINED_1X_PARAMS if (folder / n).is_file()), None)
+        return ModelFiles("paddle1", model_file, combined, folder.resolve().name or "model")
+    if model_file.suffix == ".pdmodel":
+        fmt = "legacy"
+    elif model_file.suffix == ".json":
+        fmt = "pir"
+    else:
+        raise ModelError(f"{model_file.name} is not a Paddle model file",
+                         "expected a .pdmodel (legacy), .json (Paddle 3 PIR) or __model__ (Paddle 1.x)")
+    params = model_file.with_suffix(".pdiparams")
+    if not params.is_file():
+        raise ModelError(f"parameters file {params} is missing",
+                         f"copy {params.name} next to {model_file.name} (both come from the same export)")
+    return ModelFiles(fmt, model_file, params, _nice_name(model_file))
+
+
+def _nice_name(model_file: Path) -> str:
+    # "inference.pdmodel" / "model.json" say nothing; the directory usually does.
+    stem = model_file.stem
+    parent = model_file.resolve().parent.name
+    return parent if stem in ("inference", "model") and parent else stem
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_interface(files: ModelFiles) -> ModelInterface:
+    if files.format == "pir":
+        return _read_pir(files.model_file)
+    return _read_legacy(load_program_desc(files.model_file))
+
+
+def load_program_desc(model_file: Path):
+    """Parse a legacy ProgramDesc, raising ModelError on corrupt input."""
+    from google.protobuf.message import DecodeError
+    from paddle.base.proto import framework_pb2  # host-side protobuf schema; paddle costs ~0.7 s to import
+
+    program = framework_pb2.ProgramDesc()
+    try:
+        program.ParseFromString(Path(model_file).read_bytes())
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"{model_file} is not a valid Paddle program (corrupt or truncated: {exc})",
+                         "export the model again; check the download is complete") from None
+    if not program.blocks or not any(op.type == "feed" for op in program.blocks[0].ops):
+        raise ModelError(f"{model_file} is not a Paddle inference program (no feed ops)",
+                         "export it with paddle.jit.save or paddle.static.save_inference_model")
+    return program
+
+
+def _read_legacy(program) -> ModelInterface:
+    block = program.blocks[0]
+    variables = {v.name: v for v in block.vars}
+    feeds, fetches, ops = {}, {}, Counter()
+    for op in block.ops:
+        col = next((a.i for a in op.attrs if a.name == "col"), 0)
+        if op.type == "feed":
+            feeds[col] = op.outputs[0].arguments[0]
+        elif op.type == "fetch":
+            fetches[col] = op.inputs[0].arguments[0]
+        else:
+            ops[op.type] += 1
+    for extra in program.blocks[1:]:
+        ops.update(op.type for op in extra.ops)
+
+    def spec(name):
+        if name not in variables:
+            raise ModelError(f"variable {name} is referenced but not declared in the program",
+                             "the model file is damaged; export it again")
+        tensor = variables[name].type.dense_tensor.tensor  # "lod_tensor" before Paddle 3 (same field number)
+        return TensorSpec(name, PROTO_DTYPES.get(tensor.data_type, "float32"),
+                          tuple(None if d < 0 else int(d) for d in tensor.dims))
+
+    return ModelInterface([spec(feeds[c]) for c in sorted(feeds)], [spec(fetches[c]) for c in sorted(fetches)],
+                          ops, control_flow=len(program.blocks) > 1)
+
+
+def pir_dtype(type_node: dict) -> str:
+    """numpy dtype name of a PIR dense tensor type node such as {"#": "0.t_f32"}."""
+    return PIR_DTYPES.get(type_node.get("#", "").split(".", 1)[-1].replace("t_", "", 1), "float32")
+
+
+def _read_pir(json_path: Path) -> ModelInterface:
+    try:
+        data = json.loads(Path(json_path).read_text())
+        if data.get("base_code", {}).get("magic") != "pir":
+            raise ValueError("no PIR magic")
+        raw_ops = data["program"]["regions"][0]["blocks"][0]["ops"]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{json_path} is not a Paddle 3 PIR program ({exc})",
+                         "pass the model.json written by paddle.jit.save in Paddle 3") from None
+    inputs, outputs, ops = [], [], Counter()
+    control_flow = False
+    for op in raw_ops:
+        kind = op.get("#", "")
+        if kind == "p":
+            continue  # a parameter declaration
+        name = kind.split(".", 1)[-1]
+        attrs = {a.get("N"): a.get("AT", {}).get("D") for a in op.get("A", []) if isinstance(a, dict)}
+        if name == "data":
+            shape = tuple(None if d < 0 else int(d) for d in attrs.get("shape") or [])
+            inputs.append(TensorSpec(str(attrs.get("name")), str(attrs.get("dtype") or "float32"), shape))
+        elif name == "fetch":
+            ttype = op["O"][0]["TT"]["D"]
+            shape = tuple(None if d < 0 else int(d) for d in ttype[1])
+            outputs.append((int(attrs.get("col") or 0), TensorSpec(str(attrs.get("name")), pir_dtype(ttype[0]), shape)))
+        else:
+            ops[name] += 1
+            control_flow = control_flow or bool(op.get("regions"))
+    if not inputs or not outputs:
+        raise ModelError(f"{json_path} has no data/fetch ops; it is not an inference program",
+                         "export it with paddle.jit.save(layer, path, input_spec=[...])")
+    return ModelInterface(inputs, [spec for _, spec in sorted(outputs, key=lambda t: t[0])], ops, control_flow)
