@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -215,19 +214,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose, args.quiet)
-    try:
-        return int(args.func(args) or 0)
-    except WherryError as exc:
-        print(f"wherry: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("wherry: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `wherry ... | head`: the reader left, nothing to report
-        sys.stdout = open(os.devnull, "w")
-        return 0
+    from runtimes.cli import report_errors
+    return report_errors("wherry", lambda: args.func(args))
 
 
 if __name__ == "__main__":

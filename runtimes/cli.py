@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from .errors import InputError, WherryError
 
@@ -264,6 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_errors(prog: str, command: Callable[[], int]) -> int:
+    """Run a CLI command; user errors become one message and a hint, never a traceback.
+
+    Shared by `python -m runtimes` and the host's `wherry`.
+    """
+    try:
+        return int(command() or 0)
+    except WherryError as exc:
+        print(f"{prog}: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `... | head`: the reader left, nothing to report
+        sys.stdout = open(os.devnull, "w")
+        return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = 0
@@ -271,20 +292,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         verbose += 2 if argv.pop(0) == "-vv" else 1
     logging.basicConfig(level=logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        if argv and argv[0] == "serve":
-            return cmd_serve(argv[1:])
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return 2
-        return int(args.func(args) or 0)
-    except WherryError as exc:
-        print(f"runtimes: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("runtimes: interrupted", file=sys.stderr)
-        return 130
+    if argv and argv[0] == "serve":
+        return report_errors("runtimes", lambda: cmd_serve(argv[1:]))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return report_errors("runtimes", lambda: args.func(args))
