@@ -32,7 +32,8 @@ def model_args(name):
     if name in OCR_MODELS:
         folder, shape = OCR_MODELS[name]
         return str(rapidocr_models() / folder), {"shapes": {"x": tuple(int(d) for d in shape.split(","))}}
-    return str(export_vision_model(name, "legacy", 224)), {}
+    base, _, fmt = name.partition(":")  # "resnet18:pir" = the PIR export (goes through the translator)
+    return str(export_vision_model(base, fmt or "legacy", 224)), {}
 
 
 def measure_one(name: str, targets: str) -> dict:
@@ -51,7 +52,7 @@ def measure_one(name: str, targets: str) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="digits,mobilenet_v3_small,resnet18,ppocrv4_det")
+    parser.add_argument("--models", default="digits,mobilenet_v3_small,mobilenet_v3_small:pir,resnet18,ppocrv4_det")
     parser.add_argument("--targets", default="desktop-x86_64,rpi4")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
     args = parser.parse_args()
