@@ -176,15 +176,20 @@ def pir_dtype(type_node: dict) -> str:
     return PIR_DTYPES.get(type_node.get("#", "").split(".", 1)[-1].replace("t_", "", 1), "float32")
 
 
-def _read_pir(json_path: Path) -> ModelInterface:
+def load_pir_ops(json_path) -> list:
+    """The serialized ops of a PIR program's top-level block, or ModelError if it is not one."""
     try:
         data = json.loads(Path(json_path).read_text())
         if data.get("base_code", {}).get("magic") != "pir":
             raise ValueError("no PIR magic")
-        raw_ops = data["program"]["regions"][0]["blocks"][0]["ops"]
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        return data["program"]["regions"][0]["blocks"][0]["ops"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{json_path} is not a Paddle 3 PIR program ({exc})",
                          "pass the model.json written by paddle.jit.save in Paddle 3") from None
+
+
+def _read_pir(json_path: Path) -> ModelInterface:
+    raw_ops = load_pir_ops(json_path)
     inputs, outputs, ops = [], [], Counter()
     control_flow = False
     for op in raw_ops:

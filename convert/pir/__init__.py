@@ -19,7 +19,7 @@ from typing import List
 
 from convert.pir.builder import INT, Builder, TranslationError
 from convert.pir.ops import TRANSLATORS
-from convert.pir.reader import PirFormatError, read_program  # noqa: F401 - public
+from convert.pir.reader import read_program  # noqa: F401 - public
 from runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)

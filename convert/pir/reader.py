@@ -7,19 +7,12 @@ attributes as typed nodes (``{"#": "0.a_i32", "D": 3}``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from runtimes.errors import WherryError
-from runtimes.paddle_model import pir_dtype
+from runtimes.paddle_model import load_pir_ops, pir_dtype
 
 DIALECTS = {"0": "builtin", "1": "pd_op"}
-
-
-class PirFormatError(WherryError):
-    """The file is not a PIR program wherry can read."""
 
 
 @dataclass
@@ -94,15 +87,7 @@ def _outputs(raw) -> List[Value]:
 
 
 def read_program(json_path) -> PirProgram:
-    path = Path(json_path)
-    try:
-        data = json.loads(path.read_text())
-        if data.get("base_code", {}).get("magic") != "pir":
-            raise ValueError("no PIR magic")
-        raw_ops = data["program"]["regions"][0]["blocks"][0]["ops"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise PirFormatError(f"{path} is not a Paddle 3 PIR program ({exc})",
-                             "pass the model.json written by paddle.jit.save in Paddle 3") from None
+    raw_ops = load_pir_ops(json_path)
     program = PirProgram([])
     for index, raw in enumerate(raw_ops):
         tag = raw.get("#", "")
