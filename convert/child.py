@@ -28,7 +28,8 @@ from runtimes.errors import NativeCrash, WherryError
 log = logging.getLogger(__name__)
 
 # Lines that every paddle import prints and that only hide the real error.
-_NOISE = ("ccache", "warnings.warn(", "UserWarning", "New Executor is Running", "   - Skip ")
+_NOISE = ("ccache", "warnings.warn(", "UserWarning", "New Executor is Running", "   - Skip ", "KernelGrade]",
+          "pick kernel for")
 _FAILED = 3  # exit code of a child whose function raised
 
 

@@ -46,7 +46,13 @@ def _add_convert(sub):
     p.add_argument("--seed", type=int, default=0, help="seed for random golden inputs (default 0)")
     p.add_argument("--precision", action="append", metavar="P",
                    help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
-    p.add_argument("--calib", type=Path, help="calibration data for int8 (.npz keyed by input name)")
+    p.add_argument("--calib", type=Path, metavar="CALIB.npz",
+                   help="calibration data for int8: arrays keyed by input name, first axis = samples")
+    p.add_argument("--eval", type=Path, dest="eval_data", metavar="EVAL.npz",
+                   help="labelled data (inputs + 'labels'): report every artifact's accuracy and its drop")
+    p.add_argument("--max-drop", type=float, metavar="PP",
+                   help="int8 accuracy guard: max accuracy drop in points with --eval, else max %% cosine loss; "
+                        "the most sensitive layers are kept in float until it holds")
     p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
                    help="disable a legalization pass (add-xshape, restore-attrs): to see what it repairs")
     p.add_argument("--force", action="store_true", help="replace existing bundles")
@@ -68,7 +74,7 @@ def cmd_convert(args) -> int:
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, shapes=_parse_shapes(args.shape), precisions=_split(args.precision),
-        calib=args.calib, seed=args.seed, skip_passes=args.skip_pass, force=args.force or args.example, verify=not args.no_verify, name=name)
+        calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, force=args.force or args.example, verify=not args.no_verify, name=name)
     results = pipeline.convert(options)
     if args.json:
         print(json.dumps([{"target": r.target, "bundle": str(r.path), "ok": r.ok, "report": r.report}
@@ -103,8 +109,28 @@ def _print_summary(result) -> None:
                 print(f"  {art.file}: {note}")
     else:
         print("artifacts were not verified (--no-verify)")
+    if "quantization" in result.report:
+        print(_quantization_table(result.report["quantization"]))
     for warning in result.report.get("warnings", []):
         print(f"warning: {warning}")
+
+
+def _quantization_table(quant: dict) -> str:
+    def fmt(value, spec, suffix=""):
+        return "-" if value is None else f"{value:{spec}}{suffix}"
+    rows = [("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", "accuracy", "drop")]
+    for r in quant["rows"]:
+        rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
+                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"] else "ARM only",
+                     fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
+                     fmt(r["accuracy_drop"], "+.2f", " pt")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if quant.get("reference_accuracy") is not None:
+        lines.append(f"original model (Paddle Inference) accuracy on --eval data: {quant['reference_accuracy']:.2f}%")
+    lines += [f"note: {n}" for n in quant.get("notes", [])]
+    return "\n".join(lines)
 
 
 def _parse_shapes(options):

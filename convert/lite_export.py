@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -20,6 +21,28 @@ class LiteResult:
     places: str
     seconds: float            # time spent inside the tool's child process
     notes: List[str] = field(default_factory=list)
+    kernels: Counter = field(default_factory=Counter)   # (op, precision) of the optimized program
+
+    def count(self, precision: str) -> int:
+        return sum(n for (op, prec), n in self.kernels.items() if prec == precision and op != "calib")
+
+    def describe(self) -> str:
+        """e.g. "kernels: conv2d/int8 x3, fc/int8 x1, calib x4, float x12" """
+        parts = [f"{op}/{prec} x{n}" for (op, prec), n in sorted(self.kernels.items())
+                 if prec in ("int8", "fp16") and op != "calib"]
+        calib = sum(n for (op, _), n in self.kernels.items() if op == "calib")
+        rest = sum(n for (op, prec), n in self.kernels.items() if prec not in ("int8", "fp16") and op != "calib")
+        return "kernels: " + ", ".join(parts + ([f"calib x{calib}"] if calib else []) + [f"other x{rest}"])
+
+
+# opt (at verbosity 4) prints the final program: "Statement conv2d arm/int8_t/NCHW"
+_STATEMENT = re.compile(r"generate_program_pass\.cc:\d+ Apply\] Statement (\w+) (\w+)/(\w+)/")
+_PRECISION = {"int8_t": "int8", "float": "fp32", "fp16": "fp16", "any": "any", "int32_t": "int32",
+              "int64_t": "int64"}
+
+
+def _final_kernels(log_text: str) -> Counter:
+    return Counter((op, _PRECISION.get(prec, prec)) for op, _, prec in _STATEMENT.findall(log_text))
 
 
 def _last_pass(log_text: str) -> Optional[str]:
@@ -32,6 +55,8 @@ def _last_pass(log_text: str) -> Optional[str]:
 _KNOWN_CRASHES = {
     "variable_place_inference_pass": "a flatten_contiguous_range without its XShape output crashes this pass "
                                      "(the add-xshape legalization pass repairs that)",
+    "No attributes called threshold": "relu6 lost its threshold attribute at export (the restore-attrs "
+                                      "legalization pass repairs that)",
 }
 
 
@@ -41,8 +66,7 @@ def _explain(log_text: str) -> str:
     parts = []
     if where:
         parts.append(f"Lite died in {where}")
-        if where in _KNOWN_CRASHES:
-            parts.append(_KNOWN_CRASHES[where])
+    parts += [why for signature, why in _KNOWN_CRASHES.items() if signature in log_text]
     if ops:
         parts.append(f"last op mentioned: {ops[-1]}")
     parts.append("run `wherry inspect` on the model to see which ops Lite supports for this target; "
@@ -60,7 +84,9 @@ def export_nb(model_file: Path, params_file: Path, out_nb: Path, places, quant_t
         {"model_file": str(model_file), "params_file": str(params_file), "out_nb": str(out_nb),
          "places": places, "quant_type": quant_type, "enable_fp16": enable_fp16},
         tool=TOOL, what=what, explain_crash=_explain,
-        env={"GLOG_v": "1"})  # verbosity 1 makes opt log each pass as it starts: names the crashing pass
+        # verbosity 4: opt logs each pass as it starts (names the pass a crash happened in)
+        # and the final program with each op's kernel precision (proves int8/fp16 kernels)
+        env={"GLOG_v": "4"})
     produced = Path(value["nb_file"])
     if not produced.is_file() or produced.stat().st_size == 0:
         raise child.ToolError(f"{TOOL} reported success but wrote no .nb for {places}",
@@ -68,7 +94,7 @@ def export_nb(model_file: Path, params_file: Path, out_nb: Path, places, quant_t
     notes = []
     if "Unsupported" in text or "unsupported" in text:
         notes.append("opt log mentions unsupported ops: " + child.log_tail(text, 3).replace("\n", " | "))
-    return LiteResult(produced, places, seconds, notes)
+    return LiteResult(produced, places, seconds, notes, _final_kernels(text))
 
 
 def _optimize_in_child(model_file, params_file, out_nb, places, quant_type, enable_fp16):

@@ -50,6 +50,8 @@ class ConvertOptions:
     shapes: Dict[str, tuple] = field(default_factory=dict)
     precisions: Optional[Sequence[str]] = None        # default: the profile's
     calib: Optional[Path] = None
+    eval_data: Optional[Path] = None                  # labelled npz: task accuracy of every artifact
+    max_drop: Optional[float] = None                  # accuracy guard for int8 (points, or % cosine loss)
     seed: int = 0
     force: bool = False
     verify: bool = True
@@ -146,17 +148,16 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
             log.warning("--shape is ignored when --inputs gives real data")
     else:
         feeds = golden.random_inputs(info.inputs, options.shapes, options.seed)
-    calib = None
-    wanted_precisions = {p for prof in profiles for p in (options.precisions or prof.precisions)}
-    if wanted_precisions - {"fp32"}:
-        from convert import quantize
-        calib = quantize.load_calibration(options.calib, info.inputs) if options.calib else None
+    quant = _prepare_quantization(options, profiles, info)
 
     with timeline.step("golden run (Paddle Inference on the original model)"):
         start = time.perf_counter()
         reference = golden.reference_outputs(info.files.model_file if info.format != "paddle1"
                                              else info.files.param_dir, feeds)
         timeline.book_tool("paddle inference", time.perf_counter() - start)
+    if quant.eval_data is not None:
+        with timeline.step("evaluating the original model on --eval data"):
+            quant.reference_accuracy = _reference_accuracy(info, quant.eval_data)
     warnings = golden.degenerate_outputs(reference)
     for w in warnings:
         log.warning(w)
@@ -173,13 +174,13 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
         results = []
         for profile in profiles:
             results.append(_build_bundle(profile, options, info, name, feeds, reference, legacy,
-                                         legal_model, legal_params, changes, warnings, calib, formats,
+                                         legal_model, legal_params, changes, warnings, quant, formats,
                                          onnx_cache, timeline, work, finals[profile.name]))
     return results
 
 
 def _build_bundle(profile, options, info, name, feeds, reference, legacy: LegacyModel, legal_model, legal_params,
-                  changes, warnings, calib, formats, onnx_cache, timeline, work, final: Path) -> BundleResult:
+                  changes, warnings, quant, formats, onnx_cache, timeline, work, final: Path) -> BundleResult:
     target_formats = [f for f in profile.artifacts if formats is None or f in formats]
     if not target_formats:
         raise WherryError(f"target {profile.name} builds none of the requested formats {', '.join(formats)}",
@@ -217,14 +218,22 @@ def _build_bundle(profile, options, info, name, feeds, reference, legacy: Legacy
             fp32_onnx = stage / "model.onnx"
             artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
         extra = [p for p in precisions if p != "fp32"]
+        quant_notes: List[str] = []
         if extra:
             from convert import quantize
+            from convert.quantize import evaluate
             with timeline.step(f"[{profile.name}] quantizing ({', '.join(extra)})"):
                 artifacts += quantize.build_quantized(
                     stage_dir=stage, precisions=extra, model_file=legal_model, params_file=legal_params,
-                    fp32_onnx=fp32_onnx if "onnx" in target_formats else None, input_specs=info.inputs,
-                    lite_places=profile.lite_places if "nb" in target_formats else None, calib=calib,
-                    opset=profile.onnx_opset)
+                    fp32_onnx=fp32_onnx, input_specs=info.inputs, output_specs=info.outputs,
+                    lite_places=profile.lite_places if "nb" in target_formats else None, calib=quant.calib,
+                    work=work / f"quant-{profile.name}", notes=quant_notes)
+            int8_onnx = next((a for a in artifacts if a.precision == "int8" and a.format == "onnx"), None)
+            if options.max_drop is not None and int8_onnx is not None:
+                with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
+                    quant_notes += evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
+                                                       quant.eval_data, quant.reference_accuracy,
+                                                       work / f"guard-{profile.name}")
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -253,12 +262,52 @@ def _build_bundle(profile, options, info, name, feeds, reference, legacy: Legacy
         report = {"model": name, "target": profile.name, "timings": timeline.to_json(), "warnings": warnings,
                   "legalized": changes, "artifacts": [a.to_json() for a in artifacts],
                   "verification": check.to_json() if check is not None else None}
+        if extra or quant.eval_data is not None:
+            from convert.quantize import evaluate
+            with timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
+                report["quantization"] = {
+                    "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
+                    "rows": evaluate.measure(stage, artifacts, feeds, quant.eval_data, quant.reference_accuracy)}
         (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
         _publish(stage, final, options.force)
         return BundleResult(profile.name, final, manifest, check, report)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+@dataclass
+class _Quantization:
+    calib: Optional[dict] = None
+    eval_data: Optional[tuple] = None          # (feeds, labels)
+    reference_accuracy: Optional[float] = None
+
+
+def _prepare_quantization(options, profiles, info) -> _Quantization:
+    """Load and check calibration / evaluation data before any long work starts."""
+    from convert.quantize import calibration
+
+    quant = _Quantization()
+    wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
+    if options.calib:
+        quant.calib = calibration.load_calibration(options.calib, info.inputs)
+    if wanted - {"fp32"}:
+        from convert.quantize import check_precisions
+        check_precisions(sorted(wanted), quant.calib)
+    if options.eval_data:
+        quant.eval_data = calibration.load_eval(options.eval_data, info.inputs)
+        calibration.check_labels_fit(info.outputs[0].shape, quant.eval_data[1])
+    if options.max_drop is not None and "int8" not in wanted:
+        raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
+                          "add --precision int8 (with --calib), or drop --max-drop")
+    return quant
+
+
+def _reference_accuracy(info, eval_data) -> float:
+    from convert.quantize.evaluate import accuracy, outputs_on
+
+    model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
+    return round(accuracy(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True), eval_data[1]), 2)
 
 
 def _x86_twin_check(legal_model, legal_params, feeds, reference, work, tolerances, timeline) -> str:

@@ -1,0 +1,124 @@
+"""Quantized artifacts for both formats; their cost is measured by running them, not assumed.
+
+Per precision (each its own artifact, named for it):
+
+=============  ===============================================  ========================================
+precision      Paddle Lite .nb (ARM only)                        ONNX (runs here and on boards)
+=============  ===============================================  ========================================
+fp16           opt --enable_fp16, kept only if opt really        float16 weights and math, fp32 I/O
+               chose fp16 kernels (PyPI's opt has none for ARM)
+int8-weight    opt --quant_model QUANT_INT8                      ORT dynamic quantization (uint8 weights)
+int16-weight   opt --quant_model QUANT_INT16                     (no ONNX Runtime equivalent: not built)
+int8           Paddle static PTQ on the calibration data, then   ORT static QDQ, per-channel, MinMax
+               opt: int8 conv/fc kernels, counted in the report  ranges from the calibration data
+=============  ===============================================  ========================================
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from convert import legalize, lite_export
+from convert.child import ToolError
+from convert.quantize import lite_quant, onnx_quant
+from runtimes import parity
+from runtimes.bundle import Artifact, content_hash
+from runtimes.errors import InputError
+from runtimes.specs import TensorSpec
+
+log = logging.getLogger(__name__)
+
+QUANTIZED = ("fp16", "int8-weight", "int16-weight", "int8")
+
+
+def check_precisions(precisions, calib) -> None:
+    unknown = [p for p in precisions if p not in QUANTIZED + ("fp32",)]
+    if unknown:
+        raise InputError(f"unknown precision(s) {', '.join(unknown)}", f"choose from fp32, {', '.join(QUANTIZED)}")
+    if "int8" in precisions and calib is None:
+        raise InputError("int8 needs calibration data", "pass --calib samples.npz (50-200 representative inputs)")
+
+
+def _artifact(stage: Path, file: str, fmt: str, precision: str, arch: str, outputs: List[TensorSpec],
+              places: Optional[str] = None, notes: Optional[List[str]] = None) -> Artifact:
+    path = stage / file
+    tolerance = parity.default_tolerance(precision)
+    return Artifact(file=file, format=fmt, precision=precision, arch=arch, size=path.stat().st_size,
+                    sha256=content_hash(path), places=places, tolerance={o.name: tolerance for o in outputs},
+                    notes=list(notes or []))
+
+
+def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, params_file: Path,
+                    fp32_onnx: Optional[Path], input_specs: List[TensorSpec], output_specs: List[TensorSpec],
+                    lite_places: Optional[List[str]], calib: Optional[Dict[str, np.ndarray]], work: Path,
+                    notes: List[str]) -> List[Artifact]:
+    """Write the quantized artifacts into stage_dir and describe them; ``notes`` collects what was not built."""
+    check_precisions(precisions, calib)
+    artifacts: List[Artifact] = []
+    arm = lite_places is not None and "arm" in lite_places
+    places = ",".join(lite_places or [])
+    ptq_model = None
+    for precision in precisions:
+        if fp32_onnx is not None:
+            artifacts += _onnx_variant(stage_dir, precision, fp32_onnx, calib, output_specs, work, notes)
+        if lite_places is None:
+            continue
+        if not arm:
+            notes.append(f"{precision} .nb not built for Lite places {places}: Lite's quantized and fp16 "
+                         "kernels exist for ARM only (the x86 runtime returns NaN for them)")
+            continue
+        name = f"model.arm.{precision}.nb"
+        if precision == "int8":
+            if ptq_model is None:
+                quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq")
+                # PTQ re-saves the program and clips the same attributes export did: legalize again
+                ptq_model = legalize.legalize(quantized, quantized.with_suffix(".pdiparams"), work / "ptq-legal")[:2]
+            result = lite_export.export_nb(ptq_model[0], ptq_model[1], stage_dir / name, lite_places)
+            if result.count("int8") == 0:
+                notes.append("int8 .nb not kept: opt chose no int8 kernels for the PTQ program")
+                (stage_dir / name).unlink()
+                continue
+        elif precision == "fp16":
+            result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places, enable_fp16=True)
+            if result.count("fp16") == 0:
+                # Shipping it would label an fp32 program fp16 - the silent mislabel wherry exists to prevent.
+                notes.append("fp16 .nb not built: this paddle_lite_opt chose no fp16 kernels for ARM (PyPI's "
+                             "paddlelite build has none), it would have written fp32 under an fp16 name")
+                (stage_dir / name).unlink()
+                continue
+        else:
+            result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places,
+                                           quant_type=lite_quant.QUANT_TYPES[precision])
+        structure = (result.describe() if precision in ("int8", "fp16") else
+                     f"weights stored as {precision[3:5]}-bit integers, dequantized at load (float kernels)")
+        artifacts.append(_artifact(stage_dir, name, "nb", precision, "arm", output_specs, places,
+                                   [structure, "ARM only: built and structurally checked, not verifiable on an "
+                                               "x86 host (Lite's x86 runtime returns NaN for quantized programs)"]))
+    return artifacts
+
+
+def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, work: Path, notes) -> List[Artifact]:
+    name = f"model.{precision}.onnx"
+    dst = stage / name
+    if precision == "int16-weight":
+        notes.append("int16-weight ONNX not built: ONNX Runtime has no 16-bit weight-only quantization")
+        return []
+    try:
+        if precision == "fp16":
+            onnx_quant.to_fp16(fp32_onnx, dst)
+        else:
+            # ORT's quantizers want weights as initializers and known shapes: paddle2onnx output is
+            # pre-processed once (shape inference, constant folding) for every quantized variant.
+            prepared = onnx_quant.prepare(fp32_onnx, work)
+            if precision == "int8-weight":
+                onnx_quant.weight_only_int8(prepared, dst)
+            else:
+                onnx_quant.static_int8(prepared, dst, calib)
+    except Exception as exc:  # noqa: BLE001 - ORT's tools raise plain ValueError/KeyError on graphs they cannot handle
+        raise ToolError(f"ONNX Runtime could not make the {precision} ONNX artifact: {type(exc).__name__}: {exc}",
+                        f"leave {precision} out of --precision for this model, or report it to wherry") from None
+    detail = [f"{onnx_quant.quantized_node_count(dst)} quantize nodes"] if precision != "fp16" else []
+    return [_artifact(stage, name, "onnx", precision, "any", outputs, notes=detail)]

@@ -1,0 +1,85 @@
+"""Calibration and evaluation data: loaded and checked before any long work starts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from runtimes.errors import InputError
+from runtimes.npz import load_npz
+from runtimes.specs import TensorSpec
+
+MIN_CALIB_SAMPLES = 8     # fewer gives ranges from a handful of images: noisy int8 scales
+MAX_CALIB_SAMPLES = 256   # more adds time, not accuracy, for MinMax ranges
+
+
+def _samples(path: Path, specs: List[TensorSpec], arrays: Dict[str, np.ndarray], what: str) -> Dict[str, np.ndarray]:
+    missing = [s.name for s in specs if s.name not in arrays]
+    if missing:
+        raise InputError(f"{what} {path} lacks input(s) {', '.join(missing)} (it has {', '.join(arrays) or 'nothing'})",
+                         "save one array per model input, first axis = samples: numpy.savez(path, x=samples)")
+    counts = set()
+    out = {}
+    for spec in specs:
+        data = arrays[spec.name]
+        if data.dtype.kind not in "fiub":
+            raise InputError(f"{what} {path}: {spec.name} has dtype {data.dtype}", f"use {spec.dtype}")
+        if np.dtype(spec.dtype).kind == "f" and data.dtype.kind != "f":
+            raise InputError(f"{what} {path}: {spec.name} has dtype {data.dtype}, the model takes {spec.dtype}",
+                             f"convert it: arr.astype('{spec.dtype}')")
+        sample_shape = (None,) + tuple(data.shape[1:])
+        if not spec.accepts_shape(sample_shape):
+            raise InputError(f"{what} {path}: {spec.name} samples have shape {list(data.shape[1:])}, the model "
+                             f"takes {spec.describe()}", "the first axis counts samples; the rest must fit the input")
+        counts.add(len(data))
+        out[spec.name] = data.astype(spec.dtype, copy=False)
+    if len(counts) != 1:
+        raise InputError(f"{what} {path}: inputs have different sample counts {sorted(counts)}",
+                         "give every input the same number of samples")
+    return out
+
+
+def load_calibration(path, input_specs: List[TensorSpec]) -> Dict[str, np.ndarray]:
+    """Arrays keyed by input name, first axis = samples (at most MAX_CALIB_SAMPLES are used)."""
+    path = Path(path)
+    feeds = _samples(path, input_specs, load_npz(path), "calibration data")
+    count = len(next(iter(feeds.values())))
+    if count < MIN_CALIB_SAMPLES:
+        raise InputError(f"calibration data {path} has {count} sample(s); int8 needs at least {MIN_CALIB_SAMPLES}",
+                         "pass 50-200 representative inputs")
+    return {k: v[:MAX_CALIB_SAMPLES] for k, v in feeds.items()}
+
+
+def load_eval(path, input_specs: List[TensorSpec]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """Labelled data: arrays keyed by input name plus ``labels`` (class indices, one per sample)."""
+    path = Path(path)
+    arrays = load_npz(path)
+    if "labels" not in arrays:
+        raise InputError(f"evaluation data {path} has no 'labels' array",
+                         "save class indices with the inputs: numpy.savez(path, x=samples, labels=classes)")
+    labels = arrays.pop("labels")
+    feeds = _samples(path, input_specs, arrays, "evaluation data")
+    count = len(next(iter(feeds.values())))
+    if labels.ndim != 1 or len(labels) != count or labels.dtype.kind not in "iu":
+        raise InputError(f"evaluation data {path}: labels must be {count} integer class indices "
+                         f"(got shape {list(labels.shape)}, dtype {labels.dtype})", "one label per sample")
+    return feeds, labels.astype("int64")
+
+
+def batches(feeds: Dict[str, np.ndarray], size: int):
+    count = len(next(iter(feeds.values())))
+    for start in range(0, count, size):
+        yield {k: v[start:start + size] for k, v in feeds.items()}
+
+
+def check_labels_fit(output_shape: Optional[tuple], labels: np.ndarray) -> None:
+    """Labels must index the classes of the model's first output."""
+    if output_shape is None or len(output_shape) != 2:
+        raise InputError(f"--eval needs a model whose first output is class scores [N, classes]; it is "
+                         f"{list(output_shape) if output_shape is not None else 'unknown'}",
+                         "drop --eval, or evaluate a classification model")
+    classes = output_shape[1]
+    if classes is not None and (labels.min() < 0 or labels.max() >= classes):
+        raise InputError(f"labels range {labels.min()}..{labels.max()} does not fit {classes} classes",
+                         "labels must be class indices of the model's output")

@@ -1,0 +1,133 @@
+"""What quantization costs, measured: size, host latency and task accuracy of every runnable artifact,
+and the --max-drop accuracy guard for the int8 ONNX artifact."""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+import runtimes
+from convert.quantize import onnx_quant
+from convert.quantize.calibration import batches
+from runtimes.bundle import Artifact, content_hash
+from runtimes.errors import WherryError
+from runtimes.session import unsupported_reason
+
+log = logging.getLogger(__name__)
+
+LATENCY_RUNS = 20
+
+
+class AccuracyBoundError(WherryError):
+    """The int8 artifact stays beyond --max-drop even with its most sensitive layers in float."""
+
+
+def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> List[np.ndarray]:
+    """First output of a model over all samples, run in batches."""
+    with runtimes.open(session_path, **open_args) as session:
+        first = session.outputs[0].name
+        return np.concatenate([session.run(batch)[first] for batch in batches(feeds, 64)])
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    return float((scores.reshape(len(labels), -1).argmax(1) == labels).mean() * 100.0)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype("float64"), b.ravel().astype("float64")
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom else float(np.array_equal(a, b))
+
+
+def latency_ms(path: str, feeds: Dict[str, np.ndarray]) -> float:
+    with runtimes.open(path) as session:
+        session.run(feeds)  # warm-up: first runs allocate
+        times = []
+        for _ in range(LATENCY_RUNS):
+            start = time.perf_counter()
+            session.run(feeds)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0
+
+
+def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.ndarray],
+            eval_data: Optional[Tuple[Dict[str, np.ndarray], np.ndarray]], reference_accuracy: Optional[float]):
+    """One row per artifact: size and ratio to the fp32 artifact of the same format, median host latency
+    and its ratio, eval accuracy and its drop against the original model."""
+    fp32 = {a.format: a for a in artifacts if a.precision == "fp32"}
+    rows = []
+    for art in artifacts:
+        row = {"artifact": art.file, "precision": art.precision, "size": art.size,
+               "size_ratio": round(art.size / fp32[art.format].size, 3) if art.format in fp32 else None,
+               "latency_ms": None, "latency_ratio": None, "accuracy": None, "accuracy_drop": None,
+               "runs_here": unsupported_reason(art.arch, art.runtime) is None}
+        if row["runs_here"]:
+            path = str(stage / art.file)
+            row["latency_ms"] = round(latency_ms(path, golden_feeds), 4)
+            if eval_data is not None:
+                row["accuracy"] = round(accuracy(outputs_on(path, eval_data[0]), eval_data[1]), 2)
+                if reference_accuracy is not None:
+                    row["accuracy_drop"] = round(reference_accuracy - row["accuracy"], 2)
+        rows.append(row)
+    by_file = {r["artifact"]: r for r in rows}
+    for row, art in zip(rows, artifacts):
+        base = by_file[fp32[art.format].file] if art.format in fp32 else None
+        if base and base["latency_ms"] and row["latency_ms"]:
+            row["latency_ratio"] = round(row["latency_ms"] / base["latency_ms"], 3)
+    return rows
+
+
+def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str, np.ndarray], max_drop: float,
+               eval_data, reference_accuracy: Optional[float], work: Path) -> List[str]:
+    """Keep the int8 ONNX artifact within --max-drop, leaving the most damaging layers in float.
+
+    With labelled eval data the bound is accuracy points against the original model; without, the int8
+    outputs on the calibration samples must keep cosine >= 1 - max_drop/100 against the fp32 ONNX.
+    Returns the report lines; raises AccuracyBoundError when even all-float layers cannot meet it.
+    """
+    path = stage / artifact.file
+    if eval_data is not None:
+        feeds, labels = eval_data
+        baseline = reference_accuracy
+
+        def cost(model: Path) -> float:  # accuracy points lost
+            return baseline - accuracy(outputs_on(str(model), feeds), labels)
+        bound, unit = max_drop, "accuracy points"
+    else:
+        reference = outputs_on(str(fp32_onnx), calib)
+
+        def cost(model: Path) -> float:  # 1 - cosine, in percent
+            return (1.0 - cosine(outputs_on(str(model), calib), reference)) * 100.0
+        bound, unit = max_drop, "% cosine loss"
+    current = cost(path)
+    lines = [f"int8 ONNX: {current:.3f} {unit} (bound {bound})"]
+    if current <= bound:
+        return lines
+    prepared = onnx_quant.prepare(fp32_onnx, work)
+    nodes = onnx_quant.quantizable_nodes(prepared)
+    sensitivity = {}
+    probe = work / "probe.onnx"
+    for node in nodes:  # quantize one layer alone: the damage it does by itself
+        onnx_quant.static_int8(prepared, probe, calib, only=[node])
+        sensitivity[node] = cost(probe)
+    ranked = sorted(nodes, key=lambda n: -sensitivity[n])
+    lines.append("layer sensitivity (" + unit + " when quantized alone): " +
+                 ", ".join(f"{n} {sensitivity[n]:.3f}" for n in ranked))
+    for keep in range(1, len(ranked) + 1):
+        excluded = ranked[:keep]
+        onnx_quant.static_int8(prepared, path, calib, exclude=excluded)
+        current = cost(path)
+        log.info("int8 with %s in float: %.3f %s", excluded, current, unit)
+        if current <= bound:
+            artifact.size, artifact.sha256 = path.stat().st_size, content_hash(path)
+            note = f"kept in float to meet --max-drop {bound}: {', '.join(excluded)}"
+            artifact.notes.append(note)
+            lines += [note, f"int8 ONNX now: {current:.3f} {unit}"]
+            return lines
+    raise AccuracyBoundError(f"the int8 ONNX artifact loses {current:.3f} {unit} even with every quantized layer "
+                             f"in float; --max-drop {bound} cannot be met",
+                             "raise --max-drop, give more representative --calib data, or use int8-weight/fp16")
