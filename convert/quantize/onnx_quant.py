@@ -3,8 +3,10 @@
 Routes (measured, see docs/quantization.md):
 * fp16        - onnxruntime.transformers.float16 with fp32 inputs/outputs kept (keep_io_types)
 * int8-weight - quantize_dynamic with uint8 weights (ORT has no int8 ConvInteger CPU kernel)
-* int8        - quant_pre_process, then static QDQ quantization, per-channel weights, MinMax
-                activation ranges from the calibration data
+* int8        - quant_pre_process, then static QDQ quantization: uint8 activations (MinMax ranges
+                from the calibration data) and per-channel int8 weights. U8S8 is what ONNX Runtime's
+                x86 kernels are fast for: on resnet18 here it ran at 0.33x of fp32 latency, while
+                int8 activations (S8S8, the quantize_static default) ran at 1.2x - slower than fp32.
 int16-weight has no ONNX Runtime equivalent and is built for Lite only.
 """
 from __future__ import annotations
@@ -71,7 +73,7 @@ def static_int8(prepared: Path, dst: Path, calib: Dict[str, np.ndarray], exclude
 
     reader = _Reader(calib)
     quantize_static(str(prepared), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
                     nodes_to_quantize=only, op_types_to_quantize=list(QUANTIZABLE))
 
