@@ -16,6 +16,7 @@ int8           Paddle static PTQ on the calibration data, then   ORT static QDQ,
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -24,6 +25,7 @@ import numpy as np
 from convert import legalize, lite_export
 from convert.child import ToolError
 from convert.quantize import lite_quant, onnx_quant
+from convert.quantize.calibration import load_calibration, load_eval  # noqa: F401 - public API
 from runtimes import parity
 from runtimes.bundle import Artifact, content_hash
 from runtimes.errors import InputError
@@ -52,10 +54,31 @@ def _artifact(stage: Path, file: str, fmt: str, precision: str, arch: str, outpu
 
 
 def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, params_file: Path,
-                    fp32_onnx: Optional[Path], input_specs: List[TensorSpec], output_specs: List[TensorSpec],
-                    lite_places: Optional[List[str]], calib: Optional[Dict[str, np.ndarray]], work: Path,
-                    notes: List[str]) -> List[Artifact]:
-    """Write the quantized artifacts into stage_dir and describe them; ``notes`` collects what was not built."""
+                    fp32_onnx: Optional[Path], input_specs: List[TensorSpec], lite_places: Optional[List[str]],
+                    calib: Optional[Dict[str, np.ndarray]], opset: Optional[int] = None, *,
+                    output_specs: Optional[List[TensorSpec]] = None, work: Optional[Path] = None,
+                    notes: Optional[List[str]] = None) -> List[Artifact]:
+    """Write the quantized artifacts into stage_dir and describe them.
+
+    ``model_file``/``params_file`` are the legalized legacy program (Lite and Paddle PTQ read it);
+    ``fp32_onnx`` is the fp32 ONNX artifact the ONNX variants derive from (None: no ONNX variants);
+    ``lite_places`` None builds no .nb. ``opset`` is the fp32 ONNX's opset (the variants keep it;
+    recorded for the caller, ORT's tools never change it). ``output_specs`` default to the model's
+    outputs (for per-output tolerances); ``work`` is scratch space (a temporary directory when None);
+    ``notes`` collects what was not built and why. fp32 in ``precisions`` is skipped: the caller builds it.
+    """
+    if output_specs is None:
+        from convert import source
+        output_specs = source.read(model_file).outputs
+    if notes is None:
+        notes = []
+    if work is None:
+        with tempfile.TemporaryDirectory(prefix="wherry-quant-") as tmp:
+            return build_quantized(stage_dir, precisions, model_file, params_file, fp32_onnx, input_specs,
+                                   lite_places, calib, opset, output_specs=output_specs, work=Path(tmp), notes=notes)
+    precisions = [p for p in precisions if p != "fp32"]
+    stage_dir, model_file, params_file = Path(stage_dir), Path(model_file), Path(params_file)
+    work = Path(work)
     check_precisions(precisions, calib)
     artifacts: List[Artifact] = []
     arm = lite_places is not None and "arm" in lite_places

@@ -1,6 +1,8 @@
 """Calibration and evaluation data: loaded and checked before any long work starts."""
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -8,7 +10,10 @@ import numpy as np
 
 from runtimes.errors import InputError
 from runtimes.npz import load_npz
+from runtimes.preprocess import PreprocessSpec, image_files, load_folder
 from runtimes.specs import TensorSpec
+
+log = logging.getLogger(__name__)
 
 MIN_CALIB_SAMPLES = 8     # fewer gives ranges from a handful of images: noisy int8 scales
 MAX_CALIB_SAMPLES = 256   # more adds time, not accuracy, for MinMax ranges
@@ -40,15 +45,49 @@ def _samples(path: Path, specs: List[TensorSpec], arrays: Dict[str, np.ndarray],
     return out
 
 
-def load_calibration(path, input_specs: List[TensorSpec]) -> Dict[str, np.ndarray]:
-    """Arrays keyed by input name, first axis = samples (at most MAX_CALIB_SAMPLES are used)."""
+def load_calibration(path, input_specs: List[TensorSpec], preprocess=None) -> Dict[str, np.ndarray]:
+    """Calibration samples keyed by input name, first axis = samples (at most MAX_CALIB_SAMPLES are used).
+
+    ``path`` is an .npz (one array per input) or a folder of images for a model with one image input;
+    images go through ``preprocess`` (a runtimes.preprocess.PreprocessSpec, its dict, or None for a spec
+    derived from the input shape: 0..1 scaling, RGB, the input's layout and size).
+    Everything is checked here, before any long work starts.
+    """
     path = Path(path)
-    feeds = _samples(path, input_specs, load_npz(path), "calibration data")
+    if path.is_dir():
+        feeds = {input_specs[0].name: _images(path, input_specs, preprocess)} if len(input_specs) == 1 else None
+        if feeds is None:
+            raise InputError(f"an image folder can feed one input; the model has {len(input_specs)} "
+                             f"({', '.join(s.name for s in input_specs)})",
+                             "pass an .npz with one array per input instead")
+        feeds = _samples(path, input_specs, feeds, "calibration images")
+    else:
+        feeds = _samples(path, input_specs, load_npz(path), "calibration data")
     count = len(next(iter(feeds.values())))
     if count < MIN_CALIB_SAMPLES:
         raise InputError(f"calibration data {path} has {count} sample(s); int8 needs at least {MIN_CALIB_SAMPLES}",
                          "pass 50-200 representative inputs")
+    if count > MAX_CALIB_SAMPLES:
+        log.info("using the first %d of %d calibration samples", MAX_CALIB_SAMPLES, count)
     return {k: v[:MAX_CALIB_SAMPLES] for k, v in feeds.items()}
+
+
+def resolve_preprocess(preprocess, spec: TensorSpec) -> PreprocessSpec:
+    """The spec to use for an image input: given (object, dict or JSON text) or derived from its shape."""
+    if preprocess is None:
+        return PreprocessSpec.for_input(spec.shape)
+    if isinstance(preprocess, PreprocessSpec):
+        return preprocess
+    return PreprocessSpec.from_json(preprocess)
+
+
+def _images(folder: Path, input_specs: List[TensorSpec], preprocess) -> np.ndarray:
+    spec = resolve_preprocess(preprocess, input_specs[0])
+    files = image_files(folder)  # refuses an empty folder before anything is decoded
+    if len(files) < MIN_CALIB_SAMPLES:
+        raise InputError(f"image folder {folder} has {len(files)} image(s); int8 needs at least {MIN_CALIB_SAMPLES}",
+                         "pass 50-200 representative images")
+    return load_folder(folder, spec, limit=MAX_CALIB_SAMPLES)
 
 
 def load_eval(path, input_specs: List[TensorSpec]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
