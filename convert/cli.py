@@ -41,6 +41,12 @@ def _add_convert(sub):
     p.add_argument("-o", "--out", default="out", help="output directory (default: ./out)")
     p.add_argument("--name", help="bundle name (default: derived from the model path)")
     p.add_argument("--inputs", type=Path, help="golden inputs: .npz with one array per model input")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="golden inputs from a folder of real images (a one-input image model), see --preprocess")
+    p.add_argument("--preprocess", metavar="JSON",
+                   help="image preprocessing for --images and image --calib folders, JSON text or file: "
+                        '{"size": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], '
+                        '"layout": "NCHW", "channel_order": "RGB"}; recorded in the manifest for devices')
     p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
                    help="concrete shape for an input with dynamic dims (random golden inputs)")
     p.add_argument("--seed", type=int, default=0, help="seed for random golden inputs (default 0)")
@@ -73,7 +79,7 @@ def cmd_convert(args) -> int:
         targets = args.target or ["desktop-x86_64", "rpi4"]  # show a verified and an arm-only bundle
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
-        out_dir=Path(args.out), inputs=inputs, shapes=_parse_shapes(args.shape), precisions=_split(args.precision),
+        out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=_parse_shapes(args.shape), precisions=_split(args.precision),
         calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, force=args.force or args.example, verify=not args.no_verify, name=name)
     results = pipeline.convert(options)
     if args.json:

@@ -77,6 +77,24 @@ def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], s
     return feeds
 
 
+def image_inputs(folder: Path, specs: List[TensorSpec], preprocess):
+    """Real images through a preprocessing spec (the one recorded in the manifest for devices)."""
+    from runtimes.preprocess import load_folder
+
+    from convert.quantize.calibration import resolve_preprocess
+
+    if len(specs) != 1:
+        raise InputError(f"--images feeds one image input; the model has {len(specs)} inputs",
+                         "pass real data for every input with --inputs in.npz")
+    spec = resolve_preprocess(preprocess, specs[0])
+    feeds = {specs[0].name: load_folder(folder, spec, limit=MAX_IMAGES)}
+    validate_feeds(specs, feeds)
+    return feeds, spec
+
+
+MAX_IMAGES = 16  # golden data is for checking, not evaluation: a few real images are enough
+
+
 def user_inputs(path: Path, specs: List[TensorSpec]):
     feeds = load_npz(path)
     validate_feeds(specs, feeds)
@@ -103,5 +121,5 @@ def degenerate_outputs(outputs: Dict[str, np.ndarray]) -> List[str]:
     return warnings
 
 
-def golden_origin(inputs_path: Optional[Path]) -> str:
-    return "user" if inputs_path else "random"
+def golden_origin(inputs_path: Optional[Path], images: Optional[Path] = None) -> str:
+    return "images" if images else ("user" if inputs_path else "random")

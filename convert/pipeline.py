@@ -47,6 +47,8 @@ class ConvertOptions:
     formats: Optional[Sequence[str]] = None          # default: what each target profile lists
     out_dir: Path = Path("out")
     inputs: Optional[Path] = None                     # user npz for the golden run
+    images: Optional[Path] = None                     # or a folder of real images ...
+    preprocess: Optional[str] = None                  # ... through this spec (JSON text or file); also for --calib folders
     shapes: Dict[str, tuple] = field(default_factory=dict)
     precisions: Optional[Sequence[str]] = None        # default: the profile's
     calib: Optional[Path] = None
@@ -142,7 +144,12 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
         raise OutputError(f"bundle {existing[0]} already exists", "pass --force to replace it, or choose -o")
 
     # Inputs are validated before any long work starts.
-    if options.inputs:
+    preprocess_spec = None
+    if options.inputs and options.images:
+        raise WherryError("give golden inputs either as --inputs or as --images, not both")
+    if options.images:
+        feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, _spec_text(options.preprocess))
+    elif options.inputs:
         feeds = golden.user_inputs(Path(options.inputs), info.inputs)
         if options.shapes:
             log.warning("--shape is ignored when --inputs gives real data")
@@ -174,13 +181,13 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
         results = []
         for profile in profiles:
             results.append(_build_bundle(profile, options, info, name, feeds, reference, legacy,
-                                         legal_model, legal_params, changes, warnings, quant, formats,
+                                         legal_model, legal_params, changes, warnings, quant, preprocess_spec, formats,
                                          onnx_cache, timeline, work, finals[profile.name]))
     return results
 
 
 def _build_bundle(profile, options, info, name, feeds, reference, legacy: LegacyModel, legal_model, legal_params,
-                  changes, warnings, quant, formats, onnx_cache, timeline, work, final: Path) -> BundleResult:
+                  changes, warnings, quant, preprocess_spec, formats, onnx_cache, timeline, work, final: Path) -> BundleResult:
     target_formats = [f for f in profile.artifacts if formats is None or f in formats]
     if not target_formats:
         raise WherryError(f"target {profile.name} builds none of the requested formats {', '.join(formats)}",
@@ -249,7 +256,8 @@ def _build_bundle(profile, options, info, name, feeds, reference, legacy: Legacy
                     "legalized": changes, "notes": legacy.notes},
             tools=_versions(), target={"name": profile.name, "arch": profile.arch, "os": profile.os},
             golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
-                    "origin": golden.golden_origin(options.inputs), "seed": options.seed},
+                    "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
+            preprocess=preprocess_spec.to_json() if preprocess_spec is not None else None,
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         manifest.tools["onnx_opset"] = profile.onnx_opset
         manifest.write(stage)
@@ -276,6 +284,13 @@ def _build_bundle(profile, options, info, name, feeds, reference, legacy: Legacy
         raise
 
 
+def _spec_text(preprocess: Optional[str]) -> Optional[str]:
+    """--preprocess takes JSON text or a path to a JSON file."""
+    if preprocess and Path(preprocess).is_file():
+        return Path(preprocess).read_text()
+    return preprocess
+
+
 @dataclass
 class _Quantization:
     calib: Optional[dict] = None
@@ -290,7 +305,7 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     quant = _Quantization()
     wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
     if options.calib:
-        quant.calib = calibration.load_calibration(options.calib, info.inputs)
+        quant.calib = calibration.load_calibration(options.calib, info.inputs, _spec_text(options.preprocess))
     if wanted - {"fp32"}:
         from convert.quantize import check_precisions
         check_precisions(sorted(wanted), quant.calib)

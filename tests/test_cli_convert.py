@@ -152,3 +152,35 @@ def test_paddle1_directory_converts_and_verifies(wherry, tmp_path, example_model
     assert statuses == {"model.x86.nb": "passed", "model.onnx": "passed"}
     manifest = json.loads((tmp_path / "out" / "digits_1x.desktop-x86_64" / "manifest.json").read_text())
     assert manifest["source"]["format"] == "paddle1" and len(manifest["source"]["files"]) == 21
+
+
+def test_golden_from_real_images_records_the_preprocessing(wherry, tmp_path):
+    """--images + --preprocess: goldens from real photos; a device can redo the preprocessing from the manifest."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from conftest import OCR_MODELS, rapidocr_models
+    from runtimes.preprocess import PreprocessSpec, load_folder
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, img in enumerate(load_sample_images().images):
+        Image.fromarray(img).save(images / f"photo{i}.png")
+    spec = '{"size": [48, 192], "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}'
+    model = rapidocr_models() / OCR_MODELS["ppocr_mobile_v2_cls"][0]
+    proc = wherry("convert", model, "--images", images, "--preprocess", spec, "--format", "onnx", "-o",
+                  tmp_path / "out", "--json", check=0)
+    assert json.loads(proc.stdout)[0]["ok"]
+    bundle = tmp_path / "out" / f"{model.name}.desktop-x86_64"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["golden"]["origin"] == "images"
+    recorded = PreprocessSpec.from_json(manifest["preprocess"])
+    golden = np.load(bundle / "golden" / "inputs.npz")["x"]
+    assert golden.shape == (2, 3, 48, 192)
+    np.testing.assert_array_equal(load_folder(images, recorded), golden)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _assert_user_error(wherry("convert", model, "--images", empty, "-o", tmp_path / "o2"), "holds no images")
+    _assert_user_error(wherry("convert", model, "--images", images, "--preprocess", '{"layout": "HWCN"}',
+                              "-o", tmp_path / "o3"), "invalid preprocessing spec")
