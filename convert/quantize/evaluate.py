@@ -43,15 +43,26 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom else float(np.array_equal(a, b))
 
 
-def latency_ms(path: str, feeds: Dict[str, np.ndarray]) -> float:
-    with runtimes.open(path) as session:
-        session.run(feeds)  # warm-up: first runs allocate
-        times = []
-        for _ in range(LATENCY_RUNS):
-            start = time.perf_counter()
-            session.run(feeds)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000.0
+def latency_ms(paths: List[str], feeds: Dict[str, np.ndarray], runs: int = LATENCY_RUNS) -> List[float]:
+    """Median latency of each model on the same feeds, in ms.
+
+    The models take turns run by run (not one after the other) so that load from other processes on a
+    shared host hits them alike: their ratios stay meaningful even when absolute times drift.
+    """
+    sessions = [runtimes.open(p) for p in paths]
+    try:
+        for session in sessions:
+            session.run(feeds)  # warm-up: first runs allocate
+        times: List[List[float]] = [[] for _ in sessions]
+        for _ in range(runs):
+            for session, samples in zip(sessions, times):
+                start = time.perf_counter()
+                session.run(feeds)
+                samples.append(time.perf_counter() - start)
+    finally:
+        for session in sessions:
+            session.close()
+    return [statistics.median(t) * 1000.0 for t in times]
 
 
 def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.ndarray],
@@ -65,14 +76,16 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
                "size_ratio": round(art.size / fp32[art.format].size, 3) if art.format in fp32 else None,
                "latency_ms": None, "latency_ratio": None, "accuracy": None, "accuracy_drop": None,
                "runs_here": unsupported_reason(art.arch, art.runtime) is None}
-        if row["runs_here"]:
-            path = str(stage / art.file)
-            row["latency_ms"] = round(latency_ms(path, golden_feeds), 4)
-            if eval_data is not None:
-                row["accuracy"] = round(accuracy(outputs_on(path, eval_data[0]), eval_data[1]), 2)
-                if reference_accuracy is not None:
-                    row["accuracy_drop"] = round(reference_accuracy - row["accuracy"], 2)
+        if row["runs_here"] and eval_data is not None:
+            row["accuracy"] = round(accuracy(outputs_on(str(stage / art.file), eval_data[0]), eval_data[1]), 2)
+            if reference_accuracy is not None:
+                row["accuracy_drop"] = round(reference_accuracy - row["accuracy"], 2)
         rows.append(row)
+    runnable = [(row, art) for row, art in zip(rows, artifacts) if row["runs_here"]]
+    if runnable:
+        timings = latency_ms([str(stage / art.file) for _, art in runnable], golden_feeds)
+        for (row, _), ms in zip(runnable, timings):
+            row["latency_ms"] = round(ms, 4)
     by_file = {r["artifact"]: r for r in rows}
     for row, art in zip(rows, artifacts):
         base = by_file[fp32[art.format].file] if art.format in fp32 else None
@@ -81,53 +94,62 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
     return rows
 
 
+SENSITIVITY_SAMPLES = 32  # enough to rank layers; each probe re-calibrates, so fewer samples = faster guard
+
+
 def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str, np.ndarray], max_drop: float,
                eval_data, reference_accuracy: Optional[float], work: Path) -> List[str]:
     """Keep the int8 ONNX artifact within --max-drop, leaving the most damaging layers in float.
 
-    With labelled eval data the bound is accuracy points against the original model; without, the int8
+    The bound: with labelled eval data, accuracy points lost against the original model; without, the int8
     outputs on the calibration samples must keep cosine >= 1 - max_drop/100 against the fp32 ONNX.
+    Sensitivity is always measured on the calibration data: each quantizable layer is quantized alone and
+    its output cosine loss against fp32 ranks it (finer-grained than accuracy on a small eval set).
+    Layers go back to float, most damaging first, until the bound holds.
     Returns the report lines; raises AccuracyBoundError when even all-float layers cannot meet it.
     """
     path = stage / artifact.file
+    reference = outputs_on(str(fp32_onnx), calib)
+
+    def cosine_loss(model: Path, feeds=calib, ref=reference) -> float:  # percent
+        return (1.0 - cosine(outputs_on(str(model), feeds), ref)) * 100.0
+
     if eval_data is not None:
         feeds, labels = eval_data
-        baseline = reference_accuracy
 
         def cost(model: Path) -> float:  # accuracy points lost
-            return baseline - accuracy(outputs_on(str(model), feeds), labels)
-        bound, unit = max_drop, "accuracy points"
+            return reference_accuracy - accuracy(outputs_on(str(model), feeds), labels)
+        unit = "accuracy points lost"
     else:
-        reference = outputs_on(str(fp32_onnx), calib)
-
-        def cost(model: Path) -> float:  # 1 - cosine, in percent
-            return (1.0 - cosine(outputs_on(str(model), calib), reference)) * 100.0
-        bound, unit = max_drop, "% cosine loss"
+        cost, unit = cosine_loss, "% cosine loss"
     current = cost(path)
-    lines = [f"int8 ONNX: {current:.3f} {unit} (bound {bound})"]
-    if current <= bound:
+    lines = [f"int8 ONNX: {current:.4f} {unit} (bound {max_drop})"]
+    if current <= max_drop:
         return lines
     prepared = onnx_quant.prepare(fp32_onnx, work)
     nodes = onnx_quant.quantizable_nodes(prepared)
+    probe_feeds = {k: v[:SENSITIVITY_SAMPLES] for k, v in calib.items()}
+    probe_ref = reference[:SENSITIVITY_SAMPLES]
     sensitivity = {}
     probe = work / "probe.onnx"
-    for node in nodes:  # quantize one layer alone: the damage it does by itself
-        onnx_quant.static_int8(prepared, probe, calib, only=[node])
-        sensitivity[node] = cost(probe)
+    for i, node in enumerate(nodes, 1):  # quantize one layer alone: the damage it does by itself
+        log.info("sensitivity %d/%d: %s", i, len(nodes), node)
+        onnx_quant.static_int8(prepared, probe, probe_feeds, only=[node])
+        sensitivity[node] = cosine_loss(probe, probe_feeds, probe_ref)
     ranked = sorted(nodes, key=lambda n: -sensitivity[n])
-    lines.append("layer sensitivity (" + unit + " when quantized alone): " +
-                 ", ".join(f"{n} {sensitivity[n]:.3f}" for n in ranked))
+    lines.append("layer sensitivity (% cosine loss on calibration data when quantized alone): " +
+                 ", ".join(f"{n} {sensitivity[n]:.4f}" for n in ranked))
     for keep in range(1, len(ranked) + 1):
         excluded = ranked[:keep]
         onnx_quant.static_int8(prepared, path, calib, exclude=excluded)
         current = cost(path)
-        log.info("int8 with %s in float: %.3f %s", excluded, current, unit)
-        if current <= bound:
+        log.info("int8 with %s in float: %.4f %s", excluded, current, unit)
+        if current <= max_drop:
             artifact.size, artifact.sha256 = path.stat().st_size, content_hash(path)
-            note = f"kept in float to meet --max-drop {bound}: {', '.join(excluded)}"
+            note = f"kept in float to meet --max-drop {max_drop}: {', '.join(excluded)}"
             artifact.notes.append(note)
-            lines += [note, f"int8 ONNX now: {current:.3f} {unit}"]
+            lines += [note, f"int8 ONNX now: {current:.4f} {unit}"]
             return lines
-    raise AccuracyBoundError(f"the int8 ONNX artifact loses {current:.3f} {unit} even with every quantized layer "
-                             f"in float; --max-drop {bound} cannot be met",
+    raise AccuracyBoundError(f"the int8 ONNX artifact loses {current:.4f} {unit} even with every quantized layer "
+                             f"in float; --max-drop {max_drop} cannot be met",
                              "raise --max-drop, give more representative --calib data, or use int8-weight/fp16")
