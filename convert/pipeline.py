@@ -124,11 +124,11 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
         raise WherryError(f"unknown legalization pass(es) {', '.join(unknown_passes)}",
                           f"passes: {', '.join(legalize.PASSES)}")
     profiles = [load_profile(t) for t in options.targets]
-    formats = list(options.formats) if options.formats else None
-    if formats:
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown:
-            raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")
+    unknown = [f for f in options.formats or () if f not in FORMATS]
+    if unknown:
+        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")
+    for profile in profiles:
+        _target_formats(profile, options.formats)
 
     with timeline.step("reading model"):
         info = source.read(options.model)
@@ -177,111 +177,154 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
             passes = [p for p in legalize.PASSES if p not in options.skip_passes]
             legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
                                                                    work / "legal", passes)
-        onnx_cache: Dict[int, Path] = {}
-        results = []
-        for profile in profiles:
-            results.append(_build_bundle(profile, options, info, name, feeds, reference, legacy,
-                                         legal_model, legal_params, changes, warnings, quant, preprocess_spec, formats,
-                                         onnx_cache, timeline, work, finals[profile.name]))
-    return results
+        shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
+                         preprocess_spec, work, timeline)
+        return [_build_bundle(profile, options, shared, finals[profile.name]) for profile in profiles]
 
 
-def _build_bundle(profile, options, info, name, feeds, reference, legacy: LegacyModel, legal_model, legal_params,
-                  changes, warnings, quant, preprocess_spec, formats, onnx_cache, timeline, work, final: Path) -> BundleResult:
-    target_formats = [f for f in profile.artifacts if formats is None or f in formats]
-    if not target_formats:
+@dataclass
+class _Shared:
+    """What every target of one convert call shares: one golden run, one legalized program, one ONNX per opset."""
+    info: source.ModelInfo
+    name: str
+    feeds: dict
+    reference: dict
+    legacy: LegacyModel
+    legal_model: Path
+    legal_params: Path
+    changes: List[str]
+    warnings: List[str]
+    quant: "_Quantization"
+    preprocess_spec: Optional[object]
+    work: Path
+    timeline: Timeline
+    onnx_by_opset: Dict[int, Path] = field(default_factory=dict)
+
+
+def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]:
+    chosen = [f for f in profile.artifacts if formats is None or f in formats]
+    if not chosen:
         raise WherryError(f"target {profile.name} builds none of the requested formats {', '.join(formats)}",
                           f"it builds {', '.join(profile.artifacts)}")
+    return chosen
+
+
+def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, final: Path) -> BundleResult:
+    formats = _target_formats(profile, options.formats)
     precisions = list(options.precisions or profile.precisions)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
-        artifacts: List[Artifact] = []
-        fp32_onnx = None
-        if "nb" in target_formats:
-            nb_name = _nb_name(profile)
-            places = ",".join(profile.lite_places)
-            with timeline.step(f"[{profile.name}] Paddle Lite opt ({places})"):
-                result = lite_export.export_nb(legal_model, legal_params, stage / nb_name, profile.lite_places)
-                timeline.book_tool("paddle lite opt", result.seconds)
-            notes = list(result.notes)
-            if profile.arch_family != "x86" and options.verify:
-                with timeline.step(f"[{profile.name}] checking the Lite program through an x86 twin"):
-                    notes.append(_x86_twin_check(legal_model, legal_params, feeds, reference, work,
-                                                 _tolerances(profile, "fp32", info.outputs), timeline))
-            artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
-                                       places=places, notes=notes))
-        if "onnx" in target_formats:
-            opset = profile.onnx_opset
-            if opset not in onnx_cache:
-                with timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
-                    path = work / f"model.opset{opset}.onnx"
-                    result = onnx_export.export_onnx(legal_model, legal_params, path, opset,
-                                                     input_names=[s.name for s in info.inputs],
-                                                     output_names=[s.name for s in info.outputs])
-                    timeline.book_tool("paddle2onnx", result.seconds)
-                onnx_cache[opset] = path
-            shutil.copyfile(onnx_cache[opset], stage / "model.onnx")
-            fp32_onnx = stage / "model.onnx"
-            artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
-        extra = [p for p in precisions if p != "fp32"]
+        artifacts = _fp32_artifacts(profile, options, shared, stage, formats)
+        fp32_onnx = stage / "model.onnx" if "onnx" in formats else None
         quant_notes: List[str] = []
+        extra = [p for p in precisions if p != "fp32"]
         if extra:
-            from convert import quantize
-            from convert.quantize import evaluate
-            with timeline.step(f"[{profile.name}] quantizing ({', '.join(extra)})"):
-                artifacts += quantize.build_quantized(
-                    stage_dir=stage, precisions=extra, model_file=legal_model, params_file=legal_params,
-                    fp32_onnx=fp32_onnx, input_specs=info.inputs, output_specs=info.outputs,
-                    lite_places=profile.lite_places if "nb" in target_formats else None, calib=quant.calib,
-                    work=work / f"quant-{profile.name}", notes=quant_notes)
-            int8_onnx = next((a for a in artifacts if a.precision == "int8" and a.format == "onnx"), None)
-            if options.max_drop is not None and int8_onnx is not None:
-                with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
-                    quant_notes += evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
-                                                       quant.eval_data, quant.reference_accuracy,
-                                                       work / f"guard-{profile.name}")
+            artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
+                                              quant_notes)
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
             artifacts = [a for a in artifacts if a.precision != "fp32"]
-
-        (stage / "golden").mkdir()
-        np.savez(stage / GOLDEN_INPUTS, **feeds)
-        np.savez(stage / GOLDEN_OUTPUTS, **reference)
-        manifest = Manifest(
-            name=name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
-            source={"format": info.format, "translated": legacy.translated,
-                    "files": [{"name": p.name, "sha256": _sha256(p)} for p in info.files.all_files()],
-                    "legalized": changes, "notes": legacy.notes},
-            tools=_versions(), target={"name": profile.name, "arch": profile.arch, "os": profile.os},
-            golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
-                    "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
-            preprocess=preprocess_spec.to_json() if preprocess_spec is not None else None,
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        manifest.tools["onnx_opset"] = profile.onnx_opset
-        manifest.write(stage)
-
+        manifest = _write_manifest(profile, options, shared, stage, artifacts)
         check = None
         if options.verify:
-            with timeline.step(f"[{profile.name}] verifying artifacts on this host"):
+            with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = runtimes.check(stage)
-        warnings = warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n]
-        report = {"model": name, "target": profile.name, "timings": timeline.to_json(), "warnings": warnings,
-                  "legalized": changes, "artifacts": [a.to_json() for a in artifacts],
-                  "verification": check.to_json() if check is not None else None}
-        if extra or quant.eval_data is not None:
-            from convert.quantize import evaluate
-            with timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
-                report["quantization"] = {
-                    "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
-                    "rows": evaluate.measure(stage, artifacts, feeds, quant.eval_data, quant.reference_accuracy)}
-        (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes)
         _publish(stage, final, options.force)
         return BundleResult(profile.name, final, manifest, check, report)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats) -> List[Artifact]:
+    timeline, info = shared.timeline, shared.info
+    artifacts = []
+    if "nb" in formats:
+        nb_name = _nb_name(profile)
+        places = ",".join(profile.lite_places)
+        with timeline.step(f"[{profile.name}] Paddle Lite opt ({places})"):
+            result = lite_export.export_nb(shared.legal_model, shared.legal_params, stage / nb_name,
+                                           profile.lite_places)
+            timeline.book_tool("paddle lite opt", result.seconds)
+        notes = list(result.notes)
+        if profile.arch_family != "x86" and options.verify:
+            with timeline.step(f"[{profile.name}] checking the Lite program through an x86 twin"):
+                notes.append(_x86_twin_check(shared, _tolerances(profile, "fp32", info.outputs)))
+        artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
+                                   places=places, notes=notes))
+    if "onnx" in formats:
+        opset = profile.onnx_opset
+        if opset not in shared.onnx_by_opset:
+            with timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
+                path = shared.work / f"model.opset{opset}.onnx"
+                result = onnx_export.export_onnx(shared.legal_model, shared.legal_params, path, opset,
+                                                 input_names=[s.name for s in info.inputs],
+                                                 output_names=[s.name for s in info.outputs])
+                timeline.book_tool("paddle2onnx", result.seconds)
+            shared.onnx_by_opset[opset] = path
+        shutil.copyfile(shared.onnx_by_opset[opset], stage / "model.onnx")
+        artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
+    return artifacts
+
+
+def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extra, fp32_onnx, artifacts,
+                         quant_notes) -> List[Artifact]:
+    from convert import quantize
+    from convert.quantize import evaluate
+
+    quant, timeline = shared.quant, shared.timeline
+    with timeline.step(f"[{profile.name}] quantizing ({', '.join(extra)})"):
+        made = quantize.build_quantized(
+            stage_dir=stage, precisions=extra, model_file=shared.legal_model, params_file=shared.legal_params,
+            fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
+            lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
+            work=shared.work / f"quant-{profile.name}", notes=quant_notes)
+    int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
+    if options.max_drop is not None and int8_onnx is not None:
+        with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
+            quant_notes += evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
+                                               quant.eval_data, quant.reference_accuracy,
+                                               shared.work / f"guard-{profile.name}")
+    return made
+
+
+def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts) -> Manifest:
+    info = shared.info
+    (stage / "golden").mkdir()
+    np.savez(stage / GOLDEN_INPUTS, **shared.feeds)
+    np.savez(stage / GOLDEN_OUTPUTS, **shared.reference)
+    manifest = Manifest(
+        name=shared.name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
+        source={"format": info.format, "translated": shared.legacy.translated,
+                "files": [{"name": p.name, "sha256": _sha256(p)} for p in info.files.all_files()],
+                "legalized": shared.changes, "notes": shared.legacy.notes},
+        tools={**_versions(), "onnx_opset": profile.onnx_opset},
+        target={"name": profile.name, "arch": profile.arch, "os": profile.os},
+        golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
+                "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
+        preprocess=shared.preprocess_spec.to_json() if shared.preprocess_spec is not None else None,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    manifest.write(stage)
+    return manifest
+
+
+def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes) -> dict:
+    warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n]
+    report = {"model": shared.name, "target": profile.name, "timings": shared.timeline.to_json(),
+              "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
+              "verification": check.to_json() if check is not None else None}
+    quant = shared.quant
+    if extra or quant.eval_data is not None:
+        from convert.quantize import evaluate
+        with shared.timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
+            report["quantization"] = {
+                "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
+                "rows": evaluate.measure(stage, artifacts, shared.feeds, quant.eval_data, quant.reference_accuracy)}
+    (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
 
 
 def _spec_text(preprocess: Optional[str]) -> Optional[str]:
@@ -325,17 +368,18 @@ def _reference_accuracy(info, eval_data) -> float:
     return round(accuracy(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True), eval_data[1]), 2)
 
 
-def _x86_twin_check(legal_model, legal_params, feeds, reference, work, tolerances, timeline) -> str:
+def _x86_twin_check(shared: _Shared, tolerances) -> str:
     """An ARM .nb cannot run here, but the program Lite optimized can: build the same program for x86
     and compare it with the golden outputs. This proves legalization and Lite's graph passes kept the
     model's meaning; only the ARM kernels themselves stay unverified on this host."""
-    twin = work / "twin.x86.nb"
+    twin = shared.work / "twin.x86.nb"
+    reference = shared.reference
     if not twin.is_file():
-        result = lite_export.export_nb(legal_model, legal_params, twin, ["x86"])
-        timeline.book_tool("paddle lite opt", result.seconds)
+        result = lite_export.export_nb(shared.legal_model, shared.legal_params, twin, ["x86"])
+        shared.timeline.book_tool("paddle lite opt", result.seconds)
     try:
         with runtimes.open(str(twin), isolate=True) as session:
-            outputs = session.run(feeds)
+            outputs = session.run(shared.feeds)
     except WherryError as exc:
         return f"x86 twin of this program could not run here: {exc.message.splitlines()[0]}"
     if set(outputs) != set(reference) and len(outputs) == len(reference):
