@@ -61,7 +61,7 @@ def wherry_table(model: Path, calib: Path, work: Path) -> None:
     rows = {r["artifact"]: r for r in result.report["quantization"]["rows"]}
     checks = {a.file: a for a in result.check.results}
     print(f"wherry convert --precision fp32,fp16,int8-weight,int8 (ONNX Runtime "
-          f"{result.manifest.tools['onnxruntime']}, 1x3x224x224, median of 20 runs each)")
+          f"{result.manifest.tools['onnxruntime']}, 1x3x224x224, median of 21 runs each in 3 rounds)")
     print(f"{'artifact':<24}{'size MB':>9}{'size x':>8}{'latency ms':>12}{'latency x':>11}{'cosine':>10}  verdict")
     for name, row in rows.items():
         worst = checks[name].worst()
@@ -70,7 +70,7 @@ def wherry_table(model: Path, calib: Path, work: Path) -> None:
     int8 = rows["model.int8.onnx"]
     cos = checks["model.int8.onnx"].worst().cosine
     measured = {"size": int8["size_ratio"], "latency": int8["latency_ratio"], "cosine": cos}
-    verdicts = [f"{k} {v:.3f}{'x' if k != 'cosine' else ''} "
+    verdicts = [(f"{k} {v:.5f} " if k == "cosine" else f"{k} {v:.3f}x ") +
                 f"(goal {'>=' if k == 'cosine' else '<='} {GOALS[k]}: "
                 f"{'met' if (v >= GOALS[k] if k == 'cosine' else v <= GOALS[k]) else 'MISSED'})"
                 for k, v in measured.items()]

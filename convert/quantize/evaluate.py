@@ -19,7 +19,8 @@ from runtimes.session import unsupported_reason
 
 log = logging.getLogger(__name__)
 
-LATENCY_RUNS = 20
+LATENCY_RUNS = 21
+LATENCY_ROUNDS = 3
 
 
 class AccuracyBoundError(WherryError):
@@ -43,25 +44,25 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / denom) if denom else float(np.array_equal(a, b))
 
 
-def latency_ms(paths: List[str], feeds: Dict[str, np.ndarray], runs: int = LATENCY_RUNS) -> List[float]:
+def latency_ms(paths: List[str], feeds: Dict[str, np.ndarray], runs: int = LATENCY_RUNS,
+               rounds: int = LATENCY_ROUNDS) -> List[float]:
     """Median latency of each model on the same feeds, in ms.
 
-    The models take turns run by run (not one after the other) so that load from other processes on a
-    shared host hits them alike: their ratios stay meaningful even when absolute times drift.
+    The runs are split into rounds and the models take turns round by round, so that load from other
+    processes on a shared host hits them alike and their ratios stay meaningful. Only one session is
+    open at a time: ONNX Runtime's idle worker threads spin for a while after a run and would steal
+    the cores from the next model's run.
     """
-    sessions = [runtimes.open(p) for p in paths]
-    try:
-        for session in sessions:
-            session.run(feeds)  # warm-up: first runs allocate
-        times: List[List[float]] = [[] for _ in sessions]
-        for _ in range(runs):
-            for session, samples in zip(sessions, times):
-                start = time.perf_counter()
-                session.run(feeds)
-                samples.append(time.perf_counter() - start)
-    finally:
-        for session in sessions:
-            session.close()
+    times: List[List[float]] = [[] for _ in paths]
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for path, samples in zip(paths, times):
+            with runtimes.open(path) as session:
+                session.run(feeds)  # warm-up: first runs allocate
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    session.run(feeds)
+                    samples.append(time.perf_counter() - start)
     return [statistics.median(t) * 1000.0 for t in times]
 
 

@@ -1,0 +1,79 @@
+"""Calibration data loading: npz and image folders, refused early and clearly when wrong."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convert.quantize import load_calibration
+from convert.quantize.calibration import MAX_CALIB_SAMPLES, MIN_CALIB_SAMPLES
+from runtimes.errors import InputError
+from runtimes.preprocess import PreprocessSpec
+from runtimes.specs import TensorSpec
+
+GRAY = [TensorSpec("x", "float32", (None, 1, 8, 8))]
+RGB = [TensorSpec("image", "float32", (None, 3, 16, 16))]
+
+
+def _pngs(folder, images, mode):
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for i, img in enumerate(images):
+        Image.fromarray(img, mode=mode).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_image_folder_matches_the_same_pixels_as_npz(tmp_path):
+    from sklearn.datasets import load_digits
+
+    pixels = np.round(load_digits().images[:20] / 16.0 * 255).astype(np.uint8)
+    calib = load_calibration(_pngs(tmp_path / "d", pixels, "L"), GRAY)
+    assert calib["x"].shape == (20, 1, 8, 8) and calib["x"].dtype == np.float32
+    np.testing.assert_allclose(calib["x"][:, 0], pixels / 255.0, atol=1e-6)
+
+
+def test_rgb_folder_is_resized_and_normalized_by_the_given_spec(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (MIN_CALIB_SAMPLES, 32, 24, 3), dtype=np.uint8)
+    spec = PreprocessSpec(size=(16, 16), mean=[0.5] * 3, std=[0.25] * 3, channel_order="BGR")
+    calib = load_calibration(_pngs(tmp_path / "rgb", images, "RGB"), RGB, preprocess=spec.to_json())
+    assert calib["image"].shape == (MIN_CALIB_SAMPLES, 3, 16, 16)
+    np.testing.assert_allclose(calib["image"][0], spec.apply(images[0])[0], atol=1e-6)
+    assert calib["image"].min() < -1.5 and calib["image"].max() > 1.5  # (0..1 - 0.5) / 0.25 spans -2..2
+
+
+def test_npz_is_capped_and_cast(tmp_path):
+    np.savez(tmp_path / "c.npz", x=np.ones((MAX_CALIB_SAMPLES + 5, 1, 8, 8), "float64"))
+    calib = load_calibration(tmp_path / "c.npz", GRAY)
+    assert calib["x"].shape[0] == MAX_CALIB_SAMPLES and calib["x"].dtype == np.float32
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("empty", "holds no images"),
+    ("few", f"int8 needs at least {MIN_CALIB_SAMPLES}"),
+    ("two_inputs", "an image folder can feed one input"),
+    ("not_image_input", "4-D image input"),
+    ("int_npz", "has dtype int64, the model takes float32"),
+    ("mismatched_counts", "different sample counts"),
+])
+def test_bad_calibration_is_refused(tmp_path, case, needle):
+    specs = GRAY
+    if case == "empty":
+        path = tmp_path / "empty"
+        path.mkdir()
+    elif case in ("few", "two_inputs", "not_image_input"):
+        path = _pngs(tmp_path / "few", np.zeros((3 if case == "few" else 10, 8, 8), np.uint8), "L")
+        if case == "two_inputs":
+            specs = GRAY + [TensorSpec("scale", "float32", (None, 2))]
+        if case == "not_image_input":
+            specs = [TensorSpec("x", "float32", (None, 64))]
+    elif case == "int_npz":
+        path = tmp_path / "c.npz"
+        np.savez(path, x=np.zeros((16, 1, 8, 8), "int64"))
+    else:
+        path = tmp_path / "c.npz"
+        specs = GRAY + [TensorSpec("y", "float32", (None, 2))]
+        np.savez(path, x=np.zeros((16, 1, 8, 8), "float32"), y=np.zeros((12, 2), "float32"))
+    with pytest.raises(InputError) as err:
+        load_calibration(path, specs)
+    assert needle in str(err.value)
