@@ -76,7 +76,9 @@ def test_lite_int8_nb_has_int8_kernels_and_is_not_claimed_verified(quantized):
     rpi4 = results["rpi4"]
     art = next(a for a in rpi4["report"]["artifacts"] if a["file"] == "model.arm.int8.nb")
     assert art["arch"] == "arm" and art["precision"] == "int8"
-    assert any("conv2d/int8" in n for n in art["notes"]), art["notes"]
+    assert any("conv2d/int8" in n and "fc/int8" in n for n in art["notes"]), art["notes"]
+    # the written file was re-read by Lite and its calib ops (int8 <-> float conversions) match opt's log
+    assert any(n.startswith("re-read by Lite") and "calib x" in n for n in art["notes"]), art["notes"]
     assert _status(rpi4)["model.arm.int8.nb"]["status"] == "not verifiable here"
     assert (out / "digits_cnn.rpi4" / "model.arm.int8-weight.nb").is_file()
     # x86 Lite cannot run quantized programs: no quantized .nb for the desktop target, and it says why

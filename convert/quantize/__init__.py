@@ -118,9 +118,20 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
         structure = (result.describe() if precision in ("int8", "fp16") else
                      f"weights stored as {precision[3:5]}-bit integers, dequantized at load (float kernels)")
         artifacts.append(_artifact(stage_dir, name, "nb", precision, "arm", output_specs, places,
-                                   [structure, "ARM only: built and structurally checked, not verifiable on an "
-                                               "x86 host (Lite's x86 runtime returns NaN for quantized programs)"]))
+                                   [structure, _structural_check(stage_dir / name, result),
+                                    "ARM only: built and structurally checked, not verifiable on an "
+                                    "x86 host (Lite's x86 runtime returns NaN for quantized programs)"]))
     return artifacts
+
+
+def _structural_check(nb_file: Path, result) -> str:
+    """Re-read the written .nb with Lite and cross-check its calib ops against what opt logged."""
+    ops = lite_quant.nb_program(nb_file)
+    logged = sum(n for (op, _), n in result.kernels.items() if op == "calib")
+    if ops.get("calib", 0) != logged:
+        raise ToolError(f"{nb_file.name}: the written program has {ops.get('calib', 0)} calib ops, opt logged {logged}",
+                        "report this model to wherry: the .nb does not hold the program opt described")
+    return f"re-read by Lite: {sum(ops.values())} ops" + (f", calib x{logged}" if logged else "")
 
 
 def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, work: Path, notes) -> List[Artifact]:
