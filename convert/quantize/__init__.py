@@ -2,16 +2,16 @@
 
 Per precision (each its own artifact, named for it):
 
-=============  ===============================================  ========================================
+=============  ===============================================  ============================================
 precision      Paddle Lite .nb (ARM only)                        ONNX (runs here and on boards)
-=============  ===============================================  ========================================
+=============  ===============================================  ============================================
 fp16           opt --enable_fp16, kept only if opt really        float16 weights and math, fp32 I/O
                chose fp16 kernels (PyPI's opt has none for ARM)
-int8-weight    opt --quant_model QUANT_INT8                      ORT dynamic quantization (uint8 weights)
-int16-weight   opt --quant_model QUANT_INT16                     (no ONNX Runtime equivalent: not built)
-int8           Paddle static PTQ on the calibration data, then   ORT static QDQ, per-channel, MinMax
-               opt: int8 conv/fc kernels, counted in the report  ranges from the calibration data
-=============  ===============================================  ========================================
+int8-weight    opt --quant_model QUANT_INT8                      int8 per-channel weights + DequantizeLinear
+int16-weight   opt --quant_model QUANT_INT16                     int16 per-channel weights + DequantizeLinear
+int8           Paddle static PTQ on the calibration data, then   ORT static QDQ: uint8 activations, int8
+               opt: int8 conv/fc kernels, counted in the report  per-channel weights, MinMax calibration
+=============  ===============================================  ============================================
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from runtimes.specs import TensorSpec
 log = logging.getLogger(__name__)
 
 QUANTIZED = ("fp16", "int8-weight", "int16-weight", "int8")
+WEIGHT_BITS = {"int8-weight": 8, "int16-weight": 16}
 
 
 def check_precisions(precisions, calib) -> None:
@@ -116,7 +117,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
             result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places,
                                            quant_type=lite_quant.QUANT_TYPES[precision])
         structure = (result.describe() if precision in ("int8", "fp16") else
-                     f"weights stored as {precision[3:5]}-bit integers, dequantized at load (float kernels)")
+                     f"weights stored as {WEIGHT_BITS[precision]}-bit integers, dequantized at load (float kernels)")
         artifacts.append(_artifact(stage_dir, name, "nb", precision, "arm", output_specs, places,
                                    [structure, _structural_check(stage_dir / name, result),
                                     "ARM only: built and structurally checked, not verifiable on an "
@@ -137,9 +138,6 @@ def _structural_check(nb_file: Path, result) -> str:
 def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, work: Path, notes) -> List[Artifact]:
     name = f"model.{precision}.onnx"
     dst = stage / name
-    if precision == "int16-weight":
-        notes.append("int16-weight ONNX not built: ONNX Runtime has no 16-bit weight-only quantization")
-        return []
     try:
         if precision == "fp16":
             onnx_quant.to_fp16(fp32_onnx, dst)
@@ -147,12 +145,19 @@ def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, 
             # ORT's quantizers want weights as initializers and known shapes: paddle2onnx output is
             # pre-processed once (shape inference, constant folding) for every quantized variant.
             prepared = onnx_quant.prepare(fp32_onnx, work)
-            if precision == "int8-weight":
-                onnx_quant.weight_only_int8(prepared, dst)
+            if precision.endswith("-weight"):
+                count = onnx_quant.weight_only(prepared, dst, WEIGHT_BITS[precision])
             else:
                 onnx_quant.static_int8(prepared, dst, calib)
     except Exception as exc:  # noqa: BLE001 - ORT's tools raise plain ValueError/KeyError on graphs they cannot handle
         raise ToolError(f"ONNX Runtime could not make the {precision} ONNX artifact: {type(exc).__name__}: {exc}",
                         f"leave {precision} out of --precision for this model, or report it to wherry") from None
-    detail = [f"{onnx_quant.quantized_node_count(dst)} quantize nodes"] if precision != "fp16" else []
+    if precision == "fp16":
+        detail = ["float16 weights and math, float32 inputs/outputs"]
+    elif precision == "int8":
+        detail = [f"{onnx_quant.quantized_node_count(dst)} QuantizeLinear nodes (uint8 activations, "
+                  "int8 per-channel weights)"]
+    else:
+        detail = [f"{count} weight(s) stored as {WEIGHT_BITS[precision]}-bit integers, dequantized to float in the "
+                  "graph (activations stay float)"]
     return [_artifact(stage, name, "onnx", precision, "any", outputs, notes=detail)]
