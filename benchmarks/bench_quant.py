@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_quant.py [--model resnet18] [--calib-samples 32] [--no-routes]
 
 The model is paddle.vision resnet18 with seeded He-normal random weights (tests/export_model.py),
-converted by wherry with --precision fp32,fp16,int8-weight,int8; calibration and golden inputs are
+converted by wherry with --precision fp32,fp16,int8-weight,int16-weight,int8; calibration and golden inputs are
 seeded standard-normal images. Goals from the issue: size <= 0.26x, latency <= 0.35x, cosine >= 0.999.
 
 The second table compares the two ONNX int8 routes that both work (docs/quantization.md explains the
@@ -57,10 +57,10 @@ def _latency_and_output(path: Path, x: np.ndarray):
 def wherry_table(model: Path, calib: Path, work: Path) -> None:
     result = pipeline.convert(pipeline.ConvertOptions(
         model=str(model), targets=["desktop-x86_64"], formats=["onnx"], out_dir=work / "out",
-        precisions=["fp32", "fp16", "int8-weight", "int8"], calib=calib))[0]
+        precisions=["fp32", "fp16", "int8-weight", "int16-weight", "int8"], calib=calib))[0]
     rows = {r["artifact"]: r for r in result.report["quantization"]["rows"]}
     checks = {a.file: a for a in result.check.results}
-    print(f"wherry convert --precision fp32,fp16,int8-weight,int8 (ONNX Runtime "
+    print(f"wherry convert --precision fp32,fp16,int8-weight,int16-weight,int8 (ONNX Runtime "
           f"{result.manifest.tools['onnxruntime']}, 1x3x224x224, median of 21 runs each in 3 rounds)")
     print(f"{'artifact':<24}{'size MB':>9}{'size x':>8}{'latency ms':>12}{'latency x':>11}{'cosine':>10}  verdict")
     for name, row in rows.items():
@@ -82,9 +82,11 @@ def route_table(model: Path, calib: dict, x: np.ndarray, work: Path) -> None:
     fp32 = work / "fp32.onnx"
     onnx_export.export_onnx(legal_model, legal_params, fp32, 13)
     timings = {}
-    start = time.perf_counter()
-    onnx_quant.static_int8(onnx_quant.prepare(fp32, work), work / "ort_static.onnx", calib)
-    timings["ort_static.onnx"] = time.perf_counter() - start
+    for activations in ("uint8", "int8"):
+        start = time.perf_counter()
+        onnx_quant.static_int8(onnx_quant.prepare(fp32, work), work / f"ort_static_{activations}.onnx", calib,
+                               activations=activations)
+        timings[f"ort_static_{activations}.onnx"] = time.perf_counter() - start
     start = time.perf_counter()
     ptq = lite_quant.paddle_ptq(legal_model, legal_params, calib, work / "ptq")
     onnx_export.export_onnx(ptq, ptq.with_suffix(".pdiparams"), work / "paddle_ptq.onnx", 13)
@@ -93,7 +95,8 @@ def route_table(model: Path, calib: dict, x: np.ndarray, work: Path) -> None:
     base_size = fp32.stat().st_size
     print("\nONNX int8 routes, same calibration samples (cosine vs fp32 ONNX on the golden input)")
     print(f"{'route':<36}{'size x':>8}{'latency x':>11}{'cosine':>10}{'build s':>9}")
-    for name, label in (("ort_static.onnx", "ORT quantize_static (QDQ, per-ch)"),
+    for name, label in (("ort_static_uint8.onnx", "ORT static QDQ U8S8 (wherry)"),
+                        ("ort_static_int8.onnx", "ORT static QDQ S8S8"),
                         ("paddle_ptq.onnx", "Paddle PTQ -> paddle2onnx")):
         ms, out = _latency_and_output(work / name, x)
         print(f"{label:<36}{(work / name).stat().st_size / base_size:>8.3f}{ms / base_ms:>11.3f}"

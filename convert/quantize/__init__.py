@@ -85,14 +85,14 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     arm = lite_places is not None and "arm" in lite_places
     places = ",".join(lite_places or [])
     ptq_model = None
+    skipped_nb: List[str] = []
     for precision in precisions:
         if fp32_onnx is not None:
             artifacts += _onnx_variant(stage_dir, precision, fp32_onnx, calib, output_specs, work, notes)
         if lite_places is None:
             continue
         if not arm:
-            notes.append(f"{precision} .nb not built for Lite places {places}: Lite's quantized and fp16 "
-                         "kernels exist for ARM only (the x86 runtime returns NaN for them)")
+            skipped_nb.append(precision)
             continue
         name = f"model.arm.{precision}.nb"
         if precision == "int8":
@@ -122,6 +122,9 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
                                    [structure, _structural_check(stage_dir / name, result),
                                     "ARM only: built and structurally checked, not verifiable on an "
                                     "x86 host (Lite's x86 runtime returns NaN for quantized programs)"]))
+    if skipped_nb:
+        notes.append(f"{', '.join(skipped_nb)} .nb not built for Lite places {places}: Lite's quantized and "
+                     "fp16 kernels exist for ARM only (the x86 runtime returns NaN for them)")
     return artifacts
 
 

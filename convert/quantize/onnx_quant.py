@@ -127,12 +127,13 @@ def prepare(src: Path, work: Path) -> Path:
 
 
 def static_int8(prepared: Path, dst: Path, calib: Dict[str, np.ndarray], exclude: Iterable[str] = (),
-                only: Optional[List[str]] = None) -> None:
+                only: Optional[List[str]] = None, activations: str = "uint8") -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     reader = _Reader(calib)
     quantize_static(str(prepared), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=list(exclude),
                     nodes_to_quantize=only, op_types_to_quantize=list(QUANTIZABLE))
 
