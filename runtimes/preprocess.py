@@ -44,6 +44,7 @@ class PreprocessSpec:
     channel_order: str = "RGB"
     channels: int = 3
     dtype: str = "float32"
+    input: Optional[str] = None      # the model input it feeds (recorded in the manifest)
 
     def __post_init__(self):
         if self.size is not None:

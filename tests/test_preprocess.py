@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -109,10 +108,23 @@ def test_spec_follows_the_model_input():
         PreprocessSpec.for_input((None, 10))
 
 
-def test_runtimes_preprocess_needs_only_numpy():
-    """A board applies the spec with numpy alone: importing it must not pull in Pillow or anything else."""
-    code = ("import sys, runtimes.preprocess as p; import numpy as np; "
-            "p.PreprocessSpec(size=(4, 4)).apply(np.zeros((8, 8, 3), np.uint8)); "
+def test_runtimes_preprocess_needs_only_numpy(tmp_path):
+    """A board applies the spec with numpy alone: importing it must not pull in Pillow or anything else,
+    and it runs on the oldest Python the board side supports (3.9) when that environment exists."""
+    from test_runtime_minimal_env import _python39, in_env, make_venv
+
+    code = ("import sys, json, runtimes.preprocess as p; import numpy as np; "
+            "spec = p.PreprocessSpec.from_json(json.loads(sys.argv[1])); "
+            "out = spec.apply(np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)); "
             "bad = [m for m in ('PIL', 'paddle', 'onnxruntime', 'convert') if m in sys.modules]; "
-            "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True)
+            "assert not bad, bad; print(json.dumps(out.ravel().tolist()))")
+    spec = PreprocessSpec(size=(4, 4), mean=[0.5] * 3, std=[0.2] * 3, channel_order="BGR")
+    expected = spec.apply(np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)).ravel()
+    pythons = [sys.executable]
+    base = _python39()
+    if base is not None:
+        pythons.append(str(make_venv("runtime-min-py39", ["numpy", "onnxruntime"], base)))
+    for python in pythons:
+        proc = in_env(python, "-c", code, json.dumps(spec.to_json()), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        np.testing.assert_allclose(json.loads(proc.stdout), expected, rtol=1e-6)

@@ -42,6 +42,16 @@ def test_rgb_folder_is_resized_and_normalized_by_the_given_spec(tmp_path):
     assert calib["image"].min() < -1.5 and calib["image"].max() > 1.5  # (0..1 - 0.5) / 0.25 spans -2..2
 
 
+def test_manifest_record_round_trips_for_a_device(tmp_path):
+    from convert.quantize.calibration import preprocess_record
+
+    folder = _pngs(tmp_path / "d", np.zeros((MIN_CALIB_SAMPLES, 8, 8), np.uint8), "L")
+    record = preprocess_record(folder, GRAY)
+    spec = PreprocessSpec.from_json(record)  # what a board does with manifest["preprocess"]
+    assert spec.input == "x" and spec.channels == 1 and spec.size == (8, 8)
+    assert preprocess_record(tmp_path / "c.npz", GRAY) is None
+
+
 def test_npz_is_capped_and_cast(tmp_path):
     np.savez(tmp_path / "c.npz", x=np.ones((MAX_CALIB_SAMPLES + 5, 1, 8, 8), "float64"))
     calib = load_calibration(tmp_path / "c.npz", GRAY)

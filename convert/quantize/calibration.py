@@ -81,6 +81,16 @@ def resolve_preprocess(preprocess, spec: TensorSpec) -> PreprocessSpec:
     return PreprocessSpec.from_json(preprocess)
 
 
+def preprocess_record(path, input_specs: List[TensorSpec], preprocess=None) -> Optional[dict]:
+    """What the manifest's ``preprocess`` field should hold for this calibration data: the spec images
+    went through (so a device can feed real images the same way), or None for an .npz."""
+    if path is None or not Path(path).is_dir() or len(input_specs) != 1:
+        return None
+    spec = resolve_preprocess(preprocess, input_specs[0])
+    spec.input = input_specs[0].name
+    return spec.to_json()
+
+
 def _images(folder: Path, input_specs: List[TensorSpec], preprocess) -> np.ndarray:
     spec = resolve_preprocess(preprocess, input_specs[0])
     files = image_files(folder)  # refuses an empty folder before anything is decoded
