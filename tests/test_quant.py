@@ -56,6 +56,9 @@ def test_int8_onnx_runs_here_within_the_accuracy_bound(quantized):
     reference = rpi4["report"]["quantization"]["reference_accuracy"]
     assert reference > 95.0  # a real, trained model
     assert row["accuracy"] is not None and row["accuracy_drop"] <= MAX_INT8_DROP
+    # agreement with the fp32 ONNX on the eval digits: the same bound, as a share of 450 predictions
+    assert row["top1_agreement"] >= 100.0 - MAX_INT8_DROP
+    assert _rows(rpi4)["model.onnx"]["top1_agreement"] == 100.0
     assert row["size_ratio"] < 0.5
     assert row["latency_ms"] > 0 and row["latency_ratio"] is not None
 
@@ -126,11 +129,15 @@ def test_max_drop_keeps_the_most_sensitive_layers_in_float(wherry, digits, tmp_p
     assert _status(result)["model.int8.onnx"]["status"] == "passed"
 
 
-def test_unreachable_bound_fails_clearly(wherry, digits, tmp_path):
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_unreachable_bound_fails_clearly(wherry, digits, tmp_path, with_labels):
+    """A negative bound cannot be met (all-float loses nothing): both bound kinds fail without a bundle."""
+    extra = ["--eval", digits["eval"]] if with_labels else []
     proc = wherry("convert", digits["model"], "--inputs", digits["inputs"], "-t", "desktop-x86_64", "--format", "onnx",
-                  "-o", tmp_path, "--precision", "int8", "--calib", digits["calib"], "--max-drop", "-1")
+                  "-o", tmp_path, "--precision", "int8", "--calib", digits["calib"], "--max-drop", "-1", *extra)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot be met" in proc.stderr
+    assert ("accuracy points" in proc.stderr) == with_labels
     assert not any(tmp_path.iterdir())
 
 

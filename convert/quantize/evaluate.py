@@ -69,19 +69,29 @@ def latency_ms(paths: List[str], feeds: Dict[str, np.ndarray], runs: int = LATEN
 def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.ndarray],
             eval_data: Optional[Tuple[Dict[str, np.ndarray], np.ndarray]], reference_accuracy: Optional[float]):
     """One row per artifact: size and ratio to the fp32 artifact of the same format, median host latency
-    and its ratio, eval accuracy and its drop against the original model."""
+    and its ratio, and with eval data: accuracy, its drop against the original model, and top-1 agreement
+    (% of eval samples whose predicted class equals the fp32 artifact's; ONNX fp32 matches Paddle to ~1e-6)."""
     fp32 = {a.format: a for a in artifacts if a.precision == "fp32"}
-    rows = []
+    rows, predictions = [], {}
     for art in artifacts:
         row = {"artifact": art.file, "precision": art.precision, "size": art.size,
                "size_ratio": round(art.size / fp32[art.format].size, 3) if art.format in fp32 else None,
                "latency_ms": None, "latency_ratio": None, "accuracy": None, "accuracy_drop": None,
-               "runs_here": unsupported_reason(art.arch, art.runtime) is None}
+               "top1_agreement": None, "runs_here": unsupported_reason(art.arch, art.runtime) is None}
         if row["runs_here"] and eval_data is not None:
-            row["accuracy"] = round(accuracy(outputs_on(str(stage / art.file), eval_data[0]), eval_data[1]), 2)
+            scores = outputs_on(str(stage / art.file), eval_data[0])
+            predictions[art.file] = scores.reshape(len(eval_data[1]), -1).argmax(1)
+            row["accuracy"] = round(accuracy(scores, eval_data[1]), 2)
             if reference_accuracy is not None:
                 row["accuracy_drop"] = round(reference_accuracy - row["accuracy"], 2)
         rows.append(row)
+    runnable_fp32 = [a.file for a in fp32.values() if a.file in predictions]
+    for row, art in zip(rows, artifacts):
+        if art.file not in predictions or not runnable_fp32:
+            continue
+        same_format = fp32.get(art.format)
+        base = same_format.file if same_format is not None and same_format.file in predictions else runnable_fp32[0]
+        row["top1_agreement"] = round(float((predictions[art.file] == predictions[base]).mean() * 100.0), 2)
     runnable = [(row, art) for row, art in zip(rows, artifacts) if row["runs_here"]]
     if runnable:
         timings = latency_ms([str(stage / art.file) for _, art in runnable], golden_feeds)
