@@ -195,3 +195,27 @@ def test_empty_image_folder_fails_before_work(wherry, digits, tmp_path):
                   tmp_path / "imgs")
     assert proc.returncode == 2 and "holds no images" in proc.stderr and "Traceback" not in proc.stderr
     assert "golden run" not in proc.stderr
+
+
+def test_build_quantized_called_as_the_pipeline_does(digits, tmp_path):
+    """The entry point with the documented positional shape; outputs, scratch space and notes defaulted."""
+    from convert import legalize, onnx_export, source
+    from convert.quantize import build_quantized, load_calibration
+    from runtimes.bundle import content_hash
+
+    model, params = legalize.legalize(digits["model"], digits["model"].with_suffix(".pdiparams"), tmp_path / "legal")[:2]
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    fp32 = onnx_export.export_onnx(model, params, stage / "model.onnx", 13).onnx_file
+    info = source.read(digits["model"])
+    calib = load_calibration(digits["calib"], info.inputs)
+    artifacts = build_quantized(stage, ["fp32", "int8-weight", "int8"], model, params, fp32, info.inputs, ["arm"],
+                                calib, 13)
+    by_file = {a.file: a for a in artifacts}
+    assert set(by_file) == {"model.int8-weight.onnx", "model.arm.int8-weight.nb", "model.int8.onnx",
+                            "model.arm.int8.nb"}
+    for art in artifacts:
+        assert art.sha256 == content_hash(stage / art.file) and art.size == (stage / art.file).stat().st_size
+        assert art.arch == ("arm" if art.format == "nb" else "any")
+        assert set(art.tolerance) == {o.name for o in info.outputs}
+        assert art.tolerance[info.outputs[0].name] == parity.default_tolerance(art.precision)
