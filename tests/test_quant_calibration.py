@@ -52,6 +52,12 @@ def test_manifest_record_round_trips_for_a_device(tmp_path):
     assert preprocess_record(tmp_path / "c.npz", GRAY) is None
 
 
+def test_fixed_batch_of_one_is_fed_sample_by_sample(tmp_path):
+    np.savez(tmp_path / "c.npz", x=np.ones((10, 1, 8, 8), "float32"))
+    calib = load_calibration(tmp_path / "c.npz", [TensorSpec("x", "float32", (1, 1, 8, 8))])
+    assert calib["x"].shape == (10, 1, 8, 8)
+
+
 def test_npz_is_capped_and_cast(tmp_path):
     np.savez(tmp_path / "c.npz", x=np.ones((MAX_CALIB_SAMPLES + 5, 1, 8, 8), "float64"))
     calib = load_calibration(tmp_path / "c.npz", GRAY)
@@ -65,6 +71,7 @@ def test_npz_is_capped_and_cast(tmp_path):
     ("not_image_input", "4-D image input"),
     ("int_npz", "has dtype int64, the model takes float32"),
     ("mismatched_counts", "different sample counts"),
+    ("fixed_batch", "fixed batch of 4"),
 ])
 def test_bad_calibration_is_refused(tmp_path, case, needle):
     specs = GRAY
@@ -80,6 +87,10 @@ def test_bad_calibration_is_refused(tmp_path, case, needle):
     elif case == "int_npz":
         path = tmp_path / "c.npz"
         np.savez(path, x=np.zeros((16, 1, 8, 8), "int64"))
+    elif case == "fixed_batch":
+        path = tmp_path / "c.npz"
+        specs = [TensorSpec("x", "float32", (4, 1, 8, 8))]
+        np.savez(path, x=np.zeros((16, 1, 8, 8), "float32"))
     else:
         path = tmp_path / "c.npz"
         specs = GRAY + [TensorSpec("y", "float32", (None, 2))]

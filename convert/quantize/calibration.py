@@ -33,7 +33,11 @@ def _samples(path: Path, specs: List[TensorSpec], arrays: Dict[str, np.ndarray],
         if np.dtype(spec.dtype).kind == "f" and data.dtype.kind != "f":
             raise InputError(f"{what} {path}: {spec.name} has dtype {data.dtype}, the model takes {spec.dtype}",
                              f"convert it: arr.astype('{spec.dtype}')")
-        sample_shape = (None,) + tuple(data.shape[1:])
+        if spec.shape and spec.shape[0] is not None and spec.shape[0] > 1:
+            # calibration feeds one sample at a time; a fixed batch of n > 1 would need grouped samples
+            raise InputError(f"{spec.name} has a fixed batch of {spec.shape[0]}; wherry calibrates and evaluates "
+                             "models whose batch is 1 or dynamic", "export the model with a dynamic batch (None)")
+        sample_shape = (spec.shape[0] if spec.shape else None,) + tuple(data.shape[1:])
         if not spec.accepts_shape(sample_shape):
             raise InputError(f"{what} {path}: {spec.name} samples have shape {list(data.shape[1:])}, the model "
                              f"takes {spec.describe()}", "the first axis counts samples; the rest must fit the input")

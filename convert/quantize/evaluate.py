@@ -14,11 +14,12 @@ import runtimes
 from convert.quantize import onnx_quant
 from convert.quantize.calibration import batches
 from runtimes.bundle import Artifact, content_hash
-from runtimes.errors import WherryError
+from runtimes.errors import InputError, WherryError
 from runtimes.session import unsupported_reason
 
 log = logging.getLogger(__name__)
 
+EVAL_BATCH = 64
 LATENCY_RUNS = 21
 LATENCY_ROUNDS = 3
 
@@ -31,7 +32,14 @@ def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> 
     """First output of a model over all samples, run in batches."""
     with runtimes.open(session_path, **open_args) as session:
         first = session.outputs[0].name
-        return np.concatenate([session.run(batch)[first] for batch in batches(feeds, 64)])
+        # a model with a fixed batch dimension (e.g. [1, 3, 224, 224]) takes exactly that many at a time
+        fixed = [s.shape[0] for s in session.inputs if s.shape and s.shape[0] is not None]
+        size = fixed[0] if fixed else EVAL_BATCH
+        count = len(next(iter(feeds.values())))
+        if count % size:
+            raise InputError(f"{count} samples do not split into the model's fixed batch of {size}",
+                             f"give a multiple of {size} samples")
+        return np.concatenate([session.run(batch)[first] for batch in batches(feeds, size)])
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
