@@ -36,7 +36,7 @@ def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> 
         fixed = [s.shape[0] for s in session.inputs if s.shape and s.shape[0] is not None]
         size = fixed[0] if fixed else EVAL_BATCH
         count = len(next(iter(feeds.values())))
-        if count % size:
+        if fixed and count % size:
             raise InputError(f"{count} samples do not split into the model's fixed batch of {size}",
                              f"give a multiple of {size} samples")
         return np.concatenate([session.run(batch)[first] for batch in batches(feeds, size)])
