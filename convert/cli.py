@@ -195,7 +195,9 @@ def _device_dispatch(command, local_func):
         if device == "local":
             return local_func(args)
         from targets.cli import run_device_command
-        return run_device_command(command, args)
+        # the runner on the device gets the user's own arguments for this command
+        argv = args.argv[args.argv.index(command) + 1:]
+        return run_device_command(command, args, argv)
     return run
 
 
@@ -241,7 +243,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -138,6 +138,12 @@ class IsolatedBackend(Backend):
                 [sys.executable, "-m", "runtimes.worker", str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
                 pass_fds=(to_child_r, from_child_w))
+        except OSError as exc:
+            # e.g. under qemu user-mode emulation, which cannot start another emulated program
+            os.close(to_child_w)
+            os.close(from_child_r)
+            raise WherryError(f"cannot start an isolated child process on this device: {exc.strerror or exc}",
+                              "run without isolation (--no-isolate, or isolate=False)") from None
         finally:
             os.close(fd)
             os.close(to_child_r)

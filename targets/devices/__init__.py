@@ -1,0 +1,160 @@
+"""Device connections: where `python -m runtimes` runs for `wherry check/run/bench/info --device ...`.
+
+Every connection runs the same on-device runner with the same arguments and
+hands back its output and exit code, so the parity report is the same
+whatever the connection:
+
+* ``local``             - this machine
+* ``emulated-aarch64``  - a Debian arm64 sysroot under qemu user-mode emulation (emulated_board.sh)
+* ``ssh://user@host[:port]`` - a real board: the bundle and the runtimes package are copied over
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+from urllib.parse import urlparse
+
+from runtimes.errors import WherryError
+
+log = logging.getLogger(__name__)
+
+RUNTIMES_PACKAGE = Path(__file__).resolve().parent.parent.parent / "runtimes"
+EMULATED = "emulated-aarch64"
+
+
+class DeviceError(WherryError):
+    """A device cannot be reached or cannot run the runner."""
+
+
+@dataclass
+class RunnerResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def _device_code(tmp: Path) -> Path:
+    """A directory holding only the runtimes package: exactly what a board gets (no convert/, no targets/)."""
+    code = tmp / "code"
+    shutil.copytree(RUNTIMES_PACKAGE, code / "runtimes", ignore=shutil.ignore_patterns("__pycache__"))
+    return code
+
+
+class Device:
+    name = "device"
+
+    def run(self, argv: List[str], paths: List[Path]) -> RunnerResult:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class LocalDevice(Device):
+    name = "local"
+
+    def run(self, argv, paths):
+        proc = subprocess.run([sys.executable, "-m", "runtimes", *argv], capture_output=True, text=True)
+        return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def emulated_board_dir() -> Path:
+    """Set up the emulated board if needed (cached); its directory."""
+    script = Path(__file__).resolve().parent / "emulated_board.sh"
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DeviceError("cannot set up the emulated aarch64 board:\n" + proc.stderr.strip()[-1500:],
+                          "it needs root for `apt-get install qemu-user-static` and access to Debian's and "
+                          "PyPI's package servers; run scripts/emulated_board.sh to see each step")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+class EmulatedAarch64(Device):
+    """An aarch64 board emulated with qemu-user: real aarch64 numpy and onnxruntime, ~300x slower."""
+
+    name = EMULATED
+
+    def run(self, argv, paths):
+        board = emulated_board_dir()
+        root = board / "sysroot"
+        with tempfile.TemporaryDirectory(prefix="wherry-emulated-") as tmp:
+            code = _device_code(Path(tmp))
+            # env -i: the host's PYTHONPATH and PIP_* must not leak into the board's Python.
+            # Host paths (the bundle) are not under the sysroot, so qemu falls through to the host for them.
+            cmd = ["env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={board / 'site-packages'}:{code}",
+                   "qemu-aarch64-static", "-L", str(root), str(root / "usr/bin/python3.11"), "-m", "runtimes", *argv]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+        return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+class SshDevice(Device):
+    """A real board over the system ssh/scp: copy, run, collect, clean up."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        if not parsed.hostname:
+            raise DeviceError(f"bad ssh device {url!r}", "use ssh://user@host or ssh://user@host:port")
+        self.name = url
+        self.target = f"{parsed.username}@{parsed.hostname}" if parsed.username else parsed.hostname
+        self.port = str(parsed.port or 22)
+        key = os.environ.get("WHERRY_SSH_KEY")
+        common = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=15"]
+        if os.environ.get("WHERRY_SSH_KNOWN_HOSTS"):
+            common += ["-o", f"UserKnownHostsFile={os.environ['WHERRY_SSH_KNOWN_HOSTS']}"]
+        if key:
+            common += ["-i", key]
+        self.ssh = ["ssh", "-p", self.port, *common, self.target]
+        self.scp = ["scp", "-q", "-r", "-P", self.port, *common]
+
+    def _ssh(self, command: str, what: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([*self.ssh, command], capture_output=True, text=True)
+        if proc.returncode == 255:  # ssh's own failure: connection or authentication
+            raise DeviceError(f"ssh to {self.target} port {self.port} failed while {what}: "
+                              f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no message'}",
+                              "check the address, that sshd runs there, and that your key is authorized "
+                              "(WHERRY_SSH_KEY=path selects the key)")
+        return proc
+
+    def run(self, argv, paths):
+        remote = self._ssh("mktemp -d /tmp/wherry-XXXXXX", "creating a work directory").stdout.strip()
+        if not remote:
+            raise DeviceError(f"cannot create a work directory on {self.target}", "check /tmp on the board")
+        try:
+            probe = self._ssh("python3 -c 'import numpy' 2>&1 || echo WHERRY-NO-NUMPY", "checking python3")
+            if probe.returncode == 127 or "not found" in probe.stdout + probe.stderr:
+                raise DeviceError(f"{self.target} has no python3", "install Python 3.9+ on the board")
+            if "WHERRY-NO-NUMPY" in probe.stdout:
+                raise DeviceError(f"{self.target} has python3 but no numpy", "pip install numpy onnxruntime on the board")
+            with tempfile.TemporaryDirectory(prefix="wherry-ssh-") as tmp:
+                code = _device_code(Path(tmp))
+                self._copy([code / "runtimes", *paths], remote)
+            mapping = {str(p): f"{remote}/{Path(p).name}" for p in paths}
+            remote_argv = [mapping.get(a, a) for a in argv]
+            command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} python3 -m runtimes " + \
+                " ".join(shlex.quote(a) for a in remote_argv)
+            proc = self._ssh(command, "running the runner")
+            return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
+        finally:
+            self._ssh(f"rm -rf {shlex.quote(remote)}", "cleaning up")
+
+    def _copy(self, sources, remote: str) -> None:
+        proc = subprocess.run([*self.scp, *map(str, sources), f"{self.target}:{remote}/"], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise DeviceError(f"copying to {self.target} failed: {proc.stderr.strip()[-300:]}",
+                              "check free space in /tmp on the board")
+
+
+def connect(device: Optional[str]) -> Device:
+    if not device or device == "local":
+        return LocalDevice()
+    if device == EMULATED:
+        return EmulatedAarch64()
+    if device.startswith("ssh://"):
+        return SshDevice(device)
+    raise DeviceError(f"unknown device {device!r}", f"use local, {EMULATED} or ssh://user@host[:port]")

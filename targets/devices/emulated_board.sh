@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Build (once, cached) an emulated aarch64 board on this x86_64 machine: a Debian bookworm arm64
+# sysroot with python3.11, numpy and onnxruntime, run through qemu user-mode emulation.
+#
+#   bash scripts/emulated_board.sh            # set up (idempotent); prints the board directory
+#
+# Recipe (FACTS.md): the arm64 .debs are downloaded with a private apt state and unpacked with
+# dpkg -x (no emulation needed to install); wheels come from the HOST pip with --platform; a fake
+# ARM /proc/cpuinfo keeps onnxruntime's CPU detection from crashing under qemu-user.
+set -euo pipefail
+cd "$(dirname "$0")/../.."  # the repository root
+CACHE=${WHERRY_CACHE:-$PWD/.cache}
+BOARD=$CACHE/emulated-aarch64
+ROOT=$BOARD/sysroot
+SITE=$BOARD/site-packages
+STAMP=$BOARD/.ready-v2
+say() { echo "emulated-aarch64: $*" >&2; }
+
+if [ -f "$STAMP" ]; then echo "$BOARD"; exit 0; fi
+
+if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
+  say "installing qemu-user-static (apt)"
+  if [ "$(id -u)" != 0 ]; then say "need root to apt-get install qemu-user-static"; exit 1; fi
+  apt-get install -y -qq qemu-user-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; }
+fi
+
+rm -rf "$BOARD.partial" && mkdir -p "$BOARD.partial"
+APT=$BOARD.partial/apt
+mkdir -p "$APT"/lists/partial "$APT"/archives/partial "$APT"/etc/sources.list.d "$APT"/etc/preferences.d
+touch "$APT/status"
+echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
+  > "$APT/etc/sources.list"
+APT_OPTS=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Debug::NoLocking=1
+  -o Dir::State="$APT" -o Dir::State::Lists="$APT/lists" -o Dir::State::status="$APT/status"
+  -o Dir::Cache="$APT" -o Dir::Cache::archives="$APT/archives"
+  -o Dir::Etc::SourceList="$APT/etc/sources.list" -o Dir::Etc::SourceParts="$APT/etc/sources.list.d"
+  -o Dir::Etc::Preferences="$APT/etc/preferences" -o Dir::Etc::PreferencesParts="$APT/etc/preferences.d")
+say "downloading Debian bookworm arm64 python3.11 and its dependencies"
+apt-get "${APT_OPTS[@]}" update -qq
+apt-get "${APT_OPTS[@]}" install -y -qq --no-install-recommends --download-only python3.11 libstdc++6 libgcc-s1 >/dev/null
+
+say "unpacking $(ls "$APT"/archives/*.deb | wc -l) packages"
+PART_ROOT=$BOARD.partial/sysroot
+mkdir -p "$PART_ROOT"
+for deb in "$APT"/archives/*.deb; do dpkg -x "$deb" "$PART_ROOT"; done
+# bookworm is merged-/usr: the loader and libraries are looked up under /lib, /bin ...
+for d in lib bin sbin; do [ -e "$PART_ROOT/$d" ] || ln -s "usr/$d" "$PART_ROOT/$d"; done
+# onnxruntime reads /proc/cpuinfo to pick kernels and segfaults on the host's x86 one under qemu-user;
+# qemu's -L prefix serves this file instead: four Cortex-A72 cores (a Raspberry Pi 4).
+mkdir -p "$PART_ROOT/proc"
+for i in 0 1 2 3; do
+  printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"
+done > "$PART_ROOT/proc/cpuinfo"
+
+say "installing numpy and onnxruntime aarch64 wheels"
+python3 -m pip install --quiet --disable-pip-version-check --target "$BOARD.partial/site-packages" \
+  --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp --only-binary=:all: \
+  numpy onnxruntime
+
+rm -rf "$APT"
+rm -rf "$BOARD" && mv "$BOARD.partial" "$BOARD"
+touch "$STAMP"
+say "ready: $BOARD ($(du -sh "$BOARD" | cut -f1))"
+echo "$BOARD"
