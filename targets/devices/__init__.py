@@ -6,7 +6,8 @@ whatever the connection:
 
 * ``local``             - this machine
 * ``emulated-aarch64``  - a Debian arm64 sysroot under qemu user-mode emulation (emulated_board.sh)
-* ``ssh://user@host[:port]`` - a real board: the bundle and the runtimes package are copied over
+* ``ssh://user@host[:port][?python=/path/to/python3]`` - a real board: the bundle and the runtimes
+  package are copied over and run with the board's python3 (or the given one, e.g. a venv's)
 """
 from __future__ import annotations
 
@@ -100,6 +101,8 @@ class SshDevice(Device):
         if not parsed.hostname:
             raise DeviceError(f"bad ssh device {url!r}", "use ssh://user@host or ssh://user@host:port")
         self.name = url
+        query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
+        self.python = query.get("python", "python3")
         self.target = f"{parsed.username}@{parsed.hostname}" if parsed.username else parsed.hostname
         self.port = str(parsed.port or 22)
         key = os.environ.get("WHERRY_SSH_KEY")
@@ -125,17 +128,20 @@ class SshDevice(Device):
         if not remote:
             raise DeviceError(f"cannot create a work directory on {self.target}", "check /tmp on the board")
         try:
-            probe = self._ssh("python3 -c 'import numpy' 2>&1 || echo WHERRY-NO-NUMPY", "checking python3")
-            if probe.returncode == 127 or "not found" in probe.stdout + probe.stderr:
-                raise DeviceError(f"{self.target} has no python3", "install Python 3.9+ on the board")
+            python = shlex.quote(self.python)
+            probe = self._ssh(f"{python} -c 'import numpy' 2>&1 || echo WHERRY-NO-NUMPY", f"checking {self.python}")
+            if "not found" in probe.stdout + probe.stderr or "No such file" in probe.stdout + probe.stderr:
+                raise DeviceError(f"{self.target} has no {self.python}",
+                                  "install Python 3.9+ on the board, or name one: ssh://user@host?python=/path")
             if "WHERRY-NO-NUMPY" in probe.stdout:
-                raise DeviceError(f"{self.target} has python3 but no numpy", "pip install numpy onnxruntime on the board")
+                raise DeviceError(f"{self.python} on {self.target} has no numpy",
+                                  "pip install numpy onnxruntime on the board")
             with tempfile.TemporaryDirectory(prefix="wherry-ssh-") as tmp:
                 code = _device_code(Path(tmp))
                 self._copy([code / "runtimes", *paths], remote)
             mapping = {str(p): f"{remote}/{Path(p).name}" for p in paths}
             remote_argv = [mapping.get(a, a) for a in argv]
-            command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} python3 -m runtimes " + \
+            command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} {python} -m runtimes " + \
                 " ".join(shlex.quote(a) for a in remote_argv)
             proc = self._ssh(command, "running the runner")
             return RunnerResult(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,174 @@
+"""Target profiles and device connections, with the on-device runner executed for real:
+on an emulated aarch64 board (qemu user-mode, aarch64 numpy + onnxruntime) and over ssh."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from convert.example import INPUTS, MODEL
+from targets import list_profiles, load_profile
+from targets.profile import ProfileError
+
+
+@pytest.fixture(scope="module")
+def rpi4_bundle(wherry, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rpi4")
+    wherry("convert", MODEL, "--inputs", INPUTS, "-t", "rpi4", "-o", out, check=0)
+    return out / "digits_cnn.rpi4"
+
+
+def test_profiles_load_and_validate(tmp_path):
+    names = list_profiles()
+    for required in ("desktop-x86_64", "rpi4", "rpi5", "rk3588", "jetson-orin", "armv7-linux", "android-arm64",
+                     "android-armv7"):
+        assert required in names
+    assert {load_profile(n).arch_family for n in names} == {"x86", "arm"}
+    mine = tmp_path / "board.toml"
+    mine.write_text((REPO / "targets/profiles/rpi4.toml").read_text().replace('name = "rpi4"', 'name = "myboard"'))
+    assert load_profile(str(mine)).name == "myboard"
+    mine.write_text('name = "x"\ndescription = "d"\narch = "mips"\nos = "linux"\nartifacts = ["nb"]\nlite_places = ["arm"]\n')
+    with pytest.raises(ProfileError, match="arch 'mips'"):
+        load_profile(str(mine))
+    mine.write_text('name = "x"\n')
+    with pytest.raises(ProfileError, match="lacks"):
+        load_profile(str(mine))
+
+
+def test_targets_command(wherry):
+    listing = wherry("targets", check=0).stdout
+    assert "rk3588" in listing and "android-arm64" in listing
+    shown = wherry("targets", "show", "android-arm64", check=0).stdout
+    assert "opencl, arm" in shown and "android" in shown
+
+
+def test_user_profile_file_converts(wherry, tmp_path):
+    board = tmp_path / "myboard.toml"
+    board.write_text((REPO / "targets/profiles/rpi4.toml").read_text().replace('name = "rpi4"', 'name = "myboard"'))
+    wherry("convert", MODEL, "--inputs", INPUTS, "-t", board, "-o", tmp_path / "out", check=0)
+    manifest = json.loads((tmp_path / "out" / "digits_cnn.myboard" / "manifest.json").read_text())
+    assert manifest["target"]["name"] == "myboard" and manifest["target"]["arch"] == "aarch64"
+
+
+@pytest.mark.slow
+def test_check_on_emulated_aarch64_board(wherry, rpi4_bundle):
+    info = wherry("info", "--device", "emulated-aarch64", check=0).stdout
+    assert "aarch64" in info and "onnxruntime" in info
+    proc = wherry("check", rpi4_bundle, "--device", "emulated-aarch64", "--json", timeout=900)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stderr
+    results = {a["file"]: a for a in report["artifacts"]}
+    assert results["model.onnx"]["status"] == "passed"
+    assert results["model.arm.nb"]["status"] == "not verifiable here"
+    assert "no Paddle Lite runtime on this device" in results["model.arm.nb"]["reason"]
+    assert report["device"]["machine"] == "aarch64" and report["device"]["cpu"] == "0xd08"  # Cortex-A72
+
+
+@pytest.mark.slow
+def test_altered_bundle_fails_on_the_emulated_board(wherry, rpi4_bundle, tmp_path):
+    import numpy as np
+
+    bad = tmp_path / "bad"
+    shutil.copytree(rpi4_bundle, bad)
+    golden = dict(np.load(bad / "golden" / "outputs.npz"))
+    golden = {k: v + 1.0 for k, v in golden.items()}  # the board must notice outputs that do not match
+    np.savez(bad / "golden" / "outputs.npz", **golden)
+    proc = wherry("check", bad, "--device", "emulated-aarch64", timeout=900)
+    assert proc.returncode == 1
+    assert "model.onnx" in proc.stdout and "FAIL" in proc.stdout
+
+
+def test_unknown_device(wherry, rpi4_bundle):
+    proc = wherry("check", rpi4_bundle, "--device", "toaster://x")
+    assert proc.returncode == 2 and "unknown device" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- ssh
+
+def _ensure_sshd():
+    if shutil.which("sshd") or Path("/usr/sbin/sshd").exists():
+        return "/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else shutil.which("sshd")
+    if os.geteuid() != 0:
+        pytest.fail("the ssh test needs openssh-server (apt-get install openssh-server) or root to install it")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=False, capture_output=True)
+    if not Path("/usr/sbin/sshd").exists():
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, capture_output=True)
+    return "/usr/sbin/sshd"
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on a loopback port with a throwaway key, as a stand-in for a board."""
+    import socket
+
+    sshd_bin = _ensure_sshd()
+    home = tmp_path_factory.mktemp("sshd")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "client_key")], check=True)
+    (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
+    os.chmod(home / "authorized_keys", 0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = home / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {home / 'host_key'}\n"
+                      f"AuthorizedKeysFile {home / 'authorized_keys'}\nPidFile {home / 'sshd.pid'}\n"
+                      "UsePAM no\nPermitRootLogin yes\nPasswordAuthentication no\nStrictModes no\n"
+                      "Subsystem sftp internal-sftp\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
+    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    import time
+    for _ in range(50):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    env = {"WHERRY_SSH_KEY": str(home / "client_key"), "WHERRY_SSH_KNOWN_HOSTS": str(home / "known_hosts")}
+    yield f"ssh://root@127.0.0.1:{port}", env, home
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _wherry_env(env, *args):
+    import sys
+    return subprocess.run([sys.executable, "-m", "convert.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **env}, timeout=600)
+
+
+def test_check_over_ssh(sshd, rpi4_bundle):
+    import sys
+
+    url, env, _ = sshd
+    # the "board" runs a Python with numpy and onnxruntime, chosen in the device URL
+    proc = _wherry_env(env, "check", rpi4_bundle, "--device", f"{url}?python={sys.executable}", "--json")
+    assert proc.returncode == 0, proc.stderr
+    results = {a["file"]: a for a in json.loads(proc.stdout)["artifacts"]}
+    assert results["model.onnx"]["status"] == "passed"
+    assert results["model.arm.nb"]["status"] == "not verifiable here"
+    # the board is left clean
+    remote = subprocess.run(["ls", "/tmp"], capture_output=True, text=True).stdout
+    assert not any(line.startswith("wherry-") and Path("/tmp", line, "digits_cnn.rpi4").exists()
+                   for line in remote.split())
+
+
+def test_ssh_board_python_without_numpy(sshd, rpi4_bundle, tmp_path):
+    """A board whose Python lacks numpy: one clear message naming what to install."""
+    venv = tmp_path / "bare-venv"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True)
+    url, env, _ = sshd
+    proc = _wherry_env(env, "check", rpi4_bundle, "--device", f"{url}?python={venv / 'bin/python'}")
+    assert proc.returncode == 2 and "has no numpy" in proc.stderr and "pip install numpy" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_ssh_auth_failure_is_clear(sshd, rpi4_bundle, tmp_path):
+    url, env, _ = sshd
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    proc = _wherry_env({**env, "WHERRY_SSH_KEY": str(tmp_path / "stranger")}, "check", rpi4_bundle, "--device", url)
+    assert proc.returncode == 2 and "ssh to root@127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr
