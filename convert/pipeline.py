@@ -305,10 +305,20 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts) -
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
-        preprocess=shared.preprocess_spec.to_json() if shared.preprocess_spec is not None else None,
+        preprocess=_preprocess_record(options, shared),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     manifest.write(stage)
     return manifest
+
+
+def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
+    """The image preprocessing a device must repeat: that of --images, else that of an image --calib folder."""
+    if shared.preprocess_spec is not None:
+        record = shared.preprocess_spec.to_json()
+        record["input"] = shared.info.inputs[0].name
+        return record
+    from convert.quantize.calibration import preprocess_record
+    return preprocess_record(options.calib, shared.info.inputs, _spec_text(options.preprocess))
 
 
 def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes) -> dict:
