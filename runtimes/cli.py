@@ -87,7 +87,8 @@ def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
 
 # ----------------------------------------------------------------------------- info
 
-def cmd_info(args) -> int:
+def device_info() -> dict:
+    """This device: arch, CPU, OS, Python, numpy and the backends it can run (for `info` and the HTTP runner)."""
     import runtimes
 
     from . import device
@@ -101,6 +102,11 @@ def cmd_info(args) -> int:
         info["numpy"] = None
     info["wherry_runtimes"] = runtimes.__version__
     info["backends"] = runtimes.available()
+    return info
+
+
+def cmd_info(args) -> int:
+    info = device_info()
     if getattr(args, "json", False):
         print(json.dumps(info, indent=2))
         return 0

@@ -6,6 +6,7 @@ whatever the connection:
 
 * ``local``             - this machine
 * ``emulated-aarch64``  - a Debian arm64 sysroot under qemu user-mode emulation (emulated_board.sh)
+* ``http://host:port``  - a device running `python -m runtimes serve` (runtimes/serve.py)
 * ``ssh://user@host[:port][?python=/path/to/python3]`` - a real board: the bundle and the runtimes
   package are copied over and run with the board's python3 (or the given one, e.g. a venv's)
 """
@@ -163,4 +164,8 @@ def connect(device: Optional[str]) -> Device:
         return EmulatedAarch64()
     if device.startswith("ssh://"):
         return SshDevice(device)
-    raise DeviceError(f"unknown device {device!r}", f"use local, {EMULATED} or ssh://user@host[:port]")
+    if device.startswith("http://"):
+        from targets.devices.http import HttpDevice
+        return HttpDevice(device)
+    raise DeviceError(f"unknown device {device!r}",
+                      f"use local, {EMULATED}, ssh://user@host[:port] or http://host:port")
