@@ -44,6 +44,9 @@ def inspect(model: str, targets: List[str]) -> dict:
         "notes": notes,
     }
     legacy_ops = _legacy_ops(info, notes)
+    if info.format == "pir":
+        from convert import pir
+        report["pir_translator_ops"] = pir.SUPPORTED_OPS
     supported_by_places = {}
     for name in targets:
         profile = load_profile(name)
@@ -78,5 +81,8 @@ def render(report: dict) -> str:
         else:
             status = "Lite lacks: " + ", ".join(entry["lite_unsupported_ops"])
         lines.append(f"target   {name} ({entry['arch']}, Lite places {entry['lite_places']}): {status}")
+    if "pir_translator_ops" in report:
+        lines.append(f"PIR ops the translator maps ({len(report['pir_translator_ops'])}): " +
+                     ", ".join(op.split(".", 1)[-1] for op in report["pir_translator_ops"]))
     lines += [f"note     {n}" for n in report["notes"]]
     return "\n".join(lines)

@@ -62,6 +62,7 @@ def test_inspect_judges_pir_lite_support_on_the_translation(wherry):
     assert report["format"] == "pir"
     assert report["targets"]["rpi4"]["lite_ok"] is True
     assert any("translation" in n for n in report["notes"])
+    assert "pd_op.conv2d" in report["pir_translator_ops"]
     bad = json.loads(wherry("inspect", export_vision_model("untranslatable", "pir", 16), "--json", check=0).stdout)
     assert any("cumsum" in n for n in bad["notes"])
     assert "lite_ok" not in bad["targets"]["rpi4"]
