@@ -70,6 +70,26 @@ class OcrLike(paddle.nn.Layer):
         return det, rec
 
 
+class MiscOps(paddle.nn.Layer):
+    """Elementwise, activation, reduction and shape ops beyond the vision nets, each translated by its own entry."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = paddle.nn.Conv2D(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        F = paddle.nn.functional
+        y = self.conv(x)
+        a = F.gelu(y) + F.leaky_relu(y, 0.1) + paddle.clip(y, -0.5, 0.5) + paddle.tanh(y) + F.silu(y)
+        b = paddle.sqrt(paddle.abs(y) + 1.0) + paddle.exp(-paddle.abs(y)) + paddle.log(paddle.abs(y) + 1.0)
+        c = paddle.maximum(a, b) - paddle.minimum(a, b) / (paddle.abs(b) + 1.0) + paddle.pow(paddle.abs(a), 2.0)
+        c = c + paddle.floor(y * 3.0) + F.sigmoid(y)
+        pooled = paddle.sum(c, axis=[2, 3]) + paddle.max(c, axis=[2, 3]) - paddle.min(c, axis=[2, 3])
+        z = paddle.unsqueeze(pooled, axis=[2]).squeeze(2)
+        cls = paddle.argmax(z, axis=1).astype("float32").unsqueeze(1)
+        return z, cls
+
+
 class Untranslatable(paddle.nn.Layer):
     """Uses ops wherry's PIR translator has no entry for (cumsum, flip): the error must name them."""
 
@@ -84,7 +104,7 @@ class Untranslatable(paddle.nn.Layer):
 
 paddle.seed(0)
 kwargs = {"num_classes": 1000}
-custom = {"ocr_like": OcrLike, "untranslatable": Untranslatable}
+custom = {"ocr_like": OcrLike, "misc_ops": MiscOps, "untranslatable": Untranslatable}
 model = custom[name]() if name in custom else getattr(models, name)(**kwargs)
 he_init(model)
 model.eval()

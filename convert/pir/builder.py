@@ -28,6 +28,7 @@ def BOOL(v): return ("b", bool(v))          # noqa: E302,E704
 def INTS(v): return ("ints", [int(x) for x in v])          # noqa: E302,E704
 def FLOATS(v): return ("floats", [float(x) for x in v])    # noqa: E302,E704
 def LONGS(v): return ("longs", [int(x) for x in v])        # noqa: E302,E704
+def LONG(v): return ("l", int(v))           # noqa: E302,E704
 
 
 class Builder:
@@ -143,7 +144,7 @@ class Builder:
             entry.parameter = slot
             entry.arguments.extend(names)
         kinds = {"i": "INT", "f": "FLOAT", "s": "STRING", "b": "BOOLEAN", "ints": "INTS", "floats": "FLOATS",
-                 "longs": "LONGS"}
+                 "longs": "LONGS", "l": "LONG"}
         for name, (kind, value) in attrs.items():
             attr = op.attrs.add()
             attr.name = name

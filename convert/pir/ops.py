@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from convert.pir.builder import (BOOL, FLOAT, FLOATS, INT, INTS, PROTO_DTYPE, STRING, Builder,
+from convert.pir.builder import (BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder,
                                  TranslationError)
 from convert.pir.reader import PirOp
 
@@ -338,9 +338,14 @@ def dropout(b, op):
             "dropout_implementation": STRING(op.attrs.get("mode", "upscale_in_train"))})
 
 
-@translates("pd_op.arg_max")
+@translates("pd_op.pow")
+def pow_(b, op):
+    b.emit("pow", {"X": [_x(b, op)]}, {"Out": [b.output(op)]}, {"factor": FLOAT(op.attrs.get("y", 1.0))})
+
+
+@translates("pd_op.arg_max", "pd_op.argmax")
 def arg_max(b, op):
     b.emit("arg_max", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"axis": INT(b.const(op, 1, -1)), "keepdims": BOOL(op.attrs.get("keepdims", False)),
+           {"axis": LONG(b.const(op, 1, -1)), "keepdims": BOOL(op.attrs.get("keepdims", False)),  # Lite reads a LONG
             "flatten": BOOL(op.attrs.get("flatten", False)),
             "dtype": INT(PROTO_DTYPE[op.attrs.get("dtype", "int64")])})
