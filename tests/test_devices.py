@@ -157,6 +157,20 @@ def test_check_over_ssh(sshd, rpi4_bundle):
                    for line in remote.split())
 
 
+def test_run_over_ssh_brings_outputs_back(sshd, rpi4_bundle, tmp_path):
+    import sys
+
+    import numpy as np
+
+    url, env, _ = sshd
+    np.savez(tmp_path / "in.npz", x=np.load(INPUTS)["x"][:3])
+    proc = _wherry_env(env, "run", rpi4_bundle, "--artifact", "model.onnx", "--inputs", tmp_path / "in.npz",
+                       "--out", tmp_path / "out.npz", "--device", f"{url}?python={sys.executable}")
+    assert proc.returncode == 0, proc.stderr
+    outputs = np.load(tmp_path / "out.npz")
+    assert outputs[outputs.files[0]].shape == (3, 10)
+
+
 def test_ssh_board_python_without_numpy(sshd, rpi4_bundle, tmp_path):
     """A board whose Python lacks numpy: one clear message naming what to install."""
     venv = tmp_path / "bare-venv"

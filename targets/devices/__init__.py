@@ -141,10 +141,22 @@ class SshDevice(Device):
                 code = _device_code(Path(tmp))
                 self._copy([code / "runtimes", *paths], remote)
             mapping = {str(p): f"{remote}/{Path(p).name}" for p in paths}
+            inputs = _option(argv, "--inputs")
+            if inputs:  # run's input file travels with the bundle
+                self._copy([Path(inputs)], remote)
+                mapping[inputs] = f"{remote}/{Path(inputs).name}"
+            out = _option(argv, "--out")
+            if out:  # ... and its output file comes back
+                mapping[out] = f"{remote}/wherry-out.npz"
             remote_argv = [mapping.get(a, a) for a in argv]
             command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} {python} -m runtimes " + \
                 " ".join(shlex.quote(a) for a in remote_argv)
             proc = self._ssh(command, "running the runner")
+            if out and proc.returncode == 0:
+                fetched = subprocess.run([*self.scp, f"{self.target}:{remote}/wherry-out.npz", out],
+                                         capture_output=True, text=True)
+                if fetched.returncode != 0:
+                    raise DeviceError(f"cannot copy the outputs back from {self.target}: {fetched.stderr.strip()}")
             return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
         finally:
             self._ssh(f"rm -rf {shlex.quote(remote)}", "cleaning up")
@@ -155,6 +167,10 @@ class SshDevice(Device):
         if proc.returncode != 0:
             raise DeviceError(f"copying to {self.target} failed: {proc.stderr.strip()[-300:]}",
                               "check free space in /tmp on the board")
+
+
+def _option(argv: List[str], name: str) -> Optional[str]:
+    return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
 def connect(device: Optional[str]) -> Device:
