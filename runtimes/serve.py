@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD_MB = 512
+_DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 class HttpError(Exception):
@@ -128,7 +129,16 @@ def make_handler(runner: Runner):
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
             if length > runner.max_upload:
-                self.close_connection = True  # the unread body must not be parsed as a request
+                # Read (and drop) a moderately oversized body so the client, still sending, gets this
+                # answer instead of a broken pipe; beyond that bound just close the connection.
+                if length <= runner.max_upload + _DRAIN_LIMIT:
+                    remaining = length
+                    while remaining > 0:
+                        chunk = self.rfile.read(min(remaining, 1 << 20))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
+                self.close_connection = True
                 raise HttpError(413, f"upload of {length} bytes exceeds this runner's limit of {runner.max_upload}",
                                 "start the runner with a larger --max-upload-mb")
             return self.rfile.read(length)

@@ -115,6 +115,18 @@ def test_oversize_upload_is_refused(server):
     _still_serving(server)
 
 
+def test_huge_declared_upload_is_refused_without_reading_it(server):
+    import socket
+    from urllib.parse import urlparse
+
+    addr = urlparse(server)
+    with socket.create_connection((addr.hostname, addr.port), timeout=30) as sock:
+        sock.sendall(b"POST /bundles HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")
+        reply = sock.recv(4096).decode(errors="replace")
+    assert reply.startswith("HTTP/1.0 413") or reply.startswith("HTTP/1.1 413"), reply
+    _still_serving(server)
+
+
 def test_path_traversal_and_links_are_refused(server, tmp_path):
     evil = tarfile.TarInfo("../../evil.txt")
     evil.size = 4
