@@ -7,6 +7,7 @@ errors are ``{"error": message, "hint": ...}`` with a 4xx/5xx status, and the se
     POST /bundles                     body: a bundle as .tar.gz -> {"id": ...}   (size-limited)
     POST /bundles/<id>/check          -> {"ok": bool, "report": CheckReport JSON, "table": text}
     POST /bundles/<id>/run?artifact=F body: .npz of inputs -> .npz of outputs (application/octet-stream)
+    POST /run?bundle=<id>&artifact=F  the same, the bundle named in the query
     DELETE /bundles/<id>              remove an uploaded bundle
 
 Safety: binds 127.0.0.1 unless told otherwise, and then requires a token (``Authorization: Bearer
@@ -98,6 +99,7 @@ _ROUTES = {("get", ("info",)): "_get_info",
            ("post", ("bundles",)): "_post_bundles",
            ("post", ("bundles", "*", "check")): "_post_check",
            ("post", ("bundles", "*", "run")): "_post_run",
+           ("post", ("run",)): "_post_run",
            ("delete", ("bundles", "*")): "_delete_bundle"}
 
 
@@ -201,6 +203,10 @@ def make_handler(runner: Runner):
             import runtimes
             from .npz import load_npz
             artifact = (query.get("artifact") or [None])[0]
+            bundle_id = parts[1] if len(parts) == 3 else (query.get("bundle") or [None])[0]
+            if not bundle_id:
+                raise HttpError(400, "POST /run needs ?bundle=<id>", "upload the bundle first: POST /bundles")
+            root = runner.bundle(bundle_id)  # an unknown bundle is a 404 before the body is read
             with tempfile.NamedTemporaryFile(suffix=".npz") as tmp:
                 tmp.write(self._body())
                 tmp.flush()
@@ -208,7 +214,7 @@ def make_handler(runner: Runner):
                     feeds = load_npz(tmp.name)
                 except InputError as exc:
                     raise HttpError(400, exc.message, exc.hint)
-            with runtimes.open(runner.bundle(parts[1]), artifact=artifact, isolate=True) as session:
+            with runtimes.open(root, artifact=artifact, isolate=True) as session:
                 outputs = session.run(feeds)
             buffer = io.BytesIO()
             np.savez(buffer, **outputs)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 from targets.devices import EMULATED, connect
 from targets.profile import list_profiles, load_profile
@@ -41,9 +42,15 @@ def add_device_option(parser) -> None:
                              "or ssh://user@host[:port] (copies the bundle and runtimes, runs python3 there)")
 
 
-def run_device_command(command: str, args, argv) -> int:
-    """Run the on-device runner's ``command`` on ``args.device`` with the user's arguments; print its output."""
-    argv = _without_device(argv)
+def run_device_command(command: str, args, argv: Optional[List[str]] = None) -> int:
+    """Run the on-device runner's ``command`` on ``args.device`` with the user's arguments; print its output.
+
+    ``argv`` is the command's own arguments (after ``command``); without it they are taken from
+    ``args.argv`` (the whole command line, as convert/cli.py records it) or ``sys.argv``.
+    """
+    if argv is None:
+        argv = _command_args(command, getattr(args, "argv", None) or sys.argv[1:])
+    argv = _without_device(list(argv))
     if command == "check" and args.device == EMULATED and "--no-isolate" not in argv:
         argv.append("--no-isolate")  # qemu-user cannot start a second emulated process for isolation
     target = getattr(args, "bundle", None) or getattr(args, "artifact_path", None) or getattr(args, "path", None)
@@ -52,6 +59,12 @@ def run_device_command(command: str, args, argv) -> int:
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     return result.exit_code
+
+
+def _command_args(command: str, full: List[str]) -> List[str]:
+    """The arguments after the subcommand in a full command line."""
+    full = [str(a) for a in full]
+    return full[full.index(command) + 1:] if command in full else full
 
 
 def _without_device(argv):

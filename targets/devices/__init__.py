@@ -66,14 +66,28 @@ class LocalDevice(Device):
 
 
 def emulated_board_dir() -> Path:
-    """Set up the emulated board if needed (cached); its directory."""
+    """Set up the emulated board if needed (cached); its directory.
+
+    The first setup takes a while (downloads), so the script's progress lines are passed on to
+    our stderr as they come; stdout stays clean for --json and carries only the board directory.
+    """
     script = Path(__file__).resolve().parent / "emulated_board.sh"
-    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise DeviceError("cannot set up the emulated aarch64 board:\n" + proc.stderr.strip()[-1500:],
+    tail: List[str] = []
+    # stdout to a file, not a pipe: nothing reads a pipe while stderr is being followed
+    with tempfile.TemporaryFile(mode="w+") as stdout:
+        proc = subprocess.Popen(["bash", str(script)], stdout=stdout, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            tail = (tail + [line.rstrip()])[-30:]
+        code = proc.wait()
+        stdout.seek(0)
+        out = stdout.read()
+    if code != 0:
+        raise DeviceError("cannot set up the emulated aarch64 board:\n" + "\n".join(tail)[-1500:],
                           "it needs root for `apt-get install qemu-user-static` and access to Debian's and "
                           "PyPI's package servers; run scripts/emulated_board.sh to see each step")
-    return Path(proc.stdout.strip().splitlines()[-1])
+    return Path(out.strip().splitlines()[-1])
 
 
 class EmulatedAarch64(Device):

@@ -28,8 +28,33 @@ rm -rf "$BOARD.partial" && mkdir -p "$BOARD.partial"
 APT=$BOARD.partial/apt
 mkdir -p "$APT"/lists/partial "$APT"/archives/partial "$APT"/etc/sources.list.d "$APT"/etc/preferences.d
 touch "$APT/status"
-echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main" \
-  > "$APT/etc/sources.list"
+# The same Debian mirror the host uses (a local mirror or proxy may be the only one reachable);
+# deb.debian.org when the host is not Debian bookworm. WHERRY_DEBIAN_MIRROR overrides both.
+host_mirror() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    # one-line format: deb [opts] URI bookworm main ...
+    awk '$1 == "deb" { sub(/\[[^]]*\]/, ""); $0 = $0
+                       if ($3 == "bookworm" && $2 !~ /security/) { print $2; exit } }' "$f"
+    # deb822 format: a stanza with URIs: ... and Suites: bookworm ...
+    awk 'BEGIN { RS = ""; FS = "\n" }
+         { u = ""; s = 0
+           for (i = 1; i <= NF; i++) {
+             if ($i ~ /^URIs:/) { split($i, a, /[ \t]+/); u = a[2] }
+             if ($i ~ /^Suites:/ && $i ~ /[ \t]bookworm([ \t]|$)/) s = 1 }
+           if (u != "" && s && u !~ /security/) { print u; exit } }' "$f"
+  done | head -n 1
+}
+MIRROR=${WHERRY_DEBIAN_MIRROR:-$(host_mirror)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+if [ ! -f "$KEYRING" ]; then
+  say "installing debian-archive-keyring (apt) to verify Debian's packages"
+  apt-get install -y -qq debian-archive-keyring >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq debian-archive-keyring >/dev/null; }
+fi
+say "Debian mirror: $MIRROR"
+echo "deb [arch=arm64 signed-by=$KEYRING] $MIRROR bookworm main" > "$APT/etc/sources.list"
 APT_OPTS=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Debug::NoLocking=1
   -o Dir::State="$APT" -o Dir::State::Lists="$APT/lists" -o Dir::State::status="$APT/status"
   -o Dir::Cache="$APT" -o Dir::Cache::archives="$APT/archives"
