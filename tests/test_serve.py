@@ -21,10 +21,16 @@ from runtimes.serve import make_server
 
 
 @pytest.fixture(scope="module")
-def bundle(wherry, tmp_path_factory):
+def bundles(wherry, tmp_path_factory):
     out = tmp_path_factory.mktemp("serve")
-    wherry("convert", MODEL, "--inputs", INPUTS, "-t", "rpi4", "-o", out, check=0)
-    return out / "digits_cnn.rpi4"
+    # one convert call, one golden run for both targets
+    wherry("convert", MODEL, "--inputs", INPUTS, "-t", "rpi4", "-t", "desktop-x86_64", "-o", out, check=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle(bundles):
+    return bundles / "digits_cnn.rpi4"
 
 
 def _serve(**kwargs):
@@ -60,6 +66,11 @@ def _tar(bundle_dir=None, extra=None) -> bytes:
         for info, data in extra or []:
             archive.addfile(info, io.BytesIO(data) if data is not None else None)
     return buffer.getvalue()
+
+
+def _first(npz_bytes):
+    outputs = np.load(io.BytesIO(npz_bytes))
+    return outputs[outputs.files[0]]
 
 
 def _still_serving(url):
@@ -145,4 +156,44 @@ def test_path_traversal_and_links_are_refused(server, tmp_path):
 def test_unknown_bundle_and_endpoint(server):
     assert _request(server + "/bundles/nope/check", "POST")[0] == 404
     assert _request(server + "/admin", "GET")[0] == 404
+    _still_serving(server)
+
+
+def test_run_by_query_and_its_errors(server, bundle):
+    status, body = _request(server + "/bundles", "POST", _tar(bundle))
+    bundle_id = json.loads(body)["id"]
+    feeds = io.BytesIO()
+    np.savez(feeds, x=np.load(INPUTS)["x"][:1])
+    status, body = _request(f"{server}/run?bundle={bundle_id}&artifact=model.onnx", "POST", feeds.getvalue())
+    assert status == 200 and _first(body).shape == (1, 10)
+    status, body = _request(f"{server}/run", "POST", feeds.getvalue())
+    assert status == 400 and "bundle" in json.loads(body)["error"]
+    status, body = _request(f"{server}/run?bundle=nope", "POST", feeds.getvalue())
+    assert status == 404
+    # the arm .nb has no runtime on this x86 runner: a clear error, not a crash
+    status, body = _request(f"{server}/run?bundle={bundle_id}&artifact=model.arm.nb", "POST", feeds.getvalue())
+    assert 400 <= status < 600 and json.loads(body)["error"]
+    _still_serving(server)
+
+
+def test_crashing_backend_is_isolated(server, bundles, tmp_path):
+    """A truncated Paddle Lite model aborts Lite for real; the check reports it and the runner lives on."""
+    import shutil
+
+    from runtime_fixtures import rehash
+
+    bad = tmp_path / "digits_cnn.desktop-x86_64"
+    shutil.copytree(bundles / "digits_cnn.desktop-x86_64", bad)
+    nb = bad / "model.x86.nb"
+    nb.write_bytes(nb.read_bytes()[:5000])
+    rehash(bad, "model.x86.nb")
+    status, body = _request(server + "/bundles", "POST", _tar(bad))
+    assert status == 201
+    status, body = _request(f"{server}/bundles/{json.loads(body)['id']}/check", "POST")
+    assert status == 200
+    reply = json.loads(body)
+    results = {a["file"]: a for a in reply["report"]["artifacts"]}
+    assert not reply["ok"]
+    assert results["model.x86.nb"]["status"] == "failed" and "crashed" in results["model.x86.nb"]["reason"]
+    assert results["model.onnx"]["status"] == "passed"
     _still_serving(server)
