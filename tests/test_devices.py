@@ -186,3 +186,32 @@ def test_ssh_auth_failure_is_clear(sshd, rpi4_bundle, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
     proc = _wherry_env({**env, "WHERRY_SSH_KEY": str(tmp_path / "stranger")}, "check", rpi4_bundle, "--device", url)
     assert proc.returncode == 2 and "ssh to root@127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ssh_board_without_python(sshd, rpi4_bundle):
+    url, env, _ = sshd
+    proc = _wherry_env(env, "check", rpi4_bundle, "--device", f"{url}?python=/nonexistent/python3")
+    assert proc.returncode == 2 and "has no /nonexistent/python3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ssh_board_with_numpy_but_no_backend(sshd, rpi4_bundle, tmp_path):
+    """numpy but no onnxruntime on the board: the onnx artifact is reported unverifiable, naming what is missing."""
+    import sys
+    import sysconfig
+
+    venv = tmp_path / "numpy-only"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    host_site = Path(sysconfig.get_paths()["purelib"])
+    only = tmp_path / "numpy-site"
+    only.mkdir()
+    for name in ("numpy", "numpy.libs"):  # numpy alone, none of the backends next to it
+        if (host_site / name).exists():
+            (only / name).symlink_to(host_site / name)
+    board_site = next(venv.glob("lib/python*/site-packages"))
+    (board_site / "numpy-only.pth").write_text(f"{only}\n")
+    url, env, _ = sshd
+    proc = _wherry_env(env, "check", rpi4_bundle, "--device", f"{url}?python={venv / 'bin/python'}", "--json")
+    assert proc.returncode == 1, proc.stderr
+    results = {a["file"]: a for a in json.loads(proc.stdout)["artifacts"]}
+    assert results["model.onnx"]["status"] == "not verifiable here"
+    assert "onnxruntime" in results["model.onnx"]["reason"]
