@@ -17,6 +17,13 @@ STAMP=$BOARD/.ready-v2
 say() { echo "emulated-aarch64: $*" >&2; }
 
 if [ -f "$STAMP" ]; then echo "$BOARD"; exit 0; fi
+# Two first uses at once (parallel test runs) must not build into the same partial directory.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/emulated-aarch64.lock"
+if command -v flock >/dev/null 2>&1; then
+  flock 9 || true
+  if [ -f "$STAMP" ]; then echo "$BOARD"; exit 0; fi
+fi
 
 if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
   say "installing qemu-user-static (apt)"
@@ -78,7 +85,10 @@ for i in 0 1 2 3; do
 done > "$PART_ROOT/proc/cpuinfo"
 
 say "installing numpy and onnxruntime aarch64 wheels"
-python3 -m pip install --quiet --disable-pip-version-check --target "$BOARD.partial/site-packages" \
+# any host Python with pip can fetch wheels for another platform; the project's venv if python3 has none
+PIP_PY=python3
+python3 -m pip --version >/dev/null 2>&1 || PIP_PY=$PWD/.venv/bin/python
+PIP_ROOT_USER_ACTION=ignore "$PIP_PY" -m pip install --quiet --disable-pip-version-check --target "$BOARD.partial/site-packages" \
   --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp --only-binary=:all: \
   numpy onnxruntime
 
