@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-import runtimes  # noqa: E402
-from runtimes.backends.paddlelite_backend import set_input  # noqa: E402
+from wherry import runtimes  # noqa: E402
+from wherry.runtimes.backends.paddlelite_backend import set_input  # noqa: E402
 
 CACHE = Path(os.environ.get("WHERRY_CACHE", ROOT / ".cache")) / "bench-runtime"
 
@@ -162,7 +162,7 @@ def main() -> int:
         print(f"{label:12s} direct {result['direct']:.3f} ms  Session.run {result['session']:.3f} ms  "
               f"ratio {ratio:.4f} ({'ok' if ratio <= 1.02 else 'ABOVE GOAL'} <= 1.02; "
               f"overhead {(result['session'] - result['direct']) * 1000:+.1f} us)")
-    from runtimes.npz import validate_feeds
+    from wherry.runtimes.npz import validate_feeds
 
     session = runtimes.open(folder / "model.onnx")
     n = 20000

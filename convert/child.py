@@ -2,7 +2,7 @@
 
 Those libraries segfault or abort on some models and paddle2onnx calls
 ``sys.exit`` on Python-side errors; none of that may take the CLI down. The
-child runs ``python -m convert.child MODULE:FUNC`` with JSON keyword
+child runs ``python -m wherry.convert.child MODULE:FUNC`` with JSON keyword
 arguments on stdin, writes the function's JSON result to a file, and sends
 its own stdout/stderr (the tools' logs) to a log file. A signal becomes
 ``NativeCrash`` naming the tool, the signal and the last log lines.
@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, Optional
 
-from runtimes.errors import NativeCrash, WherryError
+from wherry.runtimes.errors import NativeCrash, WherryError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 180
         start = time.perf_counter()
         with open(log_path, "w") as log_file:
             try:
-                proc = subprocess.run([sys.executable, "-m", "convert.child", target],
+                proc = subprocess.run([sys.executable, "-m", "wherry.convert.child", target],
                                       input=json.dumps(kwargs), text=True, env=child_env,
                                       stdout=log_file, stderr=subprocess.STDOUT, timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import List, Optional
 
-from runtimes.errors import WherryError
+from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger("wherry")
 
@@ -68,7 +68,7 @@ def _add_convert(sub):
 
 
 def cmd_convert(args) -> int:
-    from convert import example, pipeline
+    from wherry.convert import example, pipeline
 
     if args.example == bool(args.model):
         raise WherryError("give either a MODEL or --example", "try: wherry convert --example")
@@ -140,7 +140,7 @@ def _quantization_table(quant: dict) -> str:
 
 
 def _parse_shapes(options):
-    from convert.golden import parse_shape_options
+    from wherry.convert.golden import parse_shape_options
     return parse_shape_options(options)
 
 
@@ -156,7 +156,7 @@ def _add_inspect(sub):
 
 
 def cmd_inspect(args) -> int:
-    from convert import inspect as inspect_model
+    from wherry.convert import inspect as inspect_model
 
     report = inspect_model.inspect(args.model, args.target or ["desktop-x86_64", "rpi4"])
     print(json.dumps(report, indent=2) if args.json else inspect_model.render(report))
@@ -165,7 +165,7 @@ def cmd_inspect(args) -> int:
 
 def _add_runner_commands(sub):
     """check / run / bench / info come from the on-device runner, so host and board behave alike."""
-    from runtimes import cli as runner
+    from wherry.runtimes import cli as runner
 
     specs = [("check", "check a bundle's artifacts against its golden outputs", runner.add_check_args,
               runner.cmd_check),
@@ -183,7 +183,7 @@ def _add_runner_commands(sub):
 
 def _add_device(parser, command):
     try:
-        from targets.cli import add_device_option
+        from wherry.targets.cli import add_device_option
     except ImportError:  # device connections are optional on a minimal install
         return
     add_device_option(parser)
@@ -194,7 +194,7 @@ def _device_dispatch(command, local_func):
         device = getattr(args, "device", None) or "local"
         if device == "local":
             return local_func(args)
-        from targets.cli import run_device_command
+        from wherry.targets.cli import run_device_command
         # the runner on the device gets the user's own arguments for this command
         argv = args.argv[args.argv.index(command) + 1:]
         return run_device_command(command, args, argv)
@@ -203,7 +203,7 @@ def _device_dispatch(command, local_func):
 
 def _add_targets(sub):
     try:
-        from targets.cli import add_targets_commands
+        from wherry.targets.cli import add_targets_commands
     except ImportError:
         return
     add_targets_commands(sub)
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    import runtimes
+    from wherry import runtimes
     return runtimes.__version__
 
 
@@ -236,7 +236,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
                         stream=sys.stderr)
     if verbose == 0:
         # Library chatter is for -v; the user sees wherry's own steps.
-        for noisy in ("convert", "runtimes", "targets"):
+        for noisy in ("wherry.convert", "wherry.runtimes", "wherry.targets"):
             logging.getLogger(noisy).setLevel(logging.WARNING if not quiet else logging.ERROR)
     warnings.filterwarnings("ignore", message=".*ccache.*")
 
@@ -250,7 +250,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose, args.quiet)
-    from runtimes.cli import report_errors
+    from wherry.runtimes.cli import report_errors
     return report_errors("wherry", lambda: args.func(args))
 
 

@@ -11,10 +11,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-import runtimes
-from runtimes.errors import InputError
-from runtimes.npz import load_npz, validate_feeds
-from runtimes.specs import TensorSpec
+from wherry import runtimes
+from wherry.runtimes.errors import InputError
+from wherry.runtimes.npz import load_npz, validate_feeds
+from wherry.runtimes.specs import TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], s
 
 def image_inputs(folder: Path, specs: List[TensorSpec], preprocess):
     """Real images through a preprocessing spec (the one recorded in the manifest for devices)."""
-    from runtimes.preprocess import load_folder
+    from wherry.runtimes.preprocess import load_folder
 
-    from convert.quantize.calibration import resolve_preprocess
+    from wherry.convert.quantize.calibration import resolve_preprocess
 
     if len(specs) != 1:
         raise InputError(f"--images feeds one image input; the model has {len(specs)} inputs",

@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import List
 
-from convert import lite_export, source
-from targets import load_profile
+from wherry.convert import lite_export, source
+from wherry.targets import load_profile
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ def _legacy_ops(info: source.ModelInfo, notes: List[str]):
     """The legacy op list Lite would see (PIR programs are translated first)."""
     if info.format != "pir":
         return info.ops
-    from convert import normalize, pir
+    from wherry.convert import normalize, pir
 
     with tempfile.TemporaryDirectory(prefix="wherry-inspect-") as tmp:
         try:
@@ -45,7 +45,7 @@ def inspect(model: str, targets: List[str]) -> dict:
     }
     legacy_ops = _legacy_ops(info, notes)
     if info.format == "pir":
-        from convert import pir
+        from wherry.convert import pir
         report["pir_translator_ops"] = pir.SUPPORTED_OPS
     supported_by_places = {}
     for name in targets:

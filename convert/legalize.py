@@ -105,7 +105,7 @@ def restore_attrs(program) -> List[str]:
 
 def legalize(model_file: Path, params_file: Path, out_dir: Path, passes=None):
     """Write a legalized copy of a legacy model into out_dir; return (model, params, changes)."""
-    from convert.source import load_program_desc
+    from wherry.convert.source import load_program_desc
 
     program = load_program_desc(model_file)
     changes: List[str] = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from convert import child
+from wherry.convert import child
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def export_nb(model_file: Path, params_file: Path, out_nb: Path, places, quant_t
     places = places if isinstance(places, str) else ",".join(places)
     what = f"optimizing for {places}" + (f" with {quant_type}" if quant_type else "") + (" fp16" if enable_fp16 else "")
     value, text, seconds = child.run(
-        "convert.lite_export:_optimize_in_child",
+        "wherry.convert.lite_export:_optimize_in_child",
         {"model_file": str(model_file), "params_file": str(params_file), "out_nb": str(out_nb),
          "places": places, "quant_type": quant_type, "enable_fp16": enable_fp16},
         tool=TOOL, what=what, explain_crash=_explain,
@@ -119,7 +119,7 @@ def _optimize_in_child(model_file, params_file, out_nb, places, quant_type, enab
 
 def supported_ops(places: str) -> set:
     """Ops Lite has a kernel for on ``places``, from `paddle_lite_opt --print_supported_ops`."""
-    value, _, _ = child.run("convert.lite_export:_supported_ops_in_child", {"places": places},
+    value, _, _ = child.run("wherry.convert.lite_export:_supported_ops_in_child", {"places": places},
                             tool=TOOL, what=f"listing supported ops for {places}")
     return set(value["ops"])
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-from convert.source import ModelInfo, persistable_names
+from wherry.convert.source import ModelInfo, persistable_names
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def to_legacy(info: ModelInfo, work_dir: Path) -> LegacyModel:
         return LegacyModel(files.model_file, files.params_file)
     if files.format == "paddle1":
         return _combine_paddle1_params(files.model_file, work_dir / "combined")
-    from convert import pir  # the translator is only needed for PIR sources
+    from wherry.convert import pir  # the translator is only needed for PIR sources
 
     out = work_dir / "translated"
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from convert import child
+from wherry.convert import child
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def export_onnx(model_file: Path, params_file: Path, out_onnx: Path, opset: int,
     bundle exposes the reference model's names.
     """
     value, _, seconds = child.run(
-        "convert.onnx_export:_export_in_child",
+        "wherry.convert.onnx_export:_export_in_child",
         {"model_file": str(model_file), "params_file": str(params_file), "out_onnx": str(out_onnx),
          "opset": opset, "input_names": input_names, "output_names": output_names},
         tool=TOOL, what=f"exporting ONNX opset {opset}")
@@ -47,7 +47,7 @@ def _export_in_child(model_file, params_file, out_onnx, opset, input_names, outp
     import onnx
     import paddle2onnx
 
-    from runtimes.errors import WherryError
+    from wherry.runtimes.errors import WherryError
 
     # auto_upgrade_opset lets paddle2onnx raise the opset when an op needs it;
     # the opset actually written is read back from the model below.

@@ -21,15 +21,15 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-import runtimes
-from convert import golden, legalize, lite_export, onnx_export, source
-from convert.normalize import LegacyModel, to_legacy
-from convert.progress import Timeline
-from runtimes import parity
-from runtimes.bundle import (GOLDEN_INPUTS, GOLDEN_OUTPUTS, REPORT, Artifact, Manifest, Tolerance,
+from wherry import runtimes
+from wherry.convert import golden, legalize, lite_export, onnx_export, source
+from wherry.convert.normalize import LegacyModel, to_legacy
+from wherry.convert.progress import Timeline
+from wherry.runtimes import parity
+from wherry.runtimes.bundle import (GOLDEN_INPUTS, GOLDEN_OUTPUTS, REPORT, Artifact, Manifest, Tolerance,
                              content_hash)
-from runtimes.errors import WherryError
-from targets import Profile, load_profile
+from wherry.runtimes.errors import WherryError
+from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +272,8 @@ def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats) -> 
 
 def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extra, fp32_onnx, artifacts,
                          quant_notes) -> List[Artifact]:
-    from convert import quantize
-    from convert.quantize import evaluate
+    from wherry.convert import quantize
+    from wherry.convert.quantize import evaluate
 
     quant, timeline = shared.quant, shared.timeline
     with timeline.step(f"[{profile.name}] quantizing ({', '.join(extra)})"):
@@ -317,7 +317,7 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
         record = shared.preprocess_spec.to_json()
         record["input"] = shared.info.inputs[0].name
         return record
-    from convert.quantize.calibration import preprocess_record
+    from wherry.convert.quantize.calibration import preprocess_record
     return preprocess_record(options.calib, shared.info.inputs, _spec_text(options.preprocess))
 
 
@@ -328,7 +328,7 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
               "verification": check.to_json() if check is not None else None}
     quant = shared.quant
     if extra or quant.eval_data is not None:
-        from convert.quantize import evaluate
+        from wherry.convert.quantize import evaluate
         with shared.timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
             report["quantization"] = {
                 "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
@@ -353,14 +353,14 @@ class _Quantization:
 
 def _prepare_quantization(options, profiles, info) -> _Quantization:
     """Load and check calibration / evaluation data before any long work starts."""
-    from convert.quantize import calibration
+    from wherry.convert.quantize import calibration
 
     quant = _Quantization()
     wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
     if options.calib:
         quant.calib = calibration.load_calibration(options.calib, info.inputs, _spec_text(options.preprocess))
     if wanted - {"fp32"}:
-        from convert.quantize import check_precisions
+        from wherry.convert.quantize import check_precisions
         check_precisions(sorted(wanted), quant.calib)
     if options.eval_data:
         quant.eval_data = calibration.load_eval(options.eval_data, info.inputs)
@@ -372,7 +372,7 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
 
 
 def _reference_accuracy(info, eval_data) -> float:
-    from convert.quantize.evaluate import accuracy, outputs_on
+    from wherry.convert.quantize.evaluate import accuracy, outputs_on
 
     model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
     return round(accuracy(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True), eval_data[1]), 2)

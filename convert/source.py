@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-from runtimes.errors import ModelError
-from runtimes.paddle_model import ModelFiles, load_program_desc, locate, read_interface
-from runtimes.specs import TensorSpec
+from wherry.runtimes.errors import ModelError
+from wherry.runtimes.paddle_model import ModelFiles, load_program_desc, locate, read_interface
+from wherry.runtimes.specs import TensorSpec
 
 log = logging.getLogger(__name__)
 

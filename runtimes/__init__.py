@@ -4,7 +4,7 @@ Runs on boards with numpy and one backend installed; imports no backend
 library until a session of that backend is opened (and not even numpy until
 something needs it, so the pytest plugin costs nothing when unused)::
 
-    import runtimes
+    from wherry import runtimes
     with runtimes.open("out/mnv3.rpi4", artifact="model.onnx") as sess:
         outs = sess.run({"x": batch})
     report = runtimes.check("out/mnv3.rpi4")
@@ -14,8 +14,8 @@ from __future__ import annotations
 from .errors import (ArchMismatch, BackendUnavailable, BundleError, InputError,  # noqa: F401
                      NativeCrash, WherryError)
 from .specs import TensorSpec  # noqa: F401
+from .version import __version__  # noqa: F401
 
-__version__ = "0.1.0"
 
 
 def open(path, artifact=None, threads=None, isolate=False, backend=None):  # noqa: A001 - the public name
@@ -46,4 +46,4 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'runtimes' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

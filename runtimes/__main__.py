@@ -1,4 +1,4 @@
-"""``python -m runtimes``: the on-device runner (see runtimes/cli.py)."""
+"""``python -m wherry.runtimes``: the on-device runner (see runtimes/cli.py)."""
 import sys
 
 from .cli import main

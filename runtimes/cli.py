@@ -1,4 +1,4 @@
-"""The on-device runner: ``python -m runtimes {info,run,check,bench,serve}``.
+"""The on-device runner: ``python -m wherry.runtimes {info,run,check,bench,serve}``.
 
 The host CLI reuses these parsers and commands as ``wherry run/check/bench/info``:
 ``add_*_args(parser)`` adds a command's options and ``cmd_*(args)`` runs it and
@@ -7,6 +7,7 @@ returns the exit code (0 ok, 1 check failed, 2 user error via WherryError).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -64,7 +65,7 @@ def _load_feeds(args, session) -> Dict:
 
 
 def _open(args, isolate: bool = False):
-    import runtimes
+    runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
     return runtimes.open(args.path, artifact=getattr(args, "artifact", None), threads=getattr(args, "threads", None),
                          isolate=isolate, backend=getattr(args, "backend", None))
@@ -89,7 +90,7 @@ def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
 
 def device_info() -> dict:
     """This device: arch, CPU, OS, Python, numpy and the backends it can run (for `info` and the HTTP runner)."""
-    import runtimes
+    runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
     from . import device
 
@@ -172,7 +173,7 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_check(args) -> int:
-    import runtimes
+    runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
     overrides = parse_tolerance_overrides(args)
     report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
@@ -241,20 +242,18 @@ def cmd_bench(args) -> int:
 # ----------------------------------------------------------------------------- serve and main
 
 def cmd_serve(argv: List[str]) -> int:
-    import importlib
-
     try:
-        serve = importlib.import_module("runtimes.serve")
+        serve = importlib.import_module(f"{__package__}.serve")
     except ModuleNotFoundError as exc:
-        if exc.name not in ("runtimes.serve",):
+        if exc.name != f"{__package__}.serve":
             raise
-        raise WherryError("the HTTP runner (runtimes.serve) is not part of this installation",
-                          "update wherry on this device, or use `python -m runtimes run/check`") from None
+        raise WherryError("the HTTP runner (wherry.runtimes.serve) is not part of this installation",
+                          "update wherry on this device, or use `python -m wherry.runtimes run/check`") from None
     return int(serve.main(argv) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m runtimes",
+    parser = argparse.ArgumentParser(prog="python -m wherry.runtimes",
                                      description="wherry on-device runner: run and check wherry artifacts.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -267,14 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
         p.set_defaults(func=func)
-    sub.add_parser("serve", help="serve artifacts over HTTP (see `python -m runtimes serve --help`)", add_help=False)
+    sub.add_parser("serve", help="serve artifacts over HTTP (see `python -m wherry.runtimes serve --help`)", add_help=False)
     return parser
 
 
 def report_errors(prog: str, command: Callable[[], int]) -> int:
     """Run a CLI command; user errors become one message and a hint, never a traceback.
 
-    Shared by `python -m runtimes` and the host's `wherry`.
+    Shared by `python -m wherry.runtimes` and the host's `wherry`.
     """
     try:
         return int(command() or 0)

@@ -1,6 +1,6 @@
 """Run a backend in a child process so a native crash cannot take the caller down.
 
-The child is ``python -m runtimes.worker RFD WFD``: it reads requests from one
+The child is ``python -m wherry.runtimes.worker RFD WFD``: it reads requests from one
 pipe and writes replies to another (its stdout/stderr are the native
 libraries' logs and go to a file, for the tail shown when it dies). Arrays
 travel as uncompressed .npz bytes (no pickle); a segfault or abort in the child
@@ -130,12 +130,15 @@ class IsolatedBackend(Backend):
         from_child_r, from_child_w = os.pipe()
         fd, self._log_path = tempfile.mkstemp(prefix="wherry-session-", suffix=".log")
         env = dict(os.environ)
-        # The package root must be importable in the child even when wherry is not installed.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # The package must be importable in the child even when wherry is not installed (a board copy
+        # of wherry/runtimes on PYTHONPATH): add the directory that holds its top-level package.
+        root = os.path.abspath(__file__)
+        for _ in range(__package__.count(".") + 2):
+            root = os.path.dirname(root)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "runtimes.worker", str(to_child_r), str(from_child_w)],
+                [sys.executable, "-m", f"{__package__}.worker", str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
                 pass_fds=(to_child_r, from_child_w))
         except OSError as exc:

@@ -35,8 +35,8 @@ class WherryBundle(pytest.Collector):
         self._golden = None
 
     def collect(self):
-        from runtimes.bundle import load_bundle
-        from runtimes.errors import WherryError
+        from .bundle import load_bundle
+        from .errors import WherryError
 
         try:
             self._bundle = load_bundle(self.bundle_dir)
@@ -53,7 +53,7 @@ class WherryBundle(pytest.Collector):
     def result(self, artifact: str):
         """Check an artifact once and share the result among its outputs' tests."""
         if artifact not in self._results:
-            from runtimes.checker import check_artifact, golden_data
+            from .checker import check_artifact, golden_data
 
             if self._golden is None:
                 self._golden = golden_data(self._bundle)
@@ -70,7 +70,7 @@ class ParityItem(pytest.Item):
         self.output = output
 
     def runtest(self):
-        from runtimes.checker import UNVERIFIABLE
+        from .checker import UNVERIFIABLE
 
         result = self.parent.result(self.artifact)
         if result.status == UNVERIFIABLE:

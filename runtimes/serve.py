@@ -1,4 +1,4 @@
-"""The HTTP runner: `python -m runtimes serve` on a device, so a host can check bundles there.
+"""The HTTP runner: `python -m wherry.runtimes serve` on a device, so a host can check bundles there.
 
 Standard library only (http.server), numpy and one backend on the device. Protocol (JSON unless noted;
 errors are ``{"error": message, "hint": ...}`` with a 4xx/5xx status, and the server keeps serving):
@@ -18,6 +18,7 @@ check runs artifacts in isolated child processes, so a crashing backend is an er
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import logging
@@ -193,14 +194,14 @@ def make_handler(runner: Runner):
             self._json(201, {"id": bundle_id})
 
         def _post_check(self, parts, query):
-            import runtimes
+            runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
             report = runtimes.check(runner.bundle(parts[1]), isolate=True)
             self._json(200, {"ok": report.ok, "report": report.to_json(), "table": report.table()})
 
         def _post_run(self, parts, query):
             import numpy as np
 
-            import runtimes
+            runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
             from .npz import load_npz
             artifact = (query.get("artifact") or [None])[0]
             bundle_id = parts[1] if len(parts) == 3 else (query.get("bundle") or [None])[0]
@@ -242,7 +243,7 @@ def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: Option
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtimes serve",
+    parser = argparse.ArgumentParser(prog="python -m wherry.runtimes serve",
                                      description="Serve this device's runtimes over HTTP (see runtimes/serve.py).")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)

@@ -34,8 +34,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.wherry-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "wherry setup: installing wherry and its host dependencies into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[host,test]'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ runtimes/pyproject.toml -nt "$stamp" ]; then
+  echo "wherry setup: installing wherry, wherry-runtime and the host dependencies into .venv" >&2
+  # Two distributions from this checkout: wherry-runtime (runtimes/, what a board installs) and
+  # wherry (the converter); both editable, so the checkout is what runs.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ./runtimes -e '.[host,test]'
   touch "$stamp"
 fi

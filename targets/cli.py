@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from targets.devices import EMULATED, connect
-from targets.profile import list_profiles, load_profile
+from wherry.targets.devices import EMULATED, connect
+from wherry.targets.profile import list_profiles, load_profile
 
 
 def add_targets_commands(sub) -> None:

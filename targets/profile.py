@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
-from runtimes.errors import WherryError
+from wherry.runtimes.errors import WherryError
 
 if sys.version_info >= (3, 11):
     import tomllib

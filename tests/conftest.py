@@ -52,7 +52,7 @@ def rapidocr_models() -> Path:
 
 @pytest.fixture(scope="session")
 def example_model() -> Path:
-    from convert import example
+    from wherry.convert import example
     return example.MODEL
 
 
@@ -60,7 +60,7 @@ def example_model() -> Path:
 def wherry():
     """Run the wherry CLI in a child process, as a user would; returns CompletedProcess."""
     def run(*args, check=None, timeout=1800):
-        proc = subprocess.run([sys.executable, "-m", "convert.cli", *map(str, args)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", *map(str, args)], capture_output=True,
                               text=True, timeout=timeout, cwd=REPO)
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

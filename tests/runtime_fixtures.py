@@ -157,7 +157,7 @@ def golden_inputs(seed: int = 0) -> dict:
 
 def reference_outputs(models: dict, feeds: dict) -> dict:
     """Paddle Inference outputs of the legacy model (in a child: paddle is heavy and can abort)."""
-    import runtimes
+    from wherry import runtimes
 
     with runtimes.open(models["legacy"], backend="paddle", isolate=True) as sess:
         return sess.run(feeds)
@@ -166,9 +166,9 @@ def reference_outputs(models: dict, feeds: dict) -> dict:
 def make_bundle(dest: Path, models: dict, files=("model.onnx", "model.x86.nb", "model.arm.nb"),
                 golden=None, target_arch="x86_64") -> Path:
     """A bundle (format v1) holding the given converted artifacts and golden data."""
-    from runtimes.bundle import GOLDEN_INPUTS, GOLDEN_OUTPUTS, Artifact, Manifest, content_hash
-    from runtimes.parity import default_tolerance
-    from runtimes.specs import TensorSpec
+    from wherry.runtimes.bundle import GOLDEN_INPUTS, GOLDEN_OUTPUTS, Artifact, Manifest, content_hash
+    from wherry.runtimes.parity import default_tolerance
+    from wherry.runtimes.specs import TensorSpec
 
     dest.mkdir(parents=True)
     (dest / "golden").mkdir()
@@ -225,7 +225,7 @@ def copy_bundle(src: Path, dest: Path) -> Path:
 
 def rehash(bundle: Path, file: str) -> None:
     """Update an artifact's size and hash in the manifest after changing the file on purpose."""
-    from runtimes.bundle import content_hash
+    from wherry.runtimes.bundle import content_hash
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     for art in manifest["artifacts"]:

@@ -160,7 +160,7 @@ def test_golden_from_real_images_records_the_preprocessing(wherry, tmp_path):
     from sklearn.datasets import load_sample_images
 
     from conftest import OCR_MODELS, rapidocr_models
-    from runtimes.preprocess import PreprocessSpec, load_folder
+    from wherry.runtimes.preprocess import PreprocessSpec, load_folder
 
     images = tmp_path / "images"
     images.mkdir()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import OCR_MODELS, REPO, export_vision_model, rapidocr_models
-from convert import pipeline
-from runtimes.checker import PASSED, UNVERIFIABLE
-from runtimes.errors import NativeCrash, WherryError
+from wherry.convert import pipeline
+from wherry.runtimes.checker import PASSED, UNVERIFIABLE
+from wherry.runtimes.errors import NativeCrash, WherryError
 
 VISION = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1"]
 TARGETS = ["desktop-x86_64", "rpi4"]
@@ -47,8 +47,8 @@ def ocr_image(shape) -> np.ndarray:
 
 def _raw_lite(model, out_dir, places):
     """What plain paddle_lite_opt does with the untouched model (for the matrix, not asserted)."""
-    from convert.lite_export import export_nb
-    from convert.source import locate
+    from wherry.convert.lite_export import export_nb
+    from wherry.convert.source import locate
 
     files = locate(model)
     try:

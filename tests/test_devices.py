@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from convert.example import INPUTS, MODEL
-from targets import list_profiles, load_profile
-from targets.profile import ProfileError
+from wherry.convert.example import INPUTS, MODEL
+from wherry.targets import list_profiles, load_profile
+from wherry.targets.profile import ProfileError
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def sshd(tmp_path_factory):
 
 def _wherry_env(env, *args):
     import sys
-    return subprocess.run([sys.executable, "-m", "convert.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "wherry.convert.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO, env={**os.environ, **env}, timeout=600)
 
 

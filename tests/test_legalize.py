@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import export_vision_model
-from convert import legalize, lite_export, source
-from runtimes.errors import NativeCrash
+from wherry.convert import legalize, lite_export, source
+from wherry.runtimes.errors import NativeCrash
 
 
 def _ops(model_file):

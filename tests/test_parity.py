@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from runtimes import parity
-from runtimes.bundle import Tolerance
+from wherry.runtimes import parity
+from wherry.runtimes.bundle import Tolerance
 
 
 def _one(golden, actual, tol=None):

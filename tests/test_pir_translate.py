@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-import runtimes
+from wherry import runtimes
 from conftest import export_vision_model
-from convert import pir
-from runtimes import parity
+from wherry.convert import pir
+from wherry.runtimes import parity
 
 MODELS = [("mobilenet_v1", 224), ("mobilenet_v2", 224), ("googlenet", 224), ("densenet121", 224),
           ("inception_v3", 299), ("ocr_like", 64), ("misc_ops", 16)]

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from runtimes.errors import InputError
-from runtimes.preprocess import PreprocessSpec, decode_image, image_files, load_folder, resize_bilinear
+from wherry.runtimes.errors import InputError
+from wherry.runtimes.preprocess import PreprocessSpec, decode_image, image_files, load_folder, resize_bilinear
 
 
 def test_json_round_trip_keeps_every_field():
@@ -113,10 +113,10 @@ def test_runtimes_preprocess_needs_only_numpy(tmp_path):
     and it runs on the oldest Python the board side supports (3.9) when that environment exists."""
     from test_runtime_minimal_env import _python39, in_env, make_venv
 
-    code = ("import sys, json, runtimes.preprocess as p; import numpy as np; "
+    code = ("import sys, json; import wherry.runtimes.preprocess as p; import numpy as np; "
             "spec = p.PreprocessSpec.from_json(json.loads(sys.argv[1])); "
             "out = spec.apply(np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)); "
-            "bad = [m for m in ('PIL', 'paddle', 'onnxruntime', 'convert') if m in sys.modules]; "
+            "bad = [m for m in ('PIL', 'paddle', 'onnxruntime', 'wherry.convert') if m in sys.modules]; "
             "assert not bad, bad; print(json.dumps(out.ravel().tolist()))")
     spec = PreprocessSpec(size=(4, 4), mean=[0.5] * 3, std=[0.2] * 3, channel_order="BGR")
     expected = spec.apply(np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)).ravel()

@@ -14,9 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_pytest(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    # -p runtimes.pytest_plugin: works whether or not wherry's entry point is installed;
+    # -p wherry.runtimes.pytest_plugin: works whether or not wherry's entry point is installed;
     # -p no:wherry avoids loading it twice when it is.
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:wherry", "-p", "runtimes.pytest_plugin",
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:wherry", "-p", "wherry.runtimes.pytest_plugin",
                            "-p", "no:cacheprovider", "-rs", *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
@@ -53,8 +53,8 @@ def test_plugin_imports_nothing_heavy_when_unused(tmp_path):
     (tmp_path / "test_x.py").write_text(
         "import sys\n"
         "def test_nothing_loaded():\n"
-        "    assert 'runtimes.pytest_plugin' in sys.modules\n"
-        "    heavy = [m for m in ('numpy', 'runtimes.checker', 'runtimes.session', 'onnxruntime', 'paddle')\n"
+        "    assert 'wherry.runtimes.pytest_plugin' in sys.modules\n"
+        "    heavy = [m for m in ('numpy', 'wherry.runtimes.checker', 'wherry.runtimes.session', 'onnxruntime', 'paddle')\n"
         "             if m in sys.modules]\n"
         "    assert heavy == []\n")
     proc = run_pytest("-q", cwd=tmp_path)

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from convert.example import train
-from convert.example.train import digits_data
-from runtimes import parity
+from wherry.convert.example import train
+from wherry.convert.example.train import digits_data
+from wherry.runtimes import parity
 
 # 450 held-out digits: one digit is 0.22 points. int8 PTQ of a small conv net with per-channel
 # weights measured 0.0 points here (99.33% -> 99.33%); 2 points (9 digits) leaves room for
@@ -199,9 +199,9 @@ def test_empty_image_folder_fails_before_work(wherry, digits, tmp_path):
 
 def test_build_quantized_called_as_the_pipeline_does(digits, tmp_path):
     """The entry point with the documented positional shape; outputs, scratch space and notes defaulted."""
-    from convert import legalize, onnx_export, source
-    from convert.quantize import build_quantized, load_calibration
-    from runtimes.bundle import content_hash
+    from wherry.convert import legalize, onnx_export, source
+    from wherry.convert.quantize import build_quantized, load_calibration
+    from wherry.runtimes.bundle import content_hash
 
     model, params = legalize.legalize(digits["model"], digits["model"].with_suffix(".pdiparams"), tmp_path / "legal")[:2]
     stage = tmp_path / "stage"

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convert.quantize import load_calibration
-from convert.quantize.calibration import MAX_CALIB_SAMPLES, MIN_CALIB_SAMPLES
-from runtimes.errors import InputError
-from runtimes.preprocess import PreprocessSpec
-from runtimes.specs import TensorSpec
+from wherry.convert.quantize import load_calibration
+from wherry.convert.quantize.calibration import MAX_CALIB_SAMPLES, MIN_CALIB_SAMPLES
+from wherry.runtimes.errors import InputError
+from wherry.runtimes.preprocess import PreprocessSpec
+from wherry.runtimes.specs import TensorSpec
 
 GRAY = [TensorSpec("x", "float32", (None, 1, 8, 8))]
 RGB = [TensorSpec("image", "float32", (None, 3, 16, 16))]
@@ -43,7 +43,7 @@ def test_rgb_folder_is_resized_and_normalized_by_the_given_spec(tmp_path):
 
 
 def test_manifest_record_round_trips_for_a_device(tmp_path):
-    from convert.quantize.calibration import preprocess_record
+    from wherry.convert.quantize.calibration import preprocess_record
 
     folder = _pngs(tmp_path / "d", np.zeros((MIN_CALIB_SAMPLES, 8, 8), np.uint8), "L")
     record = preprocess_record(folder, GRAY)

@@ -1,4 +1,4 @@
-"""`python -m runtimes` end to end: check passes good bundles and fails altered ones."""
+"""`python -m wherry.runtimes` end to end: check passes good bundles and fails altered ones."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def runner(*args, cwd=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "runtimes", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "wherry.runtimes", *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=cwd or ROOT, timeout=300)
 
 
@@ -139,7 +139,7 @@ def test_serve_is_delegated():
 def test_cli_functions_are_reusable_by_the_host_cli(rt_bundle, capsys):
     import argparse
 
-    from runtimes import cli
+    from wherry.runtimes import cli
 
     parser = argparse.ArgumentParser()
     cli.add_check_args(parser)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import runtimes
-from runtimes import parity
+from wherry import runtimes
+from wherry.runtimes import parity
 from runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401 - fixtures
 
 
@@ -71,7 +71,7 @@ def test_lite_input_path_exact_without_from_numpy_alone(rt_models, rt_feeds):
     """The numpy-2 safe path (from_numpy + copy into Lite's buffer) gives the same bits as from_numpy."""
     from paddlelite import lite
 
-    from runtimes.backends.paddlelite_backend import set_input
+    from wherry.runtimes.backends.paddlelite_backend import set_input
 
     config = lite.MobileConfig()
     config.set_model_from_file(str(rt_models["x86_nb"]))

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-import runtimes
-from runtimes.npz import load_npz, validate_feeds
-from runtimes.specs import TensorSpec
+from wherry import runtimes
+from wherry.runtimes.npz import load_npz, validate_feeds
+from wherry.runtimes.specs import TensorSpec
 from runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 
 
@@ -123,10 +123,10 @@ def test_missing_backend_and_unknown_paths(rt_models, tmp_path, monkeypatch):
     with pytest.raises(runtimes.BackendUnavailable, match="unknown backend 'tflite'"):
         runtimes.open(rt_models["onnx"], backend="tflite")
     # A backend whose library is absent: hide onnxruntime from the import system.
-    import runtimes.backends as registry
+    import wherry.runtimes.backends as registry
 
     monkeypatch.setitem(registry._REGISTRY, "onnxruntime",
-                        ("runtimes.backends.onnxruntime_backend", "onnxruntime_not_installed_here", (),
+                        (".onnxruntime_backend", "onnxruntime_not_installed_here", (),
                          "pip install onnxruntime"))
     with pytest.raises(runtimes.BackendUnavailable) as err:
         runtimes.open(rt_models["onnx"])

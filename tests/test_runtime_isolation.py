@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-import runtimes
+from wherry import runtimes
 from runtime_fixtures import copy_bundle, rehash, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from convert.example import INPUTS, MODEL
-from runtimes.errors import WherryError
-from runtimes.serve import make_server
+from wherry.convert.example import INPUTS, MODEL
+from wherry.runtimes.errors import WherryError
+from wherry.runtimes.serve import make_server
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def _still_serving(url):
 
 
 def test_full_check_round_trip_through_the_cli(server, bundle):
-    proc = subprocess.run([sys.executable, "-m", "convert.cli", "check", str(bundle), "--device", server, "--json"],
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "check", str(bundle), "--device", server, "--json"],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
     results = {a["file"]: a for a in json.loads(proc.stdout)["artifacts"]}

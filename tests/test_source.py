@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import REPO, export_vision_model
-from convert import source
-from convert.source import SourceError
+from wherry.convert import source
+from wherry.convert.source import SourceError
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_paddle1_directory(paddle1_dir):
 
 
 def test_paddle1_params_combine_to_the_original_bytes(paddle1_dir, example_model, tmp_path):
-    from convert.normalize import to_legacy
+    from wherry.convert.normalize import to_legacy
     legacy = to_legacy(source.read(paddle1_dir), tmp_path)
     assert legacy.params_file.read_bytes() == example_model.with_suffix(".pdiparams").read_bytes()
 

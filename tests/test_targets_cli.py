@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import REPO
-from targets.cli import _command_args, _without_device, add_device_option, run_device_command
+from wherry.targets.cli import _command_args, _without_device, add_device_option, run_device_command
 
 
 def test_device_option_and_argument_plumbing():
@@ -24,7 +24,7 @@ def test_run_device_command_without_argv_matches_the_runner(capsys):
     args = argparse.Namespace(device="local", json=True, argv=["info", "--device", "local", "--json"])
     assert run_device_command("info", args) == 0
     ours = json.loads(capsys.readouterr().out)
-    theirs = json.loads(subprocess.run([sys.executable, "-m", "runtimes", "info", "--json"], capture_output=True,
+    theirs = json.loads(subprocess.run([sys.executable, "-m", "wherry.runtimes", "info", "--json"], capture_output=True,
                                        text=True, cwd=REPO, check=True).stdout)
     assert ours["machine"] == theirs["machine"] and ours["backends"] == theirs["backends"]
 

@@ -20,10 +20,10 @@ def train(out_prefix: str, fmt: str = "legacy", epochs: int = 30, seed: int = 0)
 
     ``fmt`` is "legacy" (.pdmodel) or "pir" (.json); returns {"accuracy": test accuracy}.
     """
-    from convert import child
+    from wherry.convert import child
 
     env = {"FLAGS_enable_pir_api": "0" if fmt == "legacy" else "1"}
-    value, _, _ = child.run("convert.example.train:train_and_save",
+    value, _, _ = child.run("wherry.convert.example.train:train_and_save",
                             {"out_prefix": str(out_prefix), "epochs": epochs, "seed": seed},
                             tool="paddle", what="training the digits example", env=env)
     return value

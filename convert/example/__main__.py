@@ -1,8 +1,8 @@
-"""Rebuild the bundled example: `python -m convert.example` (about 15 s)."""
+"""Rebuild the bundled example: `python -m wherry.convert.example` (about 15 s)."""
 import numpy as np
 
-from convert.example import EVAL, HERE, INPUTS, train
-from convert.example.train import digits_data
+from wherry.convert.example import EVAL, HERE, INPUTS, train
+from wherry.convert.example.train import digits_data
 
 if __name__ == "__main__":
     result = train(str(HERE / "digits_cnn"))

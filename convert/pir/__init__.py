@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-from convert.pir.builder import INT, Builder, TranslationError
-from convert.pir.ops import TRANSLATORS
-from convert.pir.reader import read_program  # noqa: F401 - public
-from runtimes.errors import WherryError
+from wherry.convert.pir.builder import INT, Builder, TranslationError
+from wherry.convert.pir.ops import TRANSLATORS
+from wherry.convert.pir.reader import read_program  # noqa: F401 - public
+from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)
 

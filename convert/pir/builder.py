@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from convert.pir.reader import PirOp, PirProgram, Value
-from runtimes.paddle_model import PROTO_DTYPES
+from wherry.convert.pir.reader import PirOp, PirProgram, Value
+from wherry.runtimes.paddle_model import PROTO_DTYPES
 
 # numpy dtype name -> framework.proto VarType.Type number
 PROTO_DTYPE = {name: number for number, name in PROTO_DTYPES.items()}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from convert.pir.builder import (BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder,
+from wherry.convert.pir.builder import (BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder,
                                  TranslationError)
-from convert.pir.reader import PirOp
+from wherry.convert.pir.reader import PirOp
 
 TRANSLATORS: Dict[str, Callable[[Builder, PirOp], None]] = {}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from runtimes.paddle_model import load_pir_ops, pir_dtype
+from wherry.runtimes.paddle_model import load_pir_ops, pir_dtype
 
 DIALECTS = {"0": "builtin", "1": "pd_op"}
 

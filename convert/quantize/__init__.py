@@ -22,14 +22,14 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from convert import legalize, lite_export
-from convert.child import ToolError
-from convert.quantize import lite_quant, onnx_quant
-from convert.quantize.calibration import load_calibration, load_eval  # noqa: F401 - public API
-from runtimes import parity
-from runtimes.bundle import Artifact, content_hash
-from runtimes.errors import InputError
-from runtimes.specs import TensorSpec
+from wherry.convert import legalize, lite_export
+from wherry.convert.child import ToolError
+from wherry.convert.quantize import lite_quant, onnx_quant
+from wherry.convert.quantize.calibration import load_calibration, load_eval  # noqa: F401 - public API
+from wherry.runtimes import parity
+from wherry.runtimes.bundle import Artifact, content_hash
+from wherry.runtimes.errors import InputError
+from wherry.runtimes.specs import TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     ``notes`` collects what was not built and why. fp32 in ``precisions`` is skipped: the caller builds it.
     """
     if output_specs is None:
-        from convert import source
+        from wherry.convert import source
         output_specs = source.read(model_file).outputs
     if notes is None:
         notes = []

@@ -8,10 +8,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from runtimes.errors import InputError
-from runtimes.npz import load_npz
-from runtimes.preprocess import PreprocessSpec, image_files, load_folder
-from runtimes.specs import TensorSpec
+from wherry.runtimes.errors import InputError
+from wherry.runtimes.npz import load_npz
+from wherry.runtimes.preprocess import PreprocessSpec, image_files, load_folder
+from wherry.runtimes.specs import TensorSpec
 
 log = logging.getLogger(__name__)
 

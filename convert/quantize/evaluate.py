@@ -10,12 +10,12 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-import runtimes
-from convert.quantize import onnx_quant
-from convert.quantize.calibration import batches
-from runtimes.bundle import Artifact, content_hash
-from runtimes.errors import InputError, WherryError
-from runtimes.session import unsupported_reason
+from wherry import runtimes
+from wherry.convert.quantize import onnx_quant
+from wherry.convert.quantize.calibration import batches
+from wherry.runtimes.bundle import Artifact, content_hash
+from wherry.runtimes.errors import InputError, WherryError
+from wherry.runtimes.session import unsupported_reason
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Dict
 
 import numpy as np
 
-from convert import child
+from wherry.convert import child
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def paddle_ptq(model_file: Path, params_file: Path, calib: Dict[str, np.ndarray]
     out_dir.mkdir(parents=True, exist_ok=True)
     calib_file = out_dir / "calib.npz"
     np.savez(calib_file, **calib)
-    value, _, _ = child.run("convert.quantize.lite_quant:_ptq_in_child",
+    value, _, _ = child.run("wherry.convert.quantize.lite_quant:_ptq_in_child",
                             {"model_file": str(model_file), "params_file": str(params_file),
                              "calib_file": str(calib_file), "out_dir": str(out_dir)},
                             tool="Paddle PTQ", what="calibrating int8 ranges",
@@ -62,7 +62,7 @@ def nb_program(nb_file: Path) -> Dict[str, int]:
     (convert.lite_export); ``calib`` ops (precision conversions around int8/fp16 kernels) show in both,
     which lets the two be cross-checked.
     """
-    value, _, _ = child.run("convert.quantize.lite_quant:_program_in_child", {"nb_file": str(nb_file)},
+    value, _, _ = child.run("wherry.convert.quantize.lite_quant:_program_in_child", {"nb_file": str(nb_file)},
                             tool="Paddle Lite opt", what="re-reading the optimized program")
     return value
 

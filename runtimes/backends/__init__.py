@@ -16,13 +16,13 @@ log = logging.getLogger(__name__)
 
 # name -> (backend module, library module, distributions that provide it, install hint)
 _REGISTRY = {
-    "onnxruntime": ("runtimes.backends.onnxruntime_backend", "onnxruntime",
+    "onnxruntime": (".onnxruntime_backend", "onnxruntime",
                     ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
                     "pip install onnxruntime"),
-    "paddlelite": ("runtimes.backends.paddlelite_backend", "paddlelite",
+    "paddlelite": (".paddlelite_backend", "paddlelite",
                    ("paddlelite",), "pip install paddlelite (x86_64 wheels only; on ARM build Paddle Lite's "
                                     "Python light API from source)"),
-    "paddle": ("runtimes.backends.paddle_backend", "paddle",
+    "paddle": (".paddle_backend", "paddle",
                ("paddlepaddle", "paddlepaddle-gpu"), "pip install paddlepaddle (host only)"),
 }
 NAMES = tuple(_REGISTRY)
@@ -63,5 +63,5 @@ def load(name: str, path: str, threads: Optional[int] = None,
          inputs: Optional[List[TensorSpec]] = None, outputs: Optional[List[TensorSpec]] = None) -> Backend:
     """Open ``path`` with backend ``name`` in this process."""
     require(name)
-    module = importlib.import_module(_REGISTRY[name][0])
+    module = importlib.import_module(_REGISTRY[name][0], __name__)
     return module.open_backend(path, threads=threads, inputs=inputs, outputs=outputs)

@@ -1,4 +1,4 @@
-"""Device connections: where `python -m runtimes` runs for `wherry check/run/bench/info --device ...`.
+"""Device connections: where `python -m wherry.runtimes` runs for `wherry check/run/bench/info --device ...`.
 
 Every connection runs the same on-device runner with the same arguments and
 hands back its output and exit code, so the parity report is the same
@@ -6,7 +6,7 @@ whatever the connection:
 
 * ``local``             - this machine
 * ``emulated-aarch64``  - a Debian arm64 sysroot under qemu user-mode emulation (emulated_board.sh)
-* ``http://host:port``  - a device running `python -m runtimes serve` (runtimes/serve.py)
+* ``http://host:port``  - a device running `python -m wherry.runtimes serve` (runtimes/serve.py)
 * ``ssh://user@host[:port][?python=/path/to/python3]`` - a real board: the bundle and the runtimes
   package are copied over and run with the board's python3 (or the given one, e.g. a venv's)
 """
@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlparse
 
-from runtimes.errors import WherryError
+from wherry import runtimes
+from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)
 
-RUNTIMES_PACKAGE = Path(__file__).resolve().parent.parent.parent / "runtimes"
+RUNTIMES_PACKAGE = Path(runtimes.__file__).resolve().parent
 EMULATED = "emulated-aarch64"
 
 
@@ -43,10 +44,12 @@ class RunnerResult:
     stderr: str
 
 
-def _device_code(tmp: Path) -> Path:
-    """A directory holding only the runtimes package: exactly what a board gets (no convert/, no targets/)."""
+def board_code(tmp: Path) -> Path:
+    """A directory holding only wherry/runtimes: exactly what a board gets (no convert/, no targets/).
+    Put it on the board's PYTHONPATH and run `python -m wherry.runtimes`."""
     code = tmp / "code"
-    shutil.copytree(RUNTIMES_PACKAGE, code / "runtimes", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(RUNTIMES_PACKAGE, code / "wherry" / "runtimes",
+                    ignore=shutil.ignore_patterns("__pycache__", "pyproject.toml", "*.egg-info", "build"))
     return code
 
 
@@ -61,7 +64,7 @@ class LocalDevice(Device):
     name = "local"
 
     def run(self, argv, paths):
-        proc = subprocess.run([sys.executable, "-m", "runtimes", *argv], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", "wherry.runtimes", *argv], capture_output=True, text=True)
         return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -75,7 +78,8 @@ def emulated_board_dir() -> Path:
     tail: List[str] = []
     # stdout to a file, not a pipe: nothing reads a pipe while stderr is being followed
     with tempfile.TemporaryFile(mode="w+") as stdout:
-        proc = subprocess.Popen(["bash", str(script)], stdout=stdout, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(["bash", str(script)], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "WHERRY_HOST_PYTHON": sys.executable})
         for line in proc.stderr:
             sys.stderr.write(line)
             sys.stderr.flush()
@@ -99,11 +103,11 @@ class EmulatedAarch64(Device):
         board = emulated_board_dir()
         root = board / "sysroot"
         with tempfile.TemporaryDirectory(prefix="wherry-emulated-") as tmp:
-            code = _device_code(Path(tmp))
+            code = board_code(Path(tmp))
             # env -i: the host's PYTHONPATH and PIP_* must not leak into the board's Python.
             # Host paths (the bundle) are not under the sysroot, so qemu falls through to the host for them.
             cmd = ["env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={board / 'site-packages'}:{code}",
-                   "qemu-aarch64-static", "-L", str(root), str(root / "usr/bin/python3.11"), "-m", "runtimes", *argv]
+                   "qemu-aarch64-static", "-L", str(root), str(root / "usr/bin/python3.11"), "-m", "wherry.runtimes", *argv]
             proc = subprocess.run(cmd, capture_output=True, text=True)
         return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -152,8 +156,8 @@ class SshDevice(Device):
                 raise DeviceError(f"{self.python} on {self.target} has no numpy",
                                   "pip install numpy onnxruntime on the board")
             with tempfile.TemporaryDirectory(prefix="wherry-ssh-") as tmp:
-                code = _device_code(Path(tmp))
-                self._copy([code / "runtimes", *paths], remote)
+                code = board_code(Path(tmp))
+                self._copy([code / "wherry", *paths], remote)
             mapping = {str(p): f"{remote}/{Path(p).name}" for p in paths}
             inputs = _option(argv, "--inputs")
             if inputs:  # run's input file travels with the bundle
@@ -163,7 +167,7 @@ class SshDevice(Device):
             if out:  # ... and its output file comes back
                 mapping[out] = f"{remote}/wherry-out.npz"
             remote_argv = [mapping.get(a, a) for a in argv]
-            command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} {python} -m runtimes " + \
+            command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} {python} -m wherry.runtimes " + \
                 " ".join(shlex.quote(a) for a in remote_argv)
             proc = self._ssh(command, "running the runner")
             if out and proc.returncode == 0:
@@ -195,7 +199,7 @@ def connect(device: Optional[str]) -> Device:
     if device.startswith("ssh://"):
         return SshDevice(device)
     if device.startswith("http://"):
-        from targets.devices.http import HttpDevice
+        from wherry.targets.devices.http import HttpDevice
         return HttpDevice(device)
     raise DeviceError(f"unknown device {device!r}",
                       f"use local, {EMULATED}, ssh://user@host[:port] or http://host:port")

@@ -8,8 +8,8 @@
 # dpkg -x (no emulation needed to install); wheels come from the HOST pip with --platform; a fake
 # ARM /proc/cpuinfo keeps onnxruntime's CPU detection from crashing under qemu-user.
 set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root
-CACHE=${WHERRY_CACHE:-$PWD/.cache}
+# A user-level cache, shared by every checkout and install (the board is ~220 MB).
+CACHE=${WHERRY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wherry}
 BOARD=$CACHE/emulated-aarch64
 ROOT=$BOARD/sysroot
 SITE=$BOARD/site-packages
@@ -85,9 +85,11 @@ for i in 0 1 2 3; do
 done > "$PART_ROOT/proc/cpuinfo"
 
 say "installing numpy and onnxruntime aarch64 wheels"
-# any host Python with pip can fetch wheels for another platform; the project's venv if python3 has none
+# any host Python with a recent pip can fetch wheels for another platform: python3, else the one
+# running wherry (WHERRY_HOST_PYTHON). pip 23.0 checks Requires-Python against its own interpreter
+# despite --python-version, hence python3 first.
 PIP_PY=python3
-python3 -m pip --version >/dev/null 2>&1 || PIP_PY=$PWD/.venv/bin/python
+python3 -m pip --version >/dev/null 2>&1 || PIP_PY=${WHERRY_HOST_PYTHON:-python3}
 PIP_ROOT_USER_ACTION=ignore "$PIP_PY" -m pip install --quiet --disable-pip-version-check --target "$BOARD.partial/site-packages" \
   --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp --only-binary=:all: \
   numpy onnxruntime

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import List
 
-from targets.devices import Device, DeviceError, RunnerResult
+from wherry.targets.devices import Device, DeviceError, RunnerResult
 
 
 class HttpDevice(Device):
@@ -39,7 +39,7 @@ class HttpDevice(Device):
                               detail.get("hint") or "see the runner's log") from None
         except (urllib.error.URLError, OSError) as exc:
             raise DeviceError(f"cannot reach the runner at {self.base}: {getattr(exc, 'reason', exc)}",
-                              "start it on the device: python -m runtimes serve --host 0.0.0.0 --token SECRET") from None
+                              "start it on the device: python -m wherry.runtimes serve --host 0.0.0.0 --token SECRET") from None
 
     def _upload(self, bundle: Path) -> str:
         buffer = io.BytesIO()
