@@ -1,26 +1,40 @@
 """Legalization: repair what current Paddle exports break in Paddle Lite and paddle2onnx.
 
-Each repair is a small named pass over a legacy ProgramDesc (protobuf). A pass
-returns one line per change so the conversion report says exactly what was
-touched. The ORIGINAL model stays the reference for golden outputs; only the
-downstream tools see the legalized copy.
+Each repair is a small named pass over a legacy ProgramDesc (protobuf) and, when it changes the set
+of persistable variables, the combined parameter file. A pass returns one line per change so the
+conversion report says exactly what was touched. The ORIGINAL model stays the reference for golden
+outputs; only the downstream tools see the legalized copy.
+
+What Lite needs is not guessed per model: ``lite_ops.json`` is the table of what Paddle Lite's op
+parsers read (attribute names and the exact attribute type each is read as, and the input/output
+slots each dereferences), derived from Lite's sources by ``scripts/lite_op_table.py``; what an
+attribute means when it is absent comes from Paddle's own op definitions (the defaults Paddle
+Inference itself applies). The passes bring a program from what Paddle writes to what Lite reads.
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from wherry.convert import params as params_io
 
 log = logging.getLogger(__name__)
+
+LITE_OPS_TABLE = Path(__file__).with_name("lite_ops.json")
 
 
 @dataclass(frozen=True)
 class Pass:
     name: str
     why: str
-    apply: Callable[[object], List[str]]  # ProgramDesc -> changes made
+    apply: Callable[["Program"], List[str]]  # Program -> changes made
 
 
 PASSES: Dict[str, Pass] = {}
@@ -33,12 +47,105 @@ def legalization_pass(name: str, why: str):
     return register
 
 
+@dataclass
+class Program:
+    """The ProgramDesc under repair and, loaded only when a pass needs it, its parameter records."""
+    desc: object
+    params_file: Path
+    _records: Optional[List[params_io.Record]] = None
+    params_changed: bool = False
+
+    def records(self) -> List[params_io.Record]:
+        if self._records is None:
+            self._records = params_io.read(self.params_file, persistable_names(self.desc))
+        return self._records
+
+    def set_records(self, records: List[params_io.Record]) -> None:
+        self._records = records
+        self.params_changed = True
+
+
+def persistable_names(desc) -> List[str]:
+    """Names of the variables the combined parameter file stores (block 0 persistables but feed/fetch)."""
+    from paddle.base.proto import framework_pb2
+
+    holders = (framework_pb2.VarType.FEED_MINIBATCH, framework_pb2.VarType.FETCH_LIST)
+    return sorted(v.name for v in desc.blocks[0].vars if v.persistable and v.type.type not in holders)
+
+
+@lru_cache(maxsize=None)
+def lite_ops() -> dict:
+    """op type -> {"attrs": {name: {"type": AttrType name, "unconditional": bool}}, "inputs", "outputs"}."""
+    return json.loads(LITE_OPS_TABLE.read_text())
+
+
+@lru_cache(maxsize=None)
+def paddle_defaults(op_type: str) -> dict:
+    """The attribute defaults Paddle applies to ``op_type`` when a program omits them (incl. "extra" ones)."""
+    from paddle.base import core
+
+    try:
+        defaults = dict(core.get_op_extra_attrs(op_type))
+        defaults.update(core.get_op_attrs_default_value(op_type.encode()))
+    except (RuntimeError, ValueError):  # an op Paddle does not define (custom / Lite-only)
+        return {}
+    # Inference programs run with is_test = true (Paddle Inference's is_test pass sets it on every op).
+    if "is_test" in defaults:
+        defaults["is_test"] = True
+    return defaults
+
+
+@lru_cache(maxsize=None)
+def paddle_slots(op_type: str, kind: str) -> tuple:
+    """Input or output slot names of ``op_type`` in Paddle's op definition."""
+    from paddle.base import framework
+
+    try:
+        proto = framework.OpProtoHolder.instance().get_op_proto(op_type)
+    except ValueError:
+        return ()
+    return tuple(s.name for s in (proto.outputs if kind == "outputs" else proto.inputs))
+
+
 def _find_var(block, name):
     return next((v for v in block.vars if v.name == name), None)
 
 
 def _attr(op, name):
     return next((a for a in op.attrs if a.name == name), None)
+
+
+def _slot(slots, name):
+    return next((s for s in slots if s.parameter == name and len(s.arguments)), None)
+
+
+def _first_output(op) -> str:
+    return next((o.arguments[0] for o in op.outputs if len(o.arguments)), "?")
+
+
+def _tensor(var):
+    return var.type.dense_tensor.tensor  # "lod_tensor" before Paddle 3 (same field number)
+
+
+def _add_var(block, name: str, like_dtype: int, dims) -> None:
+    from paddle.base.proto import framework_pb2
+
+    var = block.vars.add()
+    var.name = name
+    var.type.type = framework_pb2.VarType.DENSE_TENSOR
+    _tensor(var).data_type = like_dtype
+    _tensor(var).dims.extend(dims)
+    var.persistable = False
+
+
+def _input_dtype(block, op) -> int:
+    from paddle.base.proto import framework_pb2
+
+    for slot in op.inputs:
+        var = _find_var(block, slot.arguments[0]) if len(slot.arguments) else None
+        if var is not None:
+            return _tensor(var).data_type
+    return framework_pb2.VarType.FP32
 
 
 # Ops whose inference form once carried an XShape output that Paddle >= 2.6 clips away
@@ -48,11 +155,9 @@ _XSHAPE_OPS = ("flatten_contiguous_range",)
 
 @legalization_pass("add-xshape", "Paddle Lite (x86) segfaults in variable_place_inference_pass on "
                                  "flatten_contiguous_range without its XShape output (clipped by Paddle >= 2.6)")
-def add_xshape(program) -> List[str]:
-    from paddle.base.proto import framework_pb2
-
+def add_xshape(program: Program) -> List[str]:
     changes = []
-    for block in program.blocks:
+    for block in program.desc.blocks:
         for op in block.ops:
             if op.type not in _XSHAPE_OPS or any(o.parameter == "XShape" for o in op.outputs):
                 continue
@@ -60,14 +165,8 @@ def add_xshape(program) -> List[str]:
             out_name = next(o.arguments[0] for o in op.outputs if o.parameter == "Out")
             x_var = _find_var(block, x_name)
             xshape_name = out_name + ".xshape"
-            var = block.vars.add()
-            var.name = xshape_name
-            var.type.type = framework_pb2.VarType.DENSE_TENSOR
-            tensor = var.type.dense_tensor.tensor
-            tensor.data_type = x_var.type.dense_tensor.tensor.data_type if x_var else framework_pb2.VarType.FP32
             # Paddle's convention: XShape holds [0] + input dims (shape only, no data).
-            tensor.dims.extend([0] + list(x_var.type.dense_tensor.tensor.dims if x_var else []))
-            var.persistable = False
+            _add_var(block, xshape_name, _input_dtype(block, op), [0] + list(_tensor(x_var).dims if x_var else []))
             slot = op.outputs.add()
             slot.parameter = "XShape"
             slot.arguments.append(xshape_name)
@@ -75,39 +174,213 @@ def add_xshape(program) -> List[str]:
     return changes
 
 
-# Attributes that clip_extra drops but Lite's op parsers read unconditionally.
-_DEFAULT_ATTRS = {
-    "relu6": [("threshold", "f", 6.0)],
-}
-
-
-@legalization_pass("restore-attrs", "Paddle Lite aborts on ops whose attributes were clipped at export "
-                                    "(relu6 without threshold)")
-def restore_attrs(program) -> List[str]:
+def _set_attr(attr, kind: str, value) -> None:
+    """Store ``value`` in ``attr`` as AttrType ``kind`` (INT, LONG, INTS, LONGS, FLOAT, ...)."""
     from paddle.base.proto import framework_pb2
 
-    kinds = {"f": framework_pb2.AttrType.FLOAT, "i": framework_pb2.AttrType.INT,
-             "b": framework_pb2.AttrType.BOOLEAN}
+    attr.type = getattr(framework_pb2.AttrType, kind)
+    scalar = {"INT": "i", "LONG": "l", "FLOAT": "f", "FLOAT64": "float64", "BOOLEAN": "b", "STRING": "s"}
+    repeated = {"INTS": "ints", "LONGS": "longs", "FLOATS": "floats", "FLOAT64S": "float64s",
+                "BOOLEANS": "bools", "STRINGS": "strings"}
+    if kind in scalar:
+        setattr(attr, scalar[kind], value)
+    else:
+        getattr(attr, repeated[kind]).extend(value)
+
+
+@legalization_pass("restore-attrs", "Paddle Lite aborts when an attribute its op parser reads was left out of the "
+                                    "export (clip_extra drops relu6.threshold, swish.beta, ...); Paddle applies a "
+                                    "default for it, Lite does not")
+def restore_attrs(program: Program) -> List[str]:
     changes = []
-    for block in program.blocks:
+    table = lite_ops()
+    for block in program.desc.blocks:
         for op in block.ops:
-            for name, kind, value in _DEFAULT_ATTRS.get(op.type, ()):
-                if _attr(op, name) is not None:
-                    continue
+            wanted = table.get(op.type, {}).get("attrs", {})
+            for name, read in sorted(wanted.items()):
+                if _attr(op, name) is not None or read["type"] == "AMBIGUOUS" or not read["unconditional"]:
+                    continue  # reads guarded by HasAttr have Lite's own fallback
+                defaults = paddle_defaults(op.type)
+                if name not in defaults:
+                    continue  # Paddle defines no meaning for it: nothing faithful to restore
+                value = defaults[name]
                 attr = op.attrs.add()
                 attr.name = name
-                attr.type = kinds[kind]
-                setattr(attr, kind, value)
-                out = op.outputs[0].arguments[0] if op.outputs else "?"
-                changes.append(f"{op.type} -> {out}: restored attribute {name}={value}")
+                try:
+                    _set_attr(attr, read["type"], value)
+                except (TypeError, ValueError):  # Paddle's default does not fit the type Lite reads
+                    op.attrs.remove(attr)
+                    log.info("restore-attrs: %s.%s: Paddle's default %r does not fit Lite's %s; left out",
+                             op.type, name, value, read["type"])
+                    continue
+                changes.append(f"{op.type} -> {_first_output(op)}: restored attribute {name}={value!r} "
+                               f"({read['type']})")
     return changes
+
+
+_INT32 = np.iinfo(np.int32)
+_WIDTHS = {("LONGS", "INTS"): "ints", ("INTS", "LONGS"): "longs", ("LONG", "INT"): "i", ("INT", "LONG"): "l"}
+
+
+@legalization_pass("attr-widths", "Paddle Lite aborts when an integer attribute is stored with another width than "
+                                  "its op parser reads (Paddle >= 2.6 writes reduce dims as int64 lists, Lite reads "
+                                  "int32)")
+def attr_widths(program: Program) -> List[str]:
+    from paddle.base.proto import framework_pb2
+
+    names = {v: k for k, v in framework_pb2.AttrType.items()}
+    changes = []
+    table = lite_ops()
+    for block in program.desc.blocks:
+        for op in block.ops:
+            wanted = table.get(op.type, {}).get("attrs", {})
+            for attr in op.attrs:
+                want = wanted.get(attr.name, {}).get("type")
+                have = names.get(attr.type)
+                if (have, want) not in _WIDTHS:
+                    continue
+                values = list(attr.longs if have == "LONGS" else attr.ints) if have.endswith("S") \
+                    else [attr.l if have == "LONG" else attr.i]
+                clamped = [int(np.clip(v, _INT32.min, _INT32.max)) for v in values] if want.startswith("INT") \
+                    else values
+                if have.endswith("S"):
+                    attr.ClearField("longs" if have == "LONGS" else "ints")
+                _set_attr(attr, want, clamped if want.endswith("S") else clamped[0])
+                note = " (values beyond int32 clamped: they mean 'to the end')" if clamped != values else ""
+                changes.append(f"{op.type} -> {_first_output(op)}: attribute {attr.name} {have} -> {want}{note}")
+    return changes
+
+
+@legalization_pass("add-outputs", "Paddle Lite aborts when an op lacks an output its op parser requires "
+                                  "(instance_norm without SavedMean/SavedVariance, as Paddle >= 2.6 exports it)")
+def add_outputs(program: Program) -> List[str]:
+    changes = []
+    table = lite_ops()
+    for block in program.desc.blocks:
+        for op in block.ops:
+            required = table.get(op.type, {}).get("outputs", [])
+            defined = paddle_slots(op.type, "outputs")
+            for name in required:
+                if name not in defined or _slot(op.outputs, name) is not None:
+                    continue  # only outputs Paddle's own definition has: Lite fills them, nobody reads them
+                var_name = f"{_first_output(op)}.{name.lower()}"
+                _add_var(block, var_name, _input_dtype(block, op), [-1])
+                slot = _slot_for(op.outputs, name)
+                slot.arguments.append(var_name)
+                changes.append(f"{op.type} -> {_first_output(op)}: added output {name} ({var_name})")
+    return changes
+
+
+def _slot_for(slots, name):
+    """The (possibly empty) slot called ``name``, created if absent."""
+    slot = next((s for s in slots if s.parameter == name), None)
+    if slot is None:
+        slot = slots.add()
+        slot.parameter = name
+    return slot
+
+
+# Ops whose "shape" attribute makes their output; an empty shape is a 0-D tensor.
+_SHAPE_MAKERS = ("fill_constant", "gaussian_random", "uniform_random", "fill_any_like", "full_like")
+
+
+@legalization_pass("zero-d", "Paddle Lite cannot run 0-D tensors (fill_constant shape=[] from `x > 0`, Python `if` "
+                             "on a tensor, paddle.full([])): the .nb builds, then aborts at run time; a 1-element "
+                             "tensor broadcasts the same way")
+def zero_d(program: Program) -> List[str]:
+    from paddle.base.proto import framework_pb2
+
+    changes = []
+    for block in program.desc.blocks:
+        for op in block.ops:
+            shape = _attr(op, "shape")
+            if op.type not in _SHAPE_MAKERS or shape is None or len(shape.longs) or len(shape.ints):
+                continue
+            if any(len(s.arguments) for s in op.inputs if s.parameter.startswith("ShapeTensor")):
+                continue  # the shape comes from a tensor at run time
+            if shape.type == framework_pb2.AttrType.LONGS:
+                shape.longs.append(1)
+            else:
+                shape.ints.append(1)
+            changes.append(f"{op.type} -> {_first_output(op)}: shape [] -> [1]")
+        # Only values that flow into another op: an unused 0-D side output (batch_norm's saved statistics)
+        # is never materialized, and its declared shape is other tools' business.
+        consumed = {name for program_block in program.desc.blocks for op in program_block.ops
+                    for slot in op.inputs for name in slot.arguments}
+        for var in block.vars:
+            if var.type.type == framework_pb2.VarType.DENSE_TENSOR and not var.persistable \
+                    and len(_tensor(var).dims) == 0 and var.name in consumed:
+                _tensor(var).dims.append(1)
+                changes.append(f"variable {var.name}: 0-D -> [1]")
+    return changes
+
+
+@legalization_pass("unpersist-empty", "Paddle Lite aborts loading a zero-size persistable variable (the dropout "
+                                      "state of an RNN layer: 'The input tensor has not initialized')")
+def unpersist_empty(program: Program) -> List[str]:
+    block = program.desc.blocks[0]
+    names = set(persistable_names(program.desc))
+    if not names:
+        return []
+    records = program.records()
+    empty = [r for r in records if r.numel == 0]
+    if not empty:
+        return []
+    changes = []
+    for record in empty:
+        var = _find_var(block, record.name)
+        var.persistable = False
+        changes.append(f"variable {record.name} (dims {record.dims}): zero-size, no longer persistable")
+    program.set_records([r for r in records if r.numel != 0])
+    return changes
+
+
+@legalization_pass("layer-norm-affine", "Paddle Lite crashes (SIGSEGV) on layer_norm without Scale/Bias "
+                                        "(functional layer_norm): give it explicit ones/zeros, the identity affine")
+def layer_norm_affine(program: Program) -> List[str]:
+    block = program.desc.blocks[0]
+    changes, added = [], []
+    if not any(op.type == "layer_norm" for op in block.ops):
+        return []
+    records = program.records()  # read before new persistables change the file's expected layout
+    for op in block.ops:
+        if op.type != "layer_norm":
+            continue
+        missing = [s for s in ("Scale", "Bias") if _slot(op.inputs, s) is None]
+        if not missing:
+            continue
+        x = _find_var(block, _slot(op.inputs, "X").arguments[0])
+        begin = _attr(op, "begin_norm_axis")
+        dims = list(_tensor(x).dims) if x is not None else []
+        axis = begin.i if begin is not None else 1
+        tail = dims[axis:]
+        if not tail or any(d < 0 for d in tail):
+            changes.append(f"layer_norm -> {_first_output(op)}: normalized dims {tail} not static, left as is")
+            continue
+        size = int(np.prod(tail))
+        for slot_name in missing:
+            name = f"{_first_output(op)}.{slot_name.lower()}_identity"
+            value = np.ones(size, np.float32) if slot_name == "Scale" else np.zeros(size, np.float32)
+            _add_var(block, name, _tensor(x).data_type, [size])
+            _find_var(block, name).persistable = True
+            _slot_for(op.inputs, slot_name).arguments.append(name)
+            added.append(params_io.make(name, value.astype(_numpy_dtype(_tensor(x).data_type))))
+            changes.append(f"layer_norm -> {_first_output(op)}: added {slot_name} {name} "
+                           f"({'ones' if slot_name == 'Scale' else 'zeros'}[{size}])")
+    if added:
+        program.set_records(records + added)
+    return changes
+
+
+def _numpy_dtype(data_type: int):
+    return {4: np.float16, 5: np.float32, 6: np.float64}.get(data_type, np.float32)
 
 
 def legalize(model_file: Path, params_file: Path, out_dir: Path, passes=None):
     """Write a legalized copy of a legacy model into out_dir; return (model, params, changes)."""
     from wherry.convert.source import load_program_desc
 
-    program = load_program_desc(model_file)
+    program = Program(load_program_desc(model_file), Path(params_file))
     changes: List[str] = []
     for name in (PASSES if passes is None else passes):
         made = PASSES[name].apply(program)
@@ -117,7 +390,9 @@ def legalize(model_file: Path, params_file: Path, out_dir: Path, passes=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     out_model = out_dir / "model.pdmodel"
     out_params = out_dir / "model.pdiparams"
-    out_model.write_bytes(program.SerializeToString())
-    if params_file.resolve() != out_params.resolve():
+    out_model.write_bytes(program.desc.SerializeToString())
+    if program.params_changed:
+        params_io.write(out_params, program.records())
+    elif Path(params_file).resolve() != out_params.resolve():
         shutil.copyfile(params_file, out_params)
     return out_model, out_params, changes

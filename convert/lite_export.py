@@ -51,12 +51,18 @@ def _last_pass(log_text: str) -> Optional[str]:
     return passes[-1] if passes else None
 
 
-# Crash sites seen in Paddle Lite 2.13 and the legalization pass that prevents each (FACTS.md).
+# Crash sites seen in Paddle Lite 2.13 and the legalization pass that prevents each (docs/legalization.md).
 _KNOWN_CRASHES = {
     "variable_place_inference_pass": "a flatten_contiguous_range without its XShape output crashes this pass "
                                      "(the add-xshape legalization pass repairs that)",
-    "No attributes called threshold": "relu6 lost its threshold attribute at export (the restore-attrs "
-                                      "legalization pass repairs that)",
+    "No attributes called": "an attribute Lite reads was left out of the export (the restore-attrs "
+                            "legalization pass repairs that)",
+    "not match the true type": "an attribute is stored with another width than Lite reads (the attr-widths "
+                               "legalization pass repairs that)",
+    "is_dispensable || is_have_output": "an op lacks an output Lite requires (the add-outputs legalization pass "
+                                        "repairs that)",
+    "has not initialized": "a zero-size persistable variable (the unpersist-empty legalization pass repairs that)",
+    "no valid out_shape": "a 0-D tensor (the zero-d legalization pass repairs that)",
 }
 
 
