@@ -63,16 +63,24 @@ class Tolerance:
     pass when max_abs_err <= atol + rtol * scale and cosine >= min_cosine.
     ``min_top1`` (fraction of rows whose argmax agrees) applies to outputs that
     look like class scores; ``None`` disables it.
+
+    The rounding-noise rule (fp32 by default, see runtimes/parity.py): an error above
+    ``rtol`` x scale but within ``noise_rtol`` x scale still passes when the error's energy is
+    ``noise_min_snr_db`` or more below the signal's, i.e. it is spread like floating-point
+    rounding, not concentrated like a wrong op. ``None`` disables the rule.
     """
 
     rtol: float = 1e-4
     atol: float = 0.0
     min_cosine: float = 0.9999
     min_top1: Optional[float] = None
+    noise_rtol: Optional[float] = None
+    noise_min_snr_db: Optional[float] = None
+    match_iou: Optional[float] = None   # set: the output is a set of detections (see parity.compare_detections)
 
     @classmethod
     def from_json(cls, data: dict) -> "Tolerance":
-        known = {k: data[k] for k in ("rtol", "atol", "min_cosine", "min_top1") if k in data}
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
 
@@ -106,6 +114,33 @@ class Artifact:
         return cls(**known)
 
 
+# NotBuilt.status values: a tool failed on the model, or the artifact format cannot express it.
+FAILED_TO_BUILD, NOT_REPRESENTABLE = "failed to build", "not representable"
+
+
+@dataclass
+class NotBuilt:
+    """An artifact the conversion was asked for but could not build: the other artifacts still ship,
+    and this record says which tool failed, why, and what to do about it."""
+    file: str                 # the name it would have had
+    format: str
+    precision: str
+    arch: str
+    tool: str                 # e.g. "Paddle Lite opt", "paddle2onnx", "ONNX Runtime quantization"
+    reason: str               # one line
+    hint: str = ""
+    status: str = FAILED_TO_BUILD
+    places: Optional[str] = None
+    log: str = ""             # the tool's own words (last log lines), for the report
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "NotBuilt":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
 @dataclass
 class Manifest:
     name: str
@@ -117,6 +152,7 @@ class Manifest:
     target: dict = field(default_factory=dict)   # name, arch, os
     golden: dict = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed
     preprocess: Optional[dict] = None             # how real images became inputs, for devices to repeat
+    not_built: List[NotBuilt] = field(default_factory=list)  # requested artifacts that could not be built
     schema: str = SCHEMA
     created: str = ""
 
@@ -124,6 +160,10 @@ class Manifest:
         for art in self.artifacts:
             if art.file == file or Path(art.file).name == file:
                 return art
+        for missing in self.not_built:
+            if missing.file == file:
+                raise BundleError(f"artifact {file} was not built ({missing.tool}: {missing.reason.splitlines()[0]})",
+                                  missing.hint or "see report.json of the bundle")
         names = ", ".join(a.file for a in self.artifacts)
         raise BundleError(f"bundle has no artifact {file!r}", f"choose one of: {names}")
 
@@ -140,6 +180,7 @@ class Manifest:
             "golden": self.golden,
             "preprocess": self.preprocess,
             "artifacts": [a.to_json() for a in self.artifacts],
+            "not_built": [n.to_json() for n in self.not_built],
         }
 
     def write(self, bundle_dir: os.PathLike) -> Path:
@@ -166,6 +207,7 @@ class Manifest:
                 target=data.get("target") or {},
                 golden=data.get("golden") or {},
                 preprocess=data.get("preprocess"),
+                not_built=[NotBuilt.from_json(n) for n in data.get("not_built") or []],
                 created=data.get("created", ""),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -18,7 +18,8 @@ from .errors import BundleError, InputError, WherryError
 
 log = logging.getLogger(__name__)
 
-PASSED, FAILED, UNVERIFIABLE = "passed", "failed", "not verifiable here"
+PASSED, FAILED, UNVERIFIABLE, NOT_BUILT = "passed", "failed", "not verifiable here", "not built"
+NOT_REPRESENTABLE = "not representable"   # the artifact format cannot express the model: said, not failed
 
 
 @dataclass
@@ -57,7 +58,7 @@ class CheckReport:
 
     @property
     def verified(self) -> List[ArtifactResult]:
-        return [r for r in self.results if r.status != UNVERIFIABLE]
+        return [r for r in self.results if r.status in (PASSED, FAILED)]
 
     @property
     def failed(self) -> List[ArtifactResult]:
@@ -68,9 +69,18 @@ class CheckReport:
         return [r for r in self.results if r.status == UNVERIFIABLE]
 
     @property
+    def not_built(self) -> List[ArtifactResult]:
+        return [r for r in self.results if r.status == NOT_BUILT]
+
+    @property
+    def not_representable(self) -> List[ArtifactResult]:
+        return [r for r in self.results if r.status == NOT_REPRESENTABLE]
+
+    @property
     def ok(self) -> bool:
-        """No failure, and at least one artifact was really verified on this device."""
-        return not self.failed and bool(self.verified)
+        """No failure, nothing the conversion was asked for is missing, and at least one artifact was
+        really verified on this device."""
+        return not self.failed and not self.not_built and bool(self.verified)
 
     def to_json(self) -> dict:
         return {"bundle": self.bundle, "name": self.name, "target": self.target, "device": self.device,
@@ -84,11 +94,14 @@ class CheckReport:
             err = f"{worst.max_abs:.3g}" if worst and worst.max_abs is not None else "-"
             cos = f"{min(o.cosine for o in r.outputs if o.cosine is not None):.6f}" \
                 if any(o.cosine is not None for o in r.outputs) else "-"
-            verdict = {PASSED: "PASS", FAILED: "FAIL", UNVERIFIABLE: "not verifiable here"}[r.status]
-            rows.append((r.file, _size(r.size), r.precision, err, cos, verdict))
+            verdict = {PASSED: "PASS", FAILED: "FAIL", UNVERIFIABLE: "not verifiable here", NOT_BUILT: "NOT BUILT",
+                       NOT_REPRESENTABLE: "not representable"}[r.status]
+            rows.append((r.file, _size(r.size) if r.size else "-", r.precision, err, cos, verdict))
             for o in r.outputs:
                 if not o.passed:
                     notes.append(f"  {r.file}: output {o.name!r}: {o.reason}")
+                elif o.noise_rule:
+                    notes.append(f"  {r.file}: output {o.name!r}: passed under the rounding-noise rule ({o.reason})")
                 elif o.uninformative:
                     notes.append(f"  {r.file}: output {o.name!r}: golden nearly constant; parity uninformative")
             if r.reason and r.status != PASSED:
@@ -97,8 +110,10 @@ class CheckReport:
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         summary = (f"{self.name}: {len([r for r in self.results if r.status == PASSED])} passed, "
-                   f"{len(self.failed)} failed, {len(self.unverifiable)} not verifiable here "
-                   f"(device {self.device.get('machine')})")
+                   f"{len(self.failed)} failed, {len(self.unverifiable)} not verifiable here"
+                   + (f", {len(self.not_built)} not built" if self.not_built else "")
+                   + (f", {len(self.not_representable)} not representable" if self.not_representable else "")
+                   + f" (device {self.device.get('machine')})")
         if not self.verified:
             summary += " - nothing could be verified on this device"
         return "\n".join(lines + notes + [summary])
@@ -113,6 +128,10 @@ class CheckReport:
                         f'time="{r.seconds / len(outs):.4f}"'
                 if r.status == UNVERIFIABLE:
                     body = f'<skipped message={quoteattr("not verifiable here: " + r.reason)}/>'
+                elif r.status == NOT_BUILT:
+                    body = f'<failure message={quoteattr("not built: " + r.reason)}/>'
+                elif r.status == NOT_REPRESENTABLE:
+                    body = f'<skipped message={quoteattr("not representable: " + r.reason)}/>'
                 elif o is None or not o.passed:
                     message = (o.reason if o is not None else r.reason) or r.reason
                     body = f'<failure message={quoteattr(message)}>{escape(json.dumps(o.to_json() if o else r.to_json(), indent=1))}</failure>'
@@ -197,6 +216,16 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     return result
 
 
+def not_built_result(missing) -> ArtifactResult:
+    """A requested artifact the conversion could not build: reported, never counted as passed."""
+    reason = f"{missing.status} ({missing.tool}): {missing.reason.splitlines()[0] if missing.reason else ''}"
+    if missing.hint:
+        reason += f"; hint: {missing.hint}"
+    status = NOT_REPRESENTABLE if missing.status == NOT_REPRESENTABLE else NOT_BUILT
+    return ArtifactResult(missing.file, missing.format, missing.tool, missing.precision, missing.arch, 0,
+                          status=status, reason=reason)
+
+
 def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Mapping[str, Mapping[str, float]]] = None, isolate: bool = True,
           threads: Optional[int] = None) -> CheckReport:
@@ -205,6 +234,8 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle)
     results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads) for art in chosen]
+    if not artifacts:
+        results += [not_built_result(n) for n in bundle.manifest.not_built]
     for r in results:
         log.info("%s: %s %s", r.file, r.status, r.reason)
     return CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device.describe(), results)

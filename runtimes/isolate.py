@@ -23,6 +23,7 @@ from typing import Dict, Optional
 from . import errors
 from .backends.base import Backend
 from .errors import NativeCrash, WherryError
+from .paddle_errors import is_paddle_error, summarize
 from .specs import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ def receive(fd: int):
 def error_to_json(exc: BaseException) -> dict:
     if isinstance(exc, WherryError):
         return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    if is_paddle_error(str(exc)):  # a Paddle report is a wall of C++ traceback: keep its cause
+        message, hint = summarize(str(exc))
+        return {"type": "WherryError", "message": f"Paddle: {message}", "hint": hint}
     return {"type": "WherryError", "message": f"{type(exc).__name__}: {exc}", "hint": None}
 
 

@@ -45,6 +45,25 @@ def load_npz(path: os.PathLike) -> Dict[str, np.ndarray]:
     return arrays
 
 
+#: A sequence (LoD) input NAME is fed with its rows in NAME and the length of each sequence in
+#: NAME + LENGTHS (e.g. words [9, 1] and words.lengths [4, 5]): in .npz files and in Session.run.
+LENGTHS = ".lengths"
+
+
+def lengths_key(name: str) -> str:
+    return name + LENGTHS
+
+
+def offsets(lengths) -> List[int]:
+    """Sequence lengths [4, 5] -> Paddle's LoD offsets [0, 4, 9]."""
+    return [0] + np.cumsum(np.asarray(lengths, dtype=np.int64)).astype(int).tolist()
+
+
+def sequence_lengths(feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """input name -> lengths, for the inputs fed as sequences."""
+    return {k[:-len(LENGTHS)]: v for k, v in feeds.items() if k.endswith(LENGTHS)}
+
+
 _DTYPES: Dict[str, np.dtype] = {}
 
 
@@ -67,6 +86,8 @@ def _fast_path(specs: List[TensorSpec], feeds, check_shapes: bool):
         return None
     checked = {}
     for spec in specs:
+        if spec.lod_level:
+            return None
         value = feeds.get(spec.name)
         if type(value) is not np.ndarray or not value.data.c_contiguous:
             return None
@@ -99,7 +120,7 @@ def validate_feeds(specs: List[TensorSpec], feeds: Mapping[str, object],
                          "example: session.run({'x': array})")
     wanted = [s.name for s in specs]
     missing = [n for n in wanted if n not in feeds]
-    unknown = [n for n in feeds if n not in wanted]
+    unknown = [n for n in feeds if n not in wanted and not (n.endswith(LENGTHS) and n[:-len(LENGTHS)] in wanted)]
     if missing or unknown:
         parts = []
         if missing:
@@ -126,4 +147,28 @@ def validate_feeds(specs: List[TensorSpec], feeds: Mapping[str, object],
             raise InputError(f"input {spec.name!r} has shape {list(value.shape)}, the model expects {spec.describe()}",
                              "resize or reshape the data to the model's input shape (? marks a free dimension)")
         checked[spec.name] = value if value.flags.c_contiguous else np.ascontiguousarray(value)
+        lengths = _checked_lengths(spec, value, feeds.get(lengths_key(spec.name)))
+        if lengths is not None:
+            checked[lengths_key(spec.name)] = lengths
     return checked
+
+
+def _checked_lengths(spec: TensorSpec, value: np.ndarray, lengths):
+    """The sequence lengths of a LoD input as int64, checked against its rows; None for a plain input."""
+    key = lengths_key(spec.name)
+    if lengths is None:
+        if spec.lod_level:
+            raise InputError(f"input {spec.name!r} is a sequence (LoD) input: its rows are the concatenated "
+                             "sequences of a batch, and Paddle needs the length of each",
+                             f"give them as {key!r} in the inputs .npz (e.g. numpy.savez(f, {spec.name}=ids, "
+                             f"**{{'{key}': [4, 5]}})) or on the command line: --lod {spec.name}=4,5")
+        return None
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any():
+        raise InputError(f"{key!r} must be a 1-D array of non-negative integers (one length per sequence)",
+                         "example: [4, 5] for two sequences of 4 and 5 rows")
+    rows = value.shape[0] if value.ndim else 0
+    if int(lengths.sum()) != rows:
+        raise InputError(f"the sequence lengths {key}={lengths.tolist()} add up to {int(lengths.sum())}, but input "
+                         f"{spec.name!r} has {rows} rows", "the lengths must add up to the input's first dimension")
+    return lengths.astype(np.int64)

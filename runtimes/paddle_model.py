@@ -163,9 +163,11 @@ def _read_legacy(program) -> ModelInterface:
         if name not in variables:
             raise ModelError(f"variable {name} is referenced but not declared in the program",
                              "the model file is damaged; export it again")
-        tensor = variables[name].type.dense_tensor.tensor  # "lod_tensor" before Paddle 3 (same field number)
+        desc = variables[name].type.dense_tensor  # "lod_tensor" before Paddle 3 (same field numbers)
+        tensor = desc.tensor
+        lod_level = int(getattr(desc, "legacy_lod_level", 0) or getattr(desc, "lod_level", 0) or 0)
         return TensorSpec(name, PROTO_DTYPES.get(tensor.data_type, "float32"),
-                          tuple(None if d < 0 else int(d) for d in tensor.dims))
+                          tuple(None if d < 0 else int(d) for d in tensor.dims), lod_level)
 
     return ModelInterface([spec(feeds[c]) for c in sorted(feeds)], [spec(fetches[c]) for c in sorted(fetches)],
                           ops, control_flow=len(program.blocks) > 1)

@@ -49,6 +49,9 @@ class WherryBundle(pytest.Collector):
                 continue
             for out in names:
                 yield ParityItem.from_parent(self, name=f"{art.file}::{out}", artifact=art.file, output=out)
+        for missing in self._bundle.manifest.not_built:
+            if not wanted or missing.file in wanted:
+                yield NotBuiltItem.from_parent(self, name=f"{missing.file}::not-built", missing=missing)
 
     def result(self, artifact: str):
         """Check an artifact once and share the result among its outputs' tests."""
@@ -89,6 +92,29 @@ class ParityItem(pytest.Item):
 
     def reportinfo(self):
         return Path(self.parent.bundle_dir), None, f"wherry parity {self.name}"
+
+
+class NotBuiltItem(pytest.Item):
+    """An artifact the conversion was asked for and could not build: a failing test, never a skip."""
+
+    def __init__(self, *, missing, **kwargs):
+        super().__init__(**kwargs)
+        self.missing = missing
+
+    def runtest(self):
+        from .bundle import NOT_REPRESENTABLE
+        from .checker import not_built_result
+        if self.missing.status == NOT_REPRESENTABLE:
+            pytest.skip(f"{self.missing.file}: {not_built_result(self.missing).reason}")
+        raise ParityFailure(f"{self.missing.file}: not built: {not_built_result(self.missing).reason}")
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ParityFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return Path(self.parent.bundle_dir), None, f"wherry {self.name}"
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -93,3 +93,33 @@ def test_overrides_name_beats_star():
     base = parity.default_tolerance("fp32")
     tol = parity.apply_overrides(base, "logits", {"*": {"atol": 1.0, "rtol": 0.5}, "logits": {"atol": 2.0}})
     assert (tol.atol, tol.rtol, tol.min_cosine) == (2.0, 0.5, base.min_cosine)
+
+
+def test_fp32_rounding_noise_rule_passes_one_element_slightly_over_the_bound():
+    """A deep fp32 net can put one element just over 1e-4 of scale with cosine 1.0000000 (a real PP-OCR
+    detector: 1.12e-4): the error's energy says it is rounding, so fp32's default passes it, and says why."""
+    g = np.random.default_rng(5).standard_normal((1, 4096)).astype("float64")
+    scale = np.abs(g).max()
+    a = g.copy()
+    a[0, 7] += 1.12e-4 * scale
+    r = _one(g, a)
+    assert r.passed and r.noise_rule and "rounding noise" in r.reason and r.snr_db > 80
+
+
+def test_fp32_noise_rule_does_not_pass_widespread_or_large_errors():
+    g = np.random.default_rng(6).standard_normal((1, 4096))
+    scale = np.abs(g).max()
+    spread = g + 3e-4 * scale * np.random.default_rng(7).choice([-1.0, 1.0], size=g.shape)  # every element off
+    r = _one(g, spread)
+    assert not r.passed and not r.noise_rule and r.snr_db < 80
+    one_big = g.copy()
+    one_big[0, 3] += 2e-3 * scale  # beyond noise_rtol: a concentrated error is a wrong op, not rounding
+    assert not _one(g, one_big).passed
+
+
+def test_noise_rule_is_fp32_only_and_recorded_in_the_tolerance():
+    assert parity.default_tolerance("fp32").noise_rtol == 1e-3
+    assert parity.default_tolerance("fp32").noise_min_snr_db == 80.0
+    assert parity.default_tolerance("fp16").noise_rtol is None
+    tol = Tolerance.from_json({"rtol": 1e-4, "noise_rtol": 1e-3, "noise_min_snr_db": 80.0, "future_field": 1})
+    assert tol.noise_rtol == 1e-3

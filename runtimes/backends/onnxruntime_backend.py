@@ -6,7 +6,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..errors import BackendUnavailable, BundleError
+from ..errors import BackendUnavailable, BundleError, InputError
+from ..npz import LENGTHS
 from ..specs import TensorSpec
 from .base import Backend
 
@@ -49,6 +50,9 @@ class OnnxRuntimeBackend(Backend):
         self._names = [o.name for o in self.outputs]
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        if any(k.endswith(LENGTHS) for k in feeds):
+            raise InputError("ONNX Runtime cannot take sequence lengths: ONNX tensors carry no LoD",
+                             "run this model's Paddle Lite .nb, which takes sequence (LoD) inputs")
         return dict(zip(self._names, self._sess.run(self._names, feeds)))
 
     def close(self) -> None:

@@ -12,12 +12,18 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..errors import BackendUnavailable, BundleError
+from ..errors import BackendUnavailable, BundleError, WherryError
+from ..npz import lengths_key, offsets
+from ..paddle_errors import summarize
 from ..paddle_model import locate, read_interface
 from ..specs import TensorSpec
 from .base import Backend
 
 log = logging.getLogger(__name__)
+
+
+class PaddleRunError(WherryError):
+    """Paddle Inference refused to run the model on the given inputs."""
 
 
 class PaddleInferenceBackend(Backend):
@@ -50,8 +56,10 @@ class PaddleInferenceBackend(Backend):
         try:
             self._predictor = pi.create_predictor(config)
         except Exception as exc:  # noqa: BLE001 - paddle raises many types for bad programs
-            raise BundleError(f"Paddle Inference cannot load {path}: {str(exc).strip().splitlines()[-1][:300]}",
-                              "check that the model was saved for inference (paddle.jit.save)") from None
+            message, paddle_hint = summarize(str(exc))
+            raise BundleError(f"Paddle Inference cannot load {path}: {message}",
+                              (f"Paddle says: {paddle_hint}. " if paddle_hint else "")
+                              + "check that the model was saved for inference (paddle.jit.save)") from None
         self._in_names = list(self._predictor.get_input_names())
         self._out_names = list(self._predictor.get_output_names())
         try:
@@ -70,12 +78,21 @@ class PaddleInferenceBackend(Backend):
         self.outputs = [out_by_name.get(n, TensorSpec(n, "float32", ())) for n in self._out_names]
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        for name in self._in_names:
-            handle = self._predictor.get_input_handle(name)
-            handle.reshape(list(feeds[name].shape))
-            handle.copy_from_cpu(feeds[name])
-        self._predictor.run()
-        return {name: self._predictor.get_output_handle(name).copy_to_cpu() for name in self._out_names}
+        try:
+            for name in self._in_names:
+                handle = self._predictor.get_input_handle(name)
+                handle.reshape(list(feeds[name].shape))
+                handle.copy_from_cpu(feeds[name])
+                if lengths_key(name) in feeds:  # a sequence (LoD) input
+                    handle.set_lod([offsets(feeds[lengths_key(name)])])
+            self._predictor.run()
+            return {name: self._predictor.get_output_handle(name).copy_to_cpu() for name in self._out_names}
+        except Exception as exc:  # noqa: BLE001 - Paddle raises ValueError/RuntimeError/... with its C++ report
+            message, paddle_hint = summarize(str(exc))
+            raise PaddleRunError(f"Paddle Inference failed to run the model: {message}",
+                                 (f"Paddle says: {paddle_hint}. " if paddle_hint else "")
+                                 + "check the inputs (names, shapes, dtypes, value ranges) against what the model "
+                                 "expects") from None
 
     def close(self) -> None:
         self._predictor = None

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import BackendUnavailable, BundleError
+from ..npz import lengths_key, offsets
 from ..specs import TensorSpec
 from .base import Backend
 
@@ -88,7 +89,10 @@ class PaddleLiteBackend(Backend):
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         predictor = self._predictor
         for i, name in enumerate(self._in_names):
-            set_input(predictor.get_input(i), feeds[name])
+            tensor = predictor.get_input(i)
+            set_input(tensor, feeds[name])
+            if lengths_key(name) in feeds:  # a sequence (LoD) input: Lite takes Paddle's LoD offsets
+                tensor.set_lod([offsets(feeds[lengths_key(name)])])
         predictor.run()
         # .numpy() is a view of Lite's buffer: copy before the next run overwrites it.
         return {name: np.array(predictor.get_output(i).numpy(), copy=True)
