@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from wherry.runtimes.errors import NativeCrash, WherryError
+from wherry.runtimes.paddle_errors import is_paddle_error, summarize
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,10 @@ def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 180
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
         if proc.returncode != 0 or result is None:
             message = (result or {}).get("error") or f"{tool} exited with code {proc.returncode}"
-            raise ToolError(f"{tool} failed while {what}: {message}\n{log_tail(text, 8)}".rstrip(),
+            log.debug("%s log:\n%s", tool, text)
+            # A summarized Paddle error says it all; otherwise the log's end is the best clue.
+            tail = "" if (result or {}).get("summarized") else "\n" + log_tail(text, 8)
+            raise ToolError(f"{tool} failed while {what}: {message}{tail}".rstrip(),
                             (result or {}).get("hint") or "check that the model exports and runs with Paddle itself")
         return result.get("value"), text, elapsed
 
@@ -114,8 +118,12 @@ def _main(argv) -> int:
         result_path.write_text(json.dumps({"error": f"the tool gave up (exit {exc.code})"}))
         return _FAILED
     except Exception as exc:  # noqa: BLE001 - any library error is reported, not raised across processes
-        traceback.print_exc()  # into the log file, for the tail shown to the user
-        result_path.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        traceback.print_exc()  # into the log file (kept for -v), not shown to the user
+        if is_paddle_error(str(exc)):
+            message, hint = summarize(str(exc))
+            result_path.write_text(json.dumps({"error": f"Paddle: {message}", "hint": hint, "summarized": True}))
+        else:
+            result_path.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return _FAILED
     result_path.write_text(json.dumps({"value": value}))
     return 0

@@ -49,6 +49,9 @@ def _add_convert(sub):
                         '"layout": "NCHW", "channel_order": "RGB"}; recorded in the manifest for devices')
     p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
                    help="concrete shape for an input with dynamic dims (random golden inputs)")
+    p.add_argument("--lod", action="append", default=[], metavar="NAME=L1,L2,...",
+                   help="sequence lengths of a sequence (LoD) input, e.g. --lod words=4,5 for two sequences of 4 and "
+                        "5 rows (Paddle 1.x NLP models); in an --inputs .npz give them as 'NAME.lengths'")
     p.add_argument("--seed", type=int, default=0, help="seed for random golden inputs (default 0)")
     p.add_argument("--precision", action="append", metavar="P",
                    help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
@@ -60,7 +63,14 @@ def _add_convert(sub):
                    help="int8 accuracy guard: max accuracy drop in points with --eval, else max %% cosine loss; "
                         "the most sensitive layers are kept in float until it holds")
     p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
-                   help="disable a legalization pass (add-xshape, restore-attrs): to see what it repairs")
+                   help="disable a legalization pass (add-xshape, restore-attrs, attr-widths, add-outputs, zero-d, "
+                        "unpersist-empty, layer-norm-affine): to see what it repairs")
+    p.add_argument("--without-nms", action="store_true",
+                   help="detectors: export the network without its NMS tail (multiclass_nms*, matrix_nms): the "
+                        "bundle returns raw boxes and class scores and its manifest says which NMS to apply")
+    p.add_argument("--require-all", action="store_true",
+                   help="fail (and write nothing) when any requested artifact cannot be built; by default the "
+                        "artifacts that were built ship and the rest are listed as not built")
     p.add_argument("--force", action="store_true", help="replace existing bundles")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -79,8 +89,8 @@ def cmd_convert(args) -> int:
         targets = args.target or ["desktop-x86_64", "rpi4"]  # show a verified and an arm-only bundle
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
-        out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=_parse_shapes(args.shape), precisions=_split(args.precision),
-        calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, force=args.force or args.example, verify=not args.no_verify, name=name)
+        out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=_parse_shapes(args.shape), lod=_parse_lod(args.lod), precisions=_split(args.precision),
+        calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
     results = pipeline.convert(options)
     if args.json:
         print(json.dumps([{"target": r.target, "bundle": str(r.path), "ok": r.ok, "report": r.report}
@@ -89,8 +99,11 @@ def cmd_convert(args) -> int:
         for r in results:
             _print_summary(r)
     failed = [r for r in results if not r.ok]
+    for r in failed:
+        what = [f"{n.file} not built" for n in r.not_built if n.status == "failed to build"]
+        what += [f"{a.file} failed parity" for a in (r.check.failed if r.check is not None else [])]
+        log.error("%s: %s", r.path, "; ".join(what))
     if failed:
-        log.error("parity failed for %s", ", ".join(str(r.path) for r in failed))
         return 1
     return 0
 
@@ -115,10 +128,15 @@ def _print_summary(result) -> None:
                 print(f"  {art.file}: {note}")
     else:
         print("artifacts were not verified (--no-verify)")
+        for missing in result.not_built:
+            print(f"  {missing.file}: {missing.status.upper() if missing.status == 'failed to build' else missing.status}"
+                  f" ({missing.tool}): {missing.reason}")
     if "quantization" in result.report:
         print(_quantization_table(result.report["quantization"]))
+    shown = {n.file for n in result.not_built} if result.check is not None else set()  # in the table already
     for warning in result.report.get("warnings", []):
-        print(f"warning: {warning}")
+        if not any(warning.startswith(f"{file}: not built") for file in shown):
+            print(f"warning: {warning}")
 
 
 def _quantization_table(quant: dict) -> str:
@@ -137,6 +155,11 @@ def _quantization_table(quant: dict) -> str:
         lines.append(f"original model (Paddle Inference) accuracy on --eval data: {quant['reference_accuracy']:.2f}%")
     lines += [f"note: {n}" for n in quant.get("notes", [])]
     return "\n".join(lines)
+
+
+def _parse_lod(options):
+    from wherry.convert.golden import parse_lod_options
+    return parse_lod_options(options)
 
 
 def _parse_shapes(options):

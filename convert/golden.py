@@ -13,7 +13,7 @@ import numpy as np
 
 from wherry import runtimes
 from wherry.runtimes.errors import InputError
-from wherry.runtimes.npz import load_npz, validate_feeds
+from wherry.runtimes.npz import lengths_key, load_npz, validate_feeds
 from wherry.runtimes.specs import TensorSpec
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,22 @@ def concrete_shape(spec: TensorSpec, shapes: Dict[str, Tuple[int, ...]]) -> Tupl
     return tuple(dims)
 
 
-def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], seed: int = 0):
+def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], seed: int = 0,
+                  lengths: Optional[Dict[str, List[int]]] = None):
     """Seeded random feeds: standard normal floats (the scale of normalized images), small ints."""
     unknown = sorted(set(shapes) - {s.name for s in specs})
     if unknown:
         raise InputError(f"--shape names unknown input(s) {', '.join(unknown)}",
                          f"the model's inputs are {', '.join(s.name for s in specs)}")
+    lengths = lengths or {}
+    shapes = sequence_inputs(specs, lengths, shapes) if any(s.lod_level for s in specs) else shapes
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
         shape = concrete_shape(spec, shapes)
         dtype = np.dtype(spec.dtype)
+        if spec.lod_level and spec.name in lengths:
+            feeds[lengths_key(spec.name)] = np.asarray(lengths[spec.name], np.int64)
         if dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":
@@ -95,10 +100,51 @@ def image_inputs(folder: Path, specs: List[TensorSpec], preprocess):
 MAX_IMAGES = 16  # golden data is for checking, not evaluation: a few real images are enough
 
 
-def user_inputs(path: Path, specs: List[TensorSpec]):
+def user_inputs(path: Path, specs: List[TensorSpec], lengths: Optional[Dict[str, List[int]]] = None):
+    """The user's npz (with NAME.lengths for sequence inputs; ``lengths`` from --lod take precedence)."""
     feeds = load_npz(path)
-    validate_feeds(specs, feeds)
-    return {s.name: feeds[s.name] for s in specs}
+    feeds.update({lengths_key(name): np.asarray(value, np.int64) for name, value in (lengths or {}).items()})
+    return validate_feeds(specs, {k: v for k, v in feeds.items() if k in _feed_keys(specs)})
+
+
+def _feed_keys(specs: List[TensorSpec]) -> set:
+    return {s.name for s in specs} | {lengths_key(s.name) for s in specs}
+
+
+def parse_lod_options(options: Sequence[str]) -> Dict[str, List[int]]:
+    """``["words=4,5"]`` -> ``{"words": [4, 5]}`` (sequence lengths of a LoD input)."""
+    lengths = {}
+    for option in options or ():
+        name, sep, values = option.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            lengths[name] = [int(v) for v in values.split(",")]
+            if any(v < 0 for v in lengths[name]):
+                raise ValueError
+        except ValueError:
+            raise InputError(f"--lod {option!r} is not NAME=L1,L2,... with non-negative sequence lengths",
+                             "example: --lod words=4,5 (two sequences of 4 and 5 rows)") from None
+    return lengths
+
+
+def sequence_inputs(specs: List[TensorSpec], lengths: Dict[str, List[int]], shapes: Dict[str, Tuple[int, ...]]):
+    """--shape entries for sequence inputs: rows = the sum of their --lod lengths; checks every one has lengths."""
+    unknown = sorted(set(lengths) - {s.name for s in specs if s.lod_level})
+    if unknown:
+        raise InputError(f"--lod names {', '.join(unknown)}, which is not a sequence (LoD) input of the model",
+                         "sequence inputs: " + (", ".join(s.name for s in specs if s.lod_level) or "none"))
+    shapes = dict(shapes)
+    for spec in specs:
+        if not spec.lod_level:
+            continue
+        if spec.name not in lengths:
+            raise InputError(f"input {spec.describe()} is a sequence input: random golden data needs its "
+                             "sequence lengths", f"pass --lod {spec.name}=4,5 (or real data with --inputs, with "
+                                                  f"'{lengths_key(spec.name)}' in the npz)")
+        rest = [1 if d is None else d for d in spec.shape[1:]]
+        shapes[spec.name] = (int(sum(lengths[spec.name])), *rest)
+    return shapes
 
 
 def reference_outputs(model_path: Path, feeds: dict) -> Dict[str, np.ndarray]:

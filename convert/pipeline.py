@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -22,12 +23,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import golden, legalize, lite_export, onnx_export, source
+from wherry.convert import golden, legalize, lite_export, nms_tail, onnx_export, source
+from wherry.convert.failures import Failures, not_built
 from wherry.convert.normalize import LegacyModel, to_legacy
 from wherry.convert.progress import Timeline
 from wherry.runtimes import parity
-from wherry.runtimes.bundle import (GOLDEN_INPUTS, GOLDEN_OUTPUTS, REPORT, Artifact, Manifest, Tolerance,
-                             content_hash)
+from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
+                                    Artifact, Manifest, NotBuilt, Tolerance, content_hash)
 from wherry.runtimes.errors import WherryError
 from wherry.targets import Profile, load_profile
 
@@ -50,6 +52,7 @@ class ConvertOptions:
     images: Optional[Path] = None                     # or a folder of real images ...
     preprocess: Optional[str] = None                  # ... through this spec (JSON text or file); also for --calib folders
     shapes: Dict[str, tuple] = field(default_factory=dict)
+    lod: Dict[str, List[int]] = field(default_factory=dict)   # sequence lengths of LoD inputs (--lod)
     precisions: Optional[Sequence[str]] = None        # default: the profile's
     calib: Optional[Path] = None
     eval_data: Optional[Path] = None                  # labelled npz: task accuracy of every artifact
@@ -59,6 +62,8 @@ class ConvertOptions:
     verify: bool = True
     name: Optional[str] = None
     skip_passes: Sequence[str] = ()                   # legalization passes to leave out
+    without_nms: bool = False                         # cut the NMS tail: ship raw boxes and scores
+    require_all: bool = False                         # a requested artifact that cannot be built fails the call
 
 
 @dataclass
@@ -70,10 +75,17 @@ class BundleResult:
     report: dict
 
     @property
+    def not_built(self) -> List[NotBuilt]:
+        return self.manifest.not_built
+
+    @property
     def ok(self) -> bool:
-        # Conversion fails on a verifiable artifact that fails; an ARM-only bundle with nothing
-        # runnable here is not a failure of the conversion (the device check will judge it).
-        return self.check is None or not self.check.failed
+        # Conversion fails on a requested artifact a tool failed to build and on a verifiable artifact
+        # that fails. An ARM-only bundle with nothing runnable here is not a failure of the conversion
+        # (the device check will judge it), nor is an artifact whose format cannot express the model
+        # (ONNX for sequence inputs): both are listed, never passed.
+        return (not any(n.status == FAILED_TO_BUILD for n in self.not_built)
+                and (self.check is None or not self.check.failed))
 
 
 def _versions() -> dict:
@@ -118,6 +130,11 @@ def _nb_name(profile: Profile) -> str:
 
 
 def convert(options: ConvertOptions) -> List[BundleResult]:
+    with tempfile.TemporaryDirectory(prefix="wherry-source-") as scratch:
+        return _convert(options, Path(scratch))
+
+
+def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
     timeline = Timeline()
     unknown_passes = sorted(set(options.skip_passes) - set(legalize.PASSES))
     if unknown_passes:
@@ -133,6 +150,15 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
     with timeline.step("reading model"):
         info = source.read(options.model)
     name = options.name or info.files.name
+    source_files, source_notes = info.files.all_files(), []
+    if options.without_nms:
+        if info.format != "legacy":
+            raise WherryError("--without-nms works on legacy .pdmodel programs",
+                              "convert the model once without it, or export it as a legacy program")
+        cut = nms_tail.cut(info.files.model_file, info.files.params_file, scratch / "without-nms")
+        info, source_notes = source.read(cut.model_file), cut.notes
+        for note in source_notes:
+            log.warning(note)
     log.info("model %s: %s format, inputs %s, outputs %s", name, info.format,
              ", ".join(s.describe() for s in info.inputs), ", ".join(s.describe() for s in info.outputs))
 
@@ -150,11 +176,12 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
     if options.images:
         feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, _spec_text(options.preprocess))
     elif options.inputs:
-        feeds = golden.user_inputs(Path(options.inputs), info.inputs)
+        golden.sequence_inputs([s for s in info.inputs if s.name in options.lod], options.lod, {})
+        feeds = golden.user_inputs(Path(options.inputs), info.inputs, options.lod)
         if options.shapes:
             log.warning("--shape is ignored when --inputs gives real data")
     else:
-        feeds = golden.random_inputs(info.inputs, options.shapes, options.seed)
+        feeds = golden.random_inputs(info.inputs, options.shapes, options.seed, options.lod)
     quant = _prepare_quantization(options, profiles, info)
 
     with timeline.step("golden run (Paddle Inference on the original model)"):
@@ -178,8 +205,21 @@ def convert(options: ConvertOptions) -> List[BundleResult]:
             legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
                                                                    work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
-                         preprocess_spec, work, timeline)
-        return [_build_bundle(profile, options, shared, finals[profile.name]) for profile in profiles]
+                         preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes)
+        shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
+                             if c < len(info.outputs)]
+        staged: List[tuple] = []
+        try:
+            for profile in profiles:
+                staged.append(_build_bundle(profile, options, shared, finals[profile.name]))
+            # Every target's bundle is complete (and --require-all satisfied) before any is published.
+            for stage, result in staged:
+                _publish(stage, result.path, options.force)
+        except BaseException:
+            for stage, _ in staged:
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        return [result for _, result in staged]
 
 
 @dataclass
@@ -198,7 +238,10 @@ class _Shared:
     preprocess_spec: Optional[object]
     work: Path
     timeline: Timeline
-    onnx_by_opset: Dict[int, Path] = field(default_factory=dict)
+    onnx_by_opset: Dict[int, object] = field(default_factory=dict)   # opset -> Path, or the export's WherryError
+    detections: List[str] = field(default_factory=list)  # outputs made by NMS: compared as sets of detections
+    source_files: List[Path] = field(default_factory=list)  # the user's model files (hashed in the manifest)
+    source_notes: List[str] = field(default_factory=list)   # what was done to the source first (--without-nms)
 
 
 def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]:
@@ -209,69 +252,121 @@ def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]
     return chosen
 
 
-def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, final: Path) -> BundleResult:
+def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, final: Path):
+    """Build one target's bundle in a hidden staging directory; returns (stage, result), unpublished."""
     formats = _target_formats(profile, options.formats)
     precisions = list(options.precisions or profile.precisions)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
-        artifacts = _fp32_artifacts(profile, options, shared, stage, formats)
-        fp32_onnx = stage / "model.onnx" if "onnx" in formats else None
+        failures = Failures()
+        artifacts = _fp32_artifacts(profile, options, shared, stage, formats, failures)
+        fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
         extra = [p for p in precisions if p != "fp32"]
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
-                                              quant_notes)
+                                              quant_notes, failures)
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
             artifacts = [a for a in artifacts if a.precision != "fp32"]
-        manifest = _write_manifest(profile, options, shared, stage, artifacts)
+            failures.drop_precision("fp32")
+        failures.raise_if_nothing_built(artifacts)
+        _judge_detections_as_sets(artifacts, shared.detections)
+        if failures and options.require_all:
+            raise WherryError(f"{len(failures)} requested artifact(s) could not be built for {profile.name}: "
+                              + "; ".join(f"{n.file} ({n.status}, {n.tool}: {n.reason})" for n in failures.records),
+                              "without --require-all wherry ships the artifacts that were built and lists the rest "
+                              "in manifest.json and report.json")
+        manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records)
         check = None
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = runtimes.check(stage)
-        report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes)
-        _publish(stage, final, options.force)
-        return BundleResult(profile.name, final, manifest, check, report)
+        report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes, manifest.not_built)
+        return stage, BundleResult(profile.name, final, manifest, check, report)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
 
 
-def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats) -> List[Artifact]:
+def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
     timeline, info = shared.timeline, shared.info
     artifacts = []
     if "nb" in formats:
         nb_name = _nb_name(profile)
         places = ",".join(profile.lite_places)
-        with timeline.step(f"[{profile.name}] Paddle Lite opt ({places})"):
-            result = lite_export.export_nb(shared.legal_model, shared.legal_params, stage / nb_name,
-                                           profile.lite_places)
-            timeline.book_tool("paddle lite opt", result.seconds)
-        notes = list(result.notes)
-        if profile.arch_family != "x86" and options.verify:
-            with timeline.step(f"[{profile.name}] checking the Lite program through an x86 twin"):
-                notes.append(_x86_twin_check(shared, _tolerances(profile, "fp32", info.outputs)))
-        artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
-                                   places=places, notes=notes))
-    if "onnx" in formats:
-        opset = profile.onnx_opset
-        if opset not in shared.onnx_by_opset:
-            with timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
-                path = shared.work / f"model.opset{opset}.onnx"
-                result = onnx_export.export_onnx(shared.legal_model, shared.legal_params, path, opset,
-                                                 input_names=[s.name for s in info.inputs],
-                                                 output_names=[s.name for s in info.outputs])
-                timeline.book_tool("paddle2onnx", result.seconds)
-            shared.onnx_by_opset[opset] = path
-        shutil.copyfile(shared.onnx_by_opset[opset], stage / "model.onnx")
-        artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
+
+        def build_nb():
+            with timeline.step(f"[{profile.name}] Paddle Lite opt ({places})"):
+                built = lite_export.export_nb(shared.legal_model, shared.legal_params, stage / nb_name,
+                                              profile.lite_places)
+                timeline.book_tool("paddle lite opt", built.seconds)
+            return built
+
+        result = failures.attempt(build_nb, file=nb_name, fmt="nb", precision="fp32", arch=profile.arch_family,
+                                  tool=lite_export.TOOL, places=places, leftover=stage / nb_name)
+        if result is not None:
+            notes = list(result.notes)
+            if profile.arch_family != "x86" and options.verify:
+                with timeline.step(f"[{profile.name}] checking the Lite program through an x86 twin"):
+                    notes.append(_x86_twin_check(shared, _tolerances(profile, "fp32", info.outputs)))
+            artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
+                                       places=places, notes=notes))
+    sequences = [s for s in info.inputs if s.lod_level]
+    if "onnx" in formats and sequences:
+        failures.add(onnx_not_representable(sequences, "model.onnx", "fp32"))
+    elif "onnx" in formats:
+        onnx = _shared_onnx(profile, shared)
+        if isinstance(onnx, WherryError):
+            failures.add(not_built(onnx, file="model.onnx", fmt="onnx", precision="fp32", arch="any",
+                                   tool=onnx_export.TOOL), onnx)
+        else:
+            shutil.copyfile(onnx, stage / "model.onnx")
+            artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
     return artifacts
 
 
+def onnx_not_representable(sequences, file: str, precision: str) -> NotBuilt:
+    """ONNX cannot carry a sequence (LoD) input: said once, with the reason, instead of failing the conversion."""
+    names = ", ".join(f"{s.name!r} (LoD level {s.lod_level})" for s in sequences)
+    return NotBuilt(file=file, format="onnx", precision=precision, arch="any", tool="ONNX",
+                    status=NOT_REPRESENTABLE,
+                    reason=f"input {names} is a sequence (LoD) tensor: its rows are variable-length sequences "
+                           "described by lengths, and ONNX tensors have no way to carry them",
+                    hint="the Paddle Lite .nb takes sequence inputs; for ONNX, re-export the model with padded "
+                         "inputs and explicit lengths")
+
+
+def _judge_detections_as_sets(artifacts, detections) -> None:
+    """NMS outputs are sets of detections: their tolerance says so (recorded in the manifest for every device)."""
+    for art in artifacts:
+        for name in detections:
+            if name in art.tolerance:  # a new object: outputs may share one Tolerance
+                art.tolerance[name] = dataclasses.replace(art.tolerance[name],
+                                                          match_iou=parity.DETECTION_MATCH_IOU.get(art.precision, 0.5))
+
+
+def _shared_onnx(profile, shared: _Shared):
+    """The fp32 ONNX export for the profile's opset, made once per convert call (or the error it gave)."""
+    opset, info = profile.onnx_opset, shared.info
+    if opset not in shared.onnx_by_opset:
+        path = shared.work / f"model.opset{opset}.onnx"
+        try:
+            with shared.timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
+                result = onnx_export.export_onnx(shared.legal_model, shared.legal_params, path, opset,
+                                                 input_names=[s.name for s in info.inputs],
+                                                 output_names=[s.name for s in info.outputs])
+                shared.timeline.book_tool("paddle2onnx", result.seconds)
+            shared.onnx_by_opset[opset] = path
+        except WherryError as exc:
+            shared.onnx_by_opset[opset] = exc
+    return shared.onnx_by_opset[opset]
+
+
 def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extra, fp32_onnx, artifacts,
-                         quant_notes) -> List[Artifact]:
+                         quant_notes, failures: Failures) -> List[Artifact]:
     from wherry.convert import quantize
     from wherry.convert.quantize import evaluate
 
@@ -281,7 +376,8 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
             stage_dir=stage, precisions=extra, model_file=shared.legal_model, params_file=shared.legal_params,
             fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
             lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
-            work=shared.work / f"quant-{profile.name}", notes=quant_notes)
+            work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures,
+            onnx_requested="onnx" in formats and not any(s.lod_level for s in shared.info.inputs))
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
     if options.max_drop is not None and int8_onnx is not None:
         with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
@@ -291,7 +387,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
     return made
 
 
-def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts) -> Manifest:
+def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, missing) -> Manifest:
     info = shared.info
     (stage / "golden").mkdir()
     np.savez(stage / GOLDEN_INPUTS, **shared.feeds)
@@ -299,13 +395,14 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts) -
     manifest = Manifest(
         name=shared.name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
         source={"format": info.format, "translated": shared.legacy.translated,
-                "files": [{"name": p.name, "sha256": _sha256(p)} for p in info.files.all_files()],
-                "legalized": shared.changes, "notes": shared.legacy.notes},
+                "files": [{"name": p.name, "sha256": _sha256(p)} for p in shared.source_files],
+                "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
         tools={**_versions(), "onnx_opset": profile.onnx_opset},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
         preprocess=_preprocess_record(options, shared),
+        not_built=list(missing),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     manifest.write(stage)
     return manifest
@@ -321,10 +418,12 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
     return preprocess_record(options.calib, shared.info.inputs, _spec_text(options.preprocess))
 
 
-def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes) -> dict:
-    warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n]
+def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing) -> dict:
+    warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n] \
+        + [f"{n.file}: not built ({n.tool}): {n.reason.splitlines()[0]}" for n in missing]
     report = {"model": shared.name, "target": profile.name, "timings": shared.timeline.to_json(),
               "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
+              "not_built": [n.to_json() for n in missing],
               "verification": check.to_json() if check is not None else None}
     quant = shared.quant
     if extra or quant.eval_data is not None:
@@ -385,7 +484,10 @@ def _x86_twin_check(shared: _Shared, tolerances) -> str:
     twin = shared.work / "twin.x86.nb"
     reference = shared.reference
     if not twin.is_file():
-        result = lite_export.export_nb(shared.legal_model, shared.legal_params, twin, ["x86"])
+        try:
+            result = lite_export.export_nb(shared.legal_model, shared.legal_params, twin, ["x86"])
+        except WherryError as exc:
+            return f"x86 twin of this program could not be built here: {exc.message.splitlines()[0]}"
         shared.timeline.book_tool("paddle lite opt", result.seconds)
     try:
         with runtimes.open(str(twin), isolate=True) as session:

@@ -52,6 +52,22 @@ def _check_params_present(files: ModelFiles) -> None:
                           "copy the whole Paddle 1.x model directory")
 
 
+# Ops whose "Out" is a variable-length set of detections [class, score, x1, y1, x2, y2].
+NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms")
+
+
+def detection_outputs(model_file: Path) -> List[int]:
+    """Positions (fetch columns) of the outputs an NMS op produces: they are compared as sets of detections."""
+    block = load_program_desc(model_file).blocks[0]
+    made_by_nms = {o.arguments[0] for op in block.ops if op.type in NMS_OPS
+                   for o in op.outputs if o.parameter == "Out" and len(o.arguments)}
+    columns = []
+    for op in block.ops:
+        if op.type == "fetch" and op.inputs[0].arguments[0] in made_by_nms:
+            columns.append(next((a.i for a in op.attrs if a.name == "col"), 0))
+    return sorted(columns)
+
+
 def persistable_names(model_file: Path) -> List[str]:
     """Parameter names of a legacy program, in the order a combined params file stores them (sorted)."""
     program = load_program_desc(model_file)

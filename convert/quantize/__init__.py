@@ -27,7 +27,7 @@ from wherry.convert.child import ToolError
 from wherry.convert.quantize import lite_quant, onnx_quant
 from wherry.convert.quantize.calibration import load_calibration, load_eval  # noqa: F401 - public API
 from wherry.runtimes import parity
-from wherry.runtimes.bundle import Artifact, content_hash
+from wherry.runtimes.bundle import Artifact, NotBuilt, content_hash
 from wherry.runtimes.errors import InputError
 from wherry.runtimes.specs import TensorSpec
 
@@ -58,7 +58,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
                     fp32_onnx: Optional[Path], input_specs: List[TensorSpec], lite_places: Optional[List[str]],
                     calib: Optional[Dict[str, np.ndarray]], opset: Optional[int] = None, *,
                     output_specs: Optional[List[TensorSpec]] = None, work: Optional[Path] = None,
-                    notes: Optional[List[str]] = None) -> List[Artifact]:
+                    notes: Optional[List[str]] = None, failures=None,
+                    onnx_requested: bool = False) -> List[Artifact]:
     """Write the quantized artifacts into stage_dir and describe them.
 
     ``model_file``/``params_file`` are the legalized legacy program (Lite and Paddle PTQ read it);
@@ -66,7 +67,10 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     ``lite_places`` None builds no .nb. ``opset`` is the fp32 ONNX's opset (the variants keep it;
     recorded for the caller, ORT's tools never change it). ``output_specs`` default to the model's
     outputs (for per-output tolerances); ``work`` is scratch space (a temporary directory when None);
-    ``notes`` collects what was not built and why. fp32 in ``precisions`` is skipped: the caller builds it.
+    ``notes`` collects what was deliberately not built and why. ``failures`` (a convert.failures.Failures)
+    makes each variant independent: a tool error is recorded there and the other variants are still built;
+    without it the first error is raised. ``onnx_requested`` with no ``fp32_onnx`` records the ONNX variants
+    as not built (their fp32 base failed). fp32 in ``precisions`` is skipped: the caller builds it.
     """
     if output_specs is None:
         from wherry.convert import source
@@ -76,7 +80,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     if work is None:
         with tempfile.TemporaryDirectory(prefix="wherry-quant-") as tmp:
             return build_quantized(stage_dir, precisions, model_file, params_file, fp32_onnx, input_specs,
-                                   lite_places, calib, opset, output_specs=output_specs, work=Path(tmp), notes=notes)
+                                   lite_places, calib, opset, output_specs=output_specs, work=Path(tmp), notes=notes,
+                                   failures=failures, onnx_requested=onnx_requested)
     precisions = [p for p in precisions if p != "fp32"]
     stage_dir, model_file, params_file = Path(stage_dir), Path(model_file), Path(params_file)
     work = Path(work)
@@ -84,48 +89,74 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     artifacts: List[Artifact] = []
     arm = lite_places is not None and "arm" in lite_places
     places = ",".join(lite_places or [])
-    ptq_model = None
+    ptq: Dict[str, object] = {}
     skipped_nb: List[str] = []
+
+    def attempt(build, name, fmt, precision, arch, tool):
+        if failures is None:
+            return build()
+        return failures.attempt(build, file=name, fmt=fmt, precision=precision, arch=arch, tool=tool,
+                                places=places if fmt == "nb" else None, leftover=stage_dir / name)
+
     for precision in precisions:
+        onnx_name = f"model.{precision}.onnx"
         if fp32_onnx is not None:
-            artifacts += _onnx_variant(stage_dir, precision, fp32_onnx, calib, output_specs, work, notes)
+            artifacts += attempt(lambda: _onnx_variant(stage_dir, precision, fp32_onnx, calib, output_specs, work,
+                                                       notes), onnx_name, "onnx", precision, "any",
+                                 "ONNX Runtime quantization") or []
+        elif onnx_requested and failures is not None:
+            failures.add(NotBuilt(onnx_name, "onnx", precision, "any", "paddle2onnx",
+                                  "derived from the fp32 ONNX artifact, which could not be built",
+                                  "see model.onnx in the same list"))
         if lite_places is None:
             continue
         if not arm:
             skipped_nb.append(precision)
             continue
         name = f"model.arm.{precision}.nb"
-        if precision == "int8":
-            if ptq_model is None:
-                quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq")
-                # PTQ re-saves the program and clips the same attributes export did: legalize again
-                ptq_model = legalize.legalize(quantized, quantized.with_suffix(".pdiparams"), work / "ptq-legal")[:2]
-            result = lite_export.export_nb(ptq_model[0], ptq_model[1], stage_dir / name, lite_places)
-            if result.count("int8") == 0:
-                notes.append("int8 .nb not kept: opt chose no int8 kernels for the PTQ program")
-                (stage_dir / name).unlink()
-                continue
-        elif precision == "fp16":
-            result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places, enable_fp16=True)
-            if result.count("fp16") == 0:
-                # Shipping it would label an fp32 program fp16 - the silent mislabel wherry exists to prevent.
-                notes.append("fp16 .nb not built: this paddle_lite_opt chose no fp16 kernels for ARM (PyPI's "
-                             "paddlelite build has none), it would have written fp32 under an fp16 name")
-                (stage_dir / name).unlink()
-                continue
-        else:
-            result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places,
-                                           quant_type=lite_quant.QUANT_TYPES[precision])
-        structure = (result.describe() if precision in ("int8", "fp16") else
-                     f"weights stored as {WEIGHT_BITS[precision]}-bit integers, dequantized at load (float kernels)")
+        made = attempt(lambda: _lite_variant(stage_dir, name, precision, model_file, params_file, lite_places,
+                                             calib, work, ptq, notes),
+                       name, "nb", precision, "arm", "Paddle PTQ" if precision == "int8" else lite_export.TOOL)
+        if made is None:
+            continue
+        structure, check = made
         artifacts.append(_artifact(stage_dir, name, "nb", precision, "arm", output_specs, places,
-                                   [structure, _structural_check(stage_dir / name, result),
+                                   [structure, check,
                                     "ARM only: built and structurally checked, not verifiable on an "
                                     "x86 host (Lite's x86 runtime returns NaN for quantized programs)"]))
     if skipped_nb:
         notes.append(f"{', '.join(skipped_nb)} .nb not built for Lite places {places}: Lite's quantized and "
                      "fp16 kernels exist for ARM only (the x86 runtime returns NaN for them)")
     return artifacts
+
+
+def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, params_file: Path, lite_places,
+                  calib, work: Path, ptq: dict, notes: List[str]):
+    """Build one quantized/fp16 .nb; (structure, structural check) notes, or None when deliberately not kept."""
+    if precision == "int8":
+        if "model" not in ptq:
+            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq")
+            # PTQ re-saves the program and clips the same attributes export did: legalize again
+            ptq["model"] = legalize.legalize(quantized, quantized.with_suffix(".pdiparams"), work / "ptq-legal")[:2]
+        result = lite_export.export_nb(ptq["model"][0], ptq["model"][1], stage_dir / name, lite_places)
+        if result.count("int8") == 0:
+            notes.append("int8 .nb not kept: opt chose no int8 kernels for the PTQ program")
+            (stage_dir / name).unlink()
+            return None
+    elif precision == "fp16":
+        result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places, enable_fp16=True)
+        if result.count("fp16") == 0:
+            # Shipping it would label an fp32 program fp16 - the silent mislabel wherry exists to prevent.
+            notes.append("fp16 .nb not built: this paddle_lite_opt chose no fp16 kernels for ARM (PyPI's "
+                         "paddlelite build has none), it would have written fp32 under an fp16 name")
+            (stage_dir / name).unlink()
+            return None
+    else:
+        result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places,
+                                       quant_type=lite_quant.QUANT_TYPES[precision])
+    structure = (result.describe() if precision in ("int8", "fp16") else
+                 f"weights stored as {WEIGHT_BITS[precision]}-bit integers, dequantized at load (float kernels)")
+    return structure, _structural_check(stage_dir / name, result)
 
 
 def _structural_check(nb_file: Path, result) -> str:
