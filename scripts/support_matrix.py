@@ -25,6 +25,11 @@ def cell(record) -> str:
         return f"✅ pass (rel {record['max_rel']:.0e}, cos {record['cosine']:.6f})"
     if record["status"] == "not verifiable here":
         return "🔨 built, not verifiable on x86 host"
+    if record["status"] == "not representable":
+        return "➖ not representable (sequence input)" if "sequence" in record.get("reason", "") \
+            else "➖ not representable"
+    if record["status"] == "not built":
+        return f"❌ not built: {record.get('reason', '')[:60]}"
     return f"❌ {record['status']}: {record.get('reason', '')[:60]}"
 
 
@@ -41,7 +46,8 @@ def render(records) -> str:
     lines = ["| model | source | " + " | ".join(c[2] for c in COLUMNS) + " | plain `paddle_lite_opt` x86 / arm |",
              "|---|---|" + "---|" * (len(COLUMNS) + 1)]
     for (model, source), cells in sorted(rows.items()):
-        label = {"legacy": "legacy .pdmodel", "pir": "PIR .json (translated)"}.get(source, source)
+        label = {"legacy": "legacy .pdmodel", "pir": "PIR .json (translated)",
+                 "paddle1": "Paddle 1.x dir"}.get(source, source)
         if "error" in cells:
             lines.append(f"| {model} | {label} | ❌ {cells['error'][:80]} |" + " |" * len(COLUMNS))
             continue

@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import OCR_MODELS, REPO, export_vision_model, rapidocr_models
+from conftest import (LEGAL_MODELS, OCR_MODELS, REPO, export_detection_model, export_legal_model,
+                      export_sequence_model, export_vision_model, rapidocr_models)
 from wherry.convert import pipeline
 from wherry.runtimes.checker import PASSED, UNVERIFIABLE
 from wherry.runtimes.errors import NativeCrash, WherryError
@@ -53,11 +54,22 @@ def _raw_lite(model, out_dir, places):
     files = locate(model)
     try:
         export_nb(files.model_file, files.params_file, out_dir / f"raw.{places}.nb", [places])
-        return "ok"
     except NativeCrash as crash:
         return f"crash ({crash.signal_name})"
     except WherryError as exc:
         return "error: " + exc.message.splitlines()[0][:60]
+    if places != "x86":
+        return "ok"
+    try:  # some programs build and then abort when run (0-D tensors)
+        import runtimes
+        from wherry.convert import golden, source
+        with runtimes.open(str(out_dir / f"raw.{places}.nb"), isolate=True) as session:
+            session.run(golden.random_inputs(source.read(model).inputs, {}))
+    except NativeCrash as crash:
+        return f"builds, crashes when run ({crash.signal_name})"
+    except WherryError:
+        pass
+    return "ok"
 
 
 def _convert_and_check(model, out_dir, record_key, **options):
@@ -109,6 +121,36 @@ def test_vision_model(name, fmt, tmp_path):
     _assert_conformant(by_target, rows)
     assert by_target["rpi4"].manifest.source["translated"] == (fmt == "pir")
     assert not by_target["rpi4"].report["warnings"], "golden outputs must be informative"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LEGAL_MODELS)
+def test_legalization_model(name, tmp_path):
+    """One model per legalization row: plain paddle_lite_opt crashes on it (or its .nb aborts when run: the
+    0-D case), wherry's Lite artifacts build and the x86 one matches Paddle Inference. No artifact that was
+    built is discarded whatever happens to the others."""
+    by_target, rows = _convert_and_check(export_legal_model(name), tmp_path, (f"{name} (legalization)", "legacy"))
+    assert rows[("desktop-x86_64", "model.x86.nb")].status == PASSED, rows[("desktop-x86_64", "model.x86.nb")].reason
+    assert rows[("rpi4", "model.arm.nb")].status == UNVERIFIABLE
+    assert by_target["rpi4"].manifest.source["legalized"]
+
+
+@pytest.mark.slow
+def test_sequence_model(tmp_path):
+    """Paddle 1.x GRU + CRF tagger on a LoD input: Lite takes the sequence lengths, ONNX cannot express them."""
+    by_target, rows = _convert_and_check(export_sequence_model(), tmp_path, ("gru_crf_tagger (LoD)", "paddle1"),
+                                         lod={"words": [4, 7, 2]})
+    assert rows[("desktop-x86_64", "model.x86.nb")].status == PASSED
+    assert rows[("desktop-x86_64", "model.onnx")].status == "not representable"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("without_nms", [False, True], ids=["nms", "without-nms"])
+def test_detection_model(without_nms, tmp_path):
+    label = "nms_detector" + (" (--without-nms)" if without_nms else " (NMS as detections)")
+    by_target, rows = _convert_and_check(export_detection_model(), tmp_path, (label, "legacy"),
+                                         without_nms=without_nms)
+    _assert_conformant(by_target, rows)
 
 
 @pytest.mark.slow
