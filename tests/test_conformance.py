@@ -61,7 +61,7 @@ def _raw_lite(model, out_dir, places):
     if places != "x86":
         return "ok"
     try:  # some programs build and then abort when run (0-D tensors)
-        import runtimes
+        from wherry import runtimes
         from wherry.convert import golden, source
         with runtimes.open(str(out_dir / f"raw.{places}.nb"), isolate=True) as session:
             session.run(golden.random_inputs(source.read(model).inputs, {}))
