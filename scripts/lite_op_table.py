@@ -78,7 +78,9 @@ def main(argv) -> int:
         text = cc.read_text(errors="replace") + ("\n" + header.read_text(errors="replace") if header.is_file() else "")
         for op, entry in parse(text).items():
             table.setdefault(op, entry)
-    OUT.write_text(json.dumps(dict(sorted(table.items())), indent=1, sort_keys=True) + "\n")
+    # one op per line: reviewable diffs when Lite changes
+    lines = [f"  {json.dumps(op)}: {json.dumps(entry, sort_keys=True)}" for op, entry in sorted(table.items())]
+    OUT.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     print(f"wrote {OUT}: {len(table)} op types")
     return 0
 
