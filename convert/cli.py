@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import warnings
 from pathlib import Path
 from typing import List, Optional
 
+from wherry.runtimes.cli import add_global_flags, emit_json
 from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger("wherry")
@@ -19,6 +19,10 @@ EPILOG = """examples:
   wherry convert model.json -t desktop-x86_64 -t rpi4 --shape x=1,3,224,224
   wherry inspect inference.pdmodel               inputs, outputs, ops and Lite op support per target
   wherry check out/model.rpi4                    re-check a bundle against its golden outputs
+  wherry check out/model.rpi4 --device emulated-aarch64     ... on an emulated aarch64 board (qemu)
+  wherry check out/model.rpi4 --device http://board:8080    ... on a board running `python -m wherry.runtimes serve`
+
+global options (-v, -q) also work after the command; every command takes --json (docs/json.md).
 """
 
 
@@ -73,7 +77,10 @@ def _add_convert(sub):
                         "artifacts that were built ship and the rest are listed as not built")
     p.add_argument("--force", action="store_true", help="replace existing bundles")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a golden output is nearly constant (parity on it means little) or a requested "
+                        "format or precision was not built")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout (schema wherry.convert.v1)")
     p.set_defaults(func=cmd_convert)
 
 
@@ -91,10 +98,14 @@ def cmd_convert(args) -> int:
         model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=_parse_shapes(args.shape), lod=_parse_lod(args.lod), precisions=_split(args.precision),
         calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
+    if args.images and not args.preprocess:
+        log.warning("--images without --preprocess: images are resized to the model's input size and scaled "
+                    "to [0, 1] with mean 0 and std 1; give --preprocess to match your model's training")
     results = pipeline.convert(options)
     if args.json:
-        print(json.dumps([{"target": r.target, "bundle": str(r.path), "ok": r.ok, "report": r.report}
-                          for r in results], indent=2, default=str))
+        from wherry.convert.api import ConvertedBundle
+        bundles = [ConvertedBundle.from_result(r) for r in results]
+        emit_json("convert", {"ok": all(b.ok for b in bundles), "bundles": [b.to_json() for b in bundles]})
     else:
         for r in results:
             _print_summary(r)
@@ -105,7 +116,26 @@ def cmd_convert(args) -> int:
         log.error("%s: %s", r.path, "; ".join(what))
     if failed:
         return 1
+    if args.strict:
+        problems = [f"{r.path}: {p}" for r in results for p in _strict_problems(r, args)]
+        for problem in problems:
+            log.error("strict: %s", problem)
+        return 1 if problems else 0
     return 0
+
+
+def _strict_problems(result, args) -> List[str]:
+    from wherry.runtimes.cli import strict_failures
+
+    problems = [p for p in strict_failures(result.check) if "verified" not in p] if result.check is not None else []
+    problems += [f"golden data: {w}" for w in result.report.get("warnings", []) if "constant" in w]
+    built = {(a.format, a.precision) for a in result.manifest.artifacts}
+    formats = {f for f, _ in built} | set(_split(args.format) or ())
+    for fmt in sorted(formats):
+        for precision in _split(args.precision) or ():
+            if (fmt, precision) not in built:
+                problems.append(f"requested {precision} {fmt} artifact was not built")
+    return sorted(set(problems))
 
 
 _ORIGIN = {"user": "real data (--inputs)", "random": "seeded random", "images": "real images"}
@@ -182,7 +212,10 @@ def cmd_inspect(args) -> int:
     from wherry.convert import inspect as inspect_model
 
     report = inspect_model.inspect(args.model, args.target or ["desktop-x86_64", "rpi4"])
-    print(json.dumps(report, indent=2) if args.json else inspect_model.render(report))
+    if args.json:
+        emit_json("inspect", report)
+    else:
+        print(inspect_model.render(report))
     return 0
 
 
@@ -198,8 +231,7 @@ def _add_runner_commands(sub):
              ("info", "describe this device and its runtimes", None, runner.cmd_info)]
     for name, help_text, add_args, func in specs:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if add_args:
-            add_args(p)
+        (add_args or runner.add_info_args)(p)
         _add_device(p, name)
         p.set_defaults(func=_device_dispatch(name, func))
 
@@ -239,12 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "and prove parity with the original model on every target.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("--version", action="version", version=f"wherry {_version()}")
+    parser.add_argument("-V", "--version", action="version", version=f"wherry {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_convert(sub)
     _add_inspect(sub)
     _add_runner_commands(sub)
     _add_targets(sub)
+    for command in sub.choices.values():
+        add_global_flags(command)
     return parser
 
 
@@ -265,16 +299,18 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from wherry.runtimes.cli import parse_or_json_error, report_errors
+
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args = parse_or_json_error(parser, argv)
     args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     _setup_logging(args.verbose, args.quiet)
-    from wherry.runtimes.cli import report_errors
-    return report_errors("wherry", lambda: args.func(args))
+    return report_errors("wherry", lambda: args.func(args), json_errors=bool(getattr(args, "json", False)),
+                         command_name=args.command)
 
 
 if __name__ == "__main__":

@@ -284,6 +284,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = runtimes.check(stage)
+            check.bundle = str(final)  # the report outlives the staging directory
         report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes, manifest.not_built)
         return stage, BundleResult(profile.name, final, manifest, check, report)
     except BaseException:

@@ -11,30 +11,55 @@ something needs it, so the pytest plugin costs nothing when unused)::
 """
 from __future__ import annotations
 
-from .errors import (ArchMismatch, BackendUnavailable, BundleError, InputError,  # noqa: F401
-                     NativeCrash, WherryError)
-from .specs import TensorSpec  # noqa: F401
-from .version import __version__  # noqa: F401
+from os import PathLike
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Union
+
+from .errors import (ArchMismatch, BackendUnavailable, BundleError, InputError, ModelError,
+                     NativeCrash, SessionClosed, WherryError)
+from .specs import TensorSpec
+from .version import __version__
+
+if TYPE_CHECKING:  # imported lazily at run time (numpy, backends)
+    from .checker import CheckReport
+    from .session import Session
+
+# `open` is deliberately not in __all__: `from wherry.runtimes import *` must not shadow the builtin.
+# Use `from wherry import runtimes` and `runtimes.open(...)`.
+__all__ = ["check", "available", "Session", "CheckReport", "TensorSpec", "WherryError", "BundleError",
+           "ModelError", "InputError", "BackendUnavailable", "ArchMismatch", "NativeCrash", "SessionClosed"]
+
+Tolerances = Mapping[str, Union[float, Mapping[str, float]]]
 
 
-
-def open(path, artifact=None, threads=None, isolate=False, backend=None):  # noqa: A001 - the public name
+def open(path: Union[str, "PathLike[str]"], artifact: Optional[str] = None, threads: Optional[int] = None,  # noqa: A001
+         isolate: bool = False, backend: Optional[str] = None,
+         providers: Optional[Sequence[str]] = None) -> "Session":
     """Open a bundle directory (``artifact`` picks one by file name), an ``.onnx``, a Lite ``.nb`` or a
-    Paddle inference model; returns a ``Session``. ``isolate=True`` runs it in a child process."""
+    Paddle inference model; returns a ``Session``. ``isolate=True`` runs it in a child process (a native
+    crash becomes a ``NativeCrash``). ``providers``: ONNX Runtime execution providers in priority order,
+    e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` (default: CPU only; a provider this
+    onnxruntime lacks is an error, never a silent CPU fallback)."""
     from .session import open_session
 
-    return open_session(path, artifact=artifact, threads=threads, isolate=isolate, backend=backend)
+    return open_session(path, artifact=artifact, threads=threads, isolate=isolate, backend=backend,
+                        providers=providers)
 
 
-def available():
+def available() -> Dict[str, Optional[str]]:
     """Backend name -> installed library version (None when absent); imports no backend."""
     from .backends import available as _available
 
     return _available()
 
 
-def check(bundle_dir, artifacts=None, overrides=None, isolate=True, threads=None):
-    """Check every artifact runnable on this device against the bundle's golden outputs -> CheckReport."""
+def check(bundle_dir: Union[str, "PathLike[str]"], artifacts: Optional[Sequence[str]] = None,
+          overrides: Optional[Tolerances] = None, isolate: bool = True,
+          threads: Optional[int] = None) -> "CheckReport":
+    """Check every artifact runnable on this device against the bundle's golden outputs -> CheckReport.
+
+    ``overrides`` replaces manifest tolerances: ``{"rtol": 1e-3}`` for every output, or
+    ``{"logits": {"rtol": 1e-3}}`` for one (``"*"`` names all). Fields: rtol (relative to the golden
+    output's scale, max |golden|), atol, min_cosine, min_top1. Unknown names are an InputError."""
     from .checker import check as _check
 
     return _check(bundle_dir, artifacts=artifacts, overrides=overrides, isolate=isolate, threads=threads)
@@ -42,6 +67,12 @@ def check(bundle_dir, artifacts=None, overrides=None, isolate=True, threads=None
 
 def __getattr__(name):
     # Submodules as attributes (runtimes.parity, runtimes.npz, ...) without importing them eagerly.
+    if name == "Session":
+        from .session import Session
+        return Session
+    if name == "CheckReport":
+        from .checker import CheckReport
+        return CheckReport
     if name in ("parity", "npz", "bundle", "session", "device", "backends", "cli", "checker"):
         import importlib
 

@@ -231,6 +231,7 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
           threads: Optional[int] = None) -> CheckReport:
     """Check every artifact (or the named ones) that can run on this device against the golden outputs."""
     bundle = load_bundle(bundle_dir)
+    overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle)
     results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads) for art in chosen]

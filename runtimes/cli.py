@@ -20,6 +20,33 @@ from .errors import InputError, WherryError
 log = logging.getLogger(__name__)
 
 _TOL_FIELDS = (("atol", "atol"), ("rtol", "rtol"), ("min_cosine", "min-cosine"), ("min_top1", "min-top1"))
+_TOL_HELP = {
+    "atol": "absolute error allowed on top of rtol",
+    "rtol": "allowed max |error| as a fraction of the golden output's scale, max |golden| (not per element as in "
+            "numpy.allclose)",
+    "min_cosine": "minimum cosine similarity with the golden output",
+    "min_top1": "minimum fraction of rows whose argmax agrees (class scores)",
+}
+
+# --json output: every document names its schema (docs/json.md, docs/schemas/); bump the number on
+# an incompatible change.
+JSON_SCHEMA_VERSION = 1
+
+
+def schema_id(command: str) -> str:
+    return f"wherry.{command}.v{JSON_SCHEMA_VERSION}"
+
+
+def emit_json(command: str, payload: dict) -> None:
+    """Print one --json document: {"schema": "wherry.COMMAND.v1", ...payload}."""
+    print(json.dumps({"schema": schema_id(command), **payload}, indent=2, default=str))
+
+
+def add_global_flags(p: argparse.ArgumentParser) -> None:
+    """-v/-q accepted after a subcommand too (``wherry convert ... -q``); SUPPRESS keeps a value given
+    before the subcommand when the flag is not repeated after it."""
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="only warnings and errors")
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -109,7 +136,7 @@ def device_info() -> dict:
 def cmd_info(args) -> int:
     info = device_info()
     if getattr(args, "json", False):
-        print(json.dumps(info, indent=2))
+        emit_json("info", info)
         return 0
     width = max(len(k) for k in info)
     for key, value in info.items():
@@ -147,8 +174,8 @@ def cmd_run(args) -> int:
                 "min": float(v.min()) if v.size and v.dtype.kind in "biuf" else None,
                 "max": float(v.max()) if v.size and v.dtype.kind in "biuf" else None} for k, v in outputs.items()]
     if getattr(args, "json", False):
-        print(json.dumps({"backend": backend, "seconds": seconds, "out": getattr(args, "out", None),
-                          "outputs": summary}, indent=2))
+        emit_json("run", {"backend": backend, "seconds": seconds, "out": getattr(args, "out", None),
+                          "outputs": summary})
     else:
         for s in summary:
             rng = f"  range [{s['min']:.4g}, {s['max']:.4g}]" if s["min"] is not None else ""
@@ -166,8 +193,12 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one test per artifact and output)")
     for attr, flag in _TOL_FIELDS:
         p.add_argument(f"--{flag}", dest=attr, action="append", metavar="[NAME:]VALUE",
-                       help=f"override the manifest's {attr} for all outputs, or NAME:VALUE for one (repeatable)")
+                       help=f"{_TOL_HELP[attr]}; overrides the manifest for all outputs, or NAME:VALUE for one "
+                            "output (repeatable; an unknown NAME is an error)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backends")
+    p.add_argument("--strict", action="store_true",
+                   help="also fail (exit 1) when a golden output is nearly constant (a pass would mean little) "
+                        "or nothing could be verified on this device")
     p.add_argument("--no-isolate", action="store_true",
                    help="run artifacts in this process (faster; a native crash then kills the runner)")
 
@@ -181,8 +212,24 @@ def cmd_check(args) -> int:
     if getattr(args, "junit", None):
         with open(args.junit, "w") as fh:
             fh.write(report.junit_xml())
-    print(json.dumps(report.to_json(), indent=2) if getattr(args, "json", False) else report.table())
-    return 0 if report.ok else 1
+    strict_problems = strict_failures(report) if getattr(args, "strict", False) else []
+    if getattr(args, "json", False):
+        emit_json("check", {**report.to_json(), "strict": bool(getattr(args, "strict", False)),
+                            "strict_failures": strict_problems})
+    else:
+        print(report.table())
+        for problem in strict_problems:
+            print(f"strict: {problem}")
+    return 0 if report.ok and not strict_problems else 1
+
+
+def strict_failures(report) -> List[str]:
+    """Why ``--strict`` fails a report that may otherwise pass."""
+    problems = sorted({f"golden output {o.name!r} is nearly constant: parity on it is meaningless"
+                       for r in report.results for o in r.outputs if o.uninformative})
+    if not report.verified:
+        problems.append("no artifact could be verified on this device")
+    return problems
 
 
 # ----------------------------------------------------------------------------- bench
@@ -231,7 +278,7 @@ def cmd_bench(args) -> int:
               "min_ms": round(times[0], 3), "mean_ms": round(sum(times) / len(times), 3),
               "peak_rss_mb": round(_peak_rss_mb() or 0.0, 1)}
     if getattr(args, "json", False):
-        print(json.dumps(result, indent=2))
+        emit_json("bench", result)
     else:
         print(f"{result['artifact']} ({backend}): load {load_s * 1000:.1f} ms; "
               f"p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms, min {result['min_ms']:.3f} ms "
@@ -256,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wherry.runtimes",
                                      description="wherry on-device runner: run and check wherry artifacts.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-V", "--version", action="version", version=f"wherry-runtime {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text, add, func in (
             ("info", "describe this device and its runtimes", add_info_args, cmd_info),
@@ -265,14 +314,28 @@ def build_parser() -> argparse.ArgumentParser:
             ("bench", "measure an artifact's load time, latency and memory", add_bench_args, cmd_bench)):
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
+        add_global_flags(p)
         p.set_defaults(func=func)
     sub.add_parser("serve", help="serve artifacts over HTTP (see `python -m wherry.runtimes serve --help`)", add_help=False)
     return parser
 
 
-def report_errors(prog: str, command: Callable[[], int]) -> int:
+def _version() -> str:
+    from .version import __version__
+    return __version__
+
+
+def error_document(command: Optional[str], error_type: str, message: str, hint: Optional[str], exit_code: int) -> dict:
+    return {"command": command, "exit_code": exit_code,
+            "error": {"type": error_type, "message": message, "hint": hint}}
+
+
+def report_errors(prog: str, command: Callable[[], int], json_errors: bool = False,
+                  command_name: Optional[str] = None) -> int:
     """Run a CLI command; user errors become one message and a hint, never a traceback.
 
+    With ``json_errors`` (the command's --json) the error is also a ``wherry.error.v1`` document
+    on stdout, where a program reading --json output looks; the exit code is the same.
     Shared by `python -m wherry.runtimes` and the host's `wherry`.
     """
     try:
@@ -281,6 +344,8 @@ def report_errors(prog: str, command: Callable[[], int]) -> int:
         print(f"{prog}: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)
+        if json_errors:
+            emit_json("error", error_document(command_name, type(exc).__name__, exc.message, exc.hint, exc.exit_code))
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -290,18 +355,37 @@ def report_errors(prog: str, command: Callable[[], int]) -> int:
         return 0
 
 
+def parse_or_json_error(parser: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
+    """parse_args; with --json on the command line a usage error is also a wherry.error.v1 document."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None) and "--json" in argv:
+            command = next((a for a in argv if not a.startswith("-")), None)
+            emit_json("error", error_document(command, "UsageError", "invalid command line (see stderr)",
+                                              f"{parser.prog} {command or ''} --help".replace("  ", " "), 2))
+        raise
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = 0
     while argv and argv[0] in ("-v", "-vv", "--verbose"):
         verbose += 2 if argv.pop(0) == "-vv" else 1
-    logging.basicConfig(level=logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if argv and argv[0] == "serve":
+        _setup_logging(verbose, False)
         return report_errors("runtimes", lambda: cmd_serve(argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_or_json_error(parser, argv)
+    _setup_logging(verbose + (getattr(args, "verbose", 0) or 0), bool(getattr(args, "quiet", False)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return report_errors("runtimes", lambda: args.func(args))
+    return report_errors("runtimes", lambda: args.func(args), json_errors=bool(getattr(args, "json", False)),
+                         command_name=args.command)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING if not verbose else
+                                         (logging.INFO if verbose == 1 else logging.DEBUG))
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -36,6 +36,10 @@ class BackendUnavailable(WherryError):
     """The library a backend needs is not installed on this device."""
 
 
+class SessionClosed(WherryError):
+    """A Session was used after ``close()`` (or after its ``with`` block ended)."""
+
+
 class ArchMismatch(WherryError):
     """An artifact was built for another CPU architecture than this device's."""
 

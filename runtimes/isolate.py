@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import weakref
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from . import errors
 from .backends.base import Backend
@@ -125,7 +125,8 @@ def _cleanup(proc: subprocess.Popen, fds, log_path: str) -> None:
 class IsolatedBackend(Backend):
     """A backend living in a child process; same protocol as the in-process ones."""
 
-    def __init__(self, target, threads: Optional[int] = None, timeout: Optional[float] = None):
+    def __init__(self, target, threads: Optional[int] = None, timeout: Optional[float] = None,
+                 providers: Optional[List[str]] = None):
         super().__init__()
         self.name = target.backend
         self._label = target.label
@@ -158,6 +159,7 @@ class IsolatedBackend(Backend):
         self._w, self._r = to_child_w, from_child_r
         self._finalizer = weakref.finalize(self, _cleanup, self._proc, (self._w, self._r), self._log_path)
         reply, _ = self._call({"op": "open", "backend": target.backend, "path": target.path, "threads": threads,
+                               "providers": providers,
                                "inputs": [s.to_json() for s in target.inputs] if target.inputs else None,
                                "outputs": [s.to_json() for s in target.outputs] if target.outputs else None},
                               None, f"loading {target.label}")
@@ -165,6 +167,7 @@ class IsolatedBackend(Backend):
         self.outputs = [TensorSpec(s["name"], s["dtype"], tuple(s["shape"])) for s in reply["outputs"]]
         self.specs_complete = reply["specs_complete"]
         self.version = reply.get("version")
+        self.providers = reply.get("providers")
         self.pid = self._proc.pid
 
     def _call(self, header: dict, arrays, what: str):

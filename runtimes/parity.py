@@ -30,7 +30,7 @@ from typing import List, Mapping, Optional
 import numpy as np
 
 from .bundle import PRECISIONS, Tolerance
-from .errors import WherryError
+from .errors import InputError, WherryError
 
 # Defaults per artifact precision. fp32 conversions match Paddle to ~1e-6 (FACTS.md);
 # fp16 keeps ~3 significant digits; quantized models are judged mostly by direction
@@ -56,6 +56,36 @@ def default_tolerance(precision: str) -> Tolerance:
     return Tolerance(**asdict(_DEFAULTS[precision]))
 
 
+_TOLERANCE_FIELDS = tuple(f for f in Tolerance.__dataclass_fields__)
+
+
+def normalize_overrides(overrides, outputs: List[str]) -> dict:
+    """Accept ``{"rtol": 1e-3}`` (all outputs), ``{"*": {...}}`` or ``{"logits": {...}}`` and return
+    the per-output form; an unknown field or output name, or a non-number, is an InputError."""
+    if overrides is None:
+        return {}
+    hint = ('examples: {"rtol": 1e-3} for every output, {"logits": {"rtol": 1e-3}} for one; '
+            f"fields: {', '.join(_TOLERANCE_FIELDS)}; outputs: {', '.join(outputs)}")
+    if not isinstance(overrides, Mapping):
+        raise InputError(f"overrides must be a mapping, not {type(overrides).__name__}", hint)
+    flat = {k: v for k, v in overrides.items() if k in _TOLERANCE_FIELDS}
+    nested = {k: v for k, v in overrides.items() if k not in _TOLERANCE_FIELDS}
+    result: dict = {"*": dict(flat)} if flat else {}
+    for name, fields in nested.items():
+        if name != "*" and name not in outputs:
+            raise InputError(f"tolerance override for {name!r}: the model has no such output", hint)
+        if not isinstance(fields, Mapping):
+            raise InputError(f"tolerance override for {name!r} must map fields to numbers, not {fields!r}", hint)
+        result.setdefault(name, {}).update(fields)
+    for name, fields in result.items():
+        for key, value in fields.items():
+            if key not in _TOLERANCE_FIELDS:
+                raise InputError(f"unknown tolerance field {key!r} (for {name!r})", hint)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(f"tolerance {key} for {name!r} must be a number, not {value!r}", hint)
+    return result
+
+
 def apply_overrides(base: Tolerance, name: str, overrides: Optional[Mapping[str, Mapping[str, float]]]) -> Tolerance:
     """``overrides`` maps an output name (or "*" for all) to Tolerance fields; a name beats "*"."""
     merged = asdict(base)
@@ -67,7 +97,7 @@ def apply_overrides(base: Tolerance, name: str, overrides: Optional[Mapping[str,
 @dataclass
 class OutputParity:
     name: str
-    verdict: str = "fail"            # pass | fail
+    verdict: str = "failed"          # passed | failed (the same words as a check report)
     reason: str = ""
     shape_match: bool = False
     dtype_match: bool = False
@@ -91,7 +121,7 @@ class OutputParity:
 
     @property
     def passed(self) -> bool:
-        return self.verdict == "pass"
+        return self.verdict == "passed"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -170,7 +200,7 @@ def compare_one(name: str, golden: np.ndarray, actual: Optional[np.ndarray], tol
     if failures:
         res.reason = "; ".join(failures)
         return res
-    res.verdict = "pass"
+    res.verdict = "passed"
     res.reason = "uninformative: golden output is nearly constant" if res.uninformative else ""
     if res.noise_rule:
         res.reason = (f"max abs error {res.max_abs:.3g} > {res.limit:.3g} (rtol {tol.rtol:g} x scale) but within "

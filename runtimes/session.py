@@ -6,11 +6,11 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from . import backends, device
 from .bundle import Artifact, Bundle, is_bundle, load_bundle
-from .errors import ArchMismatch, BackendUnavailable, BundleError, InputError
+from .errors import ArchMismatch, BackendUnavailable, BundleError, InputError, SessionClosed
 from .npz import validate_feeds
 from .specs import TensorSpec
 
@@ -128,31 +128,60 @@ class Session:
         self.isolated = isolated
         self._check_shapes = bool(getattr(impl, "specs_complete", True))
         self._inputs = impl.inputs
+        self._outputs = impl.outputs
+        self._providers: List[str] = list(getattr(impl, "providers", None) or [])
 
     @property
     def backend(self) -> str:
-        return self._impl.name
+        return self.target.backend
 
     @property
     def version(self) -> Optional[str]:
-        return self._impl.version
+        return self._live().version
 
     @property
     def inputs(self) -> List[TensorSpec]:
-        return list(self._impl.inputs)
+        return list(self._inputs)
 
     @property
     def outputs(self) -> List[TensorSpec]:
-        return list(self._impl.outputs)
+        return list(self._outputs)
+
+    @property
+    def providers(self) -> List[str]:
+        """ONNX Runtime execution providers in use (empty for the other backends)."""
+        return list(self._providers)
 
     @property
     def path(self) -> str:
         return self.target.path
 
-    def run(self, feeds: Dict[str, "object"]) -> Dict[str, "object"]:
+    @property
+    def closed(self) -> bool:
+        return self._impl is None
+
+    def _live(self):
         if self._impl is None:
-            raise InputError("this session is closed", "open the model again with runtimes.open")
-        return self._impl.run(validate_feeds(self._inputs, feeds, self._check_shapes))
+            raise SessionClosed(f"the session for {self.target.label} is closed",
+                                "use it inside its `with` block, or open the model again with runtimes.open")
+        return self._impl
+
+    def run(self, feeds: Mapping[str, "object"], output_names: Optional[Sequence[str]] = None) -> Dict[str, "object"]:
+        """Run on ``feeds`` (input name -> array); returns output name -> array, in the model's order,
+        or only ``output_names`` in that order (like onnxruntime's ``InferenceSession.run``)."""
+        impl = self._live()
+        if isinstance(output_names, str):
+            output_names = [output_names]
+        if output_names is not None:
+            known = [o.name for o in self._outputs]
+            unknown = [n for n in output_names if n not in known]
+            if unknown:
+                raise InputError(f"{self.target.label} has no output named {', '.join(map(repr, unknown))}",
+                                 f"its outputs are: {', '.join(known)}")
+        outputs = impl.run(validate_feeds(self._inputs, dict(feeds), self._check_shapes))
+        if output_names is None:
+            return outputs
+        return {name: outputs[name] for name in output_names}
 
     def close(self) -> None:
         if self._impl is not None:
@@ -166,18 +195,26 @@ class Session:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<runtimes.Session {self.target.label} backend={self.target.backend}{' isolated' if self.isolated else ''}>"
+        state = " closed" if self.closed else (" isolated" if self.isolated else "")
+        return f"<wherry.runtimes.Session {self.target.label} backend={self.target.backend}{state}>"
 
 
 def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = None, isolate: bool = False,
-                 backend: Optional[str] = None) -> Session:
+                 backend: Optional[str] = None, providers: Optional[Sequence[str]] = None) -> Session:
     target = resolve(path, artifact, backend)
     _check_arch(target)
     backends.require(target.backend)
+    if providers is not None:
+        if isinstance(providers, str):
+            providers = [providers]
+        if target.backend != "onnxruntime":
+            raise InputError(f"providers= applies to ONNX Runtime; {target.label} runs on {target.backend}",
+                             "drop providers=, or open an .onnx artifact (artifact=\"model.onnx\")")
+        providers = list(providers)
     if isolate:
         from .isolate import IsolatedBackend
 
-        impl = IsolatedBackend(target, threads)
+        impl = IsolatedBackend(target, threads, providers=providers)
     else:
-        impl = backends.load(target.backend, target.path, threads, target.inputs, target.outputs)
+        impl = backends.load(target.backend, target.path, threads, target.inputs, target.outputs, providers=providers)
     return Session(impl, target, isolate)

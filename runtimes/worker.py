@@ -22,10 +22,12 @@ def main(argv) -> int:
             if op == "open":
                 specs = [None if request.get(k) is None else [TensorSpec.from_json(s) for s in request[k]]
                          for k in ("inputs", "outputs")]
-                impl = backends.load(request["backend"], request["path"], request.get("threads"), *specs)
+                impl = backends.load(request["backend"], request["path"], request.get("threads"), *specs,
+                                     providers=request.get("providers"))
                 send(write_fd, {"inputs": [s.to_json() for s in impl.inputs],
                                 "outputs": [s.to_json() for s in impl.outputs],
-                                "specs_complete": impl.specs_complete, "version": impl.version})
+                                "specs_complete": impl.specs_complete, "version": impl.version,
+                                "providers": getattr(impl, "providers", None)})
             elif op == "run":
                 outputs = impl.run(arrays or {})
                 send(write_fd, {"ok": True}, outputs)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from wherry.runtimes.errors import WherryError
 from wherry.targets.devices import EMULATED, connect
 from wherry.targets.profile import list_profiles, load_profile
 
@@ -15,20 +16,36 @@ def add_targets_commands(sub) -> None:
                                    "Pass a name or your own .toml file to `wherry convert -t`.")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     p.add_argument("name", nargs="?", help="profile name or .toml file (for show)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.targets.v1)")
     p.set_defaults(func=cmd_targets)
 
 
+_PROFILE_FIELDS = ("name", "description", "arch", "os", "artifacts", "lite_places", "onnx_opset", "precisions",
+                   "threads", "tolerances")
+
+
+def _profile_json(profile) -> dict:
+    return {**{key: getattr(profile, key) for key in _PROFILE_FIELDS}, "arch_family": profile.arch_family,
+            "file": str(profile.path)}
+
+
 def cmd_targets(args) -> int:
+    from wherry.runtimes.cli import emit_json
+
     if args.action == "show":
         if not args.name:
-            print("wherry targets show NAME: which profile?", file=sys.stderr)
-            return 2
+            raise WherryError("wherry targets show NAME: which profile?", "list them with: wherry targets")
         profile = load_profile(args.name)
-        for key in ("name", "description", "arch", "os", "artifacts", "lite_places", "onnx_opset", "precisions",
-                    "threads", "tolerances"):
+        if getattr(args, "json", False):
+            emit_json("targets", {"targets": [_profile_json(profile)]})
+            return 0
+        for key in _PROFILE_FIELDS:
             value = getattr(profile, key)
             print(f"{key:<12} {', '.join(map(str, value)) if isinstance(value, list) else value}")
         print(f"{'file':<12} {profile.path}")
+        return 0
+    if getattr(args, "json", False):
+        emit_json("targets", {"targets": [_profile_json(load_profile(name)) for name in list_profiles()]})
         return 0
     for name in list_profiles():
         profile = load_profile(name)
@@ -39,7 +56,9 @@ def cmd_targets(args) -> int:
 def add_device_option(parser) -> None:
     parser.add_argument("--device", default="local", metavar="DEVICE",
                         help=f"where to run: local (default), {EMULATED} (qemu, set up on first use), "
-                             "or ssh://user@host[:port] (copies the bundle and runtimes, runs python3 there)")
+                             "ssh://user@host[:port] (copies the bundle and runtimes, runs python3 there), "
+                             "or http://host:port (a board running `python -m wherry.runtimes serve`; "
+                             "token from WHERRY_TOKEN)")
 
 
 def run_device_command(command: str, args, argv: Optional[List[str]] = None) -> int:

@@ -66,7 +66,7 @@ def test_check_fails_an_altered_artifact_and_names_the_output(altered_bundle):
     report = json.loads(runner("check", altered_bundle, "--json").stdout)
     onnx_result = next(a for a in report["artifacts"] if a["file"] == "model.onnx")
     assert onnx_result["status"] == "failed" and not report["ok"]
-    failing = {o["name"] for o in onnx_result["outputs"] if o["verdict"] == "fail"}
+    failing = {o["name"] for o in onnx_result["outputs"] if o["verdict"] == "failed"}
     assert "linear_0.tmp_1" in failing
     nb = next(a for a in report["artifacts"] if a["file"] == "model.x86.nb")
     assert nb["status"] == "passed"

@@ -60,8 +60,10 @@ def require(name: str) -> None:
 
 
 def load(name: str, path: str, threads: Optional[int] = None,
-         inputs: Optional[List[TensorSpec]] = None, outputs: Optional[List[TensorSpec]] = None) -> Backend:
-    """Open ``path`` with backend ``name`` in this process."""
+         inputs: Optional[List[TensorSpec]] = None, outputs: Optional[List[TensorSpec]] = None,
+         providers: Optional[List[str]] = None) -> Backend:
+    """Open ``path`` with backend ``name`` in this process (``providers``: ONNX Runtime only)."""
     require(name)
     module = importlib.import_module(_REGISTRY[name][0], __name__)
-    return module.open_backend(path, threads=threads, inputs=inputs, outputs=outputs)
+    extra = {"providers": providers} if providers is not None else {}
+    return module.open_backend(path, threads=threads, inputs=inputs, outputs=outputs, **extra)

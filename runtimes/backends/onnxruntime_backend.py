@@ -1,4 +1,4 @@
-"""ONNX Runtime backend (CPU execution provider)."""
+"""ONNX Runtime backend (the CPU execution provider unless the caller names others)."""
 from __future__ import annotations
 
 import logging
@@ -28,7 +28,7 @@ def _spec(arg) -> TensorSpec:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str, threads: Optional[int] = None):
+    def __init__(self, path: str, threads: Optional[int] = None, providers: Optional[List[str]] = None):
         super().__init__()
         try:
             import onnxruntime as ort
@@ -39,8 +39,16 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3  # warnings about unused initializers are noise for users
+        # CPU unless asked: parity is what wherry checks, and a GPU provider that silently falls
+        # back to CPU (ONNX Runtime only warns) would hide what really ran; so a missing one is an error.
+        providers = list(providers or ["CPUExecutionProvider"])
+        missing = [p for p in providers if p not in ort.get_available_providers()]
+        if missing:
+            raise BackendUnavailable(f"this onnxruntime has no {', '.join(missing)}",
+                                     f"available here: {', '.join(ort.get_available_providers())}; a GPU provider "
+                                     "needs its onnxruntime build (e.g. onnxruntime-gpu, or NVIDIA's JetPack wheel)")
         try:
-            self._sess = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+            self._sess = ort.InferenceSession(path, sess_options=options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for bad models
             raise BundleError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0][:300]}",
                               "the file is not a valid ONNX model for this onnxruntime; convert it again or "
@@ -48,6 +56,7 @@ class OnnxRuntimeBackend(Backend):
         self.inputs = [_spec(a) for a in self._sess.get_inputs()]
         self.outputs = [_spec(a) for a in self._sess.get_outputs()]
         self._names = [o.name for o in self.outputs]
+        self.providers = self._sess.get_providers()
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if any(k.endswith(LENGTHS) for k in feeds):
@@ -60,6 +69,6 @@ class OnnxRuntimeBackend(Backend):
 
 
 def open_backend(path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
-                 outputs: Optional[List[TensorSpec]] = None) -> Backend:
+                 outputs: Optional[List[TensorSpec]] = None, providers: Optional[List[str]] = None) -> Backend:
     # The ONNX file describes itself; manifest specs are not needed.
-    return OnnxRuntimeBackend(path, threads)
+    return OnnxRuntimeBackend(path, threads, providers)

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import List
 
+from wherry.runtimes.cli import schema_id
 from wherry.targets.devices import Device, DeviceError, RunnerResult
 
 
@@ -35,6 +36,10 @@ class HttpDevice(Device):
                 detail = json.loads(exc.read())
             except ValueError:
                 detail = {"error": str(exc)}
+            if exc.code == 401:
+                raise DeviceError(f"runner at {self.base} answered 401: "
+                                  f"{'wrong token' if token else 'a token is required'}",
+                                  "set WHERRY_TOKEN to the runner's --token (the same value on both sides)") from None
             raise DeviceError(f"runner at {self.base} refused {method} {path}: {detail.get('error')}",
                               detail.get("hint") or "see the runner's log") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -42,6 +47,9 @@ class HttpDevice(Device):
                               "start it on the device: python -m wherry.runtimes serve --host 0.0.0.0 --token SECRET") from None
 
     def _upload(self, bundle: Path) -> str:
+        # A small authenticated request first: a runner refusing the token closes the connection while
+        # a large upload is still being sent, which the client would only see as a broken pipe.
+        self._request("GET", "/info", timeout=60)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             archive.add(bundle, arcname=bundle.name)
@@ -54,7 +62,7 @@ class HttpDevice(Device):
         if command == "info":
             _, body = self._request("GET", "/info")
             info = json.loads(body)
-            text = json.dumps(info, indent=2) if as_json else "\n".join(f"{k:<18} {v}" for k, v in info.items())
+            text = json.dumps({"schema": schema_id("info"), **info}, indent=2) if as_json else "\n".join(f"{k:<18} {v}" for k, v in info.items())
             return RunnerResult(0, text + "\n", "")
         if command not in ("check", "run") or not paths:
             raise DeviceError(f"`{command}` is not available over HTTP", "use check, run or info, or --device ssh://")
@@ -64,7 +72,8 @@ class HttpDevice(Device):
             if command == "check":
                 _, body = self._request("POST", f"/bundles/{bundle_id}/check")
                 reply = json.loads(body)
-                text = json.dumps(reply["report"], indent=2) if as_json else reply["table"]
+                text = json.dumps({"schema": schema_id("check"), **reply["report"]}, indent=2) if as_json \
+                    else reply["table"]
                 return RunnerResult(0 if reply["ok"] else 1, text + "\n", "")
             return self._run(bundle_id, rest)
         finally:

@@ -1,0 +1,101 @@
+"""The Python API of the converter: ``wherry.convert.convert(...)`` reads like ``wherry convert``.
+
+    from wherry.convert import convert
+    bundles = convert("model.pdmodel", targets=["rpi4"], precision=["fp32", "int8"], calib="calib.npz", out="out")
+    for b in bundles:
+        print(b.path, b.ok, [(a.file, a.verdict) for a in b.artifacts])
+
+It fills the pipeline's options and turns its results into plain typed records (also the
+``--json`` output of ``wherry convert``, schema ``wherry.convert.v1``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+Names = Union[str, Sequence[str]]
+
+NOT_VERIFIED = "not verified"  # --no-verify / verify=False; the other verdicts are a check report's
+
+
+@dataclass(frozen=True)
+class ArtifactOutcome:
+    """One artifact of a bundle and what the host verification said about it."""
+
+    file: str
+    format: str                 # nb | onnx
+    precision: str              # fp32 | fp16 | int8 | int8-weight | int16-weight
+    arch: str                   # arm | x86 | any (the CPU family the artifact runs on)
+    size: int                   # bytes
+    verdict: str                # passed | failed | not verifiable here | not verified | not built | not representable
+    reason: str = ""            # why, when not passed
+
+
+@dataclass(frozen=True)
+class ConvertedBundle:
+    """One bundle written by ``convert`` (one per target)."""
+
+    path: Path
+    target: str                 # profile name, e.g. rpi4
+    arch: str                   # the target's machine: x86_64 | aarch64 | armv7
+    ok: bool                    # no artifact that could run here failed
+    artifacts: List[ArtifactOutcome]
+    warnings: List[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict, repr=False)   # report.json, as written in the bundle
+
+    @classmethod
+    def from_result(cls, result) -> "ConvertedBundle":
+        verdicts = {r.file: (r.status, r.reason) for r in result.check.results} if result.check is not None else {}
+        artifacts = [ArtifactOutcome(a.file, a.format, a.precision, a.arch, a.size,
+                                     *verdicts.get(a.file, (NOT_VERIFIED, "")))
+                     for a in result.manifest.artifacts]
+        # Requested but not built (a tool failed, or the format cannot express the model): listed, never passed.
+        artifacts += [ArtifactOutcome(n.file, n.format, n.precision, n.arch, 0,
+                                      "not representable" if n.status == "not representable" else "not built",
+                                      f"{n.tool}: {n.reason}" if n.tool else n.reason)
+                      for n in getattr(result, "not_built", [])]
+        return cls(Path(result.path), result.target, str(result.manifest.target.get("arch")), bool(result.ok),
+                   artifacts, list(result.report.get("warnings", [])), result.report)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def _names(value: Optional[Names]) -> Optional[List[str]]:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Optional[Names] = None,
+            formats: Optional[Names] = None, out: PathLike = "out", name: Optional[str] = None,
+            inputs: Optional[PathLike] = None, images: Optional[PathLike] = None,
+            preprocess: Optional[Union[str, Mapping]] = None, shapes: Optional[Mapping[str, Sequence[int]]] = None,
+            calib: Optional[PathLike] = None, eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
+            max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
+            force: bool = False, verify: bool = True) -> List[ConvertedBundle]:
+    """Convert a Paddle inference model into one verified bundle per target; the keywords are the
+    options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
+
+    Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
+    ``.message`` and ``.hint``) and leaves no half-written bundle; a failed parity check does not raise:
+    look at ``bundle.ok`` and each artifact's ``verdict``.
+    """
+    import json
+
+    from . import pipeline
+
+    if isinstance(preprocess, Mapping):
+        preprocess = json.dumps(dict(preprocess))
+    options = pipeline.ConvertOptions(
+        model=str(model), targets=_names(targets) or ["desktop-x86_64"], formats=_names(formats), out_dir=Path(out),
+        inputs=Path(inputs) if inputs else None, images=Path(images) if images else None, preprocess=preprocess,
+        shapes={k: tuple(int(d) for d in v) for k, v in (shapes or {}).items()}, precisions=_names(precision),
+        calib=Path(calib) if calib else None, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
+        skip_passes=list(skip_passes), force=force, verify=verify, name=name)
+    return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]
