@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
-from xml.sax.saxutils import quoteattr, escape
 
 from . import device, parity
 from .bundle import GOLDEN_INPUTS, GOLDEN_OUTPUTS, Artifact, Bundle, load_bundle
@@ -119,30 +118,43 @@ class CheckReport:
         return "\n".join(lines + notes + [summary])
 
     def junit_xml(self) -> str:
-        cases = []
+        """JUnit XML (one testcase per artifact x output) as CI servers read it: built with ElementTree,
+        with the suite's time, timestamp and hostname."""
+        import datetime
+        import socket
+        import xml.etree.ElementTree as ET
+
+        suite = ET.Element("testsuite", name=f"wherry-check {self.name}", hostname=socket.gethostname(),
+                           timestamp=datetime.datetime.now().replace(microsecond=0).isoformat())
+        failures = skipped = 0
         for r in self.results:
             outs = r.outputs or [None]
             for o in outs:
-                name = f"{r.file}::{o.name}" if o is not None else r.file
-                attrs = f'classname={quoteattr("wherry." + self.name)} name={quoteattr(name)} ' \
-                        f'time="{r.seconds / len(outs):.4f}"'
+                case = ET.SubElement(suite, "testcase", classname=f"wherry.{self.name}",
+                                     name=f"{r.file}::{o.name}" if o is not None else r.file,
+                                     time=f"{r.seconds / len(outs):.4f}")
                 if r.status == UNVERIFIABLE:
-                    body = f'<skipped message={quoteattr("not verifiable here: " + r.reason)}/>'
+                    ET.SubElement(case, "skipped", message=f"{UNVERIFIABLE}: {r.reason}")
+                    skipped += 1
                 elif r.status == NOT_BUILT:
-                    body = f'<failure message={quoteattr("not built: " + r.reason)}/>'
+                    ET.SubElement(case, "failure", message=f"{NOT_BUILT}: {r.reason}")
+                    failures += 1
                 elif r.status == NOT_REPRESENTABLE:
-                    body = f'<skipped message={quoteattr("not representable: " + r.reason)}/>'
+                    ET.SubElement(case, "skipped", message=f"{NOT_REPRESENTABLE}: {r.reason}")
+                    skipped += 1
                 elif o is None or not o.passed:
-                    message = (o.reason if o is not None else r.reason) or r.reason
-                    body = f'<failure message={quoteattr(message)}>{escape(json.dumps(o.to_json() if o else r.to_json(), indent=1))}</failure>'
-                else:
-                    body = ""
-                cases.append(f"  <testcase {attrs}>{body}</testcase>")
-        n_fail = sum(c.count("<failure") for c in cases)
-        n_skip = sum(c.count("<skipped") for c in cases)
-        return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites>\n<testsuite name={quoteattr("wherry-check " + self.name)} '
-                f'tests="{len(cases)}" failures="{n_fail}" skipped="{n_skip}" errors="0">\n' + "\n".join(cases)
-                + "\n</testsuite>\n</testsuites>\n")
+                    failure = ET.SubElement(case, "failure", message=(o.reason if o is not None else "") or r.reason)
+                    failure.text = json.dumps(o.to_json() if o is not None else r.to_json(), indent=1)
+                    failures += 1
+        suite.set("tests", str(len(suite)))
+        suite.set("failures", str(failures))
+        suite.set("errors", "0")
+        suite.set("skipped", str(skipped))
+        suite.set("time", f"{sum(r.seconds for r in self.results):.4f}")
+        root = ET.Element("testsuites")
+        root.append(suite)
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _size(n: int) -> str:

@@ -55,6 +55,10 @@ def test_check_passes_a_good_bundle(rt_bundle, tmp_path):
     assert "arm .nb on x86_64" in proc.stdout
     suite = ET.parse(junit).getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("5", "0", "1")
+    import datetime
+    import socket
+    assert suite.get("hostname") == socket.gethostname() and float(suite.get("time")) > 0
+    assert abs(datetime.datetime.fromisoformat(suite.get("timestamp")) - datetime.datetime.now()).total_seconds() < 600
 
 
 def test_check_fails_an_altered_artifact_and_names_the_output(altered_bundle):
