@@ -1,6 +1,6 @@
 """ONNX export: paddle2onnx in a child process, then onnx.checker and an ONNX Runtime load.
 
-Route (see FACTS.md): paddle2onnx 1.3.1 converts legacy ProgramDescs correctly
+Route (see docs/toolchain.md): paddle2onnx 1.3.1 converts legacy ProgramDescs correctly
 (PP-OCRv4 det/rec/cls within 1.4e-6) but cannot read PIR; 2.1.0 reads PIR but
 breaks real legacy models, and the two cannot share an environment. wherry
 pins 1.3.1 and feeds it legacy programs only: PIR sources go through the

@@ -32,7 +32,7 @@ import numpy as np
 from .bundle import PRECISIONS, Tolerance
 from .errors import InputError, WherryError
 
-# Defaults per artifact precision. fp32 conversions match Paddle to ~1e-6 (FACTS.md);
+# Defaults per artifact precision. fp32 conversions match Paddle to ~1e-6 (docs/toolchain.md);
 # fp16 keeps ~3 significant digits; quantized models are judged mostly by direction
 # (cosine) because per-element errors of int8 are large by design.
 _DEFAULTS = {

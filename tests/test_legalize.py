@@ -34,7 +34,7 @@ def test_passes_are_idempotent(tmp_path):
 
 
 def test_lite_x86_crash_is_typed_and_legalization_prevents_it(tmp_path):
-    """FACTS.md: opt segfaults on x86 for flatten without XShape; wherry survives and names the pass."""
+    """docs/toolchain.md: opt segfaults on x86 for flatten without XShape; wherry survives and names the pass."""
     model = export_vision_model("mobilenet_v3_small", "legacy", 64)
     params = model.with_suffix(".pdiparams")
     with pytest.raises(NativeCrash) as crash:

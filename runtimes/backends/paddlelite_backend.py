@@ -1,6 +1,6 @@
 """Paddle Lite light API backend (``.nb`` files).
 
-Quirks of paddlelite 2.13 handled here (see FACTS.md):
+Quirks of paddlelite 2.13 handled here (see docs/toolchain.md):
 
 * Under numpy 2, ``Tensor.from_numpy`` fills the tensor with garbage (it still
   allocates the right shape and type). ``resize`` + ``set_float_data(list)``

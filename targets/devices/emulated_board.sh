@@ -4,7 +4,7 @@
 #
 #   bash scripts/emulated_board.sh            # set up (idempotent); prints the board directory
 #
-# Recipe (FACTS.md): the arm64 .debs are downloaded with a private apt state and unpacked with
+# Recipe (docs/devices.md): the arm64 .debs are downloaded with a private apt state and unpacked with
 # dpkg -x (no emulation needed to install); wheels come from the HOST pip with --platform; a fake
 # ARM /proc/cpuinfo keeps onnxruntime's CPU detection from crashing under qemu-user.
 set -euo pipefail

@@ -1,0 +1,61 @@
+"""docs/ci.md's workflow, run here: its `wherry` steps with its env values, in a scratch repository
+holding the example model, so the published CI example cannot drift from the CLI."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from wherry.convert import example
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "ci.md"
+
+
+def workflow() -> str:
+    text = DOC.read_text()
+    return text.split("<!-- ci-workflow:start -->", 1)[1].split("<!-- ci-workflow:end -->", 1)[0]
+
+
+def workflow_env(text: str) -> dict:
+    block = text.split("\nenv:\n", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1): m.group(2) for m in re.finditer(r"^\s+([A-Z_]+): (\S+)", block, re.M)}
+
+
+def wherry_steps(text: str):
+    return [m.group(1) for m in re.finditer(r"^\s+- run: (wherry .*)$", text, re.M)]
+
+
+def test_the_workflow_names_the_steps_this_test_runs():
+    steps = wherry_steps(workflow())
+    assert [s.split()[1] for s in steps] == ["-V", "convert", "check"]
+    assert "--device emulated-aarch64" in steps[2] and "--junit" in steps[2]
+
+
+@pytest.mark.slow  # the emulated board, like tests/test_devices.py
+def test_ci_example_steps_run(tmp_path):
+    text = workflow()
+    env = {**os.environ, **workflow_env(text), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    for source in (example.MODEL, example.MODEL.with_suffix(".pdiparams"), example.INPUTS):
+        shutil.copy(source, repo / "models" / source.name)
+    for step in wherry_steps(text):
+        proc = subprocess.run(["bash", "-eo", "pipefail", "-c", step], cwd=repo, env=env, capture_output=True,
+                              text=True, timeout=1800)
+        assert proc.returncode == 0, f"{step}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    bundle = repo / "out" / f"{env['NAME']}.{env['TARGET']}"
+    assert (bundle / "manifest.json").is_file() and (repo / "convert.json").is_file()
+    suite = ET.parse(repo / f"junit-{env['TARGET']}.xml").getroot().find("testsuite")
+    cases = suite.findall("testcase")
+    passed = [c for c in cases if not list(c)]
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert passed and all(c.get("name").startswith("model.onnx") for c in passed)  # ran on the aarch64 board
+    assert all(c.get("name").startswith("model.arm.nb") for c in skipped)
+    assert suite.get("failures") == "0" and suite.get("hostname") and suite.get("timestamp")
