@@ -39,7 +39,7 @@ def test_example_prints_the_verification_table(wherry, tmp_path):
 
 def test_json_summary_and_existing_bundle(wherry, tmp_path, example_model):
     proc = wherry("convert", example_model, "-o", tmp_path, "--json", "--format", "onnx", check=0)
-    summary = json.loads(proc.stdout)
+    summary = json.loads(proc.stdout)["bundles"]
     assert summary[0]["ok"] and summary[0]["target"] == "desktop-x86_64"
     artifacts = summary[0]["report"]["verification"]
     assert [a["file"] for a in summary[0]["report"]["artifacts"]] == ["model.onnx"]
@@ -149,7 +149,7 @@ def test_paddle1_directory_converts_and_verifies(wherry, tmp_path, example_model
                     str(model_dir)], check=True, capture_output=True)
     proc = wherry("convert", model_dir, "--inputs", example_model.parent / "digits_inputs.npz", "-o",
                   tmp_path / "out", "--json", check=0)
-    summary = json.loads(proc.stdout)[0]
+    summary = json.loads(proc.stdout)["bundles"][0]
     statuses = {a["file"]: a["status"] for a in summary["report"]["verification"]["artifacts"]}
     assert statuses == {"model.x86.nb": "passed", "model.onnx": "passed"}
     manifest = json.loads((tmp_path / "out" / "digits_1x.desktop-x86_64" / "manifest.json").read_text())
@@ -172,7 +172,7 @@ def test_golden_from_real_images_records_the_preprocessing(wherry, tmp_path):
     model = rapidocr_models() / OCR_MODELS["ppocr_mobile_v2_cls"][0]
     proc = wherry("convert", model, "--images", images, "--preprocess", spec, "--format", "onnx", "-o",
                   tmp_path / "out", "--json", check=0)
-    assert json.loads(proc.stdout)[0]["ok"]
+    assert json.loads(proc.stdout)["bundles"][0]["ok"]
     bundle = tmp_path / "out" / f"{model.name}.desktop-x86_64"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["golden"]["origin"] == "images"

@@ -35,7 +35,7 @@ def test_ocr_ops_reach_an_x86_nb_and_onnx(wherry, tmp_path):
     """Transposed conv, nearest/bilinear resize, layer_norm, split, softmax attention: through the CLI."""
     model = export_vision_model("ocr_like", "pir", 64)
     proc = wherry("convert", model.parent, "-t", "desktop-x86_64", "-o", tmp_path, "--json", check=0)
-    summary = json.loads(proc.stdout)[0]
+    summary = json.loads(proc.stdout)["bundles"][0]
     results = {a["file"]: a for a in summary["report"]["verification"]["artifacts"]}
     assert results["model.x86.nb"]["status"] == "passed" and results["model.onnx"]["status"] == "passed"
     manifest = json.loads((tmp_path / "pir.desktop-x86_64" / "manifest.json").read_text())
@@ -47,7 +47,7 @@ def test_misc_ops_reach_an_x86_nb(wherry, tmp_path):
     """gelu, leaky_relu, clip, silu, sqrt/exp/log, pow, max/min, reductions, argmax, cast through Lite x86."""
     model = export_vision_model("misc_ops", "pir", 16)
     proc = wherry("convert", model.parent, "-t", "desktop-x86_64", "-o", tmp_path, "--json", check=0)
-    results = {a["file"]: a for a in json.loads(proc.stdout)[0]["report"]["verification"]["artifacts"]}
+    results = {a["file"]: a for a in json.loads(proc.stdout)["bundles"][0]["report"]["verification"]["artifacts"]}
     assert results["model.x86.nb"]["status"] == "passed" and results["model.onnx"]["status"] == "passed"
 
 

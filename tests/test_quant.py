@@ -37,7 +37,7 @@ def quantized(wherry, digits, tmp_path_factory):
     proc = wherry("convert", digits["model"], "--inputs", digits["inputs"], "-t", "rpi4", "-t", "desktop-x86_64",
                   "-o", out, "--precision", "fp32,fp16,int8-weight,int16-weight,int8", "--calib", digits["calib"],
                   "--eval", digits["eval"], "--json", check=0)
-    return {r["target"]: r for r in json.loads(proc.stdout)}, out
+    return {r["target"]: r for r in json.loads(proc.stdout)["bundles"]}, out
 
 
 def _rows(result):
@@ -119,7 +119,7 @@ def test_max_drop_keeps_the_most_sensitive_layers_in_float(wherry, digits, tmp_p
     proc = wherry("convert", digits["model"], "--inputs", digits["inputs"], "-t", "desktop-x86_64", "--format", "onnx",
                   "-o", tmp_path, "--precision", "fp32,int8", "--calib", digits["calib"], "--max-drop", "0.003",
                   "--json", check=0)
-    result = json.loads(proc.stdout)[0]
+    result = json.loads(proc.stdout)["bundles"][0]
     notes = result["report"]["quantization"]["notes"]
     kept = [n for n in notes if n.startswith("kept in float")]
     assert kept, notes
@@ -183,7 +183,7 @@ def test_int8_from_an_image_folder(wherry, digits, tmp_path):
     proc = wherry("convert", digits["model"], "--inputs", digits["inputs"], "-t", "desktop-x86_64", "--format",
                   "onnx", "-o", tmp_path / "out", "--precision", "fp32,int8", "--calib", tmp_path / "imgs",
                   "--eval", digits["eval"], "--json", check=0)
-    result = json.loads(proc.stdout)[0]
+    result = json.loads(proc.stdout)["bundles"][0]
     row = _rows(result)["model.int8.onnx"]
     assert row["accuracy_drop"] is not None and row["accuracy_drop"] <= MAX_INT8_DROP
     assert _status(result)["model.int8.onnx"]["status"] == "passed"
