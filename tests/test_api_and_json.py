@@ -151,3 +151,30 @@ def test_strict_fails_on_a_nearly_constant_golden(bundles, tmp_path):
     plain = wherry("check", bundle, "--no-isolate")
     strict = wherry("check", bundle, "--no-isolate", "--strict")
     assert strict.returncode == 1 and "nearly constant" in strict.stdout, (plain.stdout, strict.stdout)
+
+
+def test_http_device_reports_a_wrong_or_missing_token(bundles, tmp_path):
+    """A large upload to a runner that refuses the token must say 401/wrong token, not 'Broken pipe'."""
+    import os
+    import shutil
+    import threading
+
+    from wherry.runtimes.serve import make_server
+
+    bundle = shutil.copytree(bundles[0].path, tmp_path / "big")
+    (bundle / "padding.bin").write_bytes(os.urandom(8 << 20))  # big enough that the server hangs up mid-upload
+    server = make_server("127.0.0.1", 0, token="s3cret")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for token, words in ((None, "a token is required"), ("wrong", "wrong token")):
+            env = {k: v for k, v in os.environ.items() if k != "WHERRY_TOKEN"}
+            if token:
+                env["WHERRY_TOKEN"] = token
+            proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "check", str(bundle), "--device", url],
+                                  capture_output=True, text=True, env=env, timeout=300)
+            assert proc.returncode == 2 and "401" in proc.stderr and words in proc.stderr, proc.stderr
+            assert "WHERRY_TOKEN" in proc.stderr and "Broken pipe" not in proc.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
