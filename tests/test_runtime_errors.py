@@ -142,5 +142,7 @@ def test_missing_backend_and_unknown_paths(rt_models, tmp_path, monkeypatch):
 def test_closed_session_refuses_to_run(rt_models, rt_feeds):
     sess = runtimes.open(rt_models["onnx"])
     sess.close()
-    with pytest.raises(runtimes.InputError, match="closed"):
+    with pytest.raises(runtimes.SessionClosed, match="is closed") as info:
         sess.run(rt_feeds)
+    assert not isinstance(info.value, runtimes.InputError)  # the feeds were fine; the session is gone
+    assert "closed" in repr(sess)
