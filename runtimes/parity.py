@@ -265,7 +265,7 @@ def compare_detections(name: str, golden: np.ndarray, actual: Optional[np.ndarra
     if lost.size or extra.size:
         res = compare_one(name, golden[:0], np.asarray(actual)[:0], plain)
         res.golden_shape, res.actual_shape = list(golden.shape), list(np.asarray(actual).shape)
-        res.verdict = "fail"
+        res.verdict = "failed"
         res.reason = (f"detections differ: {lost.size} of {len(golden)} golden detection(s) have no match of the same "
                       f"class with IoU >= {tol.match_iou}, {extra.size} of {len(actual64)} detection(s) are extra")
         return res
@@ -274,7 +274,7 @@ def compare_detections(name: str, golden: np.ndarray, actual: Optional[np.ndarra
     score_err = float(np.abs(aligned[:, _SCORE] - golden[:, _SCORE]).max()) if len(golden) else 0.0
     note = f"compared as {len(golden)} detection(s) matched by class and IoU >= {tol.match_iou}"
     if res.passed and score_err > tol.atol + tol.rtol:
-        res.verdict = "fail"
+        res.verdict = "failed"
         res.reason = f"{note}; score error {score_err:.3g} > {tol.atol + tol.rtol:g}"
     else:
         res.reason = f"{note}; " + res.reason if res.reason else note

@@ -26,6 +26,7 @@ RUN_HERE = [
     "wherry inspect mnv3/model.pdmodel",
     "wherry convert mnv3/model.pdmodel -t rpi4 -o out",
     "wherry convert det/inference.pdmodel --inputs sample.npz",
+    "wherry convert lac_1x/ --lod words=4,7,2",
     "wherry check out/mnv3.rpi4 --json",
     "wherry targets",
     "python -m wherry.runtimes info",
@@ -48,6 +49,9 @@ RUN_BY = {
     "\"std\": [0.5,0.5,0.5]}'": "tests/test_cli_convert.py::test_golden_from_real_images_records_the_preprocessing",
     "wherry convert mnv3/model.pdmodel -t rpi4 --precision fp32,fp16,int8-weight,int8 --calib calib.npz "
     "--eval labelled.npz": "tests/test_quant.py::quantized",
+    "wherry convert lac_1x/ --inputs sentences.npz":
+        "tests/test_sequence_inputs.py::test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_representable",
+    "wherry convert detector.pdmodel --without-nms": "tests/test_detection.py::detector_bundles",
     "wherry check out/mnv3.rpi4 --device emulated-aarch64": "tests/test_devices.py::test_check_on_emulated_aarch64_board",
     "wherry check out/mnv3.rpi4 --device 'ssh://pi@raspberrypi.local?python=/home/pi/wherry/bin/python'":
         "tests/test_devices.py::test_check_over_ssh",
@@ -102,6 +106,8 @@ def test_readme_commands_run(tmp_path):
         for suffix in (".pdmodel", ".pdiparams"):
             shutil.copy(example.MODEL.with_suffix(suffix), tmp_path / folder / f"{stem}{suffix}")
     shutil.copy(example.INPUTS, tmp_path / "sample.npz")
+    from conftest import export_sequence_model
+    shutil.copytree(export_sequence_model(), tmp_path / "lac_1x")
     output_name = None
     for line in RUN_HERE:
         if "mnv3.rpi4" in line.split() and not (tmp_path / "mnv3.rpi4").exists():  # the runtime section's bundle
@@ -112,4 +118,5 @@ def test_readme_commands_run(tmp_path):
         proc = subprocess.run(_argv(line, output_name), capture_output=True, text=True, cwd=tmp_path, timeout=900)
         assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     assert (tmp_path / "out" / "det.desktop-x86_64" / "manifest.json").is_file()
+    assert (tmp_path / "out" / "lac_1x.desktop-x86_64" / "manifest.json").is_file()
     assert (tmp_path / "out.xml").is_file() and (tmp_path / "out.npz").is_file()

@@ -23,7 +23,7 @@ def test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_represen
                                                                                        tagger_inputs):
     proc = wherry("convert", export_sequence_model(), "--inputs", tagger_inputs, "-o", tmp_path, "--name", "tagger",
                   "--json", check=0)
-    (summary,) = json.loads(proc.stdout)
+    (summary,) = json.loads(proc.stdout)["bundles"]
     statuses = {a["file"]: a["status"] for a in summary["report"]["verification"]["artifacts"]}
     assert statuses == {"model.x86.nb": "passed", "model.onnx": "not representable"}
     bundle = tmp_path / "tagger.desktop-x86_64"
