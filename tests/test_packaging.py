@@ -39,6 +39,23 @@ def test_package_lists_name_every_package_folder():
     assert set(board) == _package_folders("runtimes", "wherry.runtimes")
 
 
+def test_package_data_ships_every_data_file():
+    """A data file the code reads (a lite_ops.json, a profile, the emulated board script) must be installed."""
+    import fnmatch
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    tracked = subprocess.run(["git", "ls-files", "convert", "targets"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    for file in (f for f in tracked if not f.endswith(".py")):
+        folder, name = file.rsplit("/", 1)
+        candidates = [(f"wherry.{folder.replace('/', '.')}", name)]
+        if "/" in folder:  # a pattern of the parent package, e.g. profiles/*.toml
+            parent, sub = folder.split("/", 1)
+            candidates.append((f"wherry.{parent}", f"{sub}/{name}"))
+        assert any(fnmatch.fnmatch(rel, pattern) for package, rel in candidates for pattern in data.get(package, ())), \
+            f"{file} is not in pyproject.toml's package-data"
+
+
 def _run(python: Path, *args, cwd: Path, timeout: int = 900):
     env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "PYTHONNOUSERSITE": "1"}
     return subprocess.run([str(python), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
