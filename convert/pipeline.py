@@ -489,7 +489,7 @@ def _reference_accuracy(info, eval_data) -> float:
 def _arm_runtime_built(profile) -> bool:
     """Whether Paddle Lite's ARM runtime for this target was built on this host (`wherry targets
     build-lite`): then its .nb artifacts are run on the emulated board instead of an x86 twin."""
-    from targets import lite
+    from ..targets import lite
 
     return profile.arch == "aarch64" and lite.find("aarch64") is not None
 
@@ -499,7 +499,7 @@ def _emulated_arm_check(stage: Path, artifacts) -> dict:
     here, and add each verdict to the artifact's notes. The host check still lists them as not
     verifiable on this host: the board, not this host, ran them (and its timings mean nothing).
     Returns the board's result per artifact file (empty when the board could not run)."""
-    from targets.devices import EMULATED, connect
+    from ..targets.devices import EMULATED, connect
 
     # the ARM runtime built here is CPU-only: OpenCL .nb files stay unverified
     nbs = [a for a in artifacts if a.format == "nb" and a.arch == "arm" and "opencl" not in (a.places or "")]

@@ -115,9 +115,10 @@ def install_lite_runtime(board: Path) -> Optional[Path]:
             return target
         partial = board / "paddle-lite.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        # the board is Debian bookworm (glibc 2.36) with CPython 3.11
+        # the board is Debian bookworm (glibc 2.36) with CPython 3.11; pip takes each glibc it accepts
+        platforms = [w for minor in range(17, 37) for w in ("--platform", f"manylinux_2_{minor}_aarch64")]
         proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               "--no-deps", "--target", str(partial), "--platform", "manylinux_2_36_aarch64",
+                               "--no-deps", "--target", str(partial), *platforms,
                                "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
                                str(runtime.wheel)], capture_output=True, text=True,
                               env=dict(os.environ, PIP_ROOT_USER_ACTION="ignore"))

@@ -51,14 +51,17 @@ build_lib() {
   mkdir -p "$work/lite/gen_code"
   touch "$work/lite/gen_code/__generated_code__.cc"
   rm -f "$src/lite/api/paddle_use_ops.h" "$src/lite/api/paddle_use_kernels.h"
-  local options
+  local options jobs=${JOBS:-$(nproc)}
   options=$(recipe)
   options=${options% target=*}
   say "cmake ($ABI, $CROSS-g++)"
+  # Not part of the recipe (they change how, not what, is built): the Python that generates sources,
+  # and parallel link-time optimization (Lite's -flto alone runs its 59 LTRANS jobs one by one).
   # shellcheck disable=SC2086  # the recipe is a list of words
-  (cd "$work" && cmake "$src" $options -DPYTHON_EXECUTABLE="$(command -v python3)") > "$work/cmake.log" 2>&1 || {
+  (cd "$work" && cmake "$src" $options -DPYTHON_EXECUTABLE="$(command -v python3)" \
+      -DCMAKE_SHARED_LINKER_FLAGS="-flto=$jobs") > "$work/cmake.log" 2>&1 || {
     tail -n 30 "$work/cmake.log" >&2; say "cmake failed (full log: $work/cmake.log)"; exit 1; }
-  local total jobs=${JOBS:-$(nproc)}
+  local total
   total=$(grep -c '\.cc\.o: ' "$work/lite/api/CMakeFiles/PADDLELITE_OBJS.dir/build.make" 2>/dev/null || echo "?")
   say "compiling the light API with $jobs jobs (about $total/2 sources; ~20 min on 2 cores)"
   # Progress: one line per 50 compiled sources, so a long build shows it is alive.
