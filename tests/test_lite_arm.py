@@ -169,7 +169,9 @@ def test_tampered_nb_fails_its_integrity_check(wherry, arm_runtime, rpi4_quant_b
 
 def test_corrupt_nb_crash_is_isolated_on_the_board(wherry, arm_runtime, rpi4_quant_bundle, tmp_path):
     """A bundle whose .nb is garbage but whose manifest matches it (a broken conversion, not tampering):
-    Lite fails inside the board's child process; the runner survives and reports a typed error."""
+    Lite fails inside the board's isolated child process; the runner survives and reports a typed error.
+    (The ARM build has C++ exceptions on, so Lite's failed checks arrive as "cannot load" errors; a real
+    crash would arrive as "paddlelite crashed (SIGSEGV)": both are accepted, neither kills the runner.)"""
     bad = tmp_path / "corrupt"
     shutil.copytree(rpi4_quant_bundle, bad)
     nb = bad / "model.arm.nb"
