@@ -280,12 +280,18 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                               "without --require-all wherry ships the artifacts that were built and lists the rest "
                               "in manifest.json and report.json")
         manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records)
-        check = None
+        check, emulated = None, None
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = runtimes.check(stage)
+            if _arm_runtime_built(profile) and any(a.format == "nb" for a in artifacts):
+                with shared.timeline.step(f"[{profile.name}] checking the ARM .nb artifacts on the emulated "
+                                          "aarch64 board"):
+                    emulated = _emulated_arm_check(stage, artifacts)
+                manifest.write(stage)  # with the board's verdicts among the artifacts' notes
             check.bundle = str(final)  # the report outlives the staging directory
-        report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes, manifest.not_built)
+        report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes, manifest.not_built,
+                               emulated)
         return stage, BundleResult(profile.name, final, manifest, check, report)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -310,7 +316,7 @@ def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats, fai
                                   tool=lite_export.TOOL, places=places, leftover=stage / nb_name)
         if result is not None:
             notes = list(result.notes)
-            if profile.arch_family != "x86" and options.verify:
+            if profile.arch_family != "x86" and options.verify and not _arm_runtime_built(profile):
                 with timeline.step(f"[{profile.name}] checking the Lite program through an x86 twin"):
                     notes.append(_x86_twin_check(shared, _tolerances(profile, "fp32", info.outputs)))
             artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
@@ -419,13 +425,16 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
     return preprocess_record(options.calib, shared.info.inputs, _spec_text(options.preprocess))
 
 
-def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing) -> dict:
+def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing,
+                  emulated: Optional[dict] = None) -> dict:
     warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n] \
         + [f"{n.file}: not built ({n.tool}): {n.reason.splitlines()[0]}" for n in missing]
     report = {"model": shared.name, "target": profile.name, "timings": shared.timeline.to_json(),
               "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
               "not_built": [n.to_json() for n in missing],
               "verification": check.to_json() if check is not None else None}
+    if emulated is not None:  # ARM .nb results of the emulated aarch64 board (file -> check result)
+        report["emulated_verification"] = emulated
     quant = shared.quant
     if extra or quant.eval_data is not None:
         from wherry.convert.quantize import evaluate
@@ -476,6 +485,48 @@ def _reference_accuracy(info, eval_data) -> float:
 
     model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
     return round(accuracy(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True), eval_data[1]), 2)
+
+
+def _arm_runtime_built(profile) -> bool:
+    """Whether Paddle Lite's ARM runtime for this target was built on this host (`wherry targets
+    build-lite`): then its .nb artifacts are run on the emulated board instead of an x86 twin."""
+    from ..targets import lite
+
+    return profile.arch == "aarch64" and lite.find("aarch64") is not None
+
+
+def _emulated_arm_check(stage: Path, artifacts) -> dict:
+    """Run the bundle's ARM .nb artifacts on the emulated aarch64 board with the ARM Lite runtime built
+    here, and add each verdict to the artifact's notes. The host check still lists them as not
+    verifiable on this host: the board, not this host, ran them (and its timings mean nothing).
+    Returns the board's result per artifact file (empty when the board could not run)."""
+    from ..targets.devices import EMULATED, connect
+
+    # the ARM runtime built here is CPU-only: OpenCL .nb files stay unverified
+    nbs = [a for a in artifacts if a.format == "nb" and a.arch == "arm" and "opencl" not in (a.places or "")]
+    if not nbs:
+        return {}
+    argv = ["check", str(stage), "--json"] + [w for a in nbs for w in ("--artifact", a.file)]
+    try:
+        result = connect(EMULATED).run(argv, [stage])
+        board = {r["file"]: r for r in json.loads(result.stdout)["artifacts"]}
+    except (WherryError, ValueError, KeyError) as exc:
+        text = exc.message if isinstance(exc, WherryError) else str(exc)
+        for art in nbs:
+            art.notes.append(f"emulated aarch64 board could not check it: {text.splitlines()[0][:200]}")
+        return {}
+    for art in nbs:
+        r = board.get(art.file)
+        if r is None:
+            continue
+        outs = [o for o in r.get("outputs", []) if o.get("max_abs") is not None]
+        figures = (f" (max abs {max(float(o['max_abs']) for o in outs):.2e}, cosine "
+                   f"{min(float(o['cosine']) for o in outs):.6f})") if outs else ""
+        verdict = {"passed": "pass", "failed": "FAIL"}.get(r["status"], r["status"])
+        why = f": {r['reason'].splitlines()[0][:200]}" if r["status"] != "passed" and r.get("reason") else ""
+        art.notes.append(f"emulated aarch64 board (qemu, Paddle Lite ARM runtime) vs golden: {verdict}{figures}{why}")
+        art.notes.extend(r.get("notes", []))
+    return board
 
 
 def _x86_twin_check(shared: _Shared, tolerances) -> str:

@@ -33,6 +33,7 @@ class ArtifactResult:
     reason: str = ""
     outputs: List[parity.OutputParity] = field(default_factory=list)
     seconds: float = 0.0
+    notes: List[str] = field(default_factory=list)  # e.g. a runtime/opt version mismatch, whatever the verdict
 
     def worst(self) -> Optional[parity.OutputParity]:
         """The output with the largest relative error (the one to show in a one-line summary)."""
@@ -44,7 +45,8 @@ class ArtifactResult:
     def to_json(self) -> dict:
         return {"file": self.file, "format": self.format, "runtime": self.runtime, "precision": self.precision,
                 "arch": self.arch, "size": self.size, "status": self.status, "reason": self.reason,
-                "seconds": round(self.seconds, 4), "outputs": [o.to_json() for o in self.outputs]}
+                "seconds": round(self.seconds, 4), "outputs": [o.to_json() for o in self.outputs],
+                "notes": self.notes}
 
 
 @dataclass
@@ -105,6 +107,7 @@ class CheckReport:
                     notes.append(f"  {r.file}: output {o.name!r}: golden nearly constant; parity uninformative")
             if r.reason and r.status != PASSED:
                 notes.append(f"  {r.file}: {r.reason}")
+            notes.extend(f"  {r.file}: {note}" for note in r.notes)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -202,15 +205,18 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     except BundleError as exc:
         result.reason = exc.message
         return result
-    why_not = unsupported_reason(art.arch, art.runtime)
+    why_not = unsupported_reason(art.arch, art.runtime) or _opencl_reason(art)
     if why_not:
         result.status, result.reason = UNVERIFIABLE, why_not
         return result
+    version_note = _lite_version_note(bundle, art) if art.runtime == "paddlelite" else None
+    if version_note:
+        result.notes.append(version_note)
     try:
         with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads) as session:
             actual = session.run(feeds)
     except WherryError as exc:
-        result.reason = str(exc)
+        result.reason = str(exc) + (" (see the version note: it is the likely cause)" if version_note else "")
         result.seconds = time.perf_counter() - start
         return result
     actual = _align(golden, actual)
@@ -236,6 +242,31 @@ def not_built_result(missing) -> ArtifactResult:
     status = NOT_REPRESENTABLE if missing.status == NOT_REPRESENTABLE else NOT_BUILT
     return ArtifactResult(missing.file, missing.format, missing.tool, missing.precision, missing.arch, 0,
                           status=status, reason=reason)
+
+
+def _opencl_reason(art: Artifact) -> Optional[str]:
+    """A .nb optimized for OpenCL needs a Lite runtime with OpenCL; the ARM runtime wherry builds has none."""
+    if art.runtime != "paddlelite" or "opencl" not in (art.places or ""):
+        return None
+    from .backends import paddlelite_light
+
+    built = paddlelite_light.runtime_info()
+    if built is not None and not built.get("opencl", False):
+        return "an OpenCL .nb; this device's Paddle Lite runtime (wherry's ARM build) has no OpenCL"
+    return None
+
+
+def _lite_version_note(bundle: Bundle, art: Artifact) -> Optional[str]:
+    """Why this device's Paddle Lite may not read a .nb the way the opt that wrote it meant, or None."""
+    from . import backends, lite_version
+    from .backends import paddlelite_light
+
+    built = paddlelite_light.runtime_info()
+    if built:
+        runtime, commit = built.get("lite_tag") or built.get("version"), built.get("lite_commit")
+    else:
+        runtime, commit = backends.version("paddlelite"), None
+    return lite_version.mismatch(bundle.manifest.tools.get("paddlelite"), runtime, commit, art.file)
 
 
 def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,

@@ -130,6 +130,12 @@ def device_info() -> dict:
         info["numpy"] = None
     info["wherry_runtimes"] = runtimes.__version__
     info["backends"] = runtimes.available()
+    from .backends import paddlelite_light
+
+    built = paddlelite_light.runtime_info()
+    if built:  # the ARM Lite runtime wherry builds: say which Lite source it is, for version questions
+        info["paddlelite_runtime"] = (f"Paddle Lite {built.get('lite_tag')} (commit {str(built.get('lite_commit'))[:12]}, "
+                                      f"built for {built.get('arch')}) at {built['folder']}")
     return info
 
 

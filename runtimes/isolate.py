@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import signal
 import struct
 import subprocess
@@ -122,6 +123,17 @@ def _cleanup(proc: subprocess.Popen, fds, log_path: str) -> None:
         pass
 
 
+#: How to start another program of this device, when it cannot be executed directly. The emulated
+#: board sets it: its Python runs under qemu user-mode emulation, and an aarch64 program it starts
+#: would be handed to the x86 kernel; prefixed with the emulator, the child runs emulated too.
+LAUNCHER_ENV = "WHERRY_CHILD_LAUNCHER"
+
+
+def child_launcher():
+    """The command words to put before a child Python (empty on a real device)."""
+    return shlex.split(os.environ.get(LAUNCHER_ENV, ""))
+
+
 class IsolatedBackend(Backend):
     """A backend living in a child process; same protocol as the in-process ones."""
 
@@ -143,7 +155,7 @@ class IsolatedBackend(Backend):
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", f"{__package__}.worker", str(to_child_r), str(from_child_w)],
+                [*child_launcher(), sys.executable, "-m", f"{__package__}.worker", str(to_child_r), str(from_child_w)],
                 stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
                 pass_fds=(to_child_r, from_child_w))
         except OSError as exc:

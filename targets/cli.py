@@ -14,9 +14,16 @@ def add_targets_commands(sub) -> None:
     p = sub.add_parser("targets", help="list target profiles, or explain one",
                        description="Target profiles say what wherry builds for a device class. "
                                    "Pass a name or your own .toml file to `wherry convert -t`.")
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "show", "build-lite"], default="list",
+                   help="list the profiles, show one, or build-lite: cross-build Paddle Lite's ARM runtime "
+                        "(for the emulated board and real boards; cached, ~20 min the first time)")
     p.add_argument("name", nargs="?", help="profile name or .toml file (for show)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.targets.v1)")
+    p.add_argument("--arch", default="aarch64", choices=["aarch64", "armv7hf"], help="build-lite: the board's CPU")
+    p.add_argument("--source", metavar="DIR|ARCHIVE",
+                   help="build-lite: Paddle Lite's source at tag v2.13-rc (a directory or .tar.gz); "
+                        "default: clone it from Paddle Lite's public repository")
+    p.add_argument("--jobs", type=int, metavar="N", help="build-lite: parallel compile jobs (default: all cores)")
     p.set_defaults(func=cmd_targets)
 
 
@@ -30,6 +37,9 @@ def _profile_json(profile) -> dict:
 
 
 def cmd_targets(args) -> int:
+    if args.action == "build-lite":
+        return cmd_build_lite(args)
+
     from wherry.runtimes.cli import emit_json
 
     if args.action == "show":
@@ -70,8 +80,6 @@ def run_device_command(command: str, args, argv: Optional[List[str]] = None) -> 
     if argv is None:
         argv = _command_args(command, getattr(args, "argv", None) or sys.argv[1:])
     argv = _without_device(list(argv))
-    if command == "check" and args.device == EMULATED and "--no-isolate" not in argv:
-        argv.append("--no-isolate")  # qemu-user cannot start a second emulated process for isolation
     target = getattr(args, "bundle", None) or getattr(args, "artifact_path", None) or getattr(args, "path", None)
     paths = [target] if target and Path(target).exists() else []
     result = connect(args.device).run([command, *argv], paths)
@@ -96,3 +104,31 @@ def _without_device(argv):
         elif not arg.startswith("--device="):
             out.append(arg)
     return out
+
+
+def cmd_build_lite(args) -> int:
+    """Build (or find, cached) Paddle Lite's ARM runtime; print where it is, its size and the build time."""
+    from . import lite
+
+    runtime = lite.build(args.arch, source=args.source, jobs=args.jobs)
+    info = runtime.info
+    how = f"built in {_duration(runtime.seconds)}" if runtime.built_now else "already built (cached)"
+    print(f"Paddle Lite {info['lite_tag']} (commit {info['lite_commit'][:12]}) for {runtime.arch}: {how}")
+    files = sorted((p for p in runtime.folder.iterdir() if p.is_file() and ".so" in p.name), key=lambda p: p.name)
+    parts = ", ".join(f"{p.name} {_mb(p.stat().st_size)}" for p in files)
+    print(f"runtime folder  {runtime.folder}  ({_mb(runtime.size())}: {parts})")
+    print(f"wheel           {runtime.wheel}  ({_mb(runtime.wheel.stat().st_size)})")
+    print(f"board needs     Linux {runtime.arch}, glibc >= {info['glibc']}, libstdc++ of GCC >= 12, numpy; "
+          "any CPython >= 3.7")
+    print(f"on a board      pip install {runtime.wheel.name}   (or copy the folder and set "
+          f"WHERRY_LITE_RUNTIME=/path/to/{runtime.folder.name})")
+    return 0
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"

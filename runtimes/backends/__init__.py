@@ -20,8 +20,9 @@ _REGISTRY = {
                     ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
                     "pip install onnxruntime"),
     "paddlelite": (".paddlelite_backend", "paddlelite",
-                   ("paddlelite",), "pip install paddlelite (x86_64 wheels only; on ARM build Paddle Lite's "
-                                    "Python light API from source)"),
+                   ("paddlelite",), "pip install paddlelite (x86_64 wheels only); on an ARM board: build the runtime "
+                                    "on a host with `wherry targets build-lite --arch aarch64` and pip install its "
+                                    "wheel on the board (docs/devices.md)"),
     "paddle": (".paddle_backend", "paddle",
                ("paddlepaddle", "paddlepaddle-gpu"), "pip install paddlepaddle (host only)"),
 }
@@ -30,6 +31,12 @@ NAMES = tuple(_REGISTRY)
 
 def version(name: str) -> Optional[str]:
     """The installed version of a backend's library, or None; never imports it."""
+    if name == "paddlelite":
+        from . import paddlelite_light
+
+        built = paddlelite_light.version()  # the ARM runtime wherry builds, when this machine has one
+        if built:
+            return built
     _, module, dists, _ = _REGISTRY[name]
     try:
         if importlib.util.find_spec(module) is None:

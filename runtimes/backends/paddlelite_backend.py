@@ -1,4 +1,5 @@
-"""Paddle Lite light API backend (``.nb`` files).
+"""Paddle Lite light API backend (``.nb`` files) through the ``paddlelite`` wheel (x86_64 hosts).
+On an ARM board, ``open_backend`` uses the runtime wherry builds instead (paddlelite_light.py).
 
 Quirks of paddlelite 2.13 handled here (see docs/toolchain.md):
 
@@ -104,4 +105,13 @@ class PaddleLiteBackend(Backend):
 
 def open_backend(path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
                  outputs: Optional[List[TensorSpec]] = None) -> Backend:
+    """Lite's ARM runtime built by wherry when this machine has one (a board), else the paddlelite wheel."""
+    from . import paddlelite_light
+
+    if not os.path.isfile(path):  # Lite aborts the process on a missing file
+        raise BundleError(f"Paddle Lite model {path} does not exist", "check the path of the .nb file")
+    if os.path.getsize(path) < 64:
+        raise BundleError(f"{path} is too small to be a Paddle Lite model", "copy or convert the .nb again")
+    if paddlelite_light.runtime_info() is not None:
+        return paddlelite_light.PaddleLiteLightBackend(path, threads, inputs, outputs)
     return PaddleLiteBackend(path, threads, inputs, outputs)

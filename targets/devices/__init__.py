@@ -94,20 +94,64 @@ def emulated_board_dir() -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
+def install_lite_runtime(board: Path) -> Optional[Path]:
+    """Install the aarch64 Paddle Lite runtime built on this host (`wherry targets build-lite`) into
+    the emulated board, from its wheel with pip, as on a real board. Returns the directory to put on
+    the board's path, or None when no runtime is built (the board then has no Paddle Lite)."""
+    import fcntl
+
+    from .. import lite
+
+    runtime = lite.find("aarch64")
+    if runtime is None:
+        log.info("no aarch64 Paddle Lite runtime built on this host: the emulated board has no Paddle Lite")
+        return None
+    target, stamp = board / "paddle-lite", board / "paddle-lite" / ".installed-from"
+    if stamp.is_file() and stamp.read_text() == str(runtime.wheel):
+        return target
+    with open(board / "paddle-lite.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == str(runtime.wheel):
+            return target
+        partial = board / "paddle-lite.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        # the board is Debian bookworm (glibc 2.36) with CPython 3.11; pip takes each glibc it accepts
+        platforms = [w for minor in range(17, 37) for w in ("--platform", f"manylinux_2_{minor}_aarch64")]
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                               "--no-deps", "--target", str(partial), *platforms,
+                               "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
+                               str(runtime.wheel)], capture_output=True, text=True,
+                              env=dict(os.environ, PIP_ROOT_USER_ACTION="ignore"))
+        if proc.returncode != 0:
+            raise DeviceError(f"cannot install {runtime.wheel.name} on the emulated board: "
+                              f"{proc.stderr.strip()[-500:]}", "rebuild it with `wherry targets build-lite`")
+        (partial / ".installed-from").write_text(str(runtime.wheel))
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+        log.info("installed %s on the emulated board", runtime.wheel.name)
+    return target
+
+
 class EmulatedAarch64(Device):
-    """An aarch64 board emulated with qemu-user: real aarch64 numpy and onnxruntime, ~300x slower."""
+    """An aarch64 board emulated with qemu-user: real aarch64 numpy, onnxruntime and (when built here)
+    Paddle Lite, ~300x slower than native; its timings say nothing about a real board."""
 
     name = EMULATED
 
     def run(self, argv, paths):
         board = emulated_board_dir()
         root = board / "sysroot"
+        lite_dir = install_lite_runtime(board)
+        qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
         with tempfile.TemporaryDirectory(prefix="wherry-emulated-") as tmp:
             code = board_code(Path(tmp))
+            path = [board / "site-packages", *([lite_dir] if lite_dir else []), code]
             # env -i: the host's PYTHONPATH and PIP_* must not leak into the board's Python.
             # Host paths (the bundle) are not under the sysroot, so qemu falls through to the host for them.
-            cmd = ["env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={board / 'site-packages'}:{code}",
-                   "qemu-aarch64-static", "-L", str(root), str(root / "usr/bin/python3.11"), "-m", "wherry.runtimes", *argv]
+            # WHERRY_CHILD_LAUNCHER: an isolated session's child Python must be started through qemu too.
+            cmd = ["env", "-i", "PATH=/usr/bin:/bin", "PYTHONPATH=" + ":".join(map(str, path)),
+                   "WHERRY_CHILD_LAUNCHER=" + shlex.join([qemu, "-L", str(root)]),
+                   qemu, "-L", str(root), str(root / "usr/bin/python3.11"), "-m", "wherry.runtimes", *argv]
             proc = subprocess.run(cmd, capture_output=True, text=True)
         return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
 

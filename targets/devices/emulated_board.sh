@@ -16,13 +16,34 @@ SITE=$BOARD/site-packages
 STAMP=$BOARD/.ready-v2
 say() { echo "emulated-aarch64: $*" >&2; }
 
-if [ -f "$STAMP" ]; then echo "$BOARD"; exit 0; fi
+# A fake ARM /proc/cpuinfo inside the sysroot (qemu's -L prefix serves it instead of the host's):
+# onnxruntime segfaults under qemu-user reading the host's x86 one. It lists Cortex-A72 cores (a
+# Raspberry Pi 4), as many as the host has: Paddle Lite counts CPUs from /sys/devices/system/cpu
+# (the host's, through qemu) and aborts with std::out_of_range when /proc/cpuinfo lists more.
+# Rewritten whenever the count differs (a cached board may move to another machine).
+host_cpus() {
+  local n; n=$(ls -d /sys/devices/system/cpu/cpu[0-9]* 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || n=$(nproc)
+  echo "$n"
+}
+write_cpuinfo() {
+  local root=$1 n i
+  n=$(host_cpus)
+  [ -f "$root/proc/cpuinfo" ] && [ "$(grep -c '^processor' "$root/proc/cpuinfo")" = "$n" ] && return 0
+  mkdir -p "$root/proc"
+  for ((i = 0; i < n; i++)); do
+    printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"
+  done > "$root/proc/cpuinfo.tmp"
+  mv "$root/proc/cpuinfo.tmp" "$root/proc/cpuinfo"
+}
+
+if [ -f "$STAMP" ]; then write_cpuinfo "$ROOT"; echo "$BOARD"; exit 0; fi
 # Two first uses at once (parallel test runs) must not build into the same partial directory.
 mkdir -p "$CACHE"
 exec 9>"$CACHE/emulated-aarch64.lock"
 if command -v flock >/dev/null 2>&1; then
   flock 9 || true
-  if [ -f "$STAMP" ]; then echo "$BOARD"; exit 0; fi
+  if [ -f "$STAMP" ]; then write_cpuinfo "$ROOT"; echo "$BOARD"; exit 0; fi
 fi
 
 if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
@@ -77,12 +98,7 @@ mkdir -p "$PART_ROOT"
 for deb in "$APT"/archives/*.deb; do dpkg -x "$deb" "$PART_ROOT"; done
 # bookworm is merged-/usr: the loader and libraries are looked up under /lib, /bin ...
 for d in lib bin sbin; do [ -e "$PART_ROOT/$d" ] || ln -s "usr/$d" "$PART_ROOT/$d"; done
-# onnxruntime reads /proc/cpuinfo to pick kernels and segfaults on the host's x86 one under qemu-user;
-# qemu's -L prefix serves this file instead: four Cortex-A72 cores (a Raspberry Pi 4).
-mkdir -p "$PART_ROOT/proc"
-for i in 0 1 2 3; do
-  printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"
-done > "$PART_ROOT/proc/cpuinfo"
+write_cpuinfo "$PART_ROOT"
 
 say "installing numpy and onnxruntime aarch64 wheels"
 # any host Python with a recent pip can fetch wheels for another platform: python3, else the one
