@@ -89,8 +89,14 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) ->
             raise InputError(f"array {name!r} in {label} has a {header_len}-byte header (damaged)",
                              "write it again with numpy.savez")
         fh.seek(0)
+        # public readers only (numpy 2 hides the private one); version 3 is only written for
+        # structured dtypes with non-latin-1 field names, which are refused anyway
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         version = np.lib.format.read_magic(fh)
-        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+        if version not in readers:
+            raise InputError(f"array {name!r} in {label} uses .npy format version {version}, which wherry does not read",
+                             "write it with numpy.savez (plain numeric arrays)")
+        shape, fortran, dtype = readers[version](fh)
         if dtype.hasobject:
             raise InputError(f"{label} holds pickled Python objects, which wherry never loads (unsafe)",
                              "save plain numeric arrays: numpy.savez(path, x=arr.astype('float32'))")
