@@ -94,7 +94,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) ->
         readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         version = np.lib.format.read_magic(fh)
         if version not in readers:
-            raise InputError(f"array {name!r} in {label} uses .npy format version {version}, which wherry does not read",
+            raise InputError(f"array {name!r} in {label} uses .npy format version {version}, which wherry "
+                             "does not read",
                              "write it with numpy.savez (plain numeric arrays)")
         shape, fortran, dtype = readers[version](fh)
         if dtype.hasobject:

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import threading
@@ -31,7 +30,6 @@ from hypothesis import strategies as st
 
 from hostile_fixtures import raw_request, reseal, serve_in_thread, still_serving, stop, tar_bytes
 from runtime_fixtures import make_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
-from wherry.runtimes.bundle import content_hash
 from wherry.runtimes.errors import InputError
 from wherry.runtimes.npz import read_npz
 from wherry.runtimes.serve import HttpError, Limits, safe_extract
@@ -398,7 +396,8 @@ def _http(method, path, headers, body, length="right"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
 
 
-_PATHS = st.sampled_from(["/info", "/bundles", "/bundles/ID/check", "/bundles/ID/run", "/bundles/ID/run?artifact=model.onnx",
+_PATHS = st.sampled_from(["/info", "/bundles", "/bundles/ID/check", "/bundles/ID/run",
+                          "/bundles/ID/run?artifact=model.onnx",
                           "/run?bundle=ID", "/run?bundle=ID&artifact=../../x", "/bundles/ID", "/bundles/nope/check",
                           "/../../etc/passwd", "/%2e%2e/%2e%2e/", "/bundles/..%2F..%2Fx/check", "/" + "a" * 3000,
                           "/run?bundle=ID&artifact=model.arm.nb", "//", "/info?" + "&" * 500])

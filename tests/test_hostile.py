@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -447,7 +446,8 @@ def test_8_damaged_manifest_is_one_message(onnx_only, kind):
     assert main(["check", str(onnx_only)]) == 2
 
 
-@pytest.mark.parametrize("text", [_nest(100_000).encode(), b'{"schema": "wherry.bundle/2", "x": ' + _nest(40).encode() + b"}",
+@pytest.mark.parametrize("text", [_nest(100_000).encode(),
+                                  b'{"schema": "wherry.bundle/2", "x": ' + _nest(40).encode() + b"}",
                                   b"\xff\xfe{", b"[1]", b"1e999999", b"", b"{" * 3])
 def test_8_unparseable_manifest_is_one_message_in_both_clis(onnx_only, wherry, text):
     (onnx_only / "manifest.json").write_bytes(text)
