@@ -85,7 +85,14 @@ def _add_convert(sub):
 
 
 def cmd_convert(args) -> int:
+    # Importing paddle installs a C-level SIGTERM handler that dies without cleaning up: import it first,
+    # then give SIGTERM back to the handler that cleans up like Ctrl-C (wherry.runtimes.cli.report_errors).
+    from paddle.base.proto import framework_pb2  # noqa: F401
+
     from wherry.convert import example, pipeline
+    from wherry.runtimes.cli import interrupt_on_sigterm
+
+    interrupt_on_sigterm()
 
     if args.example == bool(args.model):
         raise WherryError("give either a MODEL or --example", "try: wherry convert --example")

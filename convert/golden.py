@@ -6,6 +6,7 @@ the untouched source model, never from a legalized or translated copy.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +20,7 @@ from wherry.runtimes.specs import TensorSpec
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 1
+MAX_RANDOM_BYTES = 256 << 20  # random golden inputs; a bundle carries them, so they stay a sample
 
 
 def parse_shape_options(options: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
@@ -64,10 +66,16 @@ def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], s
                          f"the model's inputs are {', '.join(s.name for s in specs)}")
     lengths = lengths or {}
     shapes = sequence_inputs(specs, lengths, shapes) if any(s.lod_level for s in specs) else shapes
+    planned = [(spec, concrete_shape(spec, shapes)) for spec in specs]
+    size = sum(math.prod(shape) * np.dtype(spec.dtype).itemsize for spec, shape in planned)
+    if size > MAX_RANDOM_BYTES:  # measured before allocating: a typo in --shape must not exhaust memory
+        shown = ", ".join(f"{spec.name}={','.join(map(str, shape))}" for spec, shape in planned)
+        raise InputError(f"random golden inputs of {shown} would take {_human(size)}; wherry makes at most "
+                         f"{_human(MAX_RANDOM_BYTES)} of them", "golden data only needs a sample: pass a smaller "
+                         "--shape (e.g. batch 1), or real data with --inputs")
     rng = np.random.default_rng(seed)
     feeds = {}
-    for spec in specs:
-        shape = concrete_shape(spec, shapes)
+    for spec, shape in planned:
         dtype = np.dtype(spec.dtype)
         if spec.lod_level and spec.name in lengths:
             feeds[lengths_key(spec.name)] = np.asarray(lengths[spec.name], np.int64)
@@ -104,7 +112,17 @@ def user_inputs(path: Path, specs: List[TensorSpec], lengths: Optional[Dict[str,
     """The user's npz (with NAME.lengths for sequence inputs; ``lengths`` from --lod take precedence)."""
     feeds = load_npz(path)
     feeds.update({lengths_key(name): np.asarray(value, np.int64) for name, value in (lengths or {}).items()})
-    return validate_feeds(specs, {k: v for k, v in feeds.items() if k in _feed_keys(specs)})
+    checked = validate_feeds(specs, {k: v for k, v in feeds.items() if k in _feed_keys(specs)})
+    for spec in specs:
+        value = checked[spec.name]
+        # such golden data checks nothing: every artifact would be compared on nothing or on NaN
+        if value.size == 0:
+            raise InputError(f"--inputs array {spec.name!r} is empty (shape {list(value.shape)})",
+                             "pass at least one real sample per input")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputError(f"--inputs array {spec.name!r} holds NaN or Inf values",
+                             "pass finite sample data (e.g. real images, normalized)")
+    return checked
 
 
 def _feed_keys(specs: List[TensorSpec]) -> set:
@@ -145,6 +163,10 @@ def sequence_inputs(specs: List[TensorSpec], lengths: Dict[str, List[int]], shap
         rest = [1 if d is None else d for d in spec.shape[1:]]
         shapes[spec.name] = (int(sum(lengths[spec.name])), *rest)
     return shapes
+
+
+def _human(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def reference_outputs(model_path: Path, feeds: dict) -> Dict[str, np.ndarray]:

@@ -117,6 +117,15 @@ def _check_output_dir(out_dir: Path) -> None:
                           "choose another directory with -o") from None
 
 
+def _check_names(name: Optional[str], profiles) -> None:
+    """A bundle is written (and with --force replaced) at -o/NAME.TARGET: both must be plain names,
+    so nothing outside -o is ever written or deleted."""
+    for what, value in [("--name", name)] + [("target name", p.name) for p in profiles]:
+        if value is not None and (value in ("", ".", "..") or any(c in value for c in "/\\\0")):
+            raise OutputError(f"{what} {value!r} is not a plain name (no path separators, not . or ..)",
+                              "name the bundle with --name and choose its folder with -o")
+
+
 def _tolerances(profile: Profile, precision: str, outputs) -> Dict[str, Tolerance]:
     base = parity.default_tolerance(precision)
     override = profile.tolerances.get(precision, {})
@@ -141,6 +150,7 @@ def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
         raise WherryError(f"unknown legalization pass(es) {', '.join(unknown_passes)}",
                           f"passes: {', '.join(legalize.PASSES)}")
     profiles = [load_profile(t) for t in options.targets]
+    _check_names(options.name, profiles)
     unknown = [f for f in options.formats or () if f not in FORMATS]
     if unknown:
         raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")

@@ -33,16 +33,17 @@ Tolerances = Mapping[str, Union[float, Mapping[str, float]]]
 
 def open(path: Union[str, "PathLike[str]"], artifact: Optional[str] = None, threads: Optional[int] = None,  # noqa: A001
          isolate: bool = False, backend: Optional[str] = None,
-         providers: Optional[Sequence[str]] = None) -> "Session":
+         providers: Optional[Sequence[str]] = None, timeout: Optional[float] = None) -> "Session":
     """Open a bundle directory (``artifact`` picks one by file name), an ``.onnx``, a Lite ``.nb`` or a
     Paddle inference model; returns a ``Session``. ``isolate=True`` runs it in a child process (a native
-    crash becomes a ``NativeCrash``). ``providers``: ONNX Runtime execution providers in priority order,
+    crash becomes a ``NativeCrash``), and then ``timeout`` (seconds) bounds loading and each run.
+    ``providers``: ONNX Runtime execution providers in priority order,
     e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` (default: CPU only; a provider this
     onnxruntime lacks is an error, never a silent CPU fallback)."""
     from .session import open_session
 
     return open_session(path, artifact=artifact, threads=threads, isolate=isolate, backend=backend,
-                        providers=providers)
+                        providers=providers, timeout=timeout)
 
 
 def available() -> Dict[str, Optional[str]]:
@@ -54,15 +55,18 @@ def available() -> Dict[str, Optional[str]]:
 
 def check(bundle_dir: Union[str, "PathLike[str]"], artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Tolerances] = None, isolate: bool = True,
-          threads: Optional[int] = None) -> "CheckReport":
+          threads: Optional[int] = None, timeout: Optional[float] = None,
+          max_npz_bytes: Optional[int] = None) -> "CheckReport":
     """Check every artifact runnable on this device against the bundle's golden outputs -> CheckReport.
 
     ``overrides`` replaces manifest tolerances: ``{"rtol": 1e-3}`` for every output, or
     ``{"logits": {"rtol": 1e-3}}`` for one (``"*"`` names all). Fields: rtol (relative to the golden
-    output's scale, max |golden|), atol, min_cosine, min_top1. Unknown names are an InputError."""
+    output's scale, max |golden|), atol, min_cosine, min_top1. Unknown names are an InputError.
+    ``timeout`` (seconds) bounds each isolated artifact's load and run; ``max_npz_bytes`` the golden data."""
     from .checker import check as _check
 
-    return _check(bundle_dir, artifacts=artifacts, overrides=overrides, isolate=isolate, threads=threads)
+    return _check(bundle_dir, artifacts=artifacts, overrides=overrides, isolate=isolate, threads=threads,
+                  timeout=timeout, max_npz_bytes=max_npz_bytes)
 
 
 def __getattr__(name):

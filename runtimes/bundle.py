@@ -1,4 +1,4 @@
-"""The bundle format (v1): a directory with manifest.json, artifacts and golden data.
+"""The bundle format (v2): a directory with manifest.json, artifacts and golden data.
 
 This module is the single definition of the format. The converter builds a
 ``Manifest`` and calls ``Manifest.write``; devices call ``load_bundle``.
@@ -10,20 +10,28 @@ Layout::
       golden/inputs.npz    sample inputs
       golden/outputs.npz   outputs of the ORIGINAL fp32 model on those inputs
       report.json          conversion log (not needed to check a bundle)
+
+A bundle may come from anywhere (the HTTP runner accepts uploads), so ``load_bundle`` checks the
+manifest against one schema (``_validate``) and every file it names must resolve inside the bundle.
+Every file a check reads carries a sha256 in the manifest: artifacts in ``artifacts[].sha256``,
+golden data in ``golden.inputs_sha256`` / ``golden.outputs_sha256`` (new in v2). Bundles of v1
+have no hash of their golden data and are refused with a hint to convert again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional
 
 from .errors import BundleError
 from .specs import TensorSpec
 
-SCHEMA = "wherry.bundle/1"
+SCHEMA = "wherry.bundle/2"
 MANIFEST = "manifest.json"
 GOLDEN_INPUTS = "golden/inputs.npz"
 GOLDEN_OUTPUTS = "golden/outputs.npz"
@@ -184,35 +192,184 @@ class Manifest:
         }
 
     def write(self, bundle_dir: os.PathLike) -> Path:
+        """Write manifest.json, recording the hashes of the golden files already in ``bundle_dir``."""
+        for key, default in (("inputs", GOLDEN_INPUTS), ("outputs", GOLDEN_OUTPUTS)):
+            self.golden.setdefault(key, default)
+            self.golden[f"{key}_sha256"] = content_hash(Path(bundle_dir) / self.golden[key])
         path = Path(bundle_dir) / MANIFEST
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         return path
 
     @classmethod
-    def from_json(cls, data: dict) -> "Manifest":
+    def from_json(cls, data) -> "Manifest":
+        _validate(data)
+        return cls(
+            name=data["name"],
+            inputs=[TensorSpec.from_json(s) for s in data["inputs"]],
+            outputs=[TensorSpec.from_json(s) for s in data["outputs"]],
+            artifacts=[Artifact.from_json(a) for a in data["artifacts"]],
+            source=data.get("source") or {},
+            tools=data.get("tools") or {},
+            target=data.get("target") or {},
+            golden=data["golden"],
+            preprocess=data.get("preprocess"),
+            not_built=[NotBuilt.from_json(n) for n in data.get("not_built") or []],
+            created=data.get("created", ""),
+        )
+
+
+# ----------------------------------------------------------------------------- the manifest's schema
+
+MAX_MANIFEST_BYTES = 1 << 20
+_MAX_DEPTH = 32
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NUMERIC_DTYPES = "biuf"
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _expect(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise _Malformed(f"{where} {what}")
+
+
+def _field(obj: dict, key: str, kinds, where: str, required: bool = True):
+    if key not in obj:
+        _expect(not required, f"{where}.{key}", "is missing")
+        return None
+    value = obj[key]
+    _expect(isinstance(value, kinds) and not (isinstance(value, bool) and bool not in _tuple(kinds)),
+            f"{where}.{key}", f"must be {' or '.join(k.__name__ for k in _tuple(kinds))}, not {type(value).__name__}")
+    return value
+
+
+def _tuple(kinds):
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _walk(value, where: str, depth: int = 0) -> None:
+    """Limits every manifest obeys whatever its fields: nesting depth and text that is valid UTF-8."""
+    _expect(depth <= _MAX_DEPTH, where, f"nests deeper than {_MAX_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Malformed(f"{where} holds text that is not valid UTF-8") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _walk(key, where, depth + 1)
+            _walk(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _walk(item, f"{where}[{i}]", depth + 1)
+
+
+def _relative_file(obj: dict, key: str, where: str) -> str:
+    """A file name relative to the bundle: no absolute paths, no .., no backslashes (see Bundle.file)."""
+    value = _field(obj, key, str, where)
+    parts = PurePosixPath(value).parts
+    _expect(bool(value) and "\\" not in value and "\0" not in value and not PurePosixPath(value).is_absolute()
+            and ".." not in parts, f"{where}.{key}", f"{value!r} is not a file name inside the bundle")
+    return value
+
+
+def _number(obj: dict, key: str, where: str, required: bool = False, signed: bool = False) -> None:
+    value = _field(obj, key, (int, float), where, required)
+    _expect(value is None or (math.isfinite(value) and (signed or value >= 0)), f"{where}.{key}",
+            f"must be a finite number{'' if signed else ' >= 0'}, not {value!r}")
+
+
+def _spec(obj, where: str) -> None:
+    _expect(isinstance(obj, dict), where, "must be an object")
+    _field(obj, "name", str, where)
+    dtype = _field(obj, "dtype", str, where)
+    try:
+        import numpy as np
+
+        ok = np.dtype(dtype).kind in _NUMERIC_DTYPES
+    except (TypeError, ValueError, SyntaxError):
+        ok = False
+    _expect(ok, f"{where}.dtype", f"{dtype!r} is not a numeric dtype")
+    shape = _field(obj, "shape", list, where)
+    _expect(len(shape) <= 64 and all(d is None or (type(d) is int and -1 <= d < 2 ** 62) for d in shape),
+            f"{where}.shape", "must be a list of sizes (null or -1 for a free one)")
+
+
+def _artifact(obj, where: str) -> None:
+    _expect(isinstance(obj, dict), where, "must be an object")
+    _relative_file(obj, "file", where)
+    fmt = _field(obj, "format", str, where)
+    _expect(fmt in FORMAT_RUNTIME, f"{where}.format", f"{fmt!r} is not one of {', '.join(FORMAT_RUNTIME)}")
+    for key, allowed in (("precision", PRECISIONS), ("arch", ARCHES)):
+        value = _field(obj, key, str, where)
+        _expect(value in allowed, f"{where}.{key}", f"{value!r} is not one of {', '.join(allowed)}")
+    runtime = _field(obj, "runtime", str, where, required=False)
+    _expect(runtime in (None, "", FORMAT_RUNTIME[fmt]), f"{where}.runtime",
+            f"{runtime!r} does not run {fmt} artifacts (that is {FORMAT_RUNTIME[fmt]})")
+    size = _field(obj, "size", int, where, required=False)
+    _expect(size is None or size >= 0, f"{where}.size", "must be >= 0")
+    digest = _field(obj, "sha256", str, where)
+    _expect(bool(_SHA256.fullmatch(digest)), f"{where}.sha256", "must be 64 hex digits")
+    _field(obj, "places", (str, type(None)), where, required=False)
+    notes = _field(obj, "notes", list, where, required=False) or []
+    _expect(all(isinstance(n, str) for n in notes), f"{where}.notes", "must be a list of text")
+    for name, tol in (_field(obj, "tolerance", dict, where, required=False) or {}).items():
+        inner = f"{where}.tolerance.{name}"
+        _expect(isinstance(tol, dict), inner, "must be an object")
+        for key in ("rtol", "atol", "min_cosine"):
+            _number(tol, key, inner)
+        for key in ("min_top1", "noise_rtol", "noise_min_snr_db", "match_iou"):
+            if tol.get(key) is not None:
+                _number(tol, key, inner, signed=key == "noise_min_snr_db")
+
+
+def _validate(data) -> None:
+    """Check a parsed manifest against the schema; raise BundleError naming the first bad field."""
+    try:
+        _expect(isinstance(data, dict), "manifest.json", "must hold a JSON object")
         schema = data.get("schema")
         if schema != SCHEMA:
+            old = schema == "wherry.bundle/1"
             raise BundleError(
-                f"manifest schema {schema!r} is not supported (this wherry reads {SCHEMA!r})",
-                "convert the model again with this wherry version, or upgrade wherry on this device",
-            )
-        try:
-            return cls(
-                name=data["name"],
-                inputs=[TensorSpec.from_json(s) for s in data["inputs"]],
-                outputs=[TensorSpec.from_json(s) for s in data["outputs"]],
-                artifacts=[Artifact.from_json(a) for a in data["artifacts"]],
-                source=data.get("source") or {},
-                tools=data.get("tools") or {},
-                target=data.get("target") or {},
-                golden=data.get("golden") or {},
-                preprocess=data.get("preprocess"),
-                not_built=[NotBuilt.from_json(n) for n in data.get("not_built") or []],
-                created=data.get("created", ""),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"manifest is malformed: {exc!r}",
-                              "the bundle was damaged; convert the model again") from None
+                f"manifest schema {schema!r} is not supported (this wherry reads {SCHEMA!r})"
+                if isinstance(schema, str) and not old else
+                ("this bundle was made by an older wherry (wherry.bundle/1), whose golden data carries no hash"
+                 if old else "manifest.json names no schema this wherry reads"),
+                "convert the model again with this wherry version" if old else
+                "convert the model again with this wherry version, or upgrade wherry on this device")
+        _walk(data, "manifest")
+        _field(data, "name", str, "manifest")
+        _field(data, "created", str, "manifest", required=False)
+        for key in ("source", "tools", "target"):
+            _field(data, key, dict, "manifest", required=False)
+        _field(data, "preprocess", (dict, type(None)), "manifest", required=False)
+        for key in ("inputs", "outputs"):
+            specs = _field(data, key, list, "manifest")
+            _expect(bool(specs), f"manifest.{key}", "is empty")
+            for i, spec in enumerate(specs):
+                _spec(spec, f"manifest.{key}[{i}]")
+        artifacts = _field(data, "artifacts", list, "manifest")
+        not_built = _field(data, "not_built", list, "manifest", required=False) or []
+        _expect(bool(artifacts or not_built), "manifest.artifacts", "is empty")
+        for i, art in enumerate(artifacts):
+            _artifact(art, f"manifest.artifacts[{i}]")
+        for i, missing in enumerate(not_built):  # records only: nothing here is read from disk
+            _expect(isinstance(missing, dict), f"manifest.not_built[{i}]", "must be an object")
+            for key in ("file", "format", "precision", "arch", "tool", "reason"):
+                _field(missing, key, str, f"manifest.not_built[{i}]")
+            for key in ("hint", "status", "log"):
+                _field(missing, key, str, f"manifest.not_built[{i}]", required=False)
+            _field(missing, "places", (str, type(None)), f"manifest.not_built[{i}]", required=False)
+        golden = _field(data, "golden", dict, "manifest")
+        for key in ("inputs", "outputs"):
+            _relative_file(golden, key, "manifest.golden")
+            digest = _field(golden, f"{key}_sha256", str, "manifest.golden")
+            _expect(bool(_SHA256.fullmatch(digest)), f"manifest.golden.{key}_sha256", "must be 64 hex digits")
+    except _Malformed as exc:
+        raise BundleError(f"manifest.json is malformed: {exc}", "the bundle was damaged; convert the model again") \
+            from None
 
 
 @dataclass
@@ -220,18 +377,39 @@ class Bundle:
     root: Path
     manifest: Manifest
 
+    def file(self, relative: str) -> Path:
+        """A file the manifest names; refused unless it resolves inside the bundle (symlinks followed).
+
+        The message is the same whether or not the outside path exists, so it tells nothing about
+        the machine's files."""
+        root = self.root.resolve()
+        path = (root / relative).resolve()
+        if root not in path.parents:
+            raise BundleError(f"the manifest names {relative!r}, which is not a file inside the bundle",
+                              "a bundle must hold its own files; convert the model again")
+        return path
+
     def path(self, artifact: Artifact) -> Path:
-        return self.root / artifact.file
+        return self.file(artifact.file)
 
     def verify_artifact(self, artifact: Artifact) -> None:
-        """Raise BundleError if the artifact file is missing or its content changed."""
-        path = self.path(artifact)
+        """Raise BundleError if the artifact file is outside the bundle, missing or its content changed."""
+        self._verify(artifact.file, artifact.sha256, f"artifact {artifact.file}")
+
+    def golden_file(self, key: str) -> Path:
+        """golden inputs or outputs ("inputs" | "outputs"), checked against their hash."""
+        relative = self.manifest.golden[key]
+        return self._verify(relative, self.manifest.golden[f"{key}_sha256"], relative)
+
+    def _verify(self, relative: str, sha256: str, label: str) -> Path:
+        path = self.file(relative)
         if not path.is_file():
-            raise BundleError(f"artifact {artifact.file} is missing from bundle {self.root}",
+            raise BundleError(f"{label} is missing from bundle {self.root}",
                               "copy the whole bundle directory to the device")
-        if artifact.sha256 and content_hash(path) != artifact.sha256:
-            raise BundleError(f"artifact {artifact.file} does not match its manifest hash (tampered or corrupted)",
+        if content_hash(path) != sha256:
+            raise BundleError(f"{label} does not match its manifest hash (tampered or corrupted)",
                               "copy the bundle again or convert the model again")
+        return path
 
 
 def is_bundle(path: os.PathLike) -> bool:
@@ -245,9 +423,11 @@ def load_bundle(path: os.PathLike) -> Bundle:
         raise BundleError(f"{root} is not a wherry bundle (no {MANIFEST})",
                           "pass the directory that `wherry convert` wrote")
     try:
-        data = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"cannot read {manifest_path}: {exc}", "convert the model again") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"{manifest_path} is not a JSON object", "convert the model again")
+        if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{manifest_path} is larger than {MAX_MANIFEST_BYTES >> 20} MiB; no manifest is",
+                              "the bundle was damaged; convert the model again")
+        data = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise BundleError(f"cannot read {manifest_path}: {reason}", "convert the model again") from None
     return Bundle(root, Manifest.from_json(data))

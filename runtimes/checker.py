@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from . import device, parity
-from .bundle import GOLDEN_INPUTS, GOLDEN_OUTPUTS, Artifact, Bundle, load_bundle
+from .bundle import Artifact, Bundle, load_bundle
 from .errors import BundleError, InputError, WherryError
 
 log = logging.getLogger(__name__)
@@ -168,20 +168,23 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def golden_data(bundle: Bundle):
-    """(inputs, outputs) of a bundle's golden npz files."""
+def golden_data(bundle: Bundle, max_bytes: Optional[int] = None):
+    """(inputs, outputs) of a bundle's golden npz files, after checking their hashes.
+
+    Golden outputs with no array would make every check pass with nothing compared: refused."""
     from .npz import load_npz
 
-    paths = [bundle.root / bundle.manifest.golden.get(k, d)
-             for k, d in (("inputs", GOLDEN_INPUTS), ("outputs", GOLDEN_OUTPUTS))]
-    for p in paths:
-        if not p.is_file():
-            raise BundleError(f"bundle {bundle.root} has no {p.relative_to(bundle.root)}",
-                              "copy the whole bundle directory (golden/ included)")
+    paths = [bundle.golden_file(key) for key in ("inputs", "outputs")]
     try:
-        return load_npz(paths[0]), load_npz(paths[1])
+        feeds, outputs = (load_npz(p, max_bytes) for p in paths)
     except InputError as exc:
         raise BundleError(f"golden data of {bundle.root} is unreadable: {exc.message}", exc.hint) from None
+    expected = len(bundle.manifest.outputs)
+    if len(outputs) != expected:
+        # with an output missing, that output would go unchecked (and with none, everything would pass)
+        raise BundleError(f"golden outputs of {bundle.root} hold {len(outputs)} array(s) for the model's {expected} "
+                          "output(s): there is nothing to compare some outputs with", "convert the model again")
+    return feeds, outputs
 
 
 def _align(golden: Mapping, actual: Mapping) -> Dict:
@@ -195,7 +198,8 @@ def _align(golden: Mapping, actual: Mapping) -> Dict:
 
 
 def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None, isolate: bool = True,
-                   threads: Optional[int] = None) -> ArtifactResult:
+                   threads: Optional[int] = None, timeout: Optional[float] = None,
+                   max_npz_bytes: Optional[int] = None) -> ArtifactResult:
     from .session import open_session, unsupported_reason
 
     result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
@@ -213,7 +217,8 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     if version_note:
         result.notes.append(version_note)
     try:
-        with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads) as session:
+        with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads,
+                          timeout=timeout, max_reply_bytes=max_npz_bytes) as session:
             actual = session.run(feeds)
     except WherryError as exc:
         result.reason = str(exc) + (" (see the version note: it is the likely cause)" if version_note else "")
@@ -271,13 +276,18 @@ def _lite_version_note(bundle: Bundle, art: Artifact) -> Optional[str]:
 
 def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Mapping[str, Mapping[str, float]]] = None, isolate: bool = True,
-          threads: Optional[int] = None) -> CheckReport:
-    """Check every artifact (or the named ones) that can run on this device against the golden outputs."""
+          threads: Optional[int] = None, timeout: Optional[float] = None,
+          max_npz_bytes: Optional[int] = None) -> CheckReport:
+    """Check every artifact (or the named ones) that can run on this device against the golden outputs.
+
+    ``timeout`` bounds loading and running each isolated artifact (its child is killed after it);
+    ``max_npz_bytes`` bounds each golden file and each artifact's outputs (default runtimes.npz.MAX_NPZ_BYTES)."""
     bundle = load_bundle(bundle_dir)
     overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
-    feeds, golden = golden_data(bundle)
-    results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads) for art in chosen]
+    feeds, golden = golden_data(bundle, max_npz_bytes)
+    results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads, timeout, max_npz_bytes)
+               for art in chosen]
     if not artifacts:
         results += [not_built_result(n) for n in bundle.manifest.not_built]
     for r in results:

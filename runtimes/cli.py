@@ -11,7 +11,9 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -19,6 +21,7 @@ from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CHECK_TIMEOUT = 600.0
 _TOL_FIELDS = (("atol", "atol"), ("rtol", "rtol"), ("min_cosine", "min-cosine"), ("min_top1", "min-top1"))
 _TOL_HELP = {
     "atol": "absolute error allowed on top of rtol",
@@ -206,15 +209,21 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
                    help="also fail (exit 1) when a golden output is nearly constant (a pass would mean little) "
                         "or nothing could be verified on this device")
     p.add_argument("--no-isolate", action="store_true",
-                   help="run artifacts in this process (faster; a native crash then kills the runner)")
+                   help="run artifacts in this process (faster; a native crash then kills the runner, and "
+                        "--timeout cannot apply)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_CHECK_TIMEOUT, metavar="S",
+                   help=f"stop an artifact that takes longer than this to load or to run (default "
+                        f"{DEFAULT_CHECK_TIMEOUT:g} s; 0: no limit)")
 
 
 def cmd_check(args) -> int:
     runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
     overrides = parse_tolerance_overrides(args)
+    timeout = getattr(args, "timeout", DEFAULT_CHECK_TIMEOUT)
     report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
-                            isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None))
+                            isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None),
+                            timeout=timeout if timeout and timeout > 0 else None)
     if getattr(args, "junit", None):
         with open(args.junit, "w") as fh:
             fh.write(report.junit_xml())
@@ -342,8 +351,10 @@ def report_errors(prog: str, command: Callable[[], int], json_errors: bool = Fal
 
     With ``json_errors`` (the command's --json) the error is also a ``wherry.error.v1`` document
     on stdout, where a program reading --json output looks; the exit code is the same.
-    Shared by `python -m wherry.runtimes` and the host's `wherry`.
+    Shared by `python -m wherry.runtimes` and the host's `wherry`. SIGTERM stops a command like Ctrl-C
+    does, so the same cleanup runs (temporary directories, half-written bundles, child processes).
     """
+    previous = interrupt_on_sigterm()
     try:
         return int(command() or 0)
     except WherryError as exc:
@@ -359,6 +370,20 @@ def report_errors(prog: str, command: Callable[[], int], json_errors: bool = Fal
     except BrokenPipeError:  # e.g. `... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def interrupt_on_sigterm():
+    """Make SIGTERM raise KeyboardInterrupt (main thread only); returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def parse_or_json_error(parser: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:

@@ -44,6 +44,10 @@ class ArchMismatch(WherryError):
     """An artifact was built for another CPU architecture than this device's."""
 
 
+class Timeout(WherryError):
+    """Work in a child process took longer than its limit; the child was stopped."""
+
+
 class NativeCrash(WherryError):
     """A native library (Paddle Lite, paddle2onnx, ...) died with a signal or aborted.
 

@@ -12,24 +12,27 @@ import io
 import json
 import logging
 import os
+import select
 import shlex
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import weakref
 from typing import Dict, List, Optional
 
 from . import errors
 from .backends.base import Backend
-from .errors import NativeCrash, WherryError
+from .errors import InputError, NativeCrash, Timeout, WherryError
 from .paddle_errors import is_paddle_error, summarize
 from .specs import TensorSpec
 
 log = logging.getLogger(__name__)
 
 _NOISE = ("ccache", "warnings.warn(", "UserWarning")
+_MAX_HEADER = 1 << 24
 
 
 class _ChildGone(Exception):
@@ -38,9 +41,17 @@ class _ChildGone(Exception):
 
 # ----------------------------------------------------------------------------- framing
 
-def _read_exact(fd: int, size: int) -> bytes:
+class _TimedOut(Exception):
+    pass
+
+
+def _read_exact(fd: int, size: int, deadline: Optional[float] = None) -> bytes:
     chunks, left = [], size
     while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise _TimedOut()
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             raise _ChildGone()
@@ -68,15 +79,23 @@ def send(fd: int, header: dict, arrays: Optional[Dict[str, "object"]] = None) ->
     _write_all(fd, struct.pack("<QQ", len(head), len(payload)) + head + payload)
 
 
-def receive(fd: int):
-    head_len, payload_len = struct.unpack("<QQ", _read_exact(fd, 16))
-    header = json.loads(_read_exact(fd, head_len).decode())
+def receive(fd: int, deadline: Optional[float] = None, max_bytes: Optional[int] = None):
+    """One message; ``deadline`` (time.monotonic) bounds the wait, ``max_bytes`` the arrays
+    (default runtimes.npz.MAX_NPZ_BYTES)."""
+    from .npz import MAX_NPZ_BYTES, read_npz
+
+    limit = MAX_NPZ_BYTES if max_bytes is None else max_bytes
+    head_len, payload_len = struct.unpack("<QQ", _read_exact(fd, 16, deadline))
+    if head_len > _MAX_HEADER:
+        raise _ChildGone()  # not a message of ours: treat the peer as broken
+    header = json.loads(_read_exact(fd, head_len, deadline).decode())
+    if payload_len > limit + _MAX_HEADER:
+        raise InputError(f"the outputs are larger than the limit of {limit >> 20} MiB",
+                         "the model makes outputs too large to bring back here")
     arrays = None
     if payload_len:
-        import numpy as np
-
-        with np.load(io.BytesIO(_read_exact(fd, payload_len)), allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        arrays = read_npz(io.BytesIO(_read_exact(fd, payload_len, deadline)), "a message from the other process",
+                          limit)
     return header, arrays
 
 
@@ -138,11 +157,12 @@ class IsolatedBackend(Backend):
     """A backend living in a child process; same protocol as the in-process ones."""
 
     def __init__(self, target, threads: Optional[int] = None, timeout: Optional[float] = None,
-                 providers: Optional[List[str]] = None):
+                 providers: Optional[List[str]] = None, max_reply_bytes: Optional[int] = None):
         super().__init__()
         self.name = target.backend
         self._label = target.label
         self._timeout = timeout
+        self._max_reply = max_reply_bytes
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         fd, self._log_path = tempfile.mkstemp(prefix="wherry-session-", suffix=".log")
@@ -155,7 +175,8 @@ class IsolatedBackend(Backend):
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             self._proc = subprocess.Popen(
-                [*child_launcher(), sys.executable, "-m", f"{__package__}.worker", str(to_child_r), str(from_child_w)],
+                [*child_launcher(), sys.executable, "-m", f"{__package__}.worker", str(to_child_r), str(from_child_w),
+                 str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
                 pass_fds=(to_child_r, from_child_w))
         except OSError as exc:
@@ -183,9 +204,18 @@ class IsolatedBackend(Backend):
         self.pid = self._proc.pid
 
     def _call(self, header: dict, arrays, what: str):
+        deadline = time.monotonic() + self._timeout if self._timeout else None
         try:
             send(self._w, header, arrays)
-            reply, out = receive(self._r)
+            reply, out = receive(self._r, deadline, self._max_reply)
+        except InputError:
+            self._finalizer()  # the unread reply leaves the pipe out of step: this child is done
+            raise
+        except _TimedOut:
+            self._finalizer()  # kills the child: a model that never finishes must not pin the device
+            raise Timeout(f"{self.name} did not finish {what} within {self._timeout:g} s; the process was stopped",
+                          "a model that runs this long is likely broken (e.g. an endless loop); "
+                          "raise the limit with --timeout if it is really that slow") from None
         except (_ChildGone, BrokenPipeError, OSError):
             self._raise_crash(what)
         if "error" in reply:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import zipfile
-from typing import Dict, List, Mapping
+import zlib
+from typing import BinaryIO, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -18,31 +20,106 @@ from .specs import TensorSpec
 log = logging.getLogger(__name__)
 
 
-def load_npz(path: os.PathLike) -> Dict[str, np.ndarray]:
-    """All arrays of an .npz file, loaded into memory; never unpickles."""
+# Bounds for data files from anywhere: arrays of numeric kinds only, at most MAX_ARRAYS of them and
+# MAX_NPZ_BYTES of array data in one file, checked against the file's own headers before any
+# array is allocated (a small .npz can declare terabytes).
+MAX_ARRAYS = 4096
+MAX_NPZ_BYTES = 2 << 30
+_NUMERIC_KINDS = "biuf"
+_NPY_PREFIX = 12  # magic (6), version (2), header length (2 or 4)
+
+
+def load_npz(path: os.PathLike, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """All arrays of an .npz file, loaded into memory; never unpickles, never exceeds ``max_bytes``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"data file {path} does not exist", "pass the path of an .npz written by numpy.savez")
-    arrays = {}
+    with open(path, "rb") as fh:
+        return read_npz(fh, path, max_bytes)
+
+
+def read_npz(fileobj: BinaryIO, label: str = "data", max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """The arrays of an .npz held by a binary file object (``label`` names it in messages)."""
+    limit = MAX_NPZ_BYTES if max_bytes is None else max_bytes
     try:
-        data = np.load(path, allow_pickle=False)
-        if not hasattr(data, "files"):  # a .npy: one unnamed array
-            raise InputError(f"{path} holds a single array, not named arrays (.npz)",
-                             "save it with numpy.savez(path, input_name=array)")
-        with data:
-            for name in data.files:
-                arrays[name] = data[name]
+        with zipfile.ZipFile(fileobj) as archive:
+            members = archive.infolist()
+            _check_members(members, label, limit)
+            # One pass over the members (numpy's NpzFile looks each name up in a list: quadratic).
+            return {info.filename[:-4]: _read_member(archive, info, label) for info in members}
     except InputError:
         raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise InputError(f"{path} holds pickled Python objects, which wherry never loads (unsafe)",
-                             "save plain numeric arrays: numpy.savez(path, x=arr.astype('float32'))") from None
-        raise InputError(f"{path} is not a valid .npz file ({exc})", "write it again with numpy.savez") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise InputError(f"{path} is not a readable .npz file ({exc.__class__.__name__}: {exc})",
+    except zipfile.BadZipFile as exc:
+        if fileobj.seek(0) == 0 and fileobj.read(6) == b"\x93NUMPY":
+            raise InputError(f"{label} holds a single array, not named arrays (.npz)",
+                             "save it with numpy.savez(path, input_name=array)") from None
+        raise InputError(f"{label} is not a readable .npz file ({exc})",
                          "the file is corrupt or truncated; write it again with numpy.savez") from None
-    return arrays
+    except (OSError, EOFError, ValueError, KeyError, SyntaxError, TypeError, OverflowError, RuntimeError,
+            MemoryError, struct.error, zlib.error) as exc:
+        raise InputError(f"{label} is not a readable .npz file ({exc.__class__.__name__}: {exc})",
+                         "the file is corrupt or truncated; write it again with numpy.savez") from None
+
+
+def _check_members(members, label: str, limit: int) -> None:
+    if len(members) > MAX_ARRAYS:
+        raise InputError(f"{label} holds {len(members)} files; wherry reads at most {MAX_ARRAYS} arrays",
+                         "save only the model's inputs or outputs: numpy.savez(path, name=array, ...)")
+    names = [m.filename for m in members]
+    odd = next((n for n in names if not n.endswith(".npy")), None)
+    if odd is not None:
+        raise InputError(f"{label} holds {odd!r}, which is not an array (.npy)", "write it with numpy.savez")
+    if len(set(names)) != len(names):
+        raise InputError(f"{label} names an array twice (damaged archive)", "write it again with numpy.savez")
+    total = sum(m.file_size for m in members)
+    if total > limit:
+        raise InputError(f"{label} holds {total / 2**20:.0f} MiB of data; the limit here is {limit / 2**20:.0f} MiB",
+                         "use smaller arrays (golden data only needs a few samples)")
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> np.ndarray:
+    """One array, after checking that its header agrees with its size (so no oversized allocation)."""
+    name = info.filename[:-4]
+    with archive.open(info) as fh:
+        prefix = fh.read(_NPY_PREFIX)
+        if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY" or prefix[6] not in (1, 2, 3):
+            raise InputError(f"array {name!r} in {label} is not in numpy's .npy format", "write it with numpy.savez")
+        header_len = int.from_bytes(prefix[8:10] if prefix[6] == 1 else prefix[8:12], "little")
+        if header_len > 65535:
+            raise InputError(f"array {name!r} in {label} has a {header_len}-byte header (damaged)",
+                             "write it again with numpy.savez")
+        fh.seek(0)
+        # public readers only (numpy 2 hides the private one); version 3 is only written for
+        # structured dtypes with non-latin-1 field names, which are refused anyway
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        version = np.lib.format.read_magic(fh)
+        if version not in readers:
+            raise InputError(f"array {name!r} in {label} uses .npy format version {version}, which wherry "
+                             "does not read",
+                             "write it with numpy.savez (plain numeric arrays)")
+        shape, fortran, dtype = readers[version](fh)
+        if dtype.hasobject:
+            raise InputError(f"{label} holds pickled Python objects, which wherry never loads (unsafe)",
+                             "save plain numeric arrays: numpy.savez(path, x=arr.astype('float32'))")
+        if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+            raise InputError(f"array {name!r} in {label} has dtype {dtype}, not a number type",
+                             "save numeric arrays (float, int, bool)")
+        count = 1
+        for dim in shape:
+            count *= dim
+        size = info.file_size - fh.tell()
+        if any(d < 0 for d in shape) or count * dtype.itemsize != size:
+            raise InputError(f"array {name!r} in {label} declares shape {list(shape)} of {dtype} but holds "
+                             f"{size} bytes (damaged)", "write it again with numpy.savez")
+        data = bytearray(size)  # writable, unlike bytes
+        view, filled = memoryview(data), 0
+        while filled < size:
+            got = fh.readinto(view[filled:])
+            if not got:
+                raise EOFError("array data ends early")
+            filled += got
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
 #: A sequence (LoD) input NAME is fed with its rows in NAME and the length of each sequence in

@@ -161,7 +161,13 @@ def compare_one(name: str, golden: np.ndarray, actual: Optional[np.ndarray], tol
         res.reason = f"dtype {actual.dtype} != golden {golden.dtype}"
         return res
     finite_g = np.isfinite(g)
-    bad = ~np.isfinite(a) & finite_g
+    if not finite_g.any():
+        # an empty or all-NaN/Inf golden output would pass with nothing compared
+        res.reason = "golden output is empty" if g.size == 0 else "golden output has no finite value"
+        res.reason += ": nothing to compare (damaged golden data, or a model that computes nothing useful)"
+        return res
+    # where the golden output is NaN or Inf, the artifact must give the same NaN or Inf
+    bad = (~np.isfinite(a) & finite_g) | (~finite_g & ~((np.isnan(g) & np.isnan(a)) | (g == a)))
     mask = finite_g & np.isfinite(a)
     gm, am = g[mask], a[mask]
     res.scale = float(np.max(np.abs(gm))) if gm.size else 0.0
@@ -187,7 +193,8 @@ def compare_one(name: str, golden: np.ndarray, actual: Optional[np.ndarray], tol
 
     failures = []
     if bad.any():
-        failures.append(f"{int(bad.sum())} NaN/Inf value(s) where the golden output is finite")
+        failures.append(f"{int(bad.sum())} value(s) where exactly one of the artifact and the golden output is "
+                        "NaN/Inf (or their Inf signs differ)")
     if res.max_abs > res.limit and _rounding_noise(res, tol):
         res.noise_rule = True
     elif res.max_abs > res.limit:

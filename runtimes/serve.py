@@ -10,24 +10,38 @@ errors are ``{"error": message, "hint": ...}`` with a 4xx/5xx status, and the se
     POST /run?bundle=<id>&artifact=F  the same, the bundle named in the query
     DELETE /bundles/<id>              remove an uploaded bundle
 
-Safety: binds 127.0.0.1 unless told otherwise, and then requires a token (``Authorization: Bearer
-<token>``); uploads are size-limited; archive members must be plain files or directories inside the
-bundle (no absolute paths, no ``..``, no links); .npz bodies are read without unpickling; every
-check runs artifacts in isolated child processes, so a crashing backend is an error reply.
+Safety (threat model and limits: docs/security.md): binds 127.0.0.1 unless told otherwise, and then
+requires a token (``Authorization: Bearer <token>``, compared in constant time). Bodies are streamed to
+disk under a size limit; archives are unpacked member by member under limits on bytes and members, and
+members must be plain files or directories inside the bundle (no absolute paths, no ``..``, no links);
+every file a manifest names must resolve inside its bundle; .npz bodies are size-checked and never
+unpickled; every check runs artifacts in isolated child processes with a time limit, one job at a
+time; slow or silent clients are dropped; the work directory is removed when the runner stops.
 """
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
+import hmac
 import importlib
 import io
 import json
 import logging
+import lzma
 import os
+import re
 import shutil
+import signal
+import socket
+import sys
 import tarfile
 import tempfile
 import threading
+import time
 import uuid
+import zlib
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import PurePosixPath
 from typing import Optional
@@ -40,6 +54,23 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD_MB = 512
 _DRAIN_LIMIT = 64 * 1024 * 1024
+_CHUNK = 256 * 1024
+_MAX_TAR_READ = 1 << 20     # no tar header legitimately needs more in one piece (pax/long-name records)
+_LENGTH = re.compile(r"[0-9]{1,19}")
+
+
+@dataclass
+class Limits:
+    """What one request may cost the device (defaults documented in docs/security.md)."""
+
+    max_upload: int = DEFAULT_MAX_UPLOAD_MB << 20     # bytes of one request body
+    max_bundle: int = 1024 << 20                      # bytes an uploaded bundle unpacks to
+    max_members: int = 1000                           # files and directories in one bundle archive
+    max_arrays: int = 256 << 20                       # bytes of arrays in one .npz (inputs, golden data, outputs)
+    client_timeout: float = 30.0                      # seconds a client may stay silent
+    request_timeout: float = 600.0                    # seconds to receive one whole request
+    job_timeout: float = 600.0                        # seconds for loading or running one artifact
+    max_connections: int = 16                         # requests served at once; more get 503
 
 
 class HttpError(Exception):
@@ -48,45 +79,143 @@ class HttpError(Exception):
         self.status, self.message, self.hint = status, message, hint
 
 
-def safe_extract(data: bytes, dest: str) -> str:
-    """Unpack a bundle archive, refusing anything that could land outside ``dest``; returns the bundle root."""
+class _TooLarge(Exception):
+    pass
+
+
+class _BoundedTar(io.RawIOBase):
+    """The decompressed tar stream as tarfile sees it: never more than ``limit`` bytes in all and no single
+    read larger than _MAX_TAR_READ, so neither a compression bomb nor a huge pax header can fill memory."""
+
+    def __init__(self, stream, limit: int):
+        super().__init__()
+        self._stream, self._limit = stream, limit
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > _MAX_TAR_READ:
+            raise tarfile.ReadError("an archive header is far larger than any bundle needs")
+        if self._stream.tell() + size > self._limit:
+            raise _TooLarge()
+        return self._stream.read(size)
+
+    def seek(self, pos, whence=io.SEEK_SET):
+        if whence != io.SEEK_SET or pos > self._limit:
+            raise _TooLarge()
+        return self._stream.seek(pos)
+
+    def tell(self):
+        return self._stream.tell()
+
+
+def _decompressed(raw):
+    """gzip, bzip2 or xz by their magic numbers; anything else is read as a plain tar."""
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw)
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def safe_extract(archive_path: str, dest: str, limits: Limits = Limits()) -> str:
+    """Unpack a bundle archive into ``dest`` member by member, refusing anything that could land outside it or
+    exceed the limits (bytes unpacked, members); returns the bundle root. The caller removes ``dest`` on error."""
+    # what the tar stream may hold besides file data: a header (and maybe a pax/long-name record) per member
+    stream_limit = limits.max_bundle + limits.max_members * 8192 + (1 << 20)
+    unpacked = members = 0
     try:
-        archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
-        members = archive.getmembers()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise HttpError(400, f"the upload is not a readable tar archive ({exc})", "send the bundle as .tar.gz")
-    for member in members:
-        path = PurePosixPath(member.name)
-        if path.is_absolute() or ".." in path.parts:
-            raise HttpError(400, f"archive member {member.name!r} points outside the bundle",
-                            "archive the bundle directory with relative paths")
-        if not (member.isfile() or member.isdir()):
-            raise HttpError(400, f"archive member {member.name!r} is not a plain file or directory",
-                            "bundles hold only files and directories (no links or devices)")
-    for member in members:
-        target = os.path.join(dest, *PurePosixPath(member.name).parts)
-        if member.isdir():
-            os.makedirs(target, exist_ok=True)
-            continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with archive.extractfile(member) as src, open(target, "wb") as out:
-            shutil.copyfileobj(src, out)
-    roots = {p for p in os.listdir(dest)}
+        with open(archive_path, "rb") as raw, _decompressed(raw) as stream, \
+                tarfile.open(fileobj=_BoundedTar(stream, stream_limit), mode="r:") as archive:
+            while True:
+                member = archive.next()
+                if member is None:
+                    break
+                members += 1
+                if members > limits.max_members:
+                    raise HttpError(413, f"the archive holds more than {limits.max_members} members",
+                                    "a bundle holds a handful of files; archive only the bundle directory")
+                _check_member(member)
+                unpacked += member.size
+                if unpacked > limits.max_bundle:
+                    raise _TooLarge()
+                _unpack(archive, member, dest)
+    except _TooLarge:
+        raise HttpError(413, f"the archive unpacks to more than {limits.max_bundle >> 20} MiB",
+                        "start the runner with a larger --max-bundle-mb") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
+        raise HttpError(400, f"the upload is not a readable tar archive ({type(exc).__name__})",
+                        "send the bundle directory as .tar.gz") from None
+    roots = os.listdir(dest)
     if "manifest.json" in roots:
         return dest
-    if len(roots) == 1 and os.path.isfile(os.path.join(dest, next(iter(roots)), "manifest.json")):
-        return os.path.join(dest, next(iter(roots)))
+    if len(roots) == 1 and os.path.isfile(os.path.join(dest, roots[0], "manifest.json")):
+        return os.path.join(dest, roots[0])
     raise HttpError(400, "the archive holds no bundle (no manifest.json at its top)",
                     "archive the directory `wherry convert` wrote")
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise HttpError(400, f"archive member {member.name!r} points outside the bundle",
+                        "archive the bundle directory with relative paths")
+    if not (member.isfile() or member.isdir()):
+        raise HttpError(400, f"archive member {member.name!r} is not a plain file or directory",
+                        "bundles hold only files and directories (no links or devices)")
+
+
+def _unpack(archive: tarfile.TarFile, member: tarfile.TarInfo, dest: str) -> None:
+    target = os.path.join(dest, *PurePosixPath(member.name).parts)
+    if member.isdir():
+        os.makedirs(target, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    # "xb": a name given twice, or a member written through an earlier one, is an error, not an overwrite
+    with archive.extractfile(member) as src, open(target, "xb") as out:
+        left = member.size
+        while left > 0:
+            chunk = src.read(min(left, _CHUNK))
+            if not chunk:
+                raise EOFError("archive member ends early")
+            out.write(chunk)
+            left -= len(chunk)
 
 
 class Runner:
     """State of one server: where uploads go, the limits, the token."""
 
-    def __init__(self, workdir: str, token: Optional[str], max_upload: int):
-        self.workdir, self.token, self.max_upload = workdir, token, max_upload
+    def __init__(self, workdir: str, token: Optional[str], limits: Limits, own_workdir: bool):
+        self.workdir, self.limits, self.own_workdir = workdir, limits, own_workdir
+        self.expected = f"Bearer {token}".encode() if token else None
         self.bundles = {}
         self.lock = threading.Lock()
+        self.jobs = threading.Semaphore(1)  # one check or run at a time: bounded memory, undistorted timings
+        self.uploads = os.path.join(workdir, ".uploads")
+        os.makedirs(self.uploads, exist_ok=True)
+
+    def authorized(self, header: Optional[str]) -> bool:
+        if self.expected is None:
+            return True
+        return hmac.compare_digest((header or "").encode("utf-8", "surrogateescape"), self.expected)
+
+    def cleanup(self) -> None:
+        """Remove every upload (and the work directory when the runner made it)."""
+        with self.lock:
+            ids, self.bundles = list(self.bundles), {}
+        for bundle_id in ids:
+            shutil.rmtree(os.path.join(self.workdir, bundle_id), ignore_errors=True)
+        shutil.rmtree(self.uploads, ignore_errors=True)
+        if self.own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def bundle(self, bundle_id: str) -> str:
         with self.lock:
@@ -111,15 +240,43 @@ def _route(method: str, parts) -> Optional[str]:
     return None
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection as the request parser reads it: each wait ends after ``idle`` seconds of silence, and
+    the whole request must arrive before ``deadline`` (so a client trickling bytes is dropped too)."""
+
+    def __init__(self, sock: socket.socket, idle: float, deadline: float):
+        super().__init__()
+        self._sock, self._idle, self._deadline = sock, idle, deadline
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the request took too long to arrive")
+        self._sock.settimeout(min(self._idle, left))
+        return self._sock.recv_into(buffer)
+
+
 def make_handler(runner: Runner):
+    limits = runner.limits
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "wherry-runner/1"
+        timeout = limits.client_timeout  # socket timeout while replying
+
+        def setup(self):
+            super().setup()
+            deadline = time.monotonic() + limits.request_timeout
+            self.rfile = io.BufferedReader(_DeadlineReader(self.connection, limits.client_timeout, deadline))
 
         def log_message(self, fmt, *args):  # through logging, not stderr prints
             log.info("%s %s", self.address_string(), fmt % args)
 
         # ------------------------------------------------------------------ plumbing
         def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.connection.settimeout(limits.client_timeout)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -129,26 +286,59 @@ def make_handler(runner: Runner):
         def _json(self, status: int, data) -> None:
             self._reply(status, json.dumps(data).encode())
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > runner.max_upload:
+        def _length(self) -> int:
+            """The declared body length: digits only, one value, no chunked bodies (never read unbounded)."""
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                raise HttpError(411, "chunked request bodies are not accepted", "send a Content-Length header")
+            values = set(self.headers.get_all("Content-Length") or [])
+            if not values:
+                return 0
+            value = values.pop().strip()
+            if values or not _LENGTH.fullmatch(value):
+                self.close_connection = True
+                raise HttpError(400, "the Content-Length header is not one non-negative number",
+                                "send the body's size in bytes")
+            return int(value)
+
+        def _body_to(self, out) -> int:
+            """Stream the request body into the open file ``out`` in chunks, within --max-upload-mb."""
+            length = self._length()
+            if length > limits.max_upload:
                 # Read (and drop) a moderately oversized body so the client, still sending, gets this
                 # answer instead of a broken pipe; beyond that bound just close the connection.
-                if length <= runner.max_upload + _DRAIN_LIMIT:
-                    remaining = length
-                    while remaining > 0:
-                        chunk = self.rfile.read(min(remaining, 1 << 20))
-                        if not chunk:
-                            break
-                        remaining -= len(chunk)
+                if length <= limits.max_upload + _DRAIN_LIMIT:
+                    self._copy(length, None)
                 self.close_connection = True
-                raise HttpError(413, f"upload of {length} bytes exceeds this runner's limit of {runner.max_upload}",
+                raise HttpError(413, f"upload of {length} bytes exceeds this runner's limit of {limits.max_upload}",
                                 "start the runner with a larger --max-upload-mb")
-            return self.rfile.read(length)
+            self._copy(length, out)
+            return length
+
+        def _copy(self, length: int, out) -> None:
+            while length > 0:
+                chunk = self.rfile.read(min(length, _CHUNK))
+                if not chunk:
+                    self.close_connection = True
+                    raise HttpError(400, "the request body ended before its Content-Length",
+                                    "send exactly Content-Length bytes")
+                if out is not None:
+                    out.write(chunk)
+                length -= len(chunk)
+
+        def _upload_file(self):
+            return tempfile.NamedTemporaryFile(dir=runner.uploads, prefix="upload-")
+
+        def _job(self):
+            """One check or run at a time; waiting longer than the job timeout is a 503."""
+            if not runner.jobs.acquire(timeout=limits.job_timeout):
+                raise HttpError(503, "the runner is busy with another check", "try again later")
+            return _Release(runner.jobs)
 
         def _handle(self, method: str) -> None:
             try:
-                if runner.token and self.headers.get("Authorization") != f"Bearer {runner.token}":
+                if not runner.authorized(self.headers.get("Authorization")):
+                    self.close_connection = True
                     raise HttpError(401, "missing or wrong token", "send Authorization: Bearer <token>")
                 url = urlparse(self.path)
                 parts = [p for p in url.path.split("/") if p]
@@ -157,6 +347,10 @@ def make_handler(runner: Runner):
                     raise HttpError(404, f"no such endpoint: {method.upper()} {url.path}",
                                     "see the protocol in runtimes/serve.py")
                 getattr(self, route)(parts, parse_qs(url.query))
+            except socket.timeout:
+                self.close_connection = True
+                log.info("%s dropped: the request did not arrive in time", self.address_string())
+                return
             except HttpError as exc:
                 self._json(exc.status, {"error": exc.message, "hint": exc.hint})
             except WherryError as exc:
@@ -180,42 +374,48 @@ def make_handler(runner: Runner):
             self._json(200, device_info())
 
         def _post_bundles(self, parts, query):
-            data = self._body()
             bundle_id = uuid.uuid4().hex[:12]
             dest = os.path.join(runner.workdir, bundle_id)
-            os.makedirs(dest)
-            try:
-                root = safe_extract(data, dest)
-            except BaseException:
-                shutil.rmtree(dest, ignore_errors=True)
-                raise
+            with self._upload_file() as upload:
+                self._body_to(upload)
+                upload.flush()
+                os.makedirs(dest)
+                try:
+                    root = safe_extract(upload.name, dest, limits)
+                except BaseException:
+                    shutil.rmtree(dest, ignore_errors=True)
+                    raise
             with runner.lock:
                 runner.bundles[bundle_id] = root
             self._json(201, {"id": bundle_id})
 
         def _post_check(self, parts, query):
             runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
-            report = runtimes.check(runner.bundle(parts[1]), isolate=True)
+            root = runner.bundle(parts[1])
+            with self._job():
+                report = runtimes.check(root, isolate=True, timeout=limits.job_timeout,
+                                        max_npz_bytes=limits.max_arrays)
             self._json(200, {"ok": report.ok, "report": report.to_json(), "table": report.table()})
 
         def _post_run(self, parts, query):
             import numpy as np
 
-            runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
             from .npz import load_npz
+            from .session import open_session
             artifact = (query.get("artifact") or [None])[0]
             bundle_id = parts[1] if len(parts) == 3 else (query.get("bundle") or [None])[0]
             if not bundle_id:
                 raise HttpError(400, "POST /run needs ?bundle=<id>", "upload the bundle first: POST /bundles")
             root = runner.bundle(bundle_id)  # an unknown bundle is a 404 before the body is read
-            with tempfile.NamedTemporaryFile(suffix=".npz") as tmp:
-                tmp.write(self._body())
-                tmp.flush()
+            with self._upload_file() as upload:
+                self._body_to(upload)
+                upload.flush()
                 try:
-                    feeds = load_npz(tmp.name)
+                    feeds = load_npz(upload.name, limits.max_arrays)
                 except InputError as exc:
-                    raise HttpError(400, exc.message, exc.hint)
-            with runtimes.open(root, artifact=artifact, isolate=True) as session:
+                    raise HttpError(400, exc.message.replace(upload.name, "the request body"), exc.hint)
+            with self._job(), open_session(root, artifact=artifact, isolate=True, timeout=limits.job_timeout,
+                                           max_reply_bytes=limits.max_arrays) as session:
                 outputs = session.run(feeds)
             buffer = io.BytesIO()
             np.savez(buffer, **outputs)
@@ -231,28 +431,125 @@ def make_handler(runner: Runner):
     return Handler
 
 
+class _Release:
+    def __init__(self, semaphore):
+        self._semaphore = semaphore
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._semaphore.release()
+
+
+class RunnerServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most ``max_connections`` requests at once (a 503 for the
+    rest) and removes its uploads and work directory when closed."""
+
+    daemon_threads = True
+
+    def __init__(self, address, runner: Runner):
+        self.runner = runner
+        self._slots = threading.BoundedSemaphore(runner.limits.max_connections)
+        super().__init__(address, make_handler(runner))
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        # a client that vanishes mid-request is routine for a server, not a traceback in its log
+        log.info("connection from %s failed: %r", client_address[0], sys.exc_info()[1])
+
+    def server_close(self):
+        super().server_close()
+        self.runner.cleanup()
+
+
 def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: Optional[str] = None,
-                max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, workdir: Optional[str] = None) -> ThreadingHTTPServer:
+                max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, workdir: Optional[str] = None,
+                limits: Optional[Limits] = None) -> RunnerServer:
+    """``limits`` sets every bound (``max_upload_mb`` is the upload bound alone, kept for callers)."""
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise WherryError(f"refusing to serve on {host} without a token: anyone on the network could run code paths "
-                          "on this device", "pass --token SECRET (or WHERRY_TOKEN), or bind to 127.0.0.1")
-    runner = Runner(workdir or tempfile.mkdtemp(prefix="wherry-runner-"), token, int(max_upload_mb * 1024 * 1024))
-    server = ThreadingHTTPServer((host, port), make_handler(runner))
-    server.daemon_threads = True
-    return server
+                          "on this device", "pass --token-file FILE (or WHERRY_TOKEN), or bind to 127.0.0.1")
+    if limits is None:
+        limits = Limits(max_upload=int(max_upload_mb * 1024 * 1024))
+    own = workdir is None
+    runner = Runner(workdir or tempfile.mkdtemp(prefix="wherry-runner-"), token, limits, own)
+    try:
+        return RunnerServer((host, port), runner)
+    except BaseException:
+        runner.cleanup()
+        raise
+
+
+def _read_token(args) -> Optional[str]:
+    if args.token_file:
+        try:
+            with open(args.token_file) as fh:
+                token = fh.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WherryError(f"cannot read the token file {args.token_file}: {exc}",
+                              "write the token on one line of a file only you can read (chmod 600)") from None
+        if not token:
+            raise WherryError(f"the token file {args.token_file} is empty", "write the token into it")
+        return token
+    return args.token or os.environ.get("WHERRY_TOKEN") or None
+
+
+def _stop(signum, frame):
+    raise SystemExit(0)  # unwinds serve_forever, so the finally below removes the uploads
 
 
 def main(argv=None) -> int:
+    defaults = Limits()
     parser = argparse.ArgumentParser(prog="python -m wherry.runtimes serve",
-                                     description="Serve this device's runtimes over HTTP (see runtimes/serve.py).")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+                                     description="Serve this device's runtimes over HTTP (see runtimes/serve.py "
+                                                 "and docs/security.md).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need a token)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--token", default=os.environ.get("WHERRY_TOKEN"), help="required bearer token")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB)
+    parser.add_argument("--token-file", metavar="FILE", help="file holding the bearer token (preferred)")
+    parser.add_argument("--token", help="the bearer token (default: $WHERRY_TOKEN); note: other users of this "
+                                        "machine can read it in `ps`: prefer --token-file or WHERRY_TOKEN")
+    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                        help=f"largest request body (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument("--max-bundle-mb", type=float, default=defaults.max_bundle >> 20,
+                        help=f"most bytes one bundle may unpack to (default {defaults.max_bundle >> 20})")
+    parser.add_argument("--max-arrays-mb", type=float, default=defaults.max_arrays >> 20,
+                        help=f"most array data in one .npz: inputs, golden data, outputs (default "
+                             f"{defaults.max_arrays >> 20})")
+    parser.add_argument("--client-timeout", type=float, default=defaults.client_timeout, metavar="S",
+                        help=f"drop a client silent this long (default {defaults.client_timeout:g} s)")
+    parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout, metavar="S",
+                        help=f"drop a client whose request takes longer to arrive (default "
+                             f"{defaults.request_timeout:g} s)")
+    parser.add_argument("--job-timeout", type=float, default=defaults.job_timeout, metavar="S",
+                        help=f"stop loading or running an artifact after this long (default "
+                             f"{defaults.job_timeout:g} s)")
+    parser.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                        help=f"requests served at once (default {defaults.max_connections})")
     parser.add_argument("--dir", help="where uploaded bundles are kept (default: a temporary directory)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    server = make_server(args.host, args.port, args.token, args.max_upload_mb, args.dir)
+    limits = Limits(max_upload=int(args.max_upload_mb * (1 << 20)), max_bundle=int(args.max_bundle_mb * (1 << 20)),
+                    max_arrays=int(args.max_arrays_mb * (1 << 20)), client_timeout=args.client_timeout,
+                    request_timeout=args.request_timeout, job_timeout=args.job_timeout,
+                    max_connections=max(1, args.max_connections))
+    server = make_server(args.host, args.port, _read_token(args), workdir=args.dir, limits=limits)
+    signal.signal(signal.SIGTERM, _stop)
     print(f"wherry runner on http://{args.host}:{server.server_address[1]} (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

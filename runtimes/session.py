@@ -200,7 +200,10 @@ class Session:
 
 
 def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = None, isolate: bool = False,
-                 backend: Optional[str] = None, providers: Optional[Sequence[str]] = None) -> Session:
+                 backend: Optional[str] = None, providers: Optional[Sequence[str]] = None,
+                 timeout: Optional[float] = None, max_reply_bytes: Optional[int] = None) -> Session:
+    """Isolated sessions only: ``timeout`` (seconds) bounds loading and each run (the child is killed after
+    it) and ``max_reply_bytes`` the outputs accepted from the child (default runtimes.npz.MAX_NPZ_BYTES)."""
     target = resolve(path, artifact, backend)
     _check_arch(target)
     backends.require(target.backend)
@@ -214,7 +217,7 @@ def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = 
     if isolate:
         from .isolate import IsolatedBackend
 
-        impl = IsolatedBackend(target, threads, providers=providers)
+        impl = IsolatedBackend(target, threads, timeout, providers=providers, max_reply_bytes=max_reply_bytes)
     else:
         impl = backends.load(target.backend, target.path, threads, target.inputs, target.outputs, providers=providers)
     return Session(impl, target, isolate)

@@ -165,7 +165,7 @@ def reference_outputs(models: dict, feeds: dict) -> dict:
 
 def make_bundle(dest: Path, models: dict, files=("model.onnx", "model.x86.nb", "model.arm.nb"),
                 golden=None, target_arch="x86_64") -> Path:
-    """A bundle (format v1) holding the given converted artifacts and golden data."""
+    """A bundle holding the given converted artifacts and golden data."""
     from wherry.runtimes.bundle import GOLDEN_INPUTS, GOLDEN_OUTPUTS, Artifact, Manifest, content_hash
     from wherry.runtimes.parity import default_tolerance
     from wherry.runtimes.specs import TensorSpec
@@ -224,7 +224,7 @@ def copy_bundle(src: Path, dest: Path) -> Path:
 
 
 def rehash(bundle: Path, file: str) -> None:
-    """Update an artifact's size and hash in the manifest after changing the file on purpose."""
+    """Update an artifact's (or a golden file's) hash in the manifest after changing the file on purpose."""
     from wherry.runtimes.bundle import content_hash
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -232,4 +232,7 @@ def rehash(bundle: Path, file: str) -> None:
         if art["file"] == file:
             art["sha256"] = content_hash(bundle / file)
             art["size"] = (bundle / file).stat().st_size
+    for key in ("inputs", "outputs"):
+        if manifest["golden"][key] == file:
+            manifest["golden"][f"{key}_sha256"] = content_hash(bundle / file)
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from runtime_fixtures import rehash
 from wherry.convert.example import INPUTS, MODEL
 from wherry.targets import list_profiles, load_profile
 from wherry.targets.profile import ProfileError
@@ -82,6 +83,7 @@ def test_altered_bundle_fails_on_the_emulated_board(wherry, rpi4_bundle, tmp_pat
     golden = dict(np.load(bad / "golden" / "outputs.npz"))
     golden = {k: v + 1.0 for k, v in golden.items()}  # the board must notice outputs that do not match
     np.savez(bad / "golden" / "outputs.npz", **golden)
+    rehash(bad, "golden/outputs.npz")  # vouched for by the manifest: the board must judge the outputs
     proc = wherry("check", bad, "--device", "emulated-aarch64", timeout=900)
     assert proc.returncode == 1
     assert "model.onnx" in proc.stdout and "FAIL" in proc.stdout
