@@ -66,7 +66,9 @@ def render(records) -> str:
                  "built by the tests with Paddle's legacy static API. "
                  "The last column is what plain `paddle_lite_opt` does with the untouched model. ARM `.nb` files cannot run on this x86 host (no ARM "
                  "Paddle Lite runtime exists in any registry here); they are built and listed, never counted as "
-                 "passed.")
+                 "passed. `zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
+                 "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
+                 "(`pytest -m zoo`).")
     return "\n".join(lines)
 
 
