@@ -29,6 +29,31 @@ def _legacy_ops(info: source.ModelInfo, notes: List[str]):
     return translated.ops
 
 
+def _pir_ops(info: source.ModelInfo, targets: List[str], supported_by_places) -> dict:
+    """Per PIR op kind: how it translates (or why not) and which artifacts can carry it."""
+    from wherry.convert import pir, pir_route
+
+    places = sorted({",".join(load_profile(t).lite_places) for t in targets if "nb" in load_profile(t).artifacts})
+    for p in places:
+        if p not in supported_by_places:
+            supported_by_places[p] = lite_export.supported_ops(p)
+    rows = {}
+    for name, kind in sorted(pir.analyze(info.files.model_file).items()):
+        if name in ("pd_op.data", "pd_op.fetch", "builtin.combine", "builtin.split", "cf.yield"):
+            continue
+        legacy = sorted(kind.legacy)
+        artifacts = []
+        if kind.translates:
+            artifacts.append("onnx")
+            artifacts += [f"nb ({p})" for p in places if all(op in supported_by_places[p] for op in legacy)]
+        else:
+            artifacts.append(f"onnx via {pir_route.TOOL}, if it converts the op")
+        rows[name] = {"count": kind.count, "translates": kind.translates, "route": sorted(kind.routes),
+                      "legacy_ops": legacy, "artifacts": artifacts,
+                      "problem": kind.problems[0] if kind.problems else None}
+    return rows
+
+
 def inspect(model: str, targets: List[str]) -> dict:
     info = source.read(model)
     notes: List[str] = []
@@ -44,9 +69,6 @@ def inspect(model: str, targets: List[str]) -> dict:
         "notes": notes,
     }
     legacy_ops = _legacy_ops(info, notes)
-    if info.format == "pir":
-        from wherry.convert import pir
-        report["pir_translator_ops"] = pir.SUPPORTED_OPS
     supported_by_places = {}
     for name in targets:
         profile = load_profile(name)
@@ -59,6 +81,8 @@ def inspect(model: str, targets: List[str]) -> dict:
             entry["lite_unsupported_ops"] = missing
             entry["lite_ok"] = not missing
         report["targets"][profile.name] = entry
+    if info.format == "pir":
+        report["pir_ops"] = _pir_ops(info, targets, supported_by_places)
     if info.has_control_flow:
         notes.append("the program has control flow (sub-blocks): Paddle Lite often rejects those")
     return report
@@ -81,8 +105,12 @@ def render(report: dict) -> str:
         else:
             status = "Lite lacks: " + ", ".join(entry["lite_unsupported_ops"])
         lines.append(f"target   {name} ({entry['arch']}, Lite places {entry['lite_places']}): {status}")
-    if "pir_translator_ops" in report:
-        lines.append(f"PIR ops the translator maps ({len(report['pir_translator_ops'])}): " +
-                     ", ".join(op.split(".", 1)[-1] for op in report["pir_translator_ops"]))
+    for name, row in report.get("pir_ops", {}).items():
+        if row["translates"]:
+            how = "; ".join(row["route"]) + (f" [{', '.join(row['legacy_ops'])}]" if row["legacy_ops"] else "")
+            lines.append(f"pir op   {name}: translates ({how}); artifacts: {', '.join(row['artifacts'])}")
+        else:
+            lines.append(f"pir op   {name}: NOT translated ({row['problem'].split(': ', 1)[-1]}); "
+                         f"artifacts: {', '.join(row['artifacts'])}")
     lines += [f"note     {n}" for n in report["notes"]]
     return "\n".join(lines)

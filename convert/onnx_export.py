@@ -44,16 +44,22 @@ def export_onnx(model_file: Path, params_file: Path, out_onnx: Path, opset: int,
 
 
 def _export_in_child(model_file, params_file, out_onnx, opset, input_names, output_names):
-    import onnx
     import paddle2onnx
-
-    from wherry.runtimes.errors import WherryError
 
     # auto_upgrade_opset lets paddle2onnx raise the opset when an op needs it;
     # the opset actually written is read back from the model below.
     paddle2onnx.export(model_file, params_file, save_file=out_onnx, opset_version=opset,
                        auto_upgrade_opset=True, verbose=False, enable_onnx_checker=True,
                        enable_optimize=True)
+    return finish(out_onnx, opset, input_names, output_names)
+
+
+def finish(out_onnx, opset, input_names, output_names) -> dict:
+    """After paddle2onnx (either version): rename the graph's inputs/outputs, check it, load it in ORT."""
+    import onnx
+
+    from wherry.runtimes.errors import WherryError
+
     if not Path(out_onnx).is_file():
         raise WherryError("paddle2onnx wrote no file", "see the log above for the op it could not convert")
     model = onnx.load(out_onnx)

@@ -23,9 +23,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import golden, legalize, lite_export, nms_tail, onnx_export, source
+from wherry.convert import golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
 from wherry.convert.failures import Failures, not_built
-from wherry.convert.normalize import LegacyModel, to_legacy
+from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
 from wherry.runtimes import parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
@@ -209,15 +209,18 @@ def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
     with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work:
         work = Path(work)
         with timeline.step("preparing a legacy program" if info.format != "legacy" else "checking program"):
-            legacy = to_legacy(info, work)
-        with timeline.step("legalizing for Lite and paddle2onnx"):
-            passes = [p for p in legalize.PASSES if p not in options.skip_passes]
-            legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
-                                                                   work / "legal", passes)
+            legacy = pir_route.to_legacy_or_pir(info, work, options.formats)
+        legal_model = legal_params = None
+        changes: List[str] = []
+        if legacy.model_file is not None:  # None: an untranslated PIR program, ONNX straight from PIR
+            with timeline.step("legalizing for Lite and paddle2onnx"):
+                passes = [p for p in legalize.PASSES if p not in options.skip_passes]
+                legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
+                                                                       work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
-                             if c < len(info.outputs)]
+                             if c < len(info.outputs)] if legacy.model_file is not None else []
         staged: List[tuple] = []
         try:
             for profile in profiles:
@@ -274,6 +277,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
         extra = [p for p in precisions if p != "fp32"]
+        if extra and shared.legal_model is None:
+            raise pir_route.untranslated_error(shared.legacy, "quantized artifacts")
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures)
@@ -311,6 +316,11 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
 def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
     timeline, info = shared.timeline, shared.info
     artifacts = []
+    if "nb" in formats and shared.legal_model is None:  # an untranslated PIR program: Lite reads only legacy ones
+        error = pir_route.untranslated_error(shared.legacy, "a .nb")
+        failures.add(not_built(error, file=_nb_name(profile), fmt="nb", precision="fp32", arch=profile.arch_family,
+                               tool=pir_route.TRANSLATOR), error)
+        formats = [f for f in formats if f != "nb"]
     if "nb" in formats:
         nb_name = _nb_name(profile)
         places = ",".join(profile.lite_places)
@@ -372,9 +382,11 @@ def _shared_onnx(profile, shared: _Shared):
         path = shared.work / f"model.opset{opset}.onnx"
         try:
             with shared.timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
-                result = onnx_export.export_onnx(shared.legal_model, shared.legal_params, path, opset,
-                                                 input_names=[s.name for s in info.inputs],
-                                                 output_names=[s.name for s in info.outputs])
+                export, model, params = onnx_export.export_onnx, shared.legal_model, shared.legal_params
+                if model is None:  # an untranslated PIR program: ONNX straight from it
+                    export, model, params = pir_route.export_onnx, info.files.model_file, info.files.params_file
+                result = export(model, params, path, opset, input_names=[s.name for s in info.inputs],
+                                output_names=[s.name for s in info.outputs])
                 shared.timeline.book_tool("paddle2onnx", result.seconds)
             shared.onnx_by_opset[opset] = path
         except WherryError as exc:

@@ -68,7 +68,10 @@ def render(records) -> str:
                  "The last column is what plain `paddle_lite_opt` does with the untouched model. ARM `.nb` files run "
                  "on the emulated aarch64 board (qemu user-mode) with Paddle Lite's ARM runtime built from its source "
                  "(`wherry targets build-lite`): the ARM kernels' results, not a real board's speed. Where that "
-                 "runtime is not built they are listed as built, never counted as passed.")
+                 "runtime is not built they are listed as built, never counted as passed. "
+                 "`zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
+                 "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
+                 "(`pytest -m zoo`).")
     return "\n".join(lines)
 
 

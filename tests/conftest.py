@@ -100,3 +100,13 @@ def wherry():
             assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         return proc
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """The zoo (every model family in PIR and legacy format) runs only when asked for: -m zoo."""
+    if "zoo" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="the model-family zoo runs with -m zoo")
+    for item in items:
+        if "zoo" in item.keywords:
+            item.add_marker(skip)

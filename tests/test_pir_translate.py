@@ -51,31 +51,48 @@ def test_misc_ops_reach_an_x86_nb(wherry, tmp_path):
     assert results["model.x86.nb"]["status"] == "passed" and results["model.onnx"]["status"] == "passed"
 
 
-def test_untranslatable_ops_are_named_and_nothing_is_written(wherry, tmp_path):
+def test_untranslatable_ops_are_named_and_onnx_comes_straight_from_pir(wherry, tmp_path):
     model = export_vision_model("untranslatable", "pir", 16)
     with pytest.raises(pir.UntranslatableOps) as err:
         pir.translate(model, model.with_suffix(".pdiparams"), tmp_path / "t")
-    assert err.value.op_names == ["pd_op.cumsum", "pd_op.flip"]
+    assert err.value.op_names == ["pd_op.full_with_tensor", "pd_op.reshape"]
     assert "op #" in err.value.message
     assert not (tmp_path / "t").exists()
-    proc = wherry("convert", model, "-o", tmp_path / "out")
+    # a .nb needs the legacy program: asked alone, it is a clear user error and nothing is written
+    proc = wherry("convert", model, "-o", tmp_path / "nb", "--format", "nb")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "pd_op.cumsum" in proc.stderr and "pd_op.flip" in proc.stderr
-    assert not any((tmp_path / "out").iterdir())
+    assert "pd_op.full_with_tensor" in proc.stderr and "pd_op.reshape" in proc.stderr
+    assert not any((tmp_path / "nb").iterdir())
+    # the ONNX artifact still ships, converted by paddle2onnx 2.x from the PIR program and verified; the .nb is
+    # recorded as not built by the translator, naming the ops (so the conversion exits 1, as for any missing artifact)
+    proc = wherry("convert", model, "-o", tmp_path / "out", "--json", check=1)
+    summary = json.loads(proc.stdout)[0]
+    results = {a["file"]: a for a in summary["report"]["verification"]["artifacts"]}
+    assert results["model.onnx"]["status"] == "passed"
+    nb = next(r for r in summary["report"]["not_built"] if r["file"] == "model.x86.nb")
+    assert nb["tool"] == "wherry PIR translator" and "pd_op.full_with_tensor" in nb["reason"]
+    assert "pd_op.reshape" in nb["reason"]
 
 
-def test_inspect_judges_pir_lite_support_on_the_translation(wherry):
+def test_inspect_lists_each_pir_op_and_its_artifacts(wherry):
     model = export_vision_model("mobilenet_v3_small", "pir", 224)
     report = json.loads(wherry("inspect", model, "--json", check=0).stdout)
     assert report["format"] == "pir"
     assert report["targets"]["rpi4"]["lite_ok"] is True
     assert any("translation" in n for n in report["notes"])
-    assert "pd_op.conv2d" in report["pir_translator_ops"]
+    conv = report["pir_ops"]["pd_op.conv2d"]
+    assert conv["translates"] and conv["legacy_ops"] == ["conv2d"] and "nb (arm)" in conv["artifacts"]
     bad = json.loads(wherry("inspect", export_vision_model("untranslatable", "pir", 16), "--json", check=0).stdout)
-    assert any("cumsum" in n for n in bad["notes"])
+    assert any("full_with_tensor" in n for n in bad["notes"])
     assert "lite_ok" not in bad["targets"]["rpi4"]
+    row = bad["pir_ops"]["pd_op.full_with_tensor"]
+    assert not row["translates"] and "paddle2onnx 2" in row["artifacts"][0] and row["problem"]
+    assert bad["pir_ops"]["pd_op.conv2d"]["translates"]
 
 
-def test_supported_ops_are_listed():
-    assert "pd_op.conv2d" in pir.SUPPORTED_OPS and "pd_op.batch_norm_" in pir.SUPPORTED_OPS
-    assert pir.SUPPORTED_OPS == sorted(pir.SUPPORTED_OPS)
+def test_every_op_kind_has_a_way_or_none():
+    assert pir.describe("pd_op.conv2d") == "hand-written"
+    assert pir.describe("pd_op.topk") == "table -> top_k_v2"
+    assert pir.describe("pd_op.gather_nd") == "generic -> gather_nd"      # from the wheel's op protos
+    assert pir.describe("pd_op.one_hot") == "table -> one_hot_v2"
+    assert pir.describe("pd_op.no_such_op") is None

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from wherry.convert.pir.reader import PirOp, PirProgram, Value
+import numpy as np
+
 from wherry.runtimes.paddle_model import PROTO_DTYPES
+
+from .reader import PirOp, PirProgram, Value
 
 # numpy dtype name -> framework.proto VarType.Type number
 PROTO_DTYPE = {name: number for number, name in PROTO_DTYPES.items()}
@@ -18,6 +21,10 @@ PROTO_DTYPE = {name: number for number, name in PROTO_DTYPES.items()}
 
 class TranslationError(Exception):
     """An op cannot be expressed in the legacy program (raised per op, collected by translate())."""
+
+
+class UpstreamFailed(TranslationError):
+    """An operand comes from an op that could not be translated (reported there, not again)."""
 
 
 # Typed attribute constructors: legacy ops read attributes with a fixed type.
@@ -29,6 +36,26 @@ def INTS(v): return ("ints", [int(x) for x in v])          # noqa: E302,E704
 def FLOATS(v): return ("floats", [float(x) for x in v])    # noqa: E302,E704
 def LONGS(v): return ("longs", [int(x) for x in v])        # noqa: E302,E704
 def LONG(v): return ("l", int(v))           # noqa: E302,E704
+def STRINGS(v): return ("strings", [str(x) for x in v])    # noqa: E302,E704
+def BOOLS(v): return ("bools", [bool(x) for x in v])       # noqa: E302,E704
+def FLOAT64(v): return ("float64", float(v))               # noqa: E302,E704
+def FLOAT64S(v): return ("float64s", [float(x) for x in v])  # noqa: E302,E704
+def BLOCK(v): return ("block_idx", int(v))                 # noqa: E302,E704
+
+_ATTR_KINDS = {"i": "INT", "f": "FLOAT", "s": "STRING", "b": "BOOLEAN", "ints": "INTS", "floats": "FLOATS",
+               "longs": "LONGS", "l": "LONG", "strings": "STRINGS", "bools": "BOOLEANS", "float64": "FLOAT64",
+               "float64s": "FLOAT64S", "block_idx": "BLOCK"}
+_REPEATED = ("ints", "floats", "longs", "strings", "bools", "float64s")
+
+
+def proto_dtype(name) -> int:
+    """framework.proto dtype number of a PIR dtype attribute ("float32"; "Undefined(...)" -> -1)."""
+    name = str(name)
+    if name.startswith("Undefined"):
+        return -1
+    if name not in PROTO_DTYPE:
+        raise TranslationError(f"dtype {name} has no legacy form")
+    return PROTO_DTYPE[name]
 
 
 class Builder:
@@ -38,10 +65,16 @@ class Builder:
         self.pb = framework_pb2
         self.pir = program
         self.desc = framework_pb2.ProgramDesc()
-        self.block = self.desc.blocks.add()
+        self.block = self.desc.blocks.add()       # the block ops are emitted into now
         self.block.idx = 0
         self.block.parent_idx = -1
+        self.block.forward_block_idx = -1
         self.names: Dict[int, str] = {}
+        self.const_names: Dict[tuple, str] = {}         # (value id, block idx) -> materialized constant
+        self.failed: set = set()                        # results of ops that could not be translated
+        self.fetches: List[PirOp] = []
+        self.feed_col = 0
+        self.on_op = lambda op, route=None, problem=None: None   # translate() records each op here
         self.values: Dict[int, Value] = {}
         self.consts: Dict[int, object] = {}
         self.vectors: Dict[int, List[int]] = {}        # builtin.combine result -> member value ids
@@ -51,7 +84,7 @@ class Builder:
         for vid, param in program.params.items():
             self.names[vid] = param.name
             self.values[vid] = param.value
-            self.declare(param.name, param.value.dtype, param.value.shape, persistable=True)
+            self.declare(param.name, param.value.dtype, param.value.shape, persistable=param.persistable)
 
     # ------------------------------------------------------------------ variables
     def declare(self, name: str, dtype: Optional[str], shape: Optional[List[int]], persistable=False,
@@ -60,7 +93,7 @@ class Builder:
             return name
         var = self.block.vars.add()
         var.name = name
-        var.type.type = getattr(self.pb.VarType, kind)
+        var.type.type = _var_type_number(self.pb, kind)
         if kind == "DENSE_TENSOR":
             tensor = var.type.dense_tensor.tensor
             tensor.data_type = PROTO_DTYPE.get(dtype or "float32", 5)
@@ -68,6 +101,10 @@ class Builder:
         var.persistable = persistable
         self.declared.add(name)
         return name
+
+    def sub_block(self):
+        """A new block nested in the current one; use as ``with b.sub_block() as block:``."""
+        return _SubBlock(self)
 
     def fresh(self, hint: str) -> str:
         self._counter += 1
@@ -77,8 +114,14 @@ class Builder:
         """The legacy variable holding value ``vid`` (materializing a constant if needed)."""
         if vid in self.names:
             return self.names[vid]
+        if vid in self.failed:
+            raise UpstreamFailed(f"value %{vid} comes from an op that was not translated")
         if vid in self.consts:
-            return self._materialize(vid)
+            # materialized where it is used: a constant made inside a sub-block is not visible outside it
+            key = (vid, self.block.idx)
+            if key not in self.const_names:
+                self.const_names[key] = self._materialize(vid)
+            return self.const_names[key]
         raise TranslationError(f"value %{vid} is used before it is defined")
 
     def output(self, op: PirOp, k: int = 0, hint: Optional[str] = None) -> str:
@@ -103,32 +146,51 @@ class Builder:
                                    "(it is computed at run time)")
         return self.consts[vid]
 
+    def is_const(self, vid: int) -> bool:
+        return vid in self.consts
+
+    def vector_output(self, op: PirOp, k: int = 0) -> List[str]:
+        """Names for the members of a vector result (builtin.split later names each member)."""
+        value = op.outputs[k]
+        names = []
+        for j, element in enumerate(value.elements or []):
+            name = self.fresh(f"{op.name}_{j}")
+            self.declare(name, element.dtype, element.shape)
+            names.append(name)
+        self.split_results[value.id] = names
+        return names
+
     def has_input(self, op: PirOp, k: int) -> bool:
         return k < len(op.inputs) and op.inputs[k] != 0
 
     def _materialize(self, vid: int) -> str:
-        value = self.consts[vid]
         info = self.values.get(vid)
-        dtype = info.dtype if info and info.dtype else "float32"
+        return self.constant(self.consts[vid], info.dtype if info and info.dtype else "float32",
+                             info.shape if info else None)
+
+    def constant(self, value, dtype: str, shape: Optional[List[int]] = None) -> str:
+        """Emit a constant tensor (fill_constant / assign_value) into the current block; returns its name."""
         name = self.fresh("const")
         if isinstance(value, list):
-            shape = [len(value)]
+            if not shape or int(np.prod(shape)) != len(value):
+                shape = [len(value)]
             attrs = {"shape": INTS(shape), "dtype": INT(PROTO_DTYPE[dtype])}
             if dtype in ("int32", "int64"):
                 attrs["int64_values" if dtype == "int64" else "int32_values"] = (
                     LONGS(value) if dtype == "int64" else INTS(value))
+            elif dtype == "bool":
+                attrs["bool_values"] = INTS([int(bool(v)) for v in value])
             else:
                 attrs["fp32_values"] = FLOATS(value)
             self.declare(name, dtype, shape)
             self.emit("assign_value", {}, {"Out": [name]}, attrs)
         else:
-            shape = info.shape if info and info.shape else [1]
+            shape = list(shape) if shape else [1]
             self.declare(name, dtype, shape)
             self.emit("fill_constant", {}, {"Out": [name]},
                       {"shape": LONGS(shape), "dtype": INT(PROTO_DTYPE[dtype]), "value": FLOAT(value),
                        "str_value": STRING(repr(float(value)) if dtype.startswith("float") else str(int(value))),
                        "force_cpu": BOOL(False), "place_type": INT(-1)})
-        self.names[vid] = name
         return name
 
     # ------------------------------------------------------------------ ops
@@ -143,14 +205,48 @@ class Builder:
             entry = op.outputs.add()
             entry.parameter = slot
             entry.arguments.extend(names)
-        kinds = {"i": "INT", "f": "FLOAT", "s": "STRING", "b": "BOOLEAN", "ints": "INTS", "floats": "FLOATS",
-                 "longs": "LONGS", "l": "LONG"}
+        types = _attr_type_numbers(self.pb)
         for name, (kind, value) in attrs.items():
             attr = op.attrs.add()
             attr.name = name
-            attr.type = getattr(self.pb.AttrType, kinds[kind])
-            if kind in ("ints", "floats", "longs"):
+            attr.type = types[kind]
+            if kind in _REPEATED:
                 getattr(attr, kind).extend(value)
             else:
                 setattr(attr, kind, value)
         return op
+
+
+_TYPE_NUMBERS: Dict[str, int] = {}
+_VAR_TYPES: Dict[str, int] = {}
+
+
+def _var_type_number(pb, kind: str) -> int:
+    if kind not in _VAR_TYPES:
+        _VAR_TYPES[kind] = getattr(pb.VarType, kind)
+    return _VAR_TYPES[kind]
+
+
+def _attr_type_numbers(pb) -> Dict[str, int]:
+    if not _TYPE_NUMBERS:
+        _TYPE_NUMBERS.update({kind: getattr(pb.AttrType, name) for kind, name in _ATTR_KINDS.items()})
+    return _TYPE_NUMBERS
+
+
+class _SubBlock:
+    def __init__(self, builder: Builder):
+        self.builder = builder
+
+    def __enter__(self):
+        b = self.builder
+        self.parent = b.block
+        block = b.desc.blocks.add()
+        block.idx = len(b.desc.blocks) - 1
+        block.parent_idx = self.parent.idx
+        block.forward_block_idx = -1
+        b.block = block
+        return block
+
+    def __exit__(self, *exc):
+        self.builder.block = self.parent
+        return False

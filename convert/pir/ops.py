@@ -1,20 +1,58 @@
-"""The op table: one small translator per PIR op, registered by name.
+"""The op table: how each PIR op kind travels to the legacy program. ``translate_op`` looks here:
 
-Adding an op is adding an entry. A translator reads the PIR op's operands
-(``b.name_of``), constant operands (``b.const``) and attributes, and emits the
-legacy op with the slot names and typed attributes that Paddle Inference and
-Paddle Lite read (the reference is what ``paddle.jit.save`` writes with
+1. ``TRANSLATORS``: a hand-written translator, where the semantics differ (constants that became
+   operands, in-place statistics, vectors, control flow, ...);
+2. ``ROUTES``: a declarative ``Route`` where only names differ (``embedding`` -> ``lookup_table_v2``
+   with ``weight`` -> ``W``), translated by ``generic.py``;
+3. otherwise the generic translator matches the PIR op to the legacy op of the same name over the
+   wheel's own op definitions.
+
+A hand translator reads the PIR op's operands (``b.name_of``), constant operands (``b.const``) and
+attributes, and emits the legacy op with the slot names and typed attributes that Paddle Inference
+and Paddle Lite read (the reference is what ``paddle.jit.save`` writes with
 ``FLAGS_enable_pir_api=0`` for the same layer).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
-from wherry.convert.pir.builder import (BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder,
-                                 TranslationError)
-from wherry.convert.pir.reader import PirOp
+from .builder import BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError
+from .generic import Route, legacy_type_for, translate_generic
+from .reader import PirOp
 
 TRANSLATORS: Dict[str, Callable[[Builder, PirOp], None]] = {}
+ROUTES: Dict[str, Route] = {}   # keyed by the op name without dialect and in-place "_"
+
+
+def route(name: str, legacy: str, why: str = "", **fields) -> None:
+    ROUTES[name] = Route(legacy, why=why, **fields)
+
+
+def translate_op(b: Builder, op: PirOp) -> str:
+    """Translate one op; returns how it travelled ("hand-written", "table -> X", "generic -> X")."""
+    if op.full_name in TRANSLATORS:
+        TRANSLATORS[op.full_name](b, op)
+        return "hand-written"
+    if op.dialect != "pd_op":
+        raise TranslationError("no translator")
+    base = op.name.rstrip("_")
+    if base in ROUTES:
+        return "table -> " + translate_generic(b, op, ROUTES[base])
+    return "generic -> " + translate_generic(b, op)
+
+
+def describe(full_name: str) -> Optional[str]:
+    """How ops of this kind would travel, judged by name alone (None: no way known)."""
+    dialect, _, name = full_name.partition(".")
+    if full_name in TRANSLATORS:
+        return "hand-written"
+    if dialect != "pd_op":
+        return None
+    base = name.rstrip("_")
+    if base in ROUTES:
+        return f"table -> {ROUTES[base].legacy}"
+    legacy = legacy_type_for(base)
+    return f"generic -> {legacy}" if legacy else None
 
 
 def translates(*names: str):
@@ -45,6 +83,40 @@ def full_int_array(b, op):
 def full(b, op):
     b.consts[op.outputs[0].id] = float(op.attrs["value"])
     b.values[op.outputs[0].id] = op.outputs[0]
+
+
+@translates("pd_op.assign_value_", "pd_op.assign_value")
+def assign_value(b, op):
+    # a literal tensor (to_tensor in the model): a constant like full, materialized where it is used
+    values = list(op.attrs["values"])
+    shape = _ints(op.attrs.get("shape"))
+    if not shape and len(values) == 1:
+        b.consts[op.outputs[0].id] = float(values[0])
+    else:
+        b.consts[op.outputs[0].id] = values
+    b.values[op.outputs[0].id] = op.outputs[0]
+
+
+@translates("pd_op.arange")
+def arange(b, op):
+    # start/end/step come as float64 constants next to a dtype attribute; legacy range takes the
+    # dtype of its inputs, so the constants are made in the output dtype
+    dtype = str(op.attrs["dtype"])
+    slots = {}
+    for k, slot in enumerate(("Start", "End", "Step")):
+        vid = op.inputs[k]
+        if b.is_const(vid):
+            slots[slot] = [b.constant(b.consts[vid], dtype, [1])]
+        else:
+            source = b.values.get(vid)
+            name = b.name_of(vid)
+            if source is not None and source.dtype != dtype:
+                cast_to = b.declare(b.fresh("range_arg"), dtype, [1])
+                b.emit("cast", {"X": [name]}, {"Out": [cast_to]},
+                       {"in_dtype": INT(PROTO_DTYPE[source.dtype]), "out_dtype": INT(PROTO_DTYPE[dtype])})
+                name = cast_to
+            slots[slot] = [name]
+    b.emit("range", slots, {"Out": [b.output(op)]}, {})
 
 
 @translates("builtin.combine")
@@ -318,7 +390,8 @@ def cast(b, op):
 
 # ------------------------------------------------------------------ reductions
 
-_REDUCE = {"mean": "reduce_mean", "sum": "reduce_sum", "max": "reduce_max", "min": "reduce_min"}
+_REDUCE = {"mean": "reduce_mean", "sum": "reduce_sum", "max": "reduce_max", "min": "reduce_min",
+           "prod": "reduce_prod"}
 
 
 @translates(*[f"pd_op.{n}" for n in _REDUCE])
@@ -349,3 +422,6 @@ def arg_max(b, op):
            {"axis": LONG(b.const(op, 1, -1)), "keepdims": BOOL(op.attrs.get("keepdims", False)),  # Lite reads a LONG
             "flatten": BOOL(op.attrs.get("flatten", False)),
             "dtype": INT(PROTO_DTYPE[op.attrs.get("dtype", "int64")])})
+
+
+from . import control_flow, routes  # noqa: E402,F401 - they register their entries

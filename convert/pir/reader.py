@@ -1,18 +1,22 @@
 """Reading a Paddle 3 PIR program (``model.json``) into plain Python objects.
 
 The JSON is PIR's serialized form: ops carry ``"#": "<dialect>.<name>"``
-(``0`` = builtin, ``1`` = pd_op; ``p`` = a parameter), operands as value ids
-(``{"%": id}``; id 0 is "no value"), results with their types (``TT``) and
-attributes as typed nodes (``{"#": "0.a_i32", "D": 3}``).
+(``0`` = builtin, ``1`` = pd_op, ``2`` = cf; ``p`` = a parameter), operands as
+value ids (``{"%": id}``; id 0 is "no value"), results with their types (``TT``),
+attributes as typed nodes (``{"#": "0.a_i32", "D": 3}``) and, for control flow,
+``regions`` of blocks whose arguments have negative ids.
+
+The JSON names operands only by position; the names Paddle gives them (its op
+yaml info, ``schema.pir_signatures``) are attached to each op here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from wherry.runtimes.paddle_model import load_pir_ops, pir_dtype
 
-DIALECTS = {"0": "builtin", "1": "pd_op"}
+DIALECTS = {"0": "builtin", "1": "pd_op", "2": "cf"}
 
 
 @dataclass
@@ -31,23 +35,49 @@ class PirOp:
     attrs: Dict[str, Any]
     inputs: List[int]                         # value ids, 0 = absent optional operand
     outputs: List[Value]
-    has_regions: bool = False
+    blocks: List["PirBlock"] = field(default_factory=list)   # the blocks of its regions, in order
+    input_names: Tuple[str, ...] = ()                        # Paddle's operand names (empty: unknown)
+    attr_names: Tuple[str, ...] = ()
+    output_names: Tuple[str, ...] = ()
 
     @property
     def full_name(self) -> str:
         return f"{self.dialect}.{self.name}"
+
+    @property
+    def has_regions(self) -> bool:
+        return bool(self.blocks)
+
+    def walk(self):
+        """This op and every op nested in its blocks."""
+        yield self
+        for block in self.blocks:
+            for op in block.ops:
+                yield from op.walk()
+
+
+@dataclass
+class PirBlock:
+    args: List[Value]
+    ops: List[PirOp]
 
 
 @dataclass
 class Param:
     name: str
     value: Value
+    persistable: bool = True    # False: a run-time buffer (rnn dropout state), not in the parameter file
 
 
 @dataclass
 class PirProgram:
     ops: List[PirOp]
     params: Dict[int, Param] = field(default_factory=dict)
+
+    def walk(self):
+        """Every op, nested ones included."""
+        for op in self.ops:
+            yield from op.walk()
 
 
 def _attr(node):
@@ -86,14 +116,19 @@ def _outputs(raw) -> List[Value]:
     return values
 
 
-def read_program(json_path) -> PirProgram:
-    raw_ops = load_pir_ops(json_path)
-    program = PirProgram([])
-    for index, raw in enumerate(raw_ops):
+def _block(raw_block, program: PirProgram, counter: List[int]) -> PirBlock:
+    args = [_type(a.get("TT", {}), int(a.get("#", 0))) for a in raw_block.get("args", [])]
+    return PirBlock(args, _ops(raw_block.get("ops", []), program, counter))
+
+
+def _ops(raw_ops, program: PirProgram, counter: List[int]) -> List[PirOp]:
+    ops = []
+    for raw in raw_ops:
         tag = raw.get("#", "")
         if tag == "p":  # parameter: A = [?, ?, ?, name], O = its value
             out = _outputs(raw.get("O"))[0]
-            program.params[out.id] = Param(str(raw["A"][3]), out)
+            flags = raw.get("OA") or [1]
+            program.params[out.id] = Param(str(raw["A"][3]), out, bool(flags[0]))
             continue
         dialect, _, name = tag.partition(".")
         attrs = {}
@@ -102,6 +137,24 @@ def read_program(json_path) -> PirProgram:
                 attrs[item["N"]] = _attr(item.get("AT"))
         attrs.pop("struct_name", None)
         inputs = [int(i.get("%", 0)) if isinstance(i, dict) else 0 for i in raw.get("I", [])]
-        program.ops.append(PirOp(index, DIALECTS.get(dialect, dialect), name, attrs, inputs,
-                                 _outputs(raw.get("O", [])), bool(raw.get("regions"))))
+        index = counter[0]
+        counter[0] += 1
+        blocks = [_block(b, program, counter) for region in raw.get("regions", []) for b in region.get("blocks", [])]
+        ops.append(PirOp(index, DIALECTS.get(dialect, dialect), name, attrs, inputs,
+                         _outputs(raw.get("O", [])), blocks))
+    return ops
+
+
+def read_program(json_path, with_names: bool = True) -> PirProgram:
+    """The program in ``json_path``; ``with_names`` asks Paddle for operand/attribute/result names."""
+    program = PirProgram([])
+    program.ops = _ops(load_pir_ops(json_path), program, [0])
+    if with_names:
+        from .schema import pir_signatures
+
+        signatures = pir_signatures(json_path, {op.full_name for op in program.walk()})
+        for op in program.walk():
+            sig = signatures.get(op.full_name)
+            if sig is not None:
+                op.input_names, op.attr_names, op.output_names = sig.inputs, sig.attrs, sig.outputs
     return program

@@ -1,0 +1,213 @@
+"""The generic translator: a PIR op becomes the legacy op of the same shape, matched by name.
+
+Most PIR ops are a legacy op under a (possibly) new name with renamed operands: ``x`` is ``X``,
+``out`` is ``Out``, ``index`` is ``Index``. Both sides' definitions come from the installed wheel
+(``schema``), so the matching is mechanical:
+
+* operands match a legacy input slot by normalized name (case and underscores ignored); an operand
+  that is a compile-time constant (``full`` / ``full_int_array``) and matches a legacy *attribute*
+  (``k``, ``axis``, ``repeat_times``) becomes that attribute, as legacy programs write it;
+* attributes keep their names; their values are typed as the legacy proto says;
+* results match output slots by name; legacy-only outputs get a placeholder variable (``XShape``);
+* every legacy attribute not given takes the default Paddle registers for it.
+
+A ``Route`` (ops.py) adjusts the few names that differ. Anything the matching cannot place — an
+operand, attribute or result with no legacy counterpart, a run-time value where the legacy op needs
+a constant — is a ``TranslationError``: nothing is dropped silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from . import schema
+from .builder import (BOOL, BOOLS, FLOAT, FLOAT64, FLOAT64S, FLOATS, INT, INTS, LONG, LONGS, STRING, STRINGS,
+                      Builder, TranslationError, proto_dtype)
+from .reader import PirOp
+
+# PIR attributes that describe placement or training, not the computation (is_test: legacy ops that
+# have it are always written for inference)
+IGNORED_ATTRS = frozenset({"place", "stop_gradient", "persistable", "struct_name", "is_test"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one PIR op kind travels when names alone do not tell. Empty fields: match by name."""
+    legacy: str                                              # legacy op type
+    inputs: Dict[str, str] = field(default_factory=dict)     # PIR operand -> legacy slot or attribute
+    attrs: Dict[str, str] = field(default_factory=dict)      # PIR attribute -> legacy attribute
+    outputs: Dict[str, str] = field(default_factory=dict)    # PIR result -> legacy output slot
+    fixed: Dict[str, object] = field(default_factory=dict)   # legacy attributes set (or computed from the op)
+    drop: Tuple[str, ...] = ()                               # PIR attributes/operands with no effect at inference
+    why: str = ""                                            # what differs, for the reader of the table
+
+
+# Paddle-wide renames between PIR and legacy slot names, tried after the exact (normalized) name
+_ALIASES = {"x": ("input", "operands"), "inputs": ("x",), "out": ("y", "output")}
+
+
+def _norm(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _match(name: str, table: dict, override: dict):
+    """The legacy entry (slot or attribute) that PIR name ``name`` matches, by override, name or alias."""
+    if name in override:
+        return table.get(_norm(override[name]))
+    key = _norm(name)
+    if key in table:
+        return table[key]
+    for alias in _ALIASES.get(key, ()):
+        if alias in table:
+            return table[alias]
+    return None
+
+
+def legacy_type_for(pir_name: str) -> Optional[str]:
+    """The legacy op a PIR op of this name becomes when no Route says otherwise."""
+    base = pir_name.rstrip("_")
+    for candidate in (f"{base}_v2", base):  # a *_v2 legacy op is the one PIR's op was made from
+        if schema.legacy_op(candidate) is not None:
+            return candidate
+    return None
+
+
+def typed(kind: int, value, what: str):
+    """A Python value as the typed attribute the legacy proto declares."""
+    try:
+        if kind == schema.ATTR_INT:
+            if isinstance(value, str):
+                return INT(proto_dtype(value))
+            return INT(_scalar(value))
+        if kind == schema.ATTR_LONG:
+            return LONG(_scalar(value))
+        if kind == schema.ATTR_FLOAT:
+            return FLOAT(_scalar(value))
+        if kind == schema.ATTR_FLOAT64:
+            return FLOAT64(_scalar(value))
+        if kind == schema.ATTR_BOOLEAN:
+            return BOOL(_scalar(value))
+        if kind == schema.ATTR_STRING:
+            return STRING(value)
+        if kind == schema.ATTR_INTS:
+            return INTS(_list(value))
+        if kind == schema.ATTR_LONGS:
+            return LONGS(_list(value))
+        if kind == schema.ATTR_FLOATS:
+            return FLOATS(_list(value))
+        if kind == schema.ATTR_FLOAT64S:
+            return FLOAT64S(_list(value))
+        if kind == schema.ATTR_STRINGS:
+            return STRINGS(_list(value))
+        if kind == schema.ATTR_BOOLEANS:
+            return BOOLS(_list(value))
+    except (TypeError, ValueError) as exc:
+        raise TranslationError(f"{what}: value {value!r} does not fit the legacy attribute ({exc})") from None
+    raise TranslationError(f"{what}: legacy attribute type {kind} is not written by the translator")
+
+
+def _scalar(value):
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError("a list where one value is expected")
+        return value[0]
+    return value
+
+
+def _list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def translate_generic(b: Builder, op: PirOp, route: Optional[Route] = None) -> str:
+    """Emit the legacy form of ``op``; returns the legacy op type."""
+    legacy_type = route.legacy if route else legacy_type_for(op.name)
+    proto = schema.legacy_op(legacy_type) if legacy_type else None
+    if proto is None:
+        raise TranslationError("no legacy op of the same shape (and no entry in the op table)")
+    if not op.input_names and op.inputs or not op.output_names and op.outputs:
+        raise TranslationError("Paddle gives no operand names for this op")
+    route = route or Route(legacy_type)
+    slots = {_norm(s.name): s for s in proto.inputs}
+    out_slots = {_norm(s.name): s for s in proto.outputs}
+    attr_types = {_norm(a): (a, t) for a, t in proto.attrs.items()}
+    inputs: Dict[str, list] = {}
+    attrs: Dict[str, tuple] = {}
+
+    for k, pir_name in enumerate(op.input_names):
+        if not b.has_input(op, k):
+            continue
+        vid = op.inputs[k]
+        what = f"operand {pir_name}"
+        if pir_name in route.drop:
+            continue
+        as_attr = _match(pir_name, attr_types, route.inputs)
+        slot = _match(pir_name, slots, route.inputs)
+        tensor_slot = slots.get(_norm(route.inputs.get(pir_name, pir_name)) + "tensor")
+        if as_attr is not None and b.is_const(vid):
+            attrs[as_attr[0]] = typed(as_attr[1], b.consts[vid], what)
+        elif slot is not None:
+            inputs[slot.name] = _operand_names(b, vid, slot, what)
+        elif tensor_slot is not None and not tensor_slot.duplicable:
+            inputs[tensor_slot.name] = [b.name_of(vid)]
+        elif as_attr is not None:
+            raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it as the "
+                                   f"attribute {as_attr[0]}")
+        else:
+            raise TranslationError(f"{what} has no counterpart in legacy {legacy_type}")
+
+    for pir_name in op.attr_names:
+        if pir_name in IGNORED_ATTRS or pir_name in route.drop or pir_name not in op.attrs:
+            continue
+        match = _match(pir_name, attr_types, route.attrs)
+        if match is None:
+            raise TranslationError(f"attribute {pir_name} has no counterpart in legacy {legacy_type}")
+        attrs[match[0]] = typed(match[1], op.attrs[pir_name], f"attribute {pir_name}")
+    for name, value in route.fixed.items():
+        if callable(value):  # computed from the op: fixed={"infer_flags": lambda op, attrs: ...}
+            value = value(op, attrs)
+        attrs[name] = value if isinstance(value, tuple) else typed(proto.attrs[name], value, f"attribute {name}")
+    if "is_test" in proto.attrs:  # an inference program (Lite's rnn kernel, for one, reads it)
+        attrs["is_test"] = typed(proto.attrs["is_test"], True, "is_test")
+    defaults = schema.legacy_defaults(legacy_type)
+    for name, kind in proto.attrs.items():
+        if name not in attrs and name in defaults:
+            attrs[name] = typed(kind, defaults[name], f"default of {name}")
+    missing = [n for n in proto.attrs if n not in attrs]
+    if missing:
+        raise TranslationError(f"legacy {legacy_type} needs attribute(s) {', '.join(missing)} that the PIR op "
+                               "does not give")
+    missing_inputs = [s.name for s in proto.inputs if not s.dispensable and not s.extra and s.name not in inputs]
+    if missing_inputs:
+        raise TranslationError(f"legacy {legacy_type} needs input(s) {', '.join(missing_inputs)}")
+
+    outputs: Dict[str, list] = {}
+    for k, pir_name in enumerate(op.output_names):
+        slot = _match(pir_name, out_slots, route.outputs)
+        if slot is None:
+            raise TranslationError(f"result {pir_name} has no counterpart in legacy {legacy_type}")
+        if op.outputs[k].elements is not None:
+            if not slot.duplicable:
+                raise TranslationError(f"result {pir_name} is a vector; legacy slot {slot.name} holds one tensor")
+            outputs[slot.name] = b.vector_output(op, k)
+        else:
+            outputs[slot.name] = [b.output(op, k)]
+    for slot in proto.outputs:
+        if slot.name in outputs:
+            continue
+        if slot.name == "XShape":  # Lite's x86 passes crash on a reshape-like op without it
+            source = b.values.get(op.inputs[0])
+            outputs[slot.name] = [b.declare(b.fresh("xshape"), source.dtype if source else "float32",
+                                            [0] + list(source.shape if source and source.shape else []))]
+        elif not (slot.dispensable or slot.extra):
+            outputs[slot.name] = [b.declare(b.fresh(f"{legacy_type}.{slot.name}"), None, [])]
+    b.emit(legacy_type, inputs, outputs, attrs)
+    return legacy_type
+
+
+def _operand_names(b: Builder, vid: int, slot: schema.Slot, what: str):
+    members = b.vectors.get(vid)
+    if members is not None:
+        if not slot.duplicable:
+            raise TranslationError(f"{what} is a vector; legacy slot {slot.name} takes one tensor")
+        return [b.name_of(m) for m in members]
+    return [b.name_of(vid)]
