@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+from hostile_fixtures import reseal
 
 from wherry import runtimes
 from wherry.convert import ArtifactOutcome, ConvertedBundle, convert, example
@@ -148,6 +149,7 @@ def test_strict_fails_on_a_nearly_constant_golden(bundles, tmp_path):
         outs = sess.run(feeds)
     np.savez(bundle / "golden" / "inputs.npz", **feeds)
     np.savez(bundle / "golden" / "outputs.npz", **{k: np.full_like(v, v.flat[0]) for k, v in outs.items()})
+    reseal(bundle)  # golden files are hashed: record the new ones, so only the constant golden can fail it
     plain = wherry("check", bundle, "--no-isolate")
     strict = wherry("check", bundle, "--no-isolate", "--strict")
     assert strict.returncode == 1 and "nearly constant" in strict.stdout, (plain.stdout, strict.stdout)

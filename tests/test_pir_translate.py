@@ -66,7 +66,7 @@ def test_untranslatable_ops_are_named_and_onnx_comes_straight_from_pir(wherry, t
     # the ONNX artifact still ships, converted by paddle2onnx 2.x from the PIR program and verified; the .nb is
     # recorded as not built by the translator, naming the ops (so the conversion exits 1, as for any missing artifact)
     proc = wherry("convert", model, "-o", tmp_path / "out", "--json", check=1)
-    summary = json.loads(proc.stdout)[0]
+    summary = json.loads(proc.stdout)["bundles"][0]
     results = {a["file"]: a for a in summary["report"]["verification"]["artifacts"]}
     assert results["model.onnx"]["status"] == "passed"
     nb = next(r for r in summary["report"]["not_built"] if r["file"] == "model.x86.nb")
