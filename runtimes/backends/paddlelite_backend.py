@@ -77,15 +77,7 @@ class PaddleLiteBackend(Backend):
         self.version = self._predictor.get_version()
         self._in_names = list(self._predictor.get_input_names())
         self._out_names = list(self._predictor.get_output_names())
-        by_name = {s.name: s for s in (inputs or [])}
-        if inputs and all(n in by_name for n in self._in_names):
-            self.inputs = [by_name[n] for n in self._in_names]
-        else:
-            # A bare .nb does not describe its inputs: only names are known and checked.
-            self.specs_complete = False
-            self.inputs = [TensorSpec(n, "float32", ()) for n in self._in_names]
-        out_by_name = {s.name: s for s in (outputs or [])}
-        self.outputs = [out_by_name.get(n, TensorSpec(n, "float32", ())) for n in self._out_names]
+        self.describe_by_names(self._in_names, self._out_names, inputs, outputs)
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         predictor = self._predictor
