@@ -94,8 +94,14 @@ def split_params_1x(model_file: Path, params_file: Path, out_dir: Path) -> None:
     A combined .pdiparams is the persistable variables' tensors serialised back to
     back in sorted name order; each record is self-delimiting, so it can be cut.
     """
+    # legacy mode for the paddle imported here, without leaking the flag into later child processes
+    saved = os.environ.get("FLAGS_enable_pir_api")
     os.environ.setdefault("FLAGS_enable_pir_api", "0")
-    from paddle.base.proto import framework_pb2
+    try:
+        from paddle.base.proto import framework_pb2
+    finally:
+        if saved is None:
+            os.environ.pop("FLAGS_enable_pir_api", None)
 
     program = framework_pb2.ProgramDesc()
     program.ParseFromString(model_file.read_bytes())

@@ -64,11 +64,11 @@ def arm_runtime():
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """The digits CNN trained here on scikit-learn digits, with real inputs, calibration and eval digits."""
-    from wherry.convert.example import train
+    from wherry.convert.example import train_digits
     from wherry.convert.example.train import digits_data
 
     folder = tmp_path_factory.mktemp("digits")
-    train(str(folder / "digits_cnn"), "legacy", epochs=20, seed=0)
+    train_digits(str(folder / "digits_cnn"), "legacy", epochs=20, seed=0)
     x_train, _, x_test, y_test = digits_data(0)
     np.savez(folder / "inputs.npz", x=x_test[:16])
     np.savez(folder / "calib.npz", x=x_train[:128])

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from wherry.convert.example import train
+from wherry.convert.example import train_digits
 from wherry.convert.example.train import digits_data
 from wherry.runtimes import parity
 
@@ -22,7 +22,7 @@ def digits(tmp_path_factory):
     """A CNN trained here on scikit-learn digits (seconds), exported as a legacy Paddle program in a
     child process (FLAGS_enable_pir_api=0 is read at paddle import), plus its data files."""
     folder = tmp_path_factory.mktemp("digits")
-    result = train(str(folder / "digits_cnn"), "legacy", epochs=20, seed=0)
+    result = train_digits(str(folder / "digits_cnn"), "legacy", epochs=20, seed=0)
     x_train, _, x_test, y_test = digits_data(0)  # the split train() used: eval digits were never seen
     np.savez(folder / "inputs.npz", x=x_test[:16])
     np.savez(folder / "eval.npz", x=x_test, labels=y_test)

@@ -2,7 +2,7 @@
 
 The trained model ships in this folder (``digits_cnn.pdmodel``/``.pdiparams``,
 a few KB) with real digit images as golden inputs, so `wherry convert
---example` works offline. ``train`` rebuilds it (tests use it to export the
+--example` works offline. ``train_digits`` rebuilds it (named apart from the submodule ``train``, which would shadow it once imported) (tests use it to export the
 same network in other formats).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ INPUTS = HERE / "digits_inputs.npz"     # 16 real test digits, input name "x"
 EVAL = HERE / "digits_eval.npz"         # held-out digits with labels, for --eval
 
 
-def train(out_prefix: str, fmt: str = "legacy", epochs: int = 30, seed: int = 0) -> dict:
+def train_digits(out_prefix: str, fmt: str = "legacy", epochs: int = 30, seed: int = 0) -> dict:
     """Train the digits CNN and save it as a Paddle inference model (in a child process).
 
     ``fmt`` is "legacy" (.pdmodel) or "pir" (.json); returns {"accuracy": test accuracy}.

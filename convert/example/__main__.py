@@ -1,11 +1,11 @@
 """Rebuild the bundled example: `python -m wherry.convert.example` (about 15 s)."""
 import numpy as np
 
-from wherry.convert.example import EVAL, HERE, INPUTS, train
+from wherry.convert.example import EVAL, HERE, INPUTS, train_digits
 from wherry.convert.example.train import digits_data
 
 if __name__ == "__main__":
-    result = train(str(HERE / "digits_cnn"))
+    result = train_digits(str(HERE / "digits_cnn"))
     (HERE / "digits_cnn.pdiparams.info").unlink(missing_ok=True)
     _, _, x_test, y_test = digits_data()
     np.savez(INPUTS, x=x_test[:16])
