@@ -7,7 +7,9 @@ returns the exit code (0 ok, 1 check failed, 2 user error via WherryError).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -388,12 +390,20 @@ def interrupt_on_sigterm():
 
 def parse_or_json_error(parser: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
     """parse_args; with --json on the command line a usage error is also a wherry.error.v1 document."""
-    try:
+    if "--json" not in argv:
         return parser.parse_args(argv)
+    captured = io.StringIO()  # argparse writes usage + "error: ..." to stderr: keep it for the document too
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
     except SystemExit as exc:
-        if exc.code not in (0, None) and "--json" in argv:
+        text = captured.getvalue()
+        sys.stderr.write(text)
+        if exc.code not in (0, None):
             command = next((a for a in argv if not a.startswith("-")), None)
-            emit_json("error", error_document(command, "UsageError", "invalid command line (see stderr)",
+            reason = next((line.split("error:", 1)[1].strip() for line in text.splitlines() if "error:" in line),
+                          "invalid command line")
+            emit_json("error", error_document(command, "UsageError", reason,
                                               f"{parser.prog} {command or ''} --help".replace("  ", " "), 2))
         raise
 

@@ -122,6 +122,7 @@ def test_errors_are_json_with_the_same_exit_code(bundles, tmp_path):
     assert "nosuch" in unknown["error"]["message"] and unknown["error"]["hint"]
     usage = wherry_json("check", code=2)  # BUNDLE missing: argparse's usage error, as a document too
     assert usage["error"]["type"] == "UsageError"
+    assert "required" in usage["error"]["message"] and "BUNDLE" in usage["error"]["message"]  # argparse's reason
     assert wherry_json("targets", "show", "nosuch", code=2)["error"]["hint"]
 
 
