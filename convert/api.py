@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+from .paddle_mode import default_mode_for_children
+
 PathLike = Union[str, "os.PathLike[str]"]
 Names = Union[str, Sequence[str]]
 
@@ -102,4 +104,5 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
         precisions=_names(precision),
         calib=Path(calib) if calib else None, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
         skip_passes=list(skip_passes), force=force, verify=verify, name=name)
-    return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]
+    with default_mode_for_children():
+        return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]

@@ -309,11 +309,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     from wherry.runtimes.cli import parse_or_json_error, report_errors
 
-    # Paddle reads FLAGS_enable_pir_api once, at import, in this process and in every child that inherits
-    # it. With 0 inherited from a user's shell, deserializing a PIR model.json fails inside Paddle ("input
-    # data pointer is null"). wherry chooses the mode itself: the children that need legacy mode (PTQ,
-    # legacy exports) are started with it explicitly.
-    os.environ.pop("FLAGS_enable_pir_api", None)
+    # wherry chooses Paddle's program mode per child process (paddle_mode): not an inherited flag
+    from .paddle_mode import FLAG
+    os.environ.pop(FLAG, None)
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -44,3 +44,23 @@ def test_translation_matches_the_pir_original(name, pir_cases, tmp_path):
     for key, value in golden.items():
         if value.dtype.kind in "iub":
             np.testing.assert_array_equal(outputs[key], value)
+
+
+def test_an_inherited_legacy_mode_flag_does_not_break_pir_reading(pir_cases, tmp_path):
+    """FLAGS_enable_pir_api=0 in the caller's environment: the command and the API still read PIR;
+    a process that already imported Paddle in legacy mode gets a clear error, not Paddle's."""
+    import os
+
+    model = pir_cases / "embedding" / "model.json"
+    env = dict(os.environ, FLAGS_enable_pir_api="0")
+    cli = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "convert", str(model), "--format", "onnx",
+                          "-o", str(tmp_path / "cli"), "--inputs", str(model.parent / "inputs.npz")],
+                         env=env, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    script = ("import sys, paddle\nfrom wherry.convert import convert\nfrom wherry.runtimes import ModelError\n"
+              "try:\n    convert(sys.argv[1], out=sys.argv[2], formats='onnx')\n"
+              "except ModelError as e:\n    print('MODELERROR', e.message)\n")
+    api = subprocess.run([sys.executable, "-c", script, str(model), str(tmp_path / "api")], env=env,
+                         capture_output=True, text=True)
+    assert "MODELERROR" in api.stdout and "FLAGS_enable_pir_api=0" in api.stdout, api.stdout + api.stderr
+    assert not (tmp_path / "api").exists() or not any((tmp_path / "api").iterdir())

@@ -98,6 +98,9 @@ def _read_signatures(json_path) -> Dict[str, Optional[PirSignature]]:
     import paddle
     from paddle.base import core
 
+    from ..paddle_mode import require_pir_reader
+
+    require_pir_reader(paddle)
     program = paddle.pir.Program()  # deserializing needs no static mode: the process's mode is left alone
     core.deserialize_pir_program(str(Path(json_path)), program)
     signatures: Dict[str, Optional[PirSignature]] = {}
