@@ -16,6 +16,7 @@ import pytest
 
 from conftest import (LEGAL_MODELS, OCR_MODELS, REPO, export_detection_model, export_legal_model,
                       export_sequence_model, export_vision_model, rapidocr_models)
+from matrix_records import artifact_record, board_result
 from wherry.convert import pipeline
 from wherry.runtimes.checker import PASSED, UNVERIFIABLE
 from wherry.runtimes.errors import NativeCrash, WherryError
@@ -90,28 +91,13 @@ def _convert_and_check(model, out_dir, record_key, **options):
     by_target = {r.target: r for r in results}
     rows = {}
     for r in results:
-        board = r.report.get("emulated_verification") or {}
         for art in r.check.results:
-            worst = art.worst()
             rows[(r.target, art.file)] = art
-            record = {"model": record_key[0], "source": record_key[1], "target": r.target,
-                      "artifact": art.file, "status": art.status, "reason": art.reason, "device": "host",
-                      "max_abs": worst.max_abs if worst else None, "max_rel": worst.max_rel if worst else None,
-                      "cosine": worst.cosine if worst else None,
-                      "translated": r.manifest.source.get("translated", False),
-                      "warnings": r.report.get("warnings", [])}
-            if art.file in board:  # an ARM .nb run on the emulated aarch64 board with Lite's ARM runtime
-                record.update(_board_record(board[art.file]))
-                rows[(r.target, art.file, "emulated")] = board[art.file]
-            _records.append(record)
+            board = board_result(r, art.file)
+            if board is not None:  # an ARM .nb run on the emulated aarch64 board with Lite's ARM runtime
+                rows[(r.target, art.file, "emulated")] = board
+            _records.append(artifact_record(record_key[0], record_key[1], r, art))
     return by_target, rows
-
-
-def _board_record(result) -> dict:
-    outs = [o for o in result["outputs"] if o.get("max_rel") is not None]
-    worst = max(outs, key=lambda o: float(o["max_rel"])) if outs else {}
-    return {"status": result["status"], "reason": result["reason"], "device": "emulated-aarch64",
-            "max_abs": worst.get("max_abs"), "max_rel": worst.get("max_rel"), "cosine": worst.get("cosine")}
 
 
 def _assert_conformant(by_target, rows):
