@@ -31,8 +31,11 @@ def cmd_debug(args) -> int:
     interrupt_on_sigterm()
     report = debug(args.bundle, args.model, args.artifact)
     if args.html:
-        from wherry.convert.report import write_html
-        write_html(args.html, debug_report=report)
+        from wherry import runtimes
+        from wherry.runtimes.report_html import write_check_html
+        # the page shows the bundle's verdicts and error figures beside the divergence table
+        write_check_html(args.html, args.bundle, runtimes.check(args.bundle, artifacts=args.artifact),
+                         report.to_json())
     if args.json:
         emit_json("debug", report.to_json())
     else:

@@ -32,6 +32,9 @@ def text(report) -> str:
             lines.append(f"{head}: first divergence at op {f.label()} [{f.artifact_node}]")
             lines += [_tensor_line("output", t) for t in f.outputs]
             lines += [_tensor_line("input ", t) for t in f.inputs]
+            attrs = ", ".join(f"{k}={v!r}" for k, v in f.attrs.items() if not isinstance(v, list) or len(v) <= 8)
+            if attrs:
+                lines.append(f"  attributes (reference program): {attrs[:300]}")
             ok_inputs = all(t.passed for t in f.inputs)
             lines.append("  inputs within tolerance, output not: this op is where the artifact goes wrong"
                          if ok_inputs else "  an input already differs (not matched or off): look upstream too")
