@@ -190,12 +190,30 @@ def _metric_cells(parity: Optional[dict]) -> str:
             f'<td>{_num(parity.get("snr_db"), ".1f")}</td><td class="{cls}">{_e(parity.get("verdict"))}</td>')
 
 
+def _damage_table(art: dict, top: int = 8) -> str:
+    """A quantized artifact's per-layer damage: the layers with the lowest SNR against the fp32 reference."""
+    def snr(op):
+        values = [float(t["parity"]["snr_db"]) for t in op["outputs"] if t.get("parity") and
+                  t["parity"].get("snr_db") is not None]
+        return min(values) if values else math.inf
+    rows = ["<tr><th>layer (Paddle op)</th><th>artifact node</th><th>tensor</th><th>max abs</th><th>cosine</th>"
+            "<th>SNR (dB)</th><th>verdict</th></tr>"]
+    for op in sorted(art["ops"], key=snr)[:top]:
+        t = op["outputs"][0]
+        rows.append(f'<tr><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
+                    f'<td><code>{_e(t["name"])}</code></td>{_metric_cells(t.get("parity"))}</tr>')
+    return (f'<p><code>{_e(art["file"])}</code>: per-layer damage (lowest SNR first)</p><table>'
+            + "".join(rows) + "</table>")
+
+
 def _debug_section(debug: dict) -> str:
     parts = ["<h2>First divergence (wherry debug)</h2>"]
     parts += [f'<p class="muted">{_e(n)}</p>' for n in debug.get("reference_notes", [])]
     for art in debug.get("artifacts", []):
         first = art.get("first_divergence")
         head = f'<code>{_e(art["file"])}</code> ({_e(art["precision"])}): '
+        if art["precision"] != "fp32" and art.get("ops"):
+            parts.append(_damage_table(art))
         if art["status"] != "diverged" or not first:
             parts.append(f'<p>{head}<span class="{_verdict_class(art["status"])}">{_e(art["status"])}</span> '
                          f'{_e(art.get("reason", ""))} ({len(art.get("ops", []))} ops compared)</p>')

@@ -35,9 +35,9 @@ def text(report) -> str:
             attrs = ", ".join(f"{k}={v!r}" for k, v in f.attrs.items() if not isinstance(v, list) or len(v) <= 8)
             if attrs:
                 lines.append(f"  attributes (reference program): {attrs[:300]}")
-            ok_inputs = all(t.passed for t in f.inputs)
+            ok_inputs = all(t.how == "feed" or (t.parity is not None and t.parity.passed) for t in f.inputs)
             lines.append("  inputs within tolerance, output not: this op is where the artifact goes wrong"
-                         if ok_inputs else "  an input already differs (not matched or off): look upstream too")
+                         if ok_inputs else "  an input differs or could not be matched: the cause may be upstream")
         elif art.status == HEALTHY:
             worst = max((f for f in art.ops if f.worst() is not None and f.worst().max_rel is not None),
                         key=lambda f: f.worst().max_rel, default=None)
