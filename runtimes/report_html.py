@@ -16,7 +16,7 @@ import math
 import struct
 import zlib
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 

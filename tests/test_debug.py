@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import numpy as np
 import pytest
 from conftest import CACHE, PADDLE_VERSION, REPO
 

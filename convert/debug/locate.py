@@ -205,11 +205,12 @@ def _repair_borrowed_names(ref: _Reference, tensors, tmap: mapping.TensorMap, to
     """A name-matched tensor that differs but equals a Paddle tensor computed right after it carries a
     fused result under a borrowed name (paddle2onnx's conv + bias add): pair it with that tensor instead."""
     program = ref.program
+    used = mapping.consumers(program)
     for name in list(tmap.pairs):
         if tmap.how.get(name) != "name" or _judge(ref, tensors, tmap, name, tol).passed:
             continue
         artifact_name = tmap.pairs[name]
-        for later in mapping.downstream(program, name):
+        for later in mapping.downstream(program, name, used=used):
             if later in tmap.pairs:
                 continue
             probe = mapping.TensorMap({later: artifact_name}, {later: "fused"})

@@ -104,9 +104,10 @@ def consumers(program: Program) -> Dict[str, list]:
     return used
 
 
-def downstream(program: Program, name: str, depth: int = 3) -> List[str]:
-    """Tensors computed from ``name`` within ``depth`` ops (candidates for a fused twin)."""
-    used = consumers(program)
+def downstream(program: Program, name: str, depth: int = 3, used: Optional[Dict[str, list]] = None) -> List[str]:
+    """Tensors computed from ``name`` within ``depth`` ops (candidates for a fused twin); ``used`` is
+    ``consumers(program)``, computed once by a caller that asks for many names."""
+    used = consumers(program) if used is None else used
     frontier, seen, found = [name], {name}, []
     for _ in range(depth):
         nxt = []

@@ -129,6 +129,7 @@ def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optio
         attr = op.attrs.add()
         attr.name, attr.type, attr.i = "col", framework_pb2.AttrType.INT, len(fetched)
         fetched.append(name)
+    log.info("%s: %d tensors made fetch targets", model_file, len(wanted))
     out_dir.mkdir(parents=True, exist_ok=True)
     out_model, out_params = out_dir / "model.pdmodel", out_dir / "model.pdiparams"
     out_model.write_bytes(desc.SerializeToString())

@@ -55,6 +55,7 @@ def onnx_tensors(onnx_file: Path, feeds, work: Path) -> Tuple[Dict[str, np.ndarr
                 # a graph output without a type: ONNX Runtime fills it in from its own inference
                 graph.output.append(onnx.ValueInfoProto(name=name))
                 present.add(name)
+    log.info("%s: %d graph outputs with every node output exposed", onnx_file, len(graph.output))
     work.mkdir(parents=True, exist_ok=True)
     exposed = work / "exposed.onnx"
     onnx.save(model, str(exposed))
