@@ -176,8 +176,8 @@ def _quantization_section(quant: Optional[dict]) -> str:
             "accuracy_drop", "top1_agreement"]
     rows = ["<tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
     for r in quant["rows"]:
-        rows.append("<tr>" + "".join(f"<td>{_e(_num(r.get(k)) if isinstance(r.get(k), float) else r.get(k, '-'))}</td>"
-                                     for k in keys) + "</tr>")
+        cells = [_num(r.get(k)) if isinstance(r.get(k), float) else ("-" if r.get(k) is None else r[k]) for k in keys]
+        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     notes = "".join(f"<li>{_e(n)}</li>" for n in quant.get("notes", []))
     return "<h2>Quantization</h2><table>" + "".join(rows) + "</table>" + (f"<ul>{notes}</ul>" if notes else "")
 

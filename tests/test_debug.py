@@ -51,7 +51,8 @@ def test_healthy_bundle_has_no_divergence(digits):
     assert "no divergence" in report.text()
 
 
-def test_perturbed_onnx_conv_weights_are_named(digits, tmp_path):
+def _perturb_second_conv(digits: Path, tmp_path: Path) -> Path:
+    """A copy of the bundle whose ONNX has one output channel of the second conv's weights wrong."""
     import onnx
     from onnx import numpy_helper
 
@@ -60,12 +61,14 @@ def test_perturbed_onnx_conv_weights_are_named(digits, tmp_path):
     # the second conv's weights: paddle2onnx stores them as a Constant node named after the Paddle parameter
     node = next(n for n in model.graph.node if n.op_type == "Constant" and n.output[0] == "conv2d_1.w_0")
     weights = numpy_helper.to_array(node.attribute[0].t).copy()
-    weights[0] *= -3.0  # one output channel wrong
+    weights[0] *= -3.0
     node.attribute[0].t.CopyFrom(numpy_helper.from_array(weights, node.attribute[0].t.name))
     onnx.save(model, str(bundle / "model.onnx"))
     _reseal_artifact(bundle, "model.onnx")
+    return bundle
 
-    report = debug(bundle, str(example.MODEL), artifacts=["model.onnx"])
+
+def _assert_second_conv_named(report) -> None:
     found, = report.artifacts
     assert found.status == DIVERGED
     assert (found.first.type, found.first.outputs[0].name) == ("conv2d", "conv2d_1.tmp_0")
@@ -74,6 +77,20 @@ def test_perturbed_onnx_conv_weights_are_named(digits, tmp_path):
     assert [(i.name, i.passed) for i in found.first.inputs] == [("relu6_0.tmp_0", True)]
     assert found.first.inputs[0].artifact_name != "relu6_0.tmp_0"
     assert all(not f.diverged for f in found.ops if f.index < found.first.index)
+
+
+def test_perturbed_onnx_conv_weights_are_named(digits, tmp_path):
+    bundle = _perturb_second_conv(digits, tmp_path)
+    _assert_second_conv_named(debug(bundle, str(example.MODEL), artifacts=["model.onnx"]))
+
+
+@pytest.mark.slow
+def test_onnx_debug_on_the_emulated_aarch64_board(digits, tmp_path):
+    """The exposed ONNX runs on the board through check's device connection (qemu: ~1 min)."""
+    bundle = _perturb_second_conv(digits, tmp_path)
+    report = debug(bundle, str(example.MODEL), artifacts=["model.onnx"], device="emulated-aarch64")
+    assert report.device == {"machine": "emulated-aarch64"}
+    _assert_second_conv_named(report)
 
 
 def test_changed_attribute_in_the_lite_program_is_named(digits, tmp_path):

@@ -16,6 +16,9 @@ def add_debug_command(sub) -> None:
                         "op; its manifest records the source files' sha256, checked against this one)")
     p.add_argument("--artifact", action="append", metavar="FILE",
                    help="artifact file to debug; repeat for several (default: every ONNX and fp32 .nb artifact)")
+    p.add_argument("--device", default="local", metavar="DEVICE",
+                   help="run the ONNX artifacts on this device (emulated-aarch64, ssh://user@host, http://host:port; "
+                        "as for check); the reference and Lite debug builds run on this host")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.debug.v1)")
     p.set_defaults(func=cmd_debug)
@@ -29,7 +32,7 @@ def cmd_debug(args) -> int:
     from .locate import debug
 
     interrupt_on_sigterm()
-    report = debug(args.bundle, args.model, args.artifact)
+    report = debug(args.bundle, args.model, args.artifact, device=args.device)
     if args.html:
         from wherry import runtimes
         from wherry.runtimes.report_html import write_check_html

@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from wherry.runtimes import device, parity
+from wherry.runtimes import device as device_info
+from wherry.runtimes import parity
 from wherry.runtimes.bundle import load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, WherryError
@@ -256,13 +257,15 @@ def _excerpt(program: program_io.Program, culprit) -> Dict[str, list]:
     return {"before": [row(o) for o in before], "culprit": [row(culprit)], "after": [row(o) for o in after[:4]]}
 
 
-def _debug_onnx(ref: _Reference, path: Path, feeds, tol, work: Path) -> ArtifactDebug:
-    tensors, graph = taps.onnx_tensors(path, feeds, work)
+def _debug_onnx(ref: _Reference, path: Path, feeds, tol, work: Path, device: Optional[str]) -> ArtifactDebug:
+    tensors, graph = taps.onnx_tensors(path, feeds, work, device)
     tmap = mapping.onnx_map(ref.program, set(tensors), graph)
     producer = {o: n for n in graph.node for o in n.output}
 
     def node_of(name):
         node = producer.get(name)
+        while node is not None and node.op_type in mapping.QDQ:  # a quantized graph: the node under the Q/DQ
+            node = producer.get(node.input[0])
         return f"ONNX {node.op_type} {node.name or name}" if node is not None else "?"
     return walk(ref, tensors, tmap, tol, node_of)
 
@@ -287,11 +290,17 @@ def _unsupported_reason(art) -> Optional[str]:
 
 
 def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, work: Optional[Path] = None,
-          nb_program: Optional[tuple] = None) -> DebugReport:
+          nb_program: Optional[tuple] = None, device: Optional[str] = None) -> DebugReport:
     """Locate the first diverging op of each chosen artifact (default: every one debug can rebuild or run).
+
+    ``device`` (local, emulated-aarch64, ssh://..., http://...) runs the ONNX artifacts there, through the
+    connections of ``check --device``; the reference and Lite debug builds run on this host.
 
     ``nb_program`` = (model, params) builds the Lite debug .nb from that program instead of the legalized
     source (to debug a hand-edited program; the tests plant faults this way)."""
+    if device and device.startswith("http://"):
+        raise InputError("debug cannot use an HTTP runner yet (it takes whole bundles, and debug runs a modified "
+                         "ONNX model)", "use --device ssh://user@host or emulated-aarch64, or debug on this host")
     bundle = load_bundle(bundle_dir)
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle)
@@ -302,6 +311,8 @@ def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, wor
         for art in chosen:
             start = time.perf_counter()
             why = _unsupported_reason(art)
+            if not why and device not in (None, "local") and art.format != "onnx":
+                why = "on a device, debug runs ONNX artifacts; a .nb is debugged on this host (without --device)"
             if why:
                 found = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, why)
             else:
@@ -309,7 +320,7 @@ def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, wor
                 tol = _tolerance(art)
                 where = work / art.file
                 try:
-                    found = (_debug_onnx(ref, bundle.root / art.file, feeds, tol, where) if art.format == "onnx"
+                    found = (_debug_onnx(ref, bundle.root / art.file, feeds, tol, where, device) if art.format == "onnx"
                              else _debug_lite(ref, nb_program, feeds, tol, where))
                 except WherryError as exc:
                     found = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, exc.message)
@@ -320,5 +331,6 @@ def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, wor
             found.seconds = time.perf_counter() - start
             log.info("%s: %s", art.file, found.status)
             results.append(found)
-    return DebugReport(str(bundle_dir), bundle.manifest.name, str(model), device.describe(),
+    here = device_info.describe() if device in (None, "local") else {"machine": device}
+    return DebugReport(str(bundle_dir), bundle.manifest.name, str(model), here,
                        dict(bundle.manifest.tools), ref.notes, results)

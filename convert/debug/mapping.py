@@ -52,7 +52,7 @@ def onnx_map(program: Program, artifact_names, graph) -> TensorMap:
     def real_producer(name):
         """The node that computed a tensor, looking through a quantized graph's Quantize/Dequantize pair."""
         node = producer.get(name)
-        while node is not None and node.op_type in _QDQ:
+        while node is not None and node.op_type in QDQ:
             node = producer.get(node.input[0])
         return node
     taken = set(result.pairs.values())
@@ -80,7 +80,7 @@ def onnx_map(program: Program, artifact_names, graph) -> TensorMap:
     return result
 
 
-_QDQ = ("QuantizeLinear", "DequantizeLinear")
+QDQ = ("QuantizeLinear", "DequantizeLinear")
 _QUANTIZED = "_QuantizeLinear_Output"   # integer tensors of a QDQ graph: never a Paddle tensor's twin
 # Paddle op -> ONNX op types that paddle2onnx writes for it, where the names alone do not say so
 _ALIASES = {"relu6": ("clip",), "matmul": ("gemm",), "matmul_v2": ("gemm",), "mul": ("gemm", "matmul"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -39,9 +39,10 @@ def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path) -> Tupl
     return tensors, removed
 
 
-def onnx_tensors(onnx_file: Path, feeds, work: Path) -> Tuple[Dict[str, np.ndarray], "object"]:
+def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], "object"]:
     """Every node output of an ONNX model (the way Polygraphy marks all tensors as outputs): returns the
-    tensors and the ONNX graph (for mapping tensors by producing node)."""
+    tensors and the ONNX graph (for mapping tensors by producing node). ``device`` (as for ``check
+    --device``) runs the exposed model there instead of on this host."""
     import onnx
 
     model = onnx.load(str(onnx_file))
@@ -59,6 +60,26 @@ def onnx_tensors(onnx_file: Path, feeds, work: Path) -> Tuple[Dict[str, np.ndarr
     work.mkdir(parents=True, exist_ok=True)
     exposed = work / "exposed.onnx"
     onnx.save(model, str(exposed))
+    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in graph.input}}
+    if device and device != "local":
+        return _run_on_device(device, exposed, feeds, work), graph
     with runtimes.open(str(exposed), isolate=True) as session:
-        tensors = session.run({k: v for k, v in feeds.items() if k in {i.name for i in graph.input}})
+        tensors = session.run(feeds)
     return tensors, graph
+
+
+def _run_on_device(device: str, model: Path, feeds, work: Path) -> Dict[str, np.ndarray]:
+    """The runner's own `run` command on the device (the connection `check --device` uses)."""
+    from wherry.runtimes.errors import WherryError
+    from wherry.runtimes.npz import load_npz
+    from wherry.targets.devices import connect
+
+    inputs, out = work / "feeds.npz", work / "device-out.npz"
+    np.savez(inputs, **feeds)
+    result = connect(device).run(["run", str(model), "--inputs", str(inputs), "--out", str(out), "--isolate"],
+                                 [model])
+    if result.exit_code != 0 or not out.is_file():
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise WherryError(f"the exposed ONNX model did not run on {device}: {' | '.join(tail)}",
+                          "check that `wherry check BUNDLE --device ...` works for this device")
+    return load_npz(out)
