@@ -22,6 +22,7 @@ EPILOG = """examples:
   wherry check out/model.rpi4                    re-check a bundle against its golden outputs
   wherry check out/model.rpi4 --device emulated-aarch64     ... on an emulated aarch64 board (qemu)
   wherry check out/model.rpi4 --device http://board:8080    ... on a board running `python -m wherry.runtimes serve`
+  wherry debug out/model.rpi4 --model model.pdmodel          first layer where an artifact leaves the model
 
 global options (-v, -q) also work after the command; every command takes --json (docs/json.md).
 """
@@ -264,6 +265,11 @@ def _device_dispatch(command, local_func):
     return run
 
 
+def _add_debug(sub):
+    from wherry.convert.debug.cli import add_debug_command
+    add_debug_command(sub)
+
+
 def _add_targets(sub):
     try:
         from wherry.targets.cli import add_targets_commands
@@ -284,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _add_inspect(sub)
     _add_runner_commands(sub)
+    _add_debug(sub)
     _add_targets(sub)
     for command in sub.choices.values():
         add_global_flags(command)

@@ -34,6 +34,7 @@ class ArtifactResult:
     outputs: List[parity.OutputParity] = field(default_factory=list)
     seconds: float = 0.0
     notes: List[str] = field(default_factory=list)  # e.g. a runtime/opt version mismatch, whatever the verdict
+    actual: Optional[Dict] = field(default=None, repr=False)  # the outputs compared (for check --html figures)
 
     def worst(self) -> Optional[parity.OutputParity]:
         """The output with the largest relative error (the one to show in a one-line summary)."""
@@ -225,6 +226,7 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
         result.seconds = time.perf_counter() - start
         return result
     actual = _align(golden, actual)
+    result.actual = actual
     tolerances = {}
     for name in golden:
         base = art.tolerance.get(name) or parity.default_tolerance(art.precision if art.precision in

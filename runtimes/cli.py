@@ -202,6 +202,7 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", action="append", metavar="FILE", help="check only this artifact (repeatable)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one test per artifact and output)")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (tables, error figures)")
     for attr, flag in _TOL_FIELDS:
         p.add_argument(f"--{flag}", dest=attr, action="append", metavar="[NAME:]VALUE",
                        help=f"{_TOL_HELP[attr]}; overrides the manifest for all outputs, or NAME:VALUE for one "
@@ -229,6 +230,9 @@ def cmd_check(args) -> int:
     if getattr(args, "junit", None):
         with open(args.junit, "w") as fh:
             fh.write(report.junit_xml())
+    if getattr(args, "html", None):
+        from .report_html import write_check_html
+        write_check_html(args.html, args.bundle, report)
     strict_problems = strict_failures(report) if getattr(args, "strict", False) else []
     if getattr(args, "json", False):
         emit_json("check", {**report.to_json(), "strict": bool(getattr(args, "strict", False)),

@@ -1,0 +1,70 @@
+"""Time of `wherry debug` (every tensor of the reference and of each artifact, matched and compared op by
+op) against one `wherry check` of the same bundle.
+
+    .venv/bin/python benchmarks/bench_debug.py [--models resnet18,ppocrv4_det] [--json]
+
+Each model is converted once (fp32, desktop-x86_64: a Lite x86 .nb and an ONNX); not timed. Then one
+`check` (every artifact against the golden outputs, isolated like the CLI) and one `debug` of both
+artifacts are timed on the same bundle. "tensors" is how much data debug moved: the reference's
+intermediate tensors in MB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_convert import model_args  # noqa: E402
+from wherry import runtimes  # noqa: E402
+from wherry.convert import pipeline  # noqa: E402
+from wherry.convert.debug import debug  # noqa: E402
+
+
+def measure(name: str, work: Path) -> dict:
+    model, extra = model_args(name)
+    options = pipeline.ConvertOptions(model=model, targets=["desktop-x86_64"], precisions=["fp32"],
+                                      out_dir=work, name=name.replace(":", "_"), force=True, verify=False, **extra)
+    bundle = pipeline.convert(options)[0].path
+    start = time.perf_counter()
+    check = runtimes.check(bundle)
+    check_s = time.perf_counter() - start
+    start = time.perf_counter()
+    report = debug(bundle, model)
+    debug_s = time.perf_counter() - start
+    per_artifact = {a.file: {"status": a.status, "ops_compared": len(a.ops), "unmatched": len(a.unmatched),
+                             "seconds": round(a.seconds, 2)} for a in report.artifacts}
+    return {"model": name, "check_s": round(check_s, 2), "check_ok": check.ok, "debug_s": round(debug_s, 2),
+            "ratio": round(debug_s / check_s, 1), "artifacts": per_artifact,
+            "reference": report.reference_notes[-1]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet18,ppocrv4_det")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="wherry-bench-debug-") as tmp:
+        for name in args.models.split(","):
+            rows.append(measure(name, Path(tmp)))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<14} {'check (s)':>9} {'debug (s)':>9} {'ratio':>6}  per artifact (ops compared / unmatched tensors)")
+    for r in rows:
+        arts = ", ".join(f"{f}: {a['status']} {a['ops_compared']}/{a['unmatched']} in {a['seconds']} s"
+                         for f, a in r["artifacts"].items())
+        print(f"{r['model']:<14} {r['check_s']:>9.2f} {r['debug_s']:>9.2f} {r['ratio']:>5.1f}x  {arts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The reference program of a debug run: the legacy ProgramDesc that fed the exporters, its ops in
+topological order, and a copy of it in which every intermediate tensor is a fetch target.
+
+Paddle Inference and Paddle Lite both return exactly the variables a program fetches, so making every
+tensor a fetch target is one way to read all of them from either runtime. In Lite it also stops most
+fusions from swallowing a tensor (a fused pattern must not have consumers outside it), which is what a
+debug build wants: each op's output where the op wrote it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+log = logging.getLogger(__name__)
+
+# Outputs that hold no data at inference (shape carriers, training statistics) are not compared.
+_NO_DATA_SLOTS = {"XShape", "SavedMean", "SavedVariance", "MeanOut", "VarianceOut", "ReserveSpace"}
+_SKIPPED_OPS = {"feed", "fetch"}
+
+
+@dataclass
+class OpRecord:
+    index: int                          # position in block 0 (topological: a program runs in this order)
+    type: str
+    inputs: Dict[str, List[str]]        # slot -> variable names
+    outputs: Dict[str, List[str]]
+    attrs: Dict[str, object] = field(default_factory=dict)
+
+    def data_outputs(self, tensors) -> List[str]:
+        return [n for slot, names in self.outputs.items() if slot not in _NO_DATA_SLOTS for n in names
+                if n in tensors]
+
+    def data_inputs(self, tensors) -> List[str]:
+        return [n for names in self.inputs.values() for n in names if n in tensors]
+
+    def label(self) -> str:
+        first = next((n for s, names in self.outputs.items() if s not in _NO_DATA_SLOTS for n in names), "?")
+        return f"{self.type} #{self.index} -> {first}"
+
+
+@dataclass
+class Program:
+    ops: List[OpRecord]
+    tensors: Dict[str, str]             # intermediate (non-persistable, dense) variable -> dtype name
+    params: List[str]
+    feeds: List[str]
+    fetches: List[str]
+
+    def producer(self) -> Dict[str, OpRecord]:
+        made = {}
+        for op in self.ops:
+            for names in op.outputs.values():
+                for name in names:
+                    made.setdefault(name, op)
+        return made
+
+
+def _attr_value(attr):
+    for key in ("i", "f", "s", "b", "l", "float64"):
+        if attr.HasField(key):
+            return getattr(attr, key)
+    for key in ("ints", "floats", "strings", "bools", "longs", "float64s"):
+        values = list(getattr(attr, key))
+        if values:
+            return values
+    return None
+
+
+def read(model_file: Path) -> Program:
+    """Block 0 of a legacy program: ops in order, and the tensors a debug run can compare."""
+    from paddle.base.proto import framework_pb2
+
+    from wherry.convert.source import load_program_desc
+
+    desc = load_program_desc(Path(model_file))
+    block = desc.blocks[0]
+    dense = framework_pb2.VarType.DENSE_TENSOR
+    names = framework_pb2.VarType.Type.Name
+    tensors, params = {}, []
+    for var in block.vars:
+        if var.persistable:
+            params.append(var.name)
+        elif var.type.type == dense:
+            tensors[var.name] = names(var.type.dense_tensor.tensor.data_type).lower()
+    ops, feeds, fetches = [], [], []
+    for i, op in enumerate(block.ops):
+        inputs = {s.parameter: list(s.arguments) for s in op.inputs}
+        outputs = {s.parameter: list(s.arguments) for s in op.outputs}
+        if op.type == "feed":
+            feeds += outputs.get("Out", [])
+        elif op.type == "fetch":
+            fetches += inputs.get("X", [])
+        if op.type in _SKIPPED_OPS:
+            continue
+        attrs = {a.name: _attr_value(a) for a in op.attrs if not a.name.startswith("op_")}
+        ops.append(OpRecord(i, op.type, inputs, outputs, attrs))
+    # a tensor is worth comparing when an op writes data into it
+    written = {n for op in ops for slot, ns in op.outputs.items() if slot not in _NO_DATA_SLOTS for n in ns}
+    tensors = {n: t for n, t in tensors.items() if n in written or n in feeds}
+    return Program(ops, tensors, params, feeds, fetches)
+
+
+def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optional[List[str]] = None) -> tuple:
+    """Write a copy of the program in which ``names`` (default: every compared tensor) are fetched too,
+    after the program's own outputs. Returns (model file, params file, the fetched names in order)."""
+    import shutil
+
+    from paddle.base.proto import framework_pb2
+
+    from wherry.convert.source import load_program_desc
+
+    program = read(model_file)
+    desc = load_program_desc(Path(model_file))
+    block = desc.blocks[0]
+    fetch_ops = [op for op in block.ops if op.type == "fetch"]
+    holder = fetch_ops[0].outputs[0].arguments[0] if fetch_ops else "fetch"
+    fetched = list(program.fetches)
+    wanted = [n for n in (names if names is not None else program.tensors) if n not in fetched
+              and n not in program.feeds]
+    for name in wanted:
+        op = block.ops.add()
+        op.type = "fetch"
+        slot = op.inputs.add()
+        slot.parameter, slot.arguments[:] = "X", [name]
+        slot = op.outputs.add()
+        slot.parameter, slot.arguments[:] = "Out", [holder]
+        attr = op.attrs.add()
+        attr.name, attr.type, attr.i = "col", framework_pb2.AttrType.INT, len(fetched)
+        fetched.append(name)
+    log.info("%s: %d tensors made fetch targets", model_file, len(wanted))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_model, out_params = out_dir / "model.pdmodel", out_dir / "model.pdiparams"
+    out_model.write_bytes(desc.SerializeToString())
+    shutil.copyfile(params_file, out_params)
+    return out_model, out_params, fetched

@@ -1,0 +1,85 @@
+"""Run the reference and an artifact with their intermediate tensors exposed.
+
+Each run happens in an isolated child (``runtimes.open(..., isolate=True)``), like every other run of
+Paddle, Paddle Lite or ONNX Runtime in wherry: a native crash of a debug build never takes wherry down.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from wherry import runtimes
+
+from . import program as program_io
+
+log = logging.getLogger(__name__)
+
+
+def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path) -> Dict[str, np.ndarray]:
+    """Every intermediate tensor of the program, from Paddle Inference (the reference)."""
+    model, params, _ = program_io.tapped_copy(model_file, params_file, work / "paddle-tapped")
+    with runtimes.open(str(model), isolate=True) as session:
+        return session.run(feeds)
+
+
+def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """Every intermediate tensor Paddle Lite x86 still computes in a debug .nb built from the program with
+    all tensors fetched. Returns (tensors, fetched names Lite's optimizer removed anyway)."""
+    from wherry.convert import lite_export
+
+    model, params, fetched = program_io.tapped_copy(model_file, params_file, work / "lite-tapped")
+    nb = work / "debug.x86.nb"
+    lite_export.export_nb(model, params, nb, ["x86"])
+    with runtimes.open(str(nb), isolate=True) as session:
+        tensors = session.run(feeds)
+    removed = [n for n in fetched if n not in tensors]
+    return tensors, removed
+
+
+def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], "object"]:
+    """Every node output of an ONNX model (the way Polygraphy marks all tensors as outputs): returns the
+    tensors and the ONNX graph (for mapping tensors by producing node). ``device`` (as for ``check
+    --device``) runs the exposed model there instead of on this host."""
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    graph = model.graph
+    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
+                                                        for o in n.output}
+    present = {o.name for o in graph.output}
+    for node in graph.node:
+        for name in node.output:
+            if name and name not in present and name not in constants:
+                # a graph output without a type: ONNX Runtime fills it in from its own inference
+                graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+    log.info("%s: %d graph outputs with every node output exposed", onnx_file, len(graph.output))
+    work.mkdir(parents=True, exist_ok=True)
+    exposed = work / "exposed.onnx"
+    onnx.save(model, str(exposed))
+    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in graph.input}}
+    if device and device != "local":
+        return _run_on_device(device, exposed, feeds, work), graph
+    with runtimes.open(str(exposed), isolate=True) as session:
+        tensors = session.run(feeds)
+    return tensors, graph
+
+
+def _run_on_device(device: str, model: Path, feeds, work: Path) -> Dict[str, np.ndarray]:
+    """The runner's own `run` command on the device (the connection `check --device` uses)."""
+    from wherry.runtimes.errors import WherryError
+    from wherry.runtimes.npz import load_npz
+    from wherry.targets.devices import connect
+
+    inputs, out = work / "feeds.npz", work / "device-out.npz"
+    np.savez(inputs, **feeds)
+    result = connect(device).run(["run", str(model), "--inputs", str(inputs), "--out", str(out), "--isolate"],
+                                 [model])
+    if result.exit_code != 0 or not out.is_file():
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise WherryError(f"the exposed ONNX model did not run on {device}: {' | '.join(tail)}",
+                          "check that `wherry check BUNDLE --device ...` works for this device")
+    return load_npz(out)

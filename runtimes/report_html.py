@@ -1,0 +1,292 @@
+"""One self-contained HTML page per bundle: what `check --html` (and `wherry debug --html`) writes.
+
+Static and offline: no script, no network, every figure inline (SVG for histograms and the graph
+excerpt, a base64 PNG for error maps). Only numpy and the standard library, so a board can write it too.
+Sections: verdict table, per-output error histograms, error maps of image-shaped outputs, the
+quantization table of the bundle's report.json, the first-divergence table of a debug run with a graph
+excerpt around the culprit, tool versions and the device.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import math
+import struct
+import zlib
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#1d232b;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde3ea;padding-bottom:4px}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border:1px solid #d5dbe2;padding:4px 8px;text-align:left}
+th{background:#eef2f6}.pass{background:#d9f2dc;color:#0f5c1d;font-weight:600}
+.fail{background:#fbd9d7;color:#8c1b13;font-weight:600}.muted{color:#66707c}.skip{background:#f3efd9}
+.fig{display:inline-block;margin:0 16px 12px 0;vertical-align:top}.fig figcaption{font-size:12px;color:#445}
+img{border:1px solid #c9d1db}code{background:#f2f4f7;padding:0 3px;border-radius:3px}
+"""
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _num(value, spec=".3g") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value:{spec}}" if math.isfinite(value) else str(value)
+
+
+# ----------------------------------------------------------------------------- figures
+
+def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140) -> str:
+    """Histogram of |artifact - golden| on a log10 axis (exact matches counted apart)."""
+    errors = np.asarray(errors, np.float64).ravel()
+    errors = errors[np.isfinite(errors)]
+    exact = int((errors == 0).sum())
+    nonzero = errors[errors > 0]
+    lo, hi = (-9, 1) if nonzero.size == 0 else (math.floor(np.log10(nonzero.min())), math.ceil(np.log10(nonzero.max())))
+    hi = max(hi, lo + 1)
+    bins = np.linspace(lo, hi, 31)
+    counts = np.histogram(np.log10(nonzero), bins=bins)[0] if nonzero.size else np.zeros(30, int)
+    top = max(int(counts.max()) if counts.size else 0, 1)
+    bar_w = (width - 40) / len(counts)
+    bars = "".join(f'<rect x="{30 + i * bar_w:.1f}" y="{height - 24 - (c / top) * (height - 40):.1f}" '
+                   f'width="{bar_w - 1:.1f}" height="{(c / top) * (height - 40):.1f}" fill="#3b7dd8"/>'
+                   for i, c in enumerate(counts))
+    ticks = "".join(f'<text x="{30 + (t - lo) / (hi - lo) * (width - 40):.1f}" y="{height - 8}" font-size="10" '
+                    f'text-anchor="middle">1e{t}</text>' for t in range(lo, hi + 1, max(1, (hi - lo) // 5)))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
+            f'<rect width="{width}" height="{height}" fill="#f8fafc"/>{bars}'
+            f'<line x1="30" y1="{height - 24}" x2="{width - 10}" y2="{height - 24}" stroke="#888"/>{ticks}'
+            f'<text x="30" y="12" font-size="10">max {top} / bin; {exact} exact of {errors.size}</text></svg>')
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    """A minimal PNG encoder (8-bit RGB), so no imaging library is needed on a board."""
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].astype(np.uint8).tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def image_shaped(shape) -> bool:
+    """N x C x H x W (or C x H x W) with a real spatial extent: an error map is worth drawing."""
+    return len(shape) in (3, 4) and shape[-1] >= 4 and shape[-2] >= 4
+
+
+def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> str:
+    """Mean |error| over channels of the first sample, as a heat map (white = 0, dark red = max); data URI."""
+    g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
+    err = np.abs(a - g)
+    err = err[0] if err.ndim == 4 else err
+    err = np.nan_to_num(err.mean(axis=0), nan=0.0, posinf=0.0)
+    peak = err.max() or 1.0
+    t = err / peak
+    scale = max(1, size // max(t.shape))
+    t = np.kron(t, np.ones((scale, scale)))
+    rgb = np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
+    return "data:image/png;base64," + base64.b64encode(_png(rgb)).decode()
+
+
+def graph_svg(excerpt: Mapping[str, list]) -> str:
+    """before ops -> culprit -> after ops, as boxes in three columns."""
+    cols = [excerpt.get("before", []), excerpt.get("culprit", []), excerpt.get("after", [])]
+    rows = max(1, *(len(c) for c in cols))
+    box_w, box_h, gap = 230, 30, 12
+    width, height = 3 * box_w + 120, rows * (box_h + gap) + gap
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    centres = []
+    for c, ops in enumerate(cols):
+        x = 10 + c * (box_w + 50)
+        col = []
+        for r, op in enumerate(ops):
+            y = gap + r * (box_h + gap)
+            fill, stroke = ("#fbd9d7", "#c0392b") if c == 1 else ("#eef2f6", "#8895a7")
+            parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{fill}" '
+                         f'stroke="{stroke}"/><text x="{x + 8}" y="{y + 19}" font-size="12">{_e(op["label"])[:34]}</text>')
+            col.append((x, y + box_h / 2))
+        centres.append(col)
+    for (x1, y1) in centres[0]:
+        for (x2, y2) in centres[1]:
+            parts.append(f'<line x1="{x1 + box_w}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#555" marker-end="url(#a)"/>')
+    for (x1, y1) in centres[1]:
+        for (x2, y2) in centres[2]:
+            parts.append(f'<line x1="{x1 + box_w}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#555"/>')
+    return "".join(parts) + "</svg>"
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _verdict_class(status: str) -> str:
+    return {"passed": "pass", "failed": "fail", "no divergence": "pass", "diverged": "fail"}.get(status, "skip")
+
+
+def _verdict_section(check: dict) -> str:
+    rows = ["<tr><th>artifact</th><th>format</th><th>precision</th><th>size</th><th>max abs err</th>"
+            "<th>min cosine</th><th>min SNR (dB)</th><th>verdict</th><th>reason</th></tr>"]
+    for art in check.get("artifacts", []):
+        outs = art.get("outputs", [])
+        errs = [o["max_abs"] for o in outs if isinstance(o.get("max_abs"), (int, float))]
+        coss = [o["cosine"] for o in outs if isinstance(o.get("cosine"), (int, float))]
+        snrs = [float(o["snr_db"]) for o in outs if o.get("snr_db") is not None]
+        rows.append(f'<tr><td><code>{_e(art["file"])}</code></td><td>{_e(art["format"])}</td>'
+                    f'<td>{_e(art["precision"])}</td><td>{art.get("size", 0) / 1024:.1f} KB</td>'
+                    f'<td>{_num(max(errs) if errs else None)}</td><td>{_num(min(coss) if coss else None, ".6f")}</td>'
+                    f'<td>{_num(min(snrs) if snrs else None, ".1f")}</td>'
+                    f'<td class="{_verdict_class(art["status"])}">{_e(art["status"])}</td>'
+                    f'<td class="muted">{_e(art.get("reason", ""))[:300]}</td></tr>')
+    return "<h2>Verdicts</h2><table>" + "".join(rows) + "</table>"
+
+
+def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+    parts = ["<h2>Error distribution per output</h2>"]
+    maps = []
+    for file, outputs in actual.items():
+        for name, value in outputs.items():
+            if name not in golden or np.size(value) != np.size(golden[name]) or \
+                    np.asarray(golden[name]).dtype.kind not in "biuf":
+                continue
+            g = np.asarray(golden[name], np.float64)
+            a = np.asarray(value, np.float64).reshape(g.shape)
+            parts.append(f'<figure class="fig">{histogram_svg(np.abs(a - g))}<figcaption><code>{_e(file)}</code> '
+                         f'output <code>{_e(name)}</code>: |error| histogram</figcaption></figure>')
+            if image_shaped(g.shape):
+                maps.append(f'<figure class="fig"><img alt="error map" src="{error_map_png(g, a)}"/><figcaption>'
+                            f'<code>{_e(file)}</code> <code>{_e(name)}</code>: mean |error| over channels, sample 0'
+                            f'</figcaption></figure>')
+    if maps:
+        parts.append("<h2>Error maps (image-shaped outputs)</h2>" + "".join(maps))
+    return "".join(parts)
+
+
+def _quantization_section(quant: Optional[dict]) -> str:
+    if not quant or not quant.get("rows"):
+        return ""
+    keys = ["artifact", "precision", "size", "size_ratio", "latency_ms", "latency_ratio", "accuracy",
+            "accuracy_drop", "top1_agreement"]
+    rows = ["<tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
+    for r in quant["rows"]:
+        cells = [_num(r.get(k)) if isinstance(r.get(k), float) else ("-" if r.get(k) is None else r[k]) for k in keys]
+        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    notes = "".join(f"<li>{_e(n)}</li>" for n in quant.get("notes", []))
+    return "<h2>Quantization</h2><table>" + "".join(rows) + "</table>" + (f"<ul>{notes}</ul>" if notes else "")
+
+
+def _metric_cells(parity: Optional[dict]) -> str:
+    if parity is None:
+        return '<td colspan="4" class="muted">not matched in the artifact</td>'
+    cls = "pass" if parity.get("verdict") == "passed" else "fail"
+    return (f'<td>{_num(parity.get("max_abs"))}</td><td>{_num(parity.get("cosine"), ".6f")}</td>'
+            f'<td>{_num(parity.get("snr_db"), ".1f")}</td><td class="{cls}">{_e(parity.get("verdict"))}</td>')
+
+
+def _damage_table(art: dict, top: int = 8) -> str:
+    """A quantized artifact's per-layer damage: the layers with the lowest SNR against the fp32 reference."""
+    def snr(op):
+        values = [float(t["parity"]["snr_db"]) for t in op["outputs"] if t.get("parity") and
+                  t["parity"].get("snr_db") is not None]
+        return min(values) if values else math.inf
+    rows = ["<tr><th>layer (Paddle op)</th><th>artifact node</th><th>tensor</th><th>max abs</th><th>cosine</th>"
+            "<th>SNR (dB)</th><th>verdict</th></tr>"]
+    for op in sorted(art["ops"], key=snr)[:top]:
+        t = op["outputs"][0]
+        rows.append(f'<tr><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
+                    f'<td><code>{_e(t["name"])}</code></td>{_metric_cells(t.get("parity"))}</tr>')
+    return (f'<p><code>{_e(art["file"])}</code>: per-layer damage (lowest SNR first)</p><table>'
+            + "".join(rows) + "</table>")
+
+
+def _debug_section(debug: dict) -> str:
+    parts = ["<h2>First divergence (wherry debug)</h2>"]
+    parts += [f'<p class="muted">{_e(n)}</p>' for n in debug.get("reference_notes", [])]
+    for art in debug.get("artifacts", []):
+        first = art.get("first_divergence")
+        head = f'<code>{_e(art["file"])}</code> ({_e(art["precision"])}): '
+        if art["precision"] != "fp32" and art.get("ops"):
+            parts.append(_damage_table(art))
+        if art["status"] != "diverged" or not first:
+            parts.append(f'<p>{head}<span class="{_verdict_class(art["status"])}">{_e(art["status"])}</span> '
+                         f'{_e(art.get("reason", ""))} ({len(art.get("ops", []))} ops compared)</p>')
+            continue
+        parts.append(f'<p>{head}<span class="fail">first diverging op: {_e(first["type"])} #{first["index"]}</span> '
+                     f'(artifact: {_e(first["artifact_node"])})</p>')
+        rows = ["<tr><th>role</th><th>Paddle tensor</th><th>artifact tensor</th><th>max abs</th><th>cosine</th>"
+                "<th>SNR (dB)</th><th>verdict</th></tr>"]
+        for role in ("inputs", "outputs"):
+            for t in first.get(role, []):
+                cells = ('<td colspan="4" class="muted">model input (same on both sides)</td>'
+                         if t.get("matched_by") == "feed" else _metric_cells(t.get("parity")))
+                rows.append(f'<tr><td>{role[:-1]}</td><td><code>{_e(t["name"])}</code></td>'
+                            f'<td><code>{_e(t.get("artifact_name") or "-")}</code></td>{cells}</tr>')
+        parts.append("<table>" + "".join(rows) + "</table>")
+        attrs = ", ".join(f"{k}={v!r}" for k, v in list(first.get("attrs", {}).items())[:10])
+        if attrs:
+            parts.append(f'<p class="muted">attributes in the reference program: {_e(attrs)}</p>')
+        parts.append(graph_svg(art.get("graph_excerpt", {})))
+        if art.get("unmatched"):
+            parts.append(f'<p class="muted">{len(art["unmatched"])} tensor(s) not matched: '
+                         f'{_e(", ".join(art["unmatched"][:12]))}</p>')
+    return "".join(parts)
+
+
+def _environment_section(tools: Mapping, device: Mapping) -> str:
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in tools.items() if v is not None)
+    dev = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in device.items()
+                  if isinstance(v, (str, int, float)))
+    return (f'<h2>Tools and device</h2><div class="fig"><table><tr><th>tool (at conversion)</th><th>version</th>'
+            f'</tr>{rows}</table></div><div class="fig"><table><tr><th>device</th><th></th></tr>{dev}</table></div>')
+
+
+def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Optional[dict] = None,
+           golden: Optional[Mapping[str, np.ndarray]] = None,
+           actual: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
+           tools: Optional[Mapping] = None, device: Optional[Mapping] = None) -> str:
+    quant = None
+    report_file = Path(bundle_dir) / "report.json"
+    if report_file.is_file():
+        try:
+            quant = json.loads(report_file.read_text()).get("quantization")
+        except ValueError:
+            quant = None
+    if check is not None:
+        verdict = "PASS" if check.get("ok") else "FAIL"
+    else:
+        verdict = "DIVERGED" if debug and debug.get("diverged") else "NO DIVERGENCE"
+    cls = "pass" if verdict in ("PASS", "NO DIVERGENCE") else "fail"
+    body = [f'<h1>wherry parity report: {_e(name)} <span class="{cls}">&nbsp;{verdict}&nbsp;</span></h1>',
+            f'<p class="muted">bundle <code>{_e(bundle_dir)}</code>, written '
+            f'{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}</p>']
+    if check is not None:
+        body.append(_verdict_section(check))
+    if debug is not None:
+        body.append(_debug_section(debug))
+    body.append(_quantization_section(quant))
+    if golden is not None and actual:
+        body.append(_figures_section(golden, actual))
+    body.append(_environment_section(tools or {}, device or {}))
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wherry: {_e(name)}</title>'
+            f'<style>{_CSS}</style></head><body>{"".join(body)}</body></html>\n')
+
+
+def write_check_html(path, bundle_dir, check_report, debug: Optional[dict] = None) -> Path:
+    """The page for a CheckReport (whose results keep the artifacts' outputs) and optionally a debug run."""
+    from .bundle import load_bundle
+    from .checker import golden_data
+
+    bundle = load_bundle(bundle_dir)
+    _, golden = golden_data(bundle)
+    actual: Dict[str, Dict[str, np.ndarray]] = {r.file: r.actual for r in check_report.results if r.actual}
+    text = render(bundle.manifest.name, Path(bundle_dir), check_report.to_json(), debug, golden, actual,
+                  bundle.manifest.tools, check_report.device)
+    Path(path).write_text(text)
+    return Path(path)

@@ -1,0 +1,154 @@
+"""`wherry debug`: the first diverging layer, found in real models with real faults planted in one layer
+of an exported artifact (ONNX weights, a Lite program's attribute) and with a real Paddle Lite bug."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import CACHE, PADDLE_VERSION, REPO
+
+from wherry.convert import convert, example, legalize
+from wherry.convert.debug import debug
+from wherry.convert.debug.locate import DIVERGED, HEALTHY
+from wherry.runtimes.bundle import content_hash
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("debug")
+    bundle, = convert(example.MODEL, targets="desktop-x86_64", precision="fp32", inputs=example.INPUTS,
+                      name="digits", out=out)
+    return bundle.path
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    return copy
+
+
+def _reseal_artifact(bundle: Path, file: str) -> None:
+    """Record an edited artifact's hash, as a user who edits the file by hand and updates the manifest would."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for art in manifest["artifacts"]:
+        if art["file"] == file:
+            art["sha256"] = content_hash(bundle / file)
+            art["size"] = (bundle / file).stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def test_healthy_bundle_has_no_divergence(digits):
+    report = debug(digits, str(example.MODEL))
+    assert {a.file: a.status for a in report.artifacts} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
+    assert not report.diverged
+    onnx = next(a for a in report.artifacts if a.format == "onnx")
+    assert len(onnx.ops) >= 12  # most of the 20 ops are compared, not skipped
+    assert "no divergence" in report.text()
+
+
+def _perturb_second_conv(digits: Path, tmp_path: Path) -> Path:
+    """A copy of the bundle whose ONNX has one output channel of the second conv's weights wrong."""
+    import onnx
+    from onnx import numpy_helper
+
+    bundle = _copy(digits, tmp_path)
+    model = onnx.load(str(bundle / "model.onnx"))
+    # the second conv's weights: paddle2onnx stores them as a Constant node named after the Paddle parameter
+    node = next(n for n in model.graph.node if n.op_type == "Constant" and n.output[0] == "conv2d_1.w_0")
+    weights = numpy_helper.to_array(node.attribute[0].t).copy()
+    weights[0] *= -3.0
+    node.attribute[0].t.CopyFrom(numpy_helper.from_array(weights, node.attribute[0].t.name))
+    onnx.save(model, str(bundle / "model.onnx"))
+    _reseal_artifact(bundle, "model.onnx")
+    return bundle
+
+
+def _assert_second_conv_named(report) -> None:
+    found, = report.artifacts
+    assert found.status == DIVERGED
+    assert (found.first.type, found.first.outputs[0].name) == ("conv2d", "conv2d_1.tmp_0")
+    assert "Conv" in found.first.artifact_node
+    # its input (relu6's output, renamed Clip.1 by paddle2onnx: matched by position) is still right
+    assert [(i.name, i.passed) for i in found.first.inputs] == [("relu6_0.tmp_0", True)]
+    assert found.first.inputs[0].artifact_name != "relu6_0.tmp_0"
+    assert all(not f.diverged for f in found.ops if f.index < found.first.index)
+
+
+def test_perturbed_onnx_conv_weights_are_named(digits, tmp_path):
+    bundle = _perturb_second_conv(digits, tmp_path)
+    _assert_second_conv_named(debug(bundle, str(example.MODEL), artifacts=["model.onnx"]))
+
+
+@pytest.mark.slow
+def test_onnx_debug_on_the_emulated_aarch64_board(digits, tmp_path):
+    """The exposed ONNX runs on the board through check's device connection (qemu: ~1 min)."""
+    bundle = _perturb_second_conv(digits, tmp_path)
+    report = debug(bundle, str(example.MODEL), artifacts=["model.onnx"], device="emulated-aarch64")
+    assert report.device == {"machine": "emulated-aarch64"}
+    _assert_second_conv_named(report)
+
+
+def test_changed_attribute_in_the_lite_program_is_named(digits, tmp_path):
+    from paddle.base.proto import framework_pb2
+
+    model, params, _ = legalize.legalize(example.MODEL, example.MODEL.with_suffix(".pdiparams"), tmp_path / "legal")
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(model.read_bytes())
+    pool = [op for op in desc.blocks[0].ops if op.type == "pool2d"][0]  # the first pool (max)
+    attr = next(a for a in pool.attrs if a.name == "pooling_type")
+    assert attr.s == "max"
+    attr.s = "avg"
+    model.write_bytes(desc.SerializeToString())
+
+    report = debug(digits, str(example.MODEL), artifacts=["model.x86.nb"], nb_program=(model, params))
+    found, = report.artifacts
+    assert found.status == DIVERGED
+    assert (found.first.type, found.first.outputs[0].name) == ("pool2d", "pool2d_0.tmp_0")
+    assert all(i.passed for i in found.first.inputs)
+    assert found.first.attrs["pooling_type"] == "max"  # the reference program's attribute
+
+
+@pytest.fixture(scope="module")
+def pads_bundle(tmp_path_factory) -> tuple:
+    """Constant, reflect and replicate padding (pad3d): Paddle Lite x86 2.13 ignores the constant pad value."""
+    folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
+    if not (folder / "pads" / "model.pdmodel").is_file():
+        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "legacy", str(folder), "pads"],
+                       check=True, capture_output=True)
+    out = tmp_path_factory.mktemp("pads")
+    bundle, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precision="fp32",
+                      inputs=folder / "pads" / "inputs.npz", name="pads", out=out)
+    return bundle, folder / "pads" / "model.pdmodel"
+
+
+def test_lite_pad3d_constant_value_bug_is_located(pads_bundle):
+    bundle, model = pads_bundle
+    assert {a.file: a.verdict for a in bundle.artifacts} == {"model.x86.nb": "failed", "model.onnx": "passed"}
+    report = debug(bundle.path, str(model))
+    by_file = {a.file: a for a in report.artifacts}
+    assert by_file["model.onnx"].status == HEALTHY
+    lite = by_file["model.x86.nb"]
+    assert lite.status == DIVERGED and lite.first.type == "pad3d"
+    assert lite.first.attrs["mode"] == "constant" and lite.first.attrs["value"] == pytest.approx(0.5)
+    out = lite.first.outputs[0].parity
+    assert out.max_abs == pytest.approx(0.5)  # exactly the pad value: Lite pads with 0
+    assert all(i.passed for i in lite.first.inputs)
+
+
+def test_cli_json_exit_codes_and_wrong_model(pads_bundle, tmp_path):
+    bundle, model = pads_bundle
+    run = [sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path)]
+    proc = subprocess.run(run + ["--model", str(model), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "debug.schema.json").read_text()))
+    nb = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
+    assert nb["first_divergence"]["type"] == "pad3d"
+    proc = subprocess.run(run + ["--model", str(example.MODEL)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not the model" in proc.stderr
