@@ -26,10 +26,11 @@ class HttpDevice(Device):
     def __init__(self, url: str):
         self.name = url
         self.base = url.rstrip("/")
+        self.token = os.environ.get("WHERRY_TOKEN")  # the fleet job sets a per-board one
 
     def _request(self, method: str, path: str, body: bytes = None, timeout: float = 600, headers=None):
         request = urllib.request.Request(self.base + path, data=body, method=method)
-        token = os.environ.get("WHERRY_TOKEN")
+        token = self.token
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         for name, value in (headers or {}).items():
