@@ -69,14 +69,10 @@ def check_on_device(url: str, token: Optional[str], bundle, options: Sequence[st
     return result.exit_code, report, result.stderr.strip()
 
 
-def board_info(url: str, token: Optional[str]) -> dict:
-    device = connect(url)
-    if token is not None and hasattr(device, "token"):
-        device.token = token
-    result = device.run(["info", "--json"], [])
-    info = json.loads(result.stdout) if result.exit_code == 0 else {}
-    return {key: info.get(key) for key in ("machine", "system", "python", "numpy", "wherry_runtimes")
-            if info.get(key) is not None}
+def board_info(report: dict) -> dict:
+    """What the matrix says about a board, from a check report (no extra round trip to the board)."""
+    device = report.get("device") or {}
+    return {key: device[key] for key in ("machine", "cpu", "cpus", "os", "python") if device.get(key) is not None}
 
 
 # ----------------------------------------------------------------------------- the coordinator
@@ -221,10 +217,11 @@ def check_place(coordinator: Coordinator, place: str, tags: Dict[str, str], bund
         log.info("acquired %s after %.1f s", place, run.waited_s)
         run.url, board_token = resolve_device(place, env_file, coordinator.address)
         try:
-            run.info = board_info(run.url, board_token)
             for bundle in bundles:
                 code, report, message = check_on_device(run.url, board_token, bundle, options)
                 run.checks[Path(bundle).name] = {"exit_code": code, "report": report, "message": message}
+                if report and not run.info:
+                    run.info = board_info(report)
                 if code != 0 and run.status == "passed":
                     run.status = "failed" if code == 1 else "error"
         except BoardUnavailable as exc:
