@@ -80,6 +80,11 @@ def do_check(root: str, body: bytes, job_timeout: float, max_npz_bytes: int) -> 
     artifacts = request.get("artifacts")
     if artifacts is not None and not all(isinstance(a, str) for a in artifacts):
         raise InputError("option 'artifacts' must list file names", "e.g. [\"model.onnx\"]")
+    for name, fields in (request.get("overrides") or {}).items():
+        if not isinstance(fields, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in fields.values()):
+            raise InputError(f"tolerance overrides for {name!r} must map fields to numbers",
+                             "e.g. {\"*\": {\"atol\": 0.001}}")
     # the runner's --job-timeout bounds every job: a host's longer (or unlimited) --timeout cannot lift it
     timeout = request.get("timeout") or job_timeout
     timeout = min(timeout, job_timeout) if timeout > 0 else job_timeout

@@ -157,3 +157,36 @@ def test_unavailable_board_is_not_a_failed_check(farm, bundle):
     # the place was released and its reservation cancelled: free for the next job
     places = _labgrid_client(coordinator, "-p", "rpi-off-1", "show").stdout
     assert "acquired: None" in places, places
+
+
+def test_network_service_to_device_url_and_per_place_secrets():
+    from wherry.targets.fleet.labgrid_driver import device_url, place_setting, place_variable
+
+    assert device_url("192.0.2.11", "http", 8765) == "http://192.0.2.11:8765"
+    assert device_url("192.0.2.12", "pi", 22, "/home/pi/venv/bin/python") == \
+        "ssh://pi@192.0.2.12:22?python=/home/pi/venv/bin/python"
+    assert device_url("fd00::5", "http", 80) == "http://[fd00::5]:80"
+    assert place_variable("WHERRY_TOKEN", "rpi4-01.lab") == "WHERRY_TOKEN_RPI4_01_LAB"
+    environ = {"WHERRY_TOKEN": "shared", "WHERRY_TOKEN_RPI4_01": "own"}
+    assert place_setting("WHERRY_TOKEN", "rpi4-01", environ) == "own"
+    assert place_setting("WHERRY_TOKEN", "rpi4-02", environ) == "shared"
+    assert place_setting("WHERRY_PYTHON", "rpi4-02", environ) is None
+
+
+def test_fleet_without_a_coordinator_is_a_clear_error(bundle):
+    port = free_port()
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "fleet", "check", str(bundle),
+                           "--coordinator", f"127.0.0.1:{port}", "--tag", "board=x"], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "cannot reach the labgrid coordinator" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_wherry_pytest_plugin_beside_labgrids(bundle, tmp_path):
+    """labgrid's pytest plugin loads whenever labgrid is installed and reads every item's fixture names;
+    wherry's parity items must not break it."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--wherry-bundle",
+                           str(bundle), "--wherry-artifact", "model.onnx"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "passed" in proc.stdout and "AttributeError" not in proc.stdout

@@ -174,3 +174,33 @@ def test_unreachable_board_is_unavailable_not_failed(scheme, bundle, tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert "board unavailable" in proc.stderr and "Traceback" not in proc.stderr
     assert json.loads(proc.stdout)["error"]["type"] == "BoardUnavailable"
+
+
+def test_malformed_options_are_refused_and_the_runner_keeps_serving(http_url, bundle):
+    import io
+    import tarfile
+    import urllib.error
+    import urllib.request
+
+    def post(path, body):
+        request = urllib.request.Request(http_url + path, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(bundle, arcname=bundle.name)
+    status, reply = post("/bundles", archive.getvalue())
+    assert status == 201
+    check = f"/bundles/{reply['id']}/check"
+    for body, words in ((b"not json", "not JSON"), (b"[1]", "not a JSON object"),
+                        (b'{"no_isolate": true}', "unknown option"), (b'{"strict": "yes"}', "wrong type"),
+                        (b'{"overrides": {"*": {"atol": "big"}}}', "numbers")):
+        status, reply = post(check, body)
+        assert status == 400 and words in reply["error"], (body, reply)
+    status, reply = post(check, b'{"artifacts": ["model.onnx"], "strict": true}')
+    assert status == 200 and [a["file"] for a in reply["report"]["artifacts"]] == ["model.onnx"]
+    assert reply["strict"] is True and "<testsuite" in reply["junit"]
