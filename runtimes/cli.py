@@ -181,9 +181,7 @@ def cmd_run(args) -> int:
     seconds = time.perf_counter() - start
     if getattr(args, "out", None):
         np.savez(args.out, **outputs)
-    summary = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
-                "min": float(v.min()) if v.size and v.dtype.kind in "biuf" else None,
-                "max": float(v.max()) if v.size and v.dtype.kind in "biuf" else None} for k, v in outputs.items()]
+    summary = summarize_outputs(outputs)
     if getattr(args, "json", False):
         emit_json("run", {"backend": backend, "seconds": seconds, "out": getattr(args, "out", None),
                           "outputs": summary})
@@ -193,6 +191,13 @@ def cmd_run(args) -> int:
             print(f"{s['name']}: {s['dtype']}{s['shape']}{rng}")
         print(f"({backend}, {seconds:.3f} s" + (f", wrote {args.out})" if getattr(args, "out", None) else ")"))
     return 0
+
+
+def summarize_outputs(outputs) -> List[dict]:
+    """Name, dtype, shape and range of each output (run's report, local or remote)."""
+    return [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
+             "min": float(v.min()) if v.size and v.dtype.kind in "biuf" else None,
+             "max": float(v.max()) if v.size and v.dtype.kind in "biuf" else None} for k, v in outputs.items()]
 
 
 # ----------------------------------------------------------------------------- check
@@ -272,6 +277,16 @@ def _peak_rss_mb() -> Optional[float]:
 
 
 def cmd_bench(args) -> int:
+    result = bench(args)
+    if getattr(args, "json", False):
+        emit_json("bench", result)
+    else:
+        print_bench_result(result)
+    return 0
+
+
+def bench(args) -> dict:
+    """Load, warm up and time an artifact (local, or on a remote runner): the bench result."""
     if args.runs < 1 or args.warmup < 0:
         raise InputError("--runs must be >= 1 and --warmup >= 0", "example: --warmup 5 --runs 50")
     start = time.perf_counter()
@@ -298,13 +313,13 @@ def cmd_bench(args) -> int:
               "runs": args.runs, "warmup": args.warmup, "p50_ms": round(pct(0.5), 3), "p90_ms": round(pct(0.9), 3),
               "min_ms": round(times[0], 3), "mean_ms": round(sum(times) / len(times), 3),
               "peak_rss_mb": round(_peak_rss_mb() or 0.0, 1)}
-    if getattr(args, "json", False):
-        emit_json("bench", result)
-    else:
-        print(f"{result['artifact']} ({backend}): load {load_s * 1000:.1f} ms; "
-              f"p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms, min {result['min_ms']:.3f} ms "
-              f"over {args.runs} runs; peak RSS {result['peak_rss_mb']:.1f} MB")
-    return 0
+    return result
+
+
+def print_bench_result(result: dict) -> None:
+    print(f"{result['artifact']} ({result['backend']}): load {result['load_s'] * 1000:.1f} ms; "
+          f"p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms, min {result['min_ms']:.3f} ms "
+          f"over {result['runs']} runs; peak RSS {result['peak_rss_mb']:.1f} MB")
 
 
 # ----------------------------------------------------------------------------- serve and main

@@ -66,7 +66,13 @@ class WherryBundle(pytest.Collector):
         return self._results[artifact]
 
 
-class ParityItem(pytest.Item):
+class _NoFixtures:
+    # these items use no fixtures; plugins that read every item's fixture names (labgrid's, loaded
+    # whenever labgrid is installed) would otherwise fail on them with AttributeError
+    fixturenames = ()
+
+
+class ParityItem(_NoFixtures, pytest.Item):
     def __init__(self, *, artifact: str, output: str, **kwargs):
         super().__init__(**kwargs)
         self.artifact = artifact
@@ -94,7 +100,7 @@ class ParityItem(pytest.Item):
         return Path(self.parent.bundle_dir), None, f"wherry parity {self.name}"
 
 
-class NotBuiltItem(pytest.Item):
+class NotBuiltItem(_NoFixtures, pytest.Item):
     """An artifact the conversion was asked for and could not build: a failing test, never a skip."""
 
     def __init__(self, *, missing, **kwargs):

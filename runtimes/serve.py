@@ -3,11 +3,15 @@
 Standard library only (http.server), numpy and one backend on the device. Protocol (JSON unless noted;
 errors are ``{"error": message, "hint": ...}`` with a 4xx/5xx status, and the server keeps serving):
 
-    GET  /info                        this device (arch, CPU, OS, Python, backends)
+    GET  /info                        this device (arch, CPU, OS, Python, backends) and "protocol": 2
     POST /bundles                     body: a bundle as .tar.gz -> {"id": ...}   (size-limited)
-    POST /bundles/<id>/check          -> {"ok": bool, "report": CheckReport JSON, "table": text}
-    POST /bundles/<id>/run?artifact=F body: .npz of inputs -> .npz of outputs (application/octet-stream)
+    POST /bundles/<id>/check          body (optional): JSON check options (runtimes/remote.py)
+                                      -> {"ok": bool, "report": CheckReport JSON, "table": text, "junit": XML, ...}
+    POST /bundles/<id>/run?artifact=F&backend=B&threads=N&random=1
+                                      body: .npz of inputs, or empty for the bundle's golden inputs
+                                      -> .npz of outputs (application/octet-stream; X-Wherry-Backend, X-Wherry-Seconds)
     POST /run?bundle=<id>&artifact=F  the same, the bundle named in the query
+    POST /bundles/<id>/bench          body: JSON bench options -> the bench result (runs in a child process)
     DELETE /bundles/<id>              remove an uploaded bundle
 
 Safety (threat model and limits: docs/security.md): binds 127.0.0.1 unless told otherwise, and then
@@ -24,7 +28,6 @@ import argparse
 import bz2
 import gzip
 import hmac
-import importlib
 import io
 import json
 import logging
@@ -56,6 +59,7 @@ DEFAULT_MAX_UPLOAD_MB = 512
 _DRAIN_LIMIT = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
 _MAX_TAR_READ = 1 << 20     # no tar header legitimately needs more in one piece (pax/long-name records)
+_MAX_OPTIONS = 1 << 20     # a JSON options body (check, bench) is a few hundred bytes
 _LENGTH = re.compile(r"[0-9]{1,19}")
 
 
@@ -230,6 +234,7 @@ _ROUTES = {("get", ("info",)): "_get_info",
            ("post", ("bundles", "*", "check")): "_post_check",
            ("post", ("bundles", "*", "run")): "_post_run",
            ("post", ("run",)): "_post_run",
+           ("post", ("bundles", "*", "bench")): "_post_bench",
            ("delete", ("bundles", "*")): "_delete_bundle"}
 
 
@@ -275,10 +280,12 @@ def make_handler(runner: Runner):
             log.info("%s %s", self.address_string(), fmt % args)
 
         # ------------------------------------------------------------------ plumbing
-        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json", headers=None) -> None:
             self.connection.settimeout(limits.client_timeout)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -371,7 +378,8 @@ def make_handler(runner: Runner):
         # ------------------------------------------------------------------ endpoints
         def _get_info(self, parts, query):
             from .cli import device_info
-            self._json(200, device_info())
+            from .remote import PROTOCOL
+            self._json(200, {**device_info(), "protocol": PROTOCOL})
 
         def _post_bundles(self, parts, query):
             bundle_id = uuid.uuid4().hex[:12]
@@ -389,37 +397,64 @@ def make_handler(runner: Runner):
                 runner.bundles[bundle_id] = root
             self._json(201, {"id": bundle_id})
 
+        def _options(self) -> bytes:
+            """A small JSON options body (check, bench), read whole."""
+            length = self._length()
+            if length > _MAX_OPTIONS:
+                self.close_connection = True
+                raise HttpError(413, f"an options body of {length} bytes is far larger than any needs",
+                                "send the options as a small JSON object")
+            buffer = io.BytesIO()
+            self._copy(length, buffer)
+            return buffer.getvalue()
+
         def _post_check(self, parts, query):
-            runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
+            from .remote import do_check
             root = runner.bundle(parts[1])
+            body = self._options()
             with self._job():
-                report = runtimes.check(root, isolate=True, timeout=limits.job_timeout,
-                                        max_npz_bytes=limits.max_arrays)
-            self._json(200, {"ok": report.ok, "report": report.to_json(), "table": report.table()})
+                reply = do_check(root, body, limits.job_timeout, limits.max_arrays)
+            self._json(200, reply)
+
+        def _post_bench(self, parts, query):
+            from .remote import do_bench
+            root = runner.bundle(parts[1])
+            body = self._options()
+            with self._job():
+                result = do_bench(root, body, limits.job_timeout)
+            self._json(200, result)
 
         def _post_run(self, parts, query):
             import numpy as np
 
+            from .cli import _load_feeds
             from .npz import load_npz
+            from .remote import run_options
             from .session import open_session
-            artifact = (query.get("artifact") or [None])[0]
             bundle_id = parts[1] if len(parts) == 3 else (query.get("bundle") or [None])[0]
             if not bundle_id:
                 raise HttpError(400, "POST /run needs ?bundle=<id>", "upload the bundle first: POST /bundles")
             root = runner.bundle(bundle_id)  # an unknown bundle is a 404 before the body is read
+            options = run_options(root, query)
             with self._upload_file() as upload:
-                self._body_to(upload)
+                sent = self._body_to(upload)
                 upload.flush()
                 try:
-                    feeds = load_npz(upload.name, limits.max_arrays)
+                    feeds = load_npz(upload.name, limits.max_arrays) if sent else None
                 except InputError as exc:
                     raise HttpError(400, exc.message.replace(upload.name, "the request body"), exc.hint)
-            with self._job(), open_session(root, artifact=artifact, isolate=True, timeout=limits.job_timeout,
-                                           max_reply_bytes=limits.max_arrays) as session:
-                outputs = session.run(feeds)
+            start = time.perf_counter()
+            with self._job(), open_session(root, artifact=options.artifact, isolate=True, timeout=limits.job_timeout,
+                                           max_reply_bytes=limits.max_arrays, backend=options.backend,
+                                           threads=options.threads) as session:
+                # no body: the bundle's golden inputs (or --random data), as a local run without --inputs
+                outputs = session.run(feeds if feeds is not None else _load_feeds(options, session))
+                backend = session.backend
+            seconds = time.perf_counter() - start
             buffer = io.BytesIO()
             np.savez(buffer, **outputs)
-            self._reply(200, buffer.getvalue(), "application/octet-stream")
+            self._reply(200, buffer.getvalue(), "application/octet-stream",
+                        {"X-Wherry-Backend": str(backend), "X-Wherry-Seconds": f"{seconds:.6f}"})
 
         def _delete_bundle(self, parts, query):
             root = runner.bundle(parts[1])

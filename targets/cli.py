@@ -25,6 +25,8 @@ def add_targets_commands(sub) -> None:
                         "default: clone it from Paddle Lite's public repository")
     p.add_argument("--jobs", type=int, metavar="N", help="build-lite: parallel compile jobs (default: all cores)")
     p.set_defaults(func=cmd_targets)
+    from wherry.targets.fleet.cli import add_fleet_command
+    add_fleet_command(sub)
 
 
 _PROFILE_FIELDS = ("name", "description", "arch", "os", "artifacts", "lite_places", "onnx_opset", "precisions",

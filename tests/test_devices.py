@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from board_fixtures import sshd_board
 from runtime_fixtures import rehash
 from wherry.convert.example import INPUTS, MODEL
 from wherry.targets import list_profiles, load_profile
@@ -96,49 +97,11 @@ def test_unknown_device(wherry, rpi4_bundle):
 
 # ---------------------------------------------------------------------------------------------- ssh
 
-def _ensure_sshd():
-    if shutil.which("sshd") or Path("/usr/sbin/sshd").exists():
-        return "/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else shutil.which("sshd")
-    if os.geteuid() != 0:
-        pytest.fail("the ssh test needs openssh-server (apt-get install openssh-server) or root to install it")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=False, capture_output=True)
-    if not Path("/usr/sbin/sshd").exists():
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, capture_output=True)
-    return "/usr/sbin/sshd"
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     """A real sshd on a loopback port with a throwaway key, as a stand-in for a board."""
-    import socket
-
-    sshd_bin = _ensure_sshd()
-    home = tmp_path_factory.mktemp("sshd")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "client_key")], check=True)
-    (home / "authorized_keys").write_text((home / "client_key.pub").read_text())
-    os.chmod(home / "authorized_keys", 0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = home / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {home / 'host_key'}\n"
-                      f"AuthorizedKeysFile {home / 'authorized_keys'}\nPidFile {home / 'sshd.pid'}\n"
-                      "UsePAM no\nPermitRootLogin yes\nPasswordAuthentication no\nStrictModes no\n"
-                      "Subsystem sftp internal-sftp\n")
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory sshd insists on
-    proc = subprocess.Popen([sshd_bin, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    import time
-    for _ in range(50):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    env = {"WHERRY_SSH_KEY": str(home / "client_key"), "WHERRY_SSH_KNOWN_HOSTS": str(home / "known_hosts")}
-    yield f"ssh://root@127.0.0.1:{port}", env, home
-    proc.terminate()
-    proc.wait(timeout=10)
+    with sshd_board(tmp_path_factory.mktemp("sshd")) as (url, env, home, _):
+        yield url, env, home
 
 
 def _wherry_env(env, *args):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -37,11 +38,31 @@ class DeviceError(WherryError):
     """A device cannot be reached or cannot run the runner."""
 
 
+class BoardUnavailable(DeviceError):
+    """The board cannot be reached at all (down, unplugged, runner not started): not a failed check.
+
+    Its own exit code lets a job tell a board that is down from a board that fails."""
+
+    exit_code = 3
+
+
 @dataclass
 class RunnerResult:
     exit_code: int
     stdout: str
     stderr: str
+
+
+def capture_output(print_result) -> RunnerResult:
+    """Run ``print_result()`` (prints, returns an exit code) with stdout captured: a remote reply rendered
+    by the same code that prints a local one."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = print_result()
+    return RunnerResult(code, out.getvalue(), "")
 
 
 def board_code(tmp: Path) -> Path:
@@ -179,6 +200,10 @@ class SshDevice(Device):
 
     def _ssh(self, command: str, what: str) -> subprocess.CompletedProcess:
         proc = subprocess.run([*self.ssh, command], capture_output=True, text=True)
+        if proc.returncode == 255 and _UNREACHABLE.search(proc.stderr):  # no connection at all
+            raise BoardUnavailable(f"board unavailable: ssh cannot reach {self.target} port {self.port} while {what}: "
+                                   f"{proc.stderr.strip().splitlines()[-1]}",
+                                   "check that the board is powered, on the network and runs sshd")
         if proc.returncode == 255:  # ssh's own failure: connection or authentication
             raise DeviceError(f"ssh to {self.target} port {self.port} failed while {what}: "
                               f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no message'}",
@@ -207,18 +232,22 @@ class SshDevice(Device):
             if inputs:  # run's input file travels with the bundle
                 self._copy([Path(inputs)], remote)
                 mapping[inputs] = f"{remote}/{Path(inputs).name}"
-            out = _option(argv, "--out")
-            if out:  # ... and its output file comes back
-                mapping[out] = f"{remote}/wherry-out.npz"
+            # files the runner writes come back: run's --out (on success), check's --junit (a failed check
+            # writes one too)
+            back = {flag: _option(argv, flag) for flag in ("--out", "--junit") if _option(argv, flag)}
+            for flag, local in back.items():
+                mapping[local] = f"{remote}/wherry{flag[1:]}{Path(local).suffix}"
             remote_argv = [mapping.get(a, a) for a in argv]
             command = f"cd {shlex.quote(remote)} && PYTHONPATH={shlex.quote(remote)} {python} -m wherry.runtimes " + \
                 " ".join(shlex.quote(a) for a in remote_argv)
             proc = self._ssh(command, "running the runner")
-            if out and proc.returncode == 0:
-                fetched = subprocess.run([*self.scp, f"{self.target}:{remote}/wherry-out.npz", out],
-                                         capture_output=True, text=True)
-                if fetched.returncode != 0:
-                    raise DeviceError(f"cannot copy the outputs back from {self.target}: {fetched.stderr.strip()}")
+            for flag, local in back.items():
+                if proc.returncode in (0, 1):
+                    fetched = subprocess.run([*self.scp, f"{self.target}:{mapping[local]}", local],
+                                             capture_output=True, text=True)
+                    if fetched.returncode != 0 and (flag == "--junit" or proc.returncode == 0):
+                        raise DeviceError(f"cannot copy {flag} {local} back from {self.target}: "
+                                          f"{fetched.stderr.strip()}", "check free space on both sides")
             return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
         finally:
             self._ssh(f"rm -rf {shlex.quote(remote)}", "cleaning up")
@@ -229,6 +258,12 @@ class SshDevice(Device):
         if proc.returncode != 0:
             raise DeviceError(f"copying to {self.target} failed: {proc.stderr.strip()[-300:]}",
                               "check free space in /tmp on the board")
+
+
+# ssh's own messages when no connection could be made (as opposed to a refused key)
+_UNREACHABLE = re.compile(r"Connection refused|Connection timed out|timed out during banner|No route to host|"
+                          r"Could not resolve hostname|Network is unreachable|Name or service not known|"
+                          r"Connection closed by remote host|kex_exchange_identification")
 
 
 def _option(argv: List[str], name: str) -> Optional[str]:

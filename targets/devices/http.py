@@ -1,7 +1,9 @@
 """Client of the HTTP runner (runtimes/serve.py): `--device http://host:port`.
 
-The token comes from WHERRY_TOKEN. ``check`` uploads the bundle, runs the check on the device and
-prints the same table or JSON the local runner would; ``info`` and ``run`` work too.
+The token comes from WHERRY_TOKEN. ``check``, ``run`` and ``bench`` send the command's options to the
+runner (runtimes/remote.py: protocol 2) and print the same table or JSON the local command would;
+--junit and --out files are written here. An option the runner cannot honour is refused, and a
+runner too old for the options asked of it says so instead of dropping them.
 """
 from __future__ import annotations
 
@@ -10,27 +12,32 @@ import json
 import os
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import List
 
-from wherry.runtimes.cli import schema_id
-from wherry.targets.devices import Device, DeviceError, RunnerResult
+from wherry.runtimes import remote
+from wherry.runtimes.cli import build_parser, schema_id
+from wherry.targets.devices import BoardUnavailable, Device, DeviceError, RunnerResult, capture_output
 
 
 class HttpDevice(Device):
     def __init__(self, url: str):
         self.name = url
         self.base = url.rstrip("/")
+        self.token = os.environ.get("WHERRY_TOKEN")  # the fleet job sets a per-board one
 
-    def _request(self, method: str, path: str, body: bytes = None, timeout: float = 600):
+    def _request(self, method: str, path: str, body: bytes = None, timeout: float = 600, headers=None):
         request = urllib.request.Request(self.base + path, data=body, method=method)
-        token = os.environ.get("WHERRY_TOKEN")
+        token = self.token
         if token:
             request.add_header("Authorization", f"Bearer {token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
+                return response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read())
@@ -42,50 +49,89 @@ class HttpDevice(Device):
                                   "set WHERRY_TOKEN to the runner's --token (the same value on both sides)") from None
             raise DeviceError(f"runner at {self.base} refused {method} {path}: {detail.get('error')}",
                               detail.get("hint") or "see the runner's log") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise DeviceError(f"cannot reach the runner at {self.base}: {getattr(exc, 'reason', exc)}",
-                              "start it on the device: python -m wherry.runtimes serve --host 0.0.0.0 --token SECRET") from None
+        except urllib.error.URLError as exc:  # no connection: refused, no route, unknown name, connect timeout
+            raise BoardUnavailable(f"board unavailable: cannot reach the runner at {self.base}: {exc.reason}",
+                                   "start it on the device (python -m wherry.runtimes serve --host 0.0.0.0 "
+                                   "--token-file FILE), or check that the board is powered and on the network") \
+                from None
+        except OSError as exc:  # connected, then the runner went silent or dropped the connection
+            raise DeviceError(f"the runner at {self.base} stopped answering during {method} {path}: {exc}",
+                              "see the runner's log; a job longer than its --job-timeout is stopped") from None
+
+    def protocol(self) -> int:
+        """The runner's protocol version (1 for a runner that does not say); the /info request also proves
+        the token before a large upload (a runner refusing it closes the connection mid-upload)."""
+        _, body, _ = self._request("GET", "/info", timeout=60)
+        return int(json.loads(body).get("protocol", 1))
+
+    def _require(self, version: int, have: int, what: str) -> None:
+        if have < version:
+            raise DeviceError(f"runner too old: the runner at {self.base} speaks protocol {have}, and {what} needs "
+                              f"protocol {version}", "update wherry on the board (pip install -U wherry-runtime, "
+                                                     "or copy the new runtimes/ folder) and restart its runner")
 
     def _upload(self, bundle: Path) -> str:
-        # A small authenticated request first: a runner refusing the token closes the connection while
-        # a large upload is still being sent, which the client would only see as a broken pipe.
-        self._request("GET", "/info", timeout=60)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             archive.add(bundle, arcname=bundle.name)
-        _, body = self._request("POST", "/bundles", buffer.getvalue())
+        _, body, _ = self._request("POST", "/bundles", buffer.getvalue())
         return json.loads(body)["id"]
 
     def run(self, argv: List[str], paths) -> RunnerResult:
-        command, rest = argv[0], argv[1:]
-        as_json = "--json" in rest
+        command = argv[0]
         if command == "info":
-            _, body = self._request("GET", "/info")
+            _, body, _ = self._request("GET", "/info")
             info = json.loads(body)
-            text = json.dumps({"schema": schema_id("info"), **info}, indent=2) if as_json else "\n".join(f"{k:<18} {v}" for k, v in info.items())
+            text = json.dumps({"schema": schema_id("info"), **info}, indent=2) if "--json" in argv \
+                else "\n".join(f"{k:<18} {v}" for k, v in info.items())
             return RunnerResult(0, text + "\n", "")
-        if command not in ("check", "run") or not paths:
-            raise DeviceError(f"`{command}` is not available over HTTP", "use check, run or info, or --device ssh://")
-        bundle = Path(paths[0])
+        if command not in ("check", "run", "bench"):
+            raise DeviceError(f"`{command}` is not available over HTTP", "use check, run, bench or info")
+        args = build_parser().parse_args(argv)
+        bundle = Path(args.bundle if command == "check" else args.path)
+        if not bundle.is_dir():
+            raise DeviceError(f"{bundle} is not a bundle directory: over HTTP the runner gets a whole bundle",
+                              "pass the bundle directory (and --artifact FILE), or use --device ssh://")
+        # every option is turned into the request (or refused) before anything is uploaded
+        if command == "check":
+            request = remote.check_request(args)
+            needed = "check with " + ", ".join(sorted(request.keys() - {"timeout"})) \
+                if remote.needs_protocol_2(request) else None
+        elif command == "run":
+            query = remote.run_query(args)
+            needed = "run with options or without --inputs" \
+                if remote.needs_protocol_2_run(query, bool(args.inputs)) else None
+        else:
+            remote.refuse_inputs_file(args, "bench")
+            request, needed = remote.bench_request(args), "bench"
+        protocol = self.protocol()
+        if needed:
+            self._require(2, protocol, needed)
         bundle_id = self._upload(bundle)
         try:
             if command == "check":
-                _, body = self._request("POST", f"/bundles/{bundle_id}/check")
-                reply = json.loads(body)
-                text = json.dumps({"schema": schema_id("check"), **reply["report"]}, indent=2) if as_json \
-                    else reply["table"]
-                return RunnerResult(0 if reply["ok"] else 1, text + "\n", "")
-            return self._run(bundle_id, rest)
+                body = json.dumps(request).encode() if protocol >= 2 else None
+                _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/check", body,
+                                            headers={"Content-Type": "application/json"})
+                return capture_output(lambda: remote.print_check(json.loads(reply), args))
+            if command == "bench":
+                _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/bench", json.dumps(request).encode(),
+                                            headers={"Content-Type": "application/json"})
+                result = json.loads(reply)
+                result["artifact"] = f"{args.path}/{args.artifact}" if args.artifact else args.path
+                return capture_output(lambda: remote.print_bench(result, args))
+            return self._run(bundle_id, args, query)
         finally:
             self._request("DELETE", f"/bundles/{bundle_id}")
 
-    def _run(self, bundle_id: str, rest: List[str]) -> RunnerResult:
-        def option(name):
-            return rest[rest.index(name) + 1] if name in rest else None
-        inputs, out, artifact = option("--inputs"), option("--out"), option("--artifact")
-        if not inputs or not out:
-            raise DeviceError("run over HTTP needs --inputs IN.npz and --out OUT.npz")
-        query = f"?artifact={artifact}" if artifact else ""
-        _, body = self._request("POST", f"/bundles/{bundle_id}/run{query}", Path(inputs).read_bytes())
-        Path(out).write_bytes(body)
-        return RunnerResult(0, f"outputs written to {out}\n", "")
+    def _run(self, bundle_id: str, args, query) -> RunnerResult:
+        import numpy as np
+
+        body = Path(args.inputs).read_bytes() if args.inputs else b""
+        suffix = "?" + urllib.parse.urlencode(query) if query else ""
+        _, reply, headers = self._request("POST", f"/bundles/{bundle_id}/run{suffix}", body)
+        with np.load(io.BytesIO(reply), allow_pickle=False) as data:
+            outputs = {name: data[name] for name in data.files}
+        backend = headers.get("X-Wherry-Backend") or "?"
+        seconds = float(headers.get("X-Wherry-Seconds") or 0.0)
+        return capture_output(lambda: remote.print_run(outputs, backend, seconds, args))
