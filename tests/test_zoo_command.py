@@ -149,3 +149,42 @@ def test_ray_gives_the_same_verdicts_as_a_local_run(first_run, zoo_file, tmp_pat
     assert verdicts(on_ray) == verdicts(doc)
     assert (tmp_path / "out" / "digits.rpi4" / "manifest.json").is_file()
     assert all(c["peak_rss_mb"] for c in on_ray["cells"] if c["status"] != "error")
+
+
+def _descendants(pid: int) -> set:
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_ctrl_c_stops_the_running_workers(zoo_file, tmp_path):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "wherry.convert.cli", "zoo", str(zoo_file), "-o", str(tmp_path),
+                             "--no-cache", "-j", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    deadline, workers = time.monotonic() + 120, set()
+    while time.monotonic() < deadline and not workers:
+        time.sleep(0.5)
+        workers = _descendants(proc.pid)
+    assert workers, "no worker process started"
+    time.sleep(1)
+    workers = _descendants(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    time.sleep(0.5)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists()
+             and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+    assert alive == []

@@ -36,7 +36,7 @@ def add_zoo_command(sub) -> None:
 
 
 def cmd_zoo(args) -> int:
-    from wherry.runtimes.cli import emit_json
+    from wherry.runtimes.cli import emit_json, interrupt_on_sigterm
 
     from . import report
     from .runner import run_zoo
@@ -46,6 +46,7 @@ def cmd_zoo(args) -> int:
         raise WherryError(f"-j {args.jobs}: the number of workers must be at least 1", "e.g. -j 2")
     if args.max_memory is not None and args.max_memory <= 0:
         raise WherryError("--max-memory must be a positive number of GB", "e.g. --max-memory 8")
+    interrupt_on_sigterm()   # SIGTERM, like Ctrl-C, stops the workers (they run in sessions of their own)
     zoo = load_zoo(args.zoo)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

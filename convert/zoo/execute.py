@@ -11,11 +11,28 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 from .memory import PeakSampler
+
+_running: set = set()            # worker processes of this zoo run, killed as a whole on Ctrl-C
+_running_lock = threading.Lock()
+_stopped = threading.Event()     # set by kill_running: a worker that starts after it is killed at once
+
+
+def kill_running() -> None:
+    """Stop every worker still running (their own children included): the zoo was interrupted."""
+    with _running_lock:
+        _stopped.set()
+        for proc in list(_running):
+            _kill_group(proc)
+
+
+def allow_running() -> None:
+    _stopped.clear()
 
 
 def _crash_text(returncode: int, stderr: str) -> str:
@@ -47,10 +64,16 @@ def run_task(task: dict, timeout: Optional[float] = None) -> dict:
                                      str(result_file)], stdout=subprocess.DEVNULL, stderr=err, env=env,
                                     start_new_session=True)
             sampler = PeakSampler(proc.pid)
+            with _running_lock:
+                _running.add(proc)
+                if _stopped.is_set():
+                    _kill_group(proc)
             try:
                 status, usage, timed_out = _wait(proc, timeout)
                 proc.returncode = os.waitstatus_to_exitcode(status)
             finally:
+                with _running_lock:
+                    _running.discard(proc)
                 peak = sampler.stop()
                 if proc.returncode is None:  # interrupted: leave no worker behind
                     _kill_group(proc)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from . import cache as cache_mod
-from .execute import run_task
+from .execute import allow_running, kill_running, run_task
 from .memory import available_bytes
 from .spec import Zoo
 
@@ -113,6 +113,8 @@ def run_zoo(zoo: Zoo, out: Path, jobs: int = 1, cache_dir: Optional[Path] = None
                 cell.status, cell.error = "crashed", {"type": "NativeCrash", "message": result["crashed"], "hint": None}
             else:
                 _fill(cell, result["cells"].get(target, {"status": "error", "error": {"message": "no result"}}))
+                if cell.bundle:  # the worker may have written it elsewhere (a Ray node's scratch folder)
+                    cell.bundle["path"] = str(out / f"{cell.model}.{target}")
                 if store is not None and cell.status in CACHEABLE and not result.get("uncacheable"):
                     store.put(cell.key, out / f"{cell.model}.{target}", _record(cell))
             if on_cell:
@@ -139,6 +141,7 @@ def _default_budget() -> Optional[int]:
 def _run_local(tasks, jobs: int, budget: Optional[int], finish, timeout) -> None:
     gate = MemoryGate(budget)
     lock = threading.Lock()
+    allow_running()
 
     def one(task):
         amount = gate.acquire()
@@ -151,10 +154,20 @@ def _run_local(tasks, jobs: int, budget: Optional[int], finish, timeout) -> None
         with lock:
             finish(task, result)
 
-    # Threads only wait for worker processes: the work itself happens in the children.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(one, t) for t in tasks]:
+    # Threads only wait for worker processes: the work itself happens in the children (each in a
+    # session of its own, so Ctrl-C reaches only wherry, which then stops them all).
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(one, t) for t in tasks]
+    try:
+        for future in futures:
             future.result()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        kill_running()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _fill(cell: Cell, data: dict) -> None:
