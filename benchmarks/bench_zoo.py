@@ -44,8 +44,8 @@ def model_entry(name: str) -> str:
 
 # small models the test suite exports (legacy and PIR): enough for a 12-model zoo in minutes
 ZOO_MODELS = ["digits", "squeezenet1_1", "squeezenet1_1:pir", "mobilenet_v2", "mobilenet_v2:pir",
-              "mobilenet_v3_small", "mobilenet_v3_small:pir", "ocr_like", "ocr_like:pir", "misc_ops:pir",
-              "nms_detector", "legal_swish", "legal_instance_norm", "legal_lstm"]
+              "mobilenet_v3_small", "mobilenet_v3_small:pir", "ocr_like:pir", "misc_ops:pir", "nms_detector",
+              "legal_swish", "legal_instance_norm", "legal_lstm", "legal_gru"]
 
 
 def write_zoo(folder: Path, names) -> Path:
