@@ -67,7 +67,11 @@ def cmd_zoo(args) -> int:
             from .ray_backend import shutdown
             shutdown()
     if args.markdown:
-        args.markdown.write_text(report.markdown(run))
+        try:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(report.markdown(run))
+        except OSError as exc:
+            log.error("cannot write the Markdown matrix to %s: %s", args.markdown, exc.strerror or exc)
     if args.json:
         emit_json("zoo", report.to_json(run))
     else:
