@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..paddle_mode import FLAG as PADDLE_MODE_FLAG
 from .memory import PeakSampler
 
 _running: set = set()            # worker processes of this zoo run, killed as a whole on Ctrl-C
@@ -56,7 +57,7 @@ def run_task(task: dict, timeout: Optional[float] = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="wherry-zoo-task-") as scratch:
         task_file, result_file = Path(scratch) / "task.json", Path(scratch) / "result.json"
         task_file.write_text(json.dumps(task))
-        env = {k: v for k, v in os.environ.items() if k != "FLAGS_enable_pir_api"}
+        env = {k: v for k, v in os.environ.items() if k != PADDLE_MODE_FLAG}   # wherry picks Paddle's mode per child
         start = time.perf_counter()
         # stderr goes to a file, not a pipe: a chatty tool must never block on a full pipe
         with open(Path(scratch) / "stderr.txt", "w+") as err:
