@@ -188,3 +188,17 @@ def test_ctrl_c_stops_the_running_workers(zoo_file, tmp_path):
     alive = [p for p in workers if Path(f"/proc/{p}").exists()
              and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
     assert alive == []
+
+
+def test_a_cell_nobody_verified_is_unverified_never_passed(tmp_path):
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["desktop-x86_64"]
+[models.digits]
+path = "{example.MODEL}"
+inputs = "{example.INPUTS}"
+verify = false
+""")
+    doc, proc = run_json(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache", code=0)
+    cell = doc["cells"][0]
+    assert cell["status"] == "unverified" and doc["summary"]["passed"] == 0 and doc["summary"]["unverified"] == 1
+    assert {a["verdict"] for a in cell["artifacts"]} == {"not verified"}

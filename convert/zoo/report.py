@@ -9,9 +9,10 @@ from typing import List, Tuple
 
 from .runner import Cell, ZooRun
 
-SHORT = {"passed": "pass", "failed": "FAIL", "not verifiable here": "n/v here", "not verified": "not verified",
+SHORT = {"board passed": "pass (board)", "board failed": "FAIL (board)", "passed": "pass", "failed": "FAIL", "not verifiable here": "n/v here", "not verified": "not verified",
          "not built": "NOT BUILT", "not representable": "not repr."}
-MARK = {"passed": "✅ pass", "failed": "❌ FAIL", "not verifiable here": "➖ not verifiable here",
+MARK = {"board passed": "✅ pass on emulated aarch64", "board failed": "❌ FAIL on emulated aarch64",
+        "passed": "✅ pass", "failed": "❌ FAIL", "not verifiable here": "➖ not verifiable here",
         "not verified": "➖ not verified", "not built": "❌ not built", "not representable": "➖ not representable"}
 KIND_ORDER = ("fp32", "fp16", "int16-weight", "int8-weight", "int8")
 
@@ -27,9 +28,17 @@ def _verdicts(cell: Cell) -> dict:
     verdicts: dict = {}
     for art in (cell.bundle or {}).get("artifacts", []):
         kind, verdict = (art["precision"], art["format"]), art["verdict"]
+        if verdict == "not verifiable here" and art.get("board_verdict"):  # run on the emulated board instead
+            verdict = f"board {art['board_verdict']}"
         old = verdicts.get(kind)
-        verdicts[kind] = verdict if old is None or rank.index(verdict) < rank.index(old) else old
+        verdicts[kind] = verdict if old is None or _rank(rank, verdict) < _rank(rank, old) else old
     return verdicts
+
+
+def _rank(rank: list, verdict: str) -> int:
+    if verdict.startswith("board "):
+        return 0 if verdict == "board failed" else rank.index("passed")
+    return rank.index(verdict)
 
 
 def _mb(value) -> str:
@@ -61,7 +70,7 @@ def table(run: ZooRun) -> str:
 
 
 def _counts(run: ZooRun) -> dict:
-    counts = {s: sum(c.status == s for c in run.cells) for s in ("passed", "failed", "error", "crashed")}
+    counts = {s: sum(c.status == s for c in run.cells) for s in ("passed", "unverified", "failed", "error", "crashed")}
     counts.update(cells=len(run.cells), cached=sum(c.cached for c in run.cells))
     return counts
 
@@ -69,7 +78,8 @@ def _counts(run: ZooRun) -> dict:
 def summary_line(run: ZooRun) -> str:
     c = _counts(run)
     where = "on Ray" if run.backend == "ray" else f"-j {run.jobs}"
-    return (f"{c['cells']} cells: {c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
+    return (f"{c['cells']} cells: {c['passed']} passed, {c['unverified']} unverified, {c['failed']} failed, "
+            f"{c['error']} errors, "
             f"{c['crashed']} crashed; {c['cached']} cached; {run.wall_s:.1f} s ({where})")
 
 

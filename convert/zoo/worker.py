@@ -26,7 +26,16 @@ def _cell(bundle) -> dict:
     data = bundle.to_json()
     data.pop("report", None)
     timings = bundle.report.get("timings", {})
-    return {"status": "passed" if bundle.ok else "failed", "bundle": data, "timings": timings}
+    return {"status": cell_status(bundle), "bundle": data, "timings": timings}
+
+
+def cell_status(bundle) -> str:
+    """failed: an artifact failed or was not built; unverified: nothing failed but no artifact was run
+    against golden (verify = false, or only artifacts this host cannot run); passed otherwise."""
+    if not bundle.ok:
+        return "failed"
+    ran = [a for a in bundle.artifacts if a.verdict == "passed" or a.board_verdict == "passed"]
+    return "passed" if ran else "unverified"
 
 
 def run(task: dict) -> dict:
