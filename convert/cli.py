@@ -1,4 +1,4 @@
-"""The `wherry` command line: convert, inspect, check, run, bench, targets."""
+"""The `wherry` command line: convert, inspect, check, run, bench, targets, zoo."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,7 @@ EPILOG = """examples:
   wherry check out/model.rpi4 --device emulated-aarch64     ... on an emulated aarch64 board (qemu)
   wherry check out/model.rpi4 --device http://board:8080    ... on a board running `python -m wherry.runtimes serve`
   wherry debug out/model.rpi4 --model model.pdmodel          first layer where an artifact leaves the model
+  wherry zoo zoo.toml -j 2                       convert + verify every model x target of a zoo file (docs/zoo.md)
 
 global options (-v, -q) also work after the command; every command takes --json (docs/json.md).
 """
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runner_commands(sub)
     _add_debug(sub)
     _add_targets(sub)
+    from wherry.convert.zoo.cli import add_zoo_command
+    add_zoo_command(sub)
     for command in sub.choices.values():
         add_global_flags(command)
     return parser

@@ -13,7 +13,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from . import device, parity
 from .bundle import Artifact, Bundle, load_bundle
-from .errors import BundleError, InputError, WherryError
+from .errors import BundleError, InputError, NativeCrash, WherryError
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,9 @@ def _align(golden: Mapping, actual: Mapping) -> Dict:
 
 def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None, isolate: bool = True,
                    threads: Optional[int] = None, timeout: Optional[float] = None,
-                   max_npz_bytes: Optional[int] = None) -> ArtifactResult:
+                   max_npz_bytes: Optional[int] = None, child=None) -> ArtifactResult:
+    """``child`` (an isolate.SharedChild): run the artifact in that child, shared with the bundle's other
+    artifacts; a crash there is confirmed in a fresh child before it is this artifact's verdict."""
     from .session import open_session, unsupported_reason
 
     result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
@@ -217,10 +219,20 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     version_note = _lite_version_note(bundle, art) if art.runtime == "paddlelite" else None
     if version_note:
         result.notes.append(version_note)
-    try:
+    def run(shared):
         with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads,
-                          timeout=timeout, max_reply_bytes=max_npz_bytes) as session:
-            actual = session.run(feeds)
+                          timeout=timeout, max_reply_bytes=max_npz_bytes, child=shared) as session:
+            return session.run(feeds)
+
+    try:
+        try:
+            actual = run(child)
+        except NativeCrash:
+            if child is None or child.fresh:
+                raise
+            # the child had run other artifacts first: only a crash in a child of its own is its verdict
+            log.info("%s crashed in a shared child; trying it in a fresh one", art.file)
+            actual = run(None)
     except WherryError as exc:
         result.reason = str(exc) + (" (see the version note: it is the likely cause)" if version_note else "")
         result.seconds = time.perf_counter() - start
@@ -288,8 +300,17 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
     overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle, max_npz_bytes)
-    results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads, timeout, max_npz_bytes)
-               for art in chosen]
+    # One isolated child serves the artifacts in turn (one interpreter start and one set of imports);
+    # one that crashes or times out takes only its own verdict down, the next gets a new child.
+    from .isolate import SharedChild
+
+    child = SharedChild(threads, timeout, max_npz_bytes) if isolate else None
+    try:
+        results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads, timeout, max_npz_bytes,
+                                  child) for art in chosen]
+    finally:
+        if child is not None:
+            child.close()
     if not artifacts:
         results += [not_built_result(n) for n in bundle.manifest.not_built]
     for r in results:

@@ -191,7 +191,14 @@ class IsolatedBackend(Backend):
             os.close(from_child_w)
         self._w, self._r = to_child_w, from_child_r
         self._finalizer = weakref.finalize(self, _cleanup, self._proc, (self._w, self._r), self._log_path)
-        reply, _ = self._call({"op": "open", "backend": target.backend, "path": target.path, "threads": threads,
+        self._threads = threads
+        self.pid = self._proc.pid
+        self.load(target, providers)
+
+    def load(self, target, providers: Optional[List[str]] = None) -> None:
+        """Load `target` in this child, replacing the model it held (the child loads one at a time)."""
+        self.name, self._label = target.backend, target.label
+        reply, _ = self._call({"op": "open", "backend": target.backend, "path": target.path, "threads": self._threads,
                                "providers": providers,
                                "inputs": [s.to_json() for s in target.inputs] if target.inputs else None,
                                "outputs": [s.to_json() for s in target.outputs] if target.outputs else None},
@@ -201,7 +208,10 @@ class IsolatedBackend(Backend):
         self.specs_complete = reply["specs_complete"]
         self.version = reply.get("version")
         self.providers = reply.get("providers")
-        self.pid = self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._finalizer.alive and self._proc.poll() is None
 
     def _call(self, header: dict, arrays, what: str):
         deadline = time.monotonic() + self._timeout if self._timeout else None
@@ -253,3 +263,46 @@ class IsolatedBackend(Backend):
             except (OSError, subprocess.TimeoutExpired):
                 pass
             self._finalizer()
+
+
+class SharedChild:
+    """One isolated child that loads several models in turn (the artifacts of a bundle's check): one
+    interpreter start and one set of library imports instead of one per artifact. A crash or a
+    timeout still costs only the model that caused it: the child dies with it and the next model
+    gets a fresh one (``fresh`` says whether the last model was the first in its child)."""
+
+    def __init__(self, threads: Optional[int] = None, timeout: Optional[float] = None,
+                 max_reply_bytes: Optional[int] = None):
+        self._args = (threads, timeout)
+        self._max_reply = max_reply_bytes
+        self._backend: Optional[IsolatedBackend] = None
+        self.fresh = True
+
+    def borrow(self, target, providers: Optional[List[str]] = None) -> "Backend":
+        if self._backend is not None and self._backend.alive:
+            self.fresh = False
+            self._backend.load(target, providers)
+        else:
+            self.fresh = True
+            self._backend = None
+            self._backend = IsolatedBackend(target, *self._args, providers=providers, max_reply_bytes=self._max_reply)
+        return _Borrowed(self._backend)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+class _Borrowed(Backend):
+    """A shared child's current model, for one Session: closing the session leaves the child running."""
+
+    def __init__(self, backend: IsolatedBackend):
+        super().__init__()
+        self._backend = backend
+        self.name, self.inputs, self.outputs = backend.name, backend.inputs, backend.outputs
+        self.specs_complete, self.version, self.providers = backend.specs_complete, backend.version, backend.providers
+        self.pid = backend.pid
+
+    def run(self, feeds):
+        return self._backend.run(feeds)

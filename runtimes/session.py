@@ -201,9 +201,10 @@ class Session:
 
 def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = None, isolate: bool = False,
                  backend: Optional[str] = None, providers: Optional[Sequence[str]] = None,
-                 timeout: Optional[float] = None, max_reply_bytes: Optional[int] = None) -> Session:
+                 timeout: Optional[float] = None, max_reply_bytes: Optional[int] = None, child=None) -> Session:
     """Isolated sessions only: ``timeout`` (seconds) bounds loading and each run (the child is killed after
-    it) and ``max_reply_bytes`` the outputs accepted from the child (default runtimes.npz.MAX_NPZ_BYTES)."""
+    it) and ``max_reply_bytes`` the outputs accepted from the child (default runtimes.npz.MAX_NPZ_BYTES);
+    ``child`` (an isolate.SharedChild) loads the model in that child instead of a new one."""
     target = resolve(path, artifact, backend)
     _check_arch(target)
     backends.require(target.backend)
@@ -214,7 +215,9 @@ def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = 
             raise InputError(f"providers= applies to ONNX Runtime; {target.label} runs on {target.backend}",
                              "drop providers=, or open an .onnx artifact (artifact=\"model.onnx\")")
         providers = list(providers)
-    if isolate:
+    if isolate and child is not None:
+        impl = child.borrow(target, providers)
+    elif isolate:
         from .isolate import IsolatedBackend
 
         impl = IsolatedBackend(target, threads, timeout, providers=providers, max_reply_bytes=max_reply_bytes)

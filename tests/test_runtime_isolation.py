@@ -51,3 +51,31 @@ def test_check_reports_a_crashing_artifact_and_goes_on(rt_bundle, tmp_path):
     assert "paddlelite crashed (SIGABRT)" in by_file["model.x86.nb"].reason
     assert by_file["model.onnx"].status == "passed"
     assert not report.ok
+
+
+def test_one_child_serves_a_bundles_artifacts_and_a_crash_after_others_is_still_the_crashers(rt_bundle, rt_models,
+                                                                                              tmp_path):
+    import json
+
+    from wherry.runtimes.isolate import SharedChild
+    from wherry.runtimes.session import resolve
+
+    child = SharedChild()
+    try:
+        first = child.borrow(resolve(str(rt_models["onnx"]), None, None))
+        second = child.borrow(resolve(str(rt_models["x86_nb"]), None, None))
+        assert first.pid == second.pid and not child.fresh   # one interpreter for both models
+    finally:
+        child.close()
+    # the crashing .nb is checked after the ONNX artifact, in the child that ran it
+    bundle = copy_bundle(rt_bundle, tmp_path / "b")
+    (bundle / "model.x86.nb").write_bytes((bundle / "model.x86.nb").read_bytes()[:5000])
+    rehash(bundle, "model.x86.nb")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["artifacts"].sort(key=lambda a: a["format"] != "onnx")
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    report = runtimes.check(bundle)
+    assert [r.file for r in report.results][:2] == ["model.onnx", "model.x86.nb"]
+    by_file = {r.file: r for r in report.results}
+    assert by_file["model.onnx"].status == "passed"
+    assert by_file["model.x86.nb"].status == "failed" and "crashed (SIGABRT)" in by_file["model.x86.nb"].reason

@@ -1,0 +1,147 @@
+"""The zoo file: which models, with which inputs, for which targets and precisions.
+
+    targets = ["desktop-x86_64", "rpi4"]      # default for every model
+    precisions = ["fp32"]                     # default: each target's own
+    [models.resnet18]
+    path = "models/resnet18/inference.pdmodel" # relative to the zoo file
+    shapes = { x = [1, 3, 224, 224] }
+    [models.ocr_det]
+    path = "det/inference.pdmodel"
+    images = "samples/"                        # or inputs = "det_inputs.npz"
+    preprocess = { size = [640, 640], mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225] }
+    precisions = ["fp32", "int8"]
+    calib = "calib.npz"
+
+Every key of a model is an option of ``wherry convert`` (docs/zoo.md lists them).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+from wherry.runtimes.errors import WherryError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+PATH_KEYS = ("inputs", "images", "calib", "eval")
+MODEL_KEYS = {"path", "targets", "precisions", "formats", "inputs", "images", "preprocess", "shapes", "lod", "calib",
+              "eval", "max_drop", "seed", "skip_passes", "without_nms", "verify"}
+TOP_KEYS = {"targets", "precisions", "formats", "models"}
+
+
+class ZooError(WherryError):
+    """The zoo file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of the zoo with the options ``wherry convert`` would take for it (paths absolute)."""
+
+    name: str
+    path: str
+    targets: List[str]
+    options: Dict[str, object] = field(default_factory=dict)   # keywords of wherry.convert.convert
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": self.path, "targets": list(self.targets), "options": dict(self.options)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelEntry":
+        return cls(data["name"], data["path"], list(data["targets"]), dict(data["options"]))
+
+
+@dataclass(frozen=True)
+class Zoo:
+    path: Path
+    models: List[ModelEntry]
+
+    def cells(self):
+        """(model, target) pairs in file order: one bundle each."""
+        return [(m, t) for m in self.models for t in m.targets]
+
+
+def _names(value, what: str) -> List[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ZooError(f"{what} must be a list of names", 'e.g. targets = ["desktop-x86_64", "rpi4"]')
+    return value
+
+
+def _plain_name(name: str) -> str:
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ZooError(f"model name {name!r} is not a plain name", "a model's name names its bundles: no '/'")
+    return name
+
+
+def load_zoo(path) -> Zoo:
+    """Read and validate a zoo file; a mistake is one readable ZooError (exit 2) before any work starts."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ZooError(f"zoo file {path} not found", "give the path of a TOML zoo file (docs/zoo.md)") from None
+    except OSError as exc:
+        raise ZooError(f"cannot read zoo file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ZooError(f"zoo file {path} is not valid TOML: {exc}", "see docs/zoo.md for the format") from None
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise ZooError(f"zoo file {path}: unknown key(s) {', '.join(unknown)}",
+                       f"top-level keys: {', '.join(sorted(TOP_KEYS))}; models go under [models.NAME]")
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise ZooError(f"zoo file {path} lists no models", 'add one: [models.NAME] with path = "model.pdmodel"')
+    base = path.resolve().parent
+    defaults = {k: data[k] for k in ("targets", "precisions", "formats") if k in data}
+    return Zoo(path, [_model(name, entry, defaults, base, path) for name, entry in models.items()])
+
+
+def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> ModelEntry:
+    _plain_name(name)
+    if not isinstance(entry, dict):
+        raise ZooError(f"zoo file {zoo_path}: models.{name} must be a table", f'[models.{name}] path = "..."')
+    unknown = sorted(set(entry) - MODEL_KEYS)
+    if unknown:
+        raise ZooError(f"zoo file {zoo_path}: models.{name}: unknown key(s) {', '.join(unknown)}",
+                       f"keys: {', '.join(sorted(MODEL_KEYS))}")
+    if not isinstance(entry.get("path"), str):
+        raise ZooError(f"zoo file {zoo_path}: models.{name} has no path", 'path = "inference.pdmodel"')
+    merged = {**defaults, **entry}
+    model_path = base / entry["path"]
+    if not model_path.exists() and not any(model_path.parent.glob(model_path.name + ".*")):
+        raise ZooError(f"models.{name}: model {model_path} not found", "paths are relative to the zoo file")
+    targets = _names(merged.get("targets", ["desktop-x86_64"]), f"models.{name}.targets")
+    options: Dict[str, object] = {}
+    for key in ("precisions", "formats", "skip_passes"):
+        if key in merged:
+            options["precision" if key == "precisions" else key] = _names(merged[key], f"models.{name}.{key}")
+    for key in PATH_KEYS:
+        if key in merged:
+            file = base / str(merged[key])
+            if not file.exists():
+                raise ZooError(f"models.{name}: {key} {file} not found", "paths are relative to the zoo file")
+            options[key] = str(file)
+    if "preprocess" in merged:
+        pre = merged["preprocess"]
+        options["preprocess"] = json.dumps(pre) if isinstance(pre, dict) else str(pre)
+    for key in ("shapes", "lod"):
+        if key in merged:
+            table = merged[key]
+            if not isinstance(table, dict) or not all(isinstance(v, list) and all(isinstance(d, int) for d in v)
+                                                      for v in table.values()):
+                raise ZooError(f"models.{name}.{key} must map input names to lists of integers",
+                               f"{key} = {{ x = [1, 3, 224, 224] }}")
+            options[key] = {k: list(v) for k, v in table.items()}
+    for key, kind in (("max_drop", (int, float)), ("seed", int), ("without_nms", bool), ("verify", bool)):
+        if key in merged:
+            if not isinstance(merged[key], kind) or (kind is int and isinstance(merged[key], bool)):
+                raise ZooError(f"models.{name}.{key} has the wrong type ({type(merged[key]).__name__})")
+            options[key] = merged[key]
+    return ModelEntry(name, str(model_path), targets, options)

@@ -1,0 +1,83 @@
+"""One zoo task in its own process: convert one model for its targets, write the verdicts as JSON.
+
+    python -m wherry.convert.zoo.worker TASK.json RESULT.json
+
+The task's targets are converted in one call, so they share the golden run, the legalized
+program and the ONNX export. When that call fails with an error, each target is retried alone:
+one target's problem (a format it cannot build, say) does not fail the model's other targets.
+A native crash kills only this process; the parent reports the cell as crashed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("wherry.convert.zoo")
+
+
+def _error(exc) -> dict:
+    return {"type": type(exc).__name__, "message": getattr(exc, "message", str(exc)), "hint": getattr(exc, "hint", None)}
+
+
+def _cell(bundle) -> dict:
+    data = bundle.to_json()
+    data.pop("report", None)
+    timings = bundle.report.get("timings", {})
+    return {"status": cell_status(bundle), "bundle": data, "timings": timings}
+
+
+def cell_status(bundle) -> str:
+    """failed: an artifact failed or was not built; unverified: nothing failed but no artifact was run
+    against golden (verify = false, or only artifacts this host cannot run); passed otherwise."""
+    if not bundle.ok:
+        return "failed"
+    ran = [a for a in bundle.artifacts if a.verdict == "passed" or a.board_verdict == "passed"]
+    return "passed" if ran else "unverified"
+
+
+def run(task: dict) -> dict:
+    from wherry.convert.api import convert
+    from wherry.runtimes.errors import WherryError
+
+    entry, targets, out = task["model"], task["targets"], task["out"]
+    options = dict(entry["options"])
+
+    def attempt(chosen):
+        return convert(entry["path"], chosen, out=out, name=entry["name"], force=True, **options)
+
+    cells = {}
+    start = time.perf_counter()
+    try:
+        for bundle in attempt(targets):
+            cells[bundle.target] = _cell(bundle)
+    except WherryError as exc:
+        if len(targets) == 1:
+            cells[targets[0]] = {"status": "error", "error": _error(exc)}
+        else:
+            log.info("%s: %s; converting each target alone", entry["name"], exc.message)
+            for target in targets:
+                try:
+                    cells[target] = _cell(attempt([target])[0])
+                except WherryError as one:
+                    cells[target] = {"status": "error", "error": _error(one)}
+    return {"cells": cells, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def main(argv=None) -> int:
+    task_file, result_file = (argv or sys.argv[1:])[:2]
+    # paddle installs a SIGTERM handler that dies without cleanup: import it first, then restore ours
+    from paddle.base.proto import framework_pb2  # noqa: F401
+
+    from wherry.runtimes.cli import interrupt_on_sigterm
+    interrupt_on_sigterm()
+    logging.basicConfig(level=logging.WARNING, format=f"[{Path(task_file).stem}] %(message)s")
+    result = run(json.loads(Path(task_file).read_text()))
+    Path(result_file).write_text(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
