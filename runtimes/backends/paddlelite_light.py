@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import BackendUnavailable, BundleError
+from ..npz import lengths_key, offsets
 from ..specs import TensorSpec
 from .base import Backend
 
@@ -95,6 +96,7 @@ def _library() -> ctypes.CDLL:
                                  "(Debian bookworm, Raspberry Pi OS bookworm, Ubuntu 22.04 or newer)") from None
     c_void_p, c_int, c_char_p, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t
     i64p = ctypes.POINTER(ctypes.c_int64)
+    u64p, sizep = ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(c_size_t)
     for name, restype, argtypes in (
             ("wherry_lite_version", c_char_p, []),
             ("wherry_lite_commit", c_char_p, []),
@@ -107,10 +109,13 @@ def _library() -> ctypes.CDLL:
             ("wherry_lite_input_name", c_char_p, [c_void_p, c_int]),
             ("wherry_lite_output_name", c_char_p, [c_void_p, c_int]),
             ("wherry_lite_set_input", c_int, [c_void_p, c_int, c_int, i64p, c_int, c_void_p, c_size_t]),
+            ("wherry_lite_set_input_lod", c_int, [c_void_p, c_int, u64p, sizep, c_int]),
             ("wherry_lite_run", c_int, [c_void_p]),
             ("wherry_lite_output_info", c_int, [c_void_p, c_int, ctypes.POINTER(c_int), i64p, c_int,
                                                 ctypes.POINTER(c_int)]),
-            ("wherry_lite_output_copy", c_int, [c_void_p, c_int, c_void_p, c_size_t])):
+            ("wherry_lite_output_copy", c_int, [c_void_p, c_int, c_void_p, c_size_t]),
+            ("wherry_lite_output_lod", c_int, [c_void_p, c_int, u64p, c_size_t, sizep, c_int,
+                                               ctypes.POINTER(c_int)])):
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
     _LIB = lib
@@ -159,6 +164,8 @@ class PaddleLiteLightBackend(Backend):
                                          value.ctypes.data_as(ctypes.c_void_p), value.nbytes) != 0:
                 raise BundleError(f"Paddle Lite refused input {name!r}: {_error(lib)}",
                                   "check the input's shape and dtype against the model")
+            if lengths_key(name) in feeds:  # a sequence (LoD) input: Lite takes Paddle's LoD offsets
+                self._set_lod(i, name, [offsets(feeds[lengths_key(name)])])
         if lib.wherry_lite_run(handle) != 0:
             raise BundleError(f"Paddle Lite failed while running the model: {_error(lib)}",
                               "check the inputs' shapes; if they are right, report the model with this message")
@@ -178,6 +185,32 @@ class PaddleLiteLightBackend(Backend):
                 raise BundleError(f"cannot copy Paddle Lite output {name!r}: {_error(lib)}")
             results[name] = out
         return results
+
+    def _set_lod(self, index: int, name: str, lod: List[List[int]]) -> None:
+        flat = [offset for level in lod for offset in level]
+        values = (ctypes.c_uint64 * max(len(flat), 1))(*flat)
+        sizes = (ctypes.c_size_t * max(len(lod), 1))(*[len(level) for level in lod])
+        if self._lib.wherry_lite_set_input_lod(self._handle, index, values, sizes, len(lod)) != 0:
+            raise BundleError(f"Paddle Lite refused the sequence lengths of input {name!r}: {_error(self._lib)}",
+                              f"the lengths in {lengths_key(name)!r} must add up to the input's rows")
+
+    def output_lod(self, name: str) -> List[List[int]]:
+        """The LoD (sequence offsets per level) of output ``name`` after the last run; [] for a plain tensor."""
+        lib, index = self._lib, self._out_names.index(name)
+        levels = ctypes.c_int()
+        sizes = (ctypes.c_size_t * _MAX_RANK)()
+        if lib.wherry_lite_output_lod(self._handle, index, None, 0, sizes, _MAX_RANK, ctypes.byref(levels)) != 0:
+            raise BundleError(f"cannot read the LoD of Paddle Lite output {name!r}: {_error(lib)}")
+        counts = list(sizes[:min(levels.value, _MAX_RANK)])
+        values = (ctypes.c_uint64 * max(sum(counts), 1))()
+        if lib.wherry_lite_output_lod(self._handle, index, values, sum(counts), sizes, _MAX_RANK,
+                                      ctypes.byref(levels)) != 0:
+            raise BundleError(f"cannot read the LoD of Paddle Lite output {name!r}: {_error(lib)}")
+        lod, start = [], 0
+        for count in counts:
+            lod.append([int(v) for v in values[start:start + count]])
+            start += count
+        return lod
 
     def close(self) -> None:
         if getattr(self, "_handle", None):
