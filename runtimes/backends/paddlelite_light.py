@@ -38,6 +38,8 @@ _PRECISION_DTYPE = {1: np.float32, 2: np.int8, 3: np.int32, 5: np.float16, 6: np
                     8: np.int16, 9: np.uint8, 10: np.float64}
 _DTYPE_PRECISION = {np.dtype(t): p for p, t in _PRECISION_DTYPE.items() if p != 5}
 _MAX_RANK = 16
+#: C functions added with sequence (LoD) support; a runtime folder built before lacks them.
+_SINCE_LOD = ("wherry_lite_set_input_lod", "wherry_lite_output_lod")
 
 
 def locate() -> Optional[Path]:
@@ -116,7 +118,12 @@ def _library() -> ctypes.CDLL:
             ("wherry_lite_output_copy", c_int, [c_void_p, c_int, c_void_p, c_size_t]),
             ("wherry_lite_output_lod", c_int, [c_void_p, c_int, u64p, c_size_t, sizep, c_int,
                                                ctypes.POINTER(c_int)])):
-        fn = getattr(lib, name)
+        fn = getattr(lib, name, None)
+        if fn is None and name in _SINCE_LOD:
+            continue  # a runtime built before sequence inputs: it still runs every other model
+        if fn is None:
+            raise BackendUnavailable(f"the Paddle Lite runtime at {path} has no {name}: not a wherry Lite runtime",
+                                     "rebuild it with `wherry targets build-lite`")
         fn.restype, fn.argtypes = restype, argtypes
     _LIB = lib
     return lib
@@ -186,7 +193,14 @@ class PaddleLiteLightBackend(Backend):
             results[name] = out
         return results
 
+    def _require_lod(self) -> None:
+        if not all(hasattr(self._lib, name) for name in _SINCE_LOD):
+            raise BackendUnavailable("this Paddle Lite ARM runtime was built before wherry passed sequence lengths "
+                                     "(LoD) to it", "rebuild it with `wherry targets build-lite` (seconds: only "
+                                     "wherry's C interface is recompiled) and install the new wheel")
+
     def _set_lod(self, index: int, name: str, lod: List[List[int]]) -> None:
+        self._require_lod()
         flat = [offset for level in lod for offset in level]
         values = (ctypes.c_uint64 * max(len(flat), 1))(*flat)
         sizes = (ctypes.c_size_t * max(len(lod), 1))(*[len(level) for level in lod])
@@ -196,6 +210,7 @@ class PaddleLiteLightBackend(Backend):
 
     def output_lod(self, name: str) -> List[List[int]]:
         """The LoD (sequence offsets per level) of output ``name`` after the last run; [] for a plain tensor."""
+        self._require_lod()
         lib, index = self._lib, self._out_names.index(name)
         levels = ctypes.c_int()
         sizes = (ctypes.c_size_t * _MAX_RANK)()
