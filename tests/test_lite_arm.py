@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,36 @@ def test_corrupt_nb_crash_is_isolated_on_the_board(wherry, arm_runtime, rpi4_qua
     assert results["model.onnx"]["status"] == "passed"  # the runner lived on
 
 
+def test_native_crash_in_lite_on_the_board_is_isolated(wherry, arm_runtime, rpi4_quant_bundle, tmp_path):
+    """A .nb that really crashes Paddle Lite (found by mutating the digits CNN's parameter dims on the
+    emulated board): the first conv's filter claims 1048576 output channels while the file holds the
+    weights of 16. Lite trusts the dims (the flatbuffer is valid, the weight count is not checked)
+    and its ARM conv kernel reads far past the weights: SIGSEGV. Each check runs in a child process
+    (on the emulated board a second qemu process), so the runner reports it and checks the next artifact."""
+    bad = tmp_path / "crashing"
+    shutil.copytree(rpi4_quant_bundle, bad)
+    nb = bad / "model.arm.nb"
+    data = nb.read_bytes()
+    # .nb layout: meta version (2 bytes), opt version (16), program size (8), program, parameters
+    params = 26 + struct.unpack_from("<Q", data, 18)[0]
+    first_conv = struct.pack("<I4q", 4, 16, 1, 3, 3)  # the parameter's int64 dims vector [16, 1, 3, 3]
+    assert data.count(first_conv, params) == 1, "the digits CNN's first conv filter is where this test expects"
+    at = data.index(first_conv, params)
+    nb.write_bytes(data[:at] + struct.pack("<I4q", 4, 1 << 20, 1, 3, 3) + data[at + len(first_conv):])
+    manifest = json.loads((bad / "manifest.json").read_text())
+    for art in manifest["artifacts"]:
+        if art["file"] == "model.arm.nb":
+            art["sha256"] = content_hash(nb)  # a broken conversion, not tampering: the hash matches
+    (bad / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    proc, report, results = _check(wherry, bad, "--artifact", "model.arm.nb", "--artifact", "model.onnx")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    art = results["model.arm.nb"]
+    assert art["status"] == "failed"
+    assert "paddlelite crashed" in art["reason"] and "SIGSEGV" in art["reason"], art["reason"]
+    assert results["model.onnx"]["status"] == "passed"  # the runner lived on
+    assert report["device"]["machine"] == "aarch64"
+
+
 def test_lite_version_mismatch_is_explained(wherry, arm_runtime, rpi4_quant_bundle, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(rpi4_quant_bundle, other)
@@ -216,6 +247,86 @@ def test_mobilenet_v3_small_arm_nb_passes_on_the_emulated_board(wherry, arm_runt
     assert proc.returncode == 0, proc.stdout + proc.stderr
     art = results["model.arm.nb"]
     assert art["status"] == "passed" and art["outputs"][0]["cosine"] > 0.9999
+
+
+# ------------------------------------------------------------------------------------ sequence (LoD) inputs
+
+@pytest.fixture(scope="module")
+def tagger_rpi4(wherry, arm_runtime, tmp_path_factory):
+    """The Paddle 1.x GRU + CRF tagger (one LoD level) converted for rpi4 with three real sentences."""
+    from conftest import export_sequence_model
+
+    out = tmp_path_factory.mktemp("tagger_rpi4")
+    ids = np.random.default_rng(3).integers(0, 60, size=(13, 1)).astype("int64")
+    np.savez(out / "sentences.npz", words=ids, **{"words.lengths": np.array([4, 7, 2])})
+    proc = wherry("convert", export_sequence_model(), "--inputs", out / "sentences.npz", "-t", "rpi4", "-o", out,
+                  "--name", "tagger", "--json", check=0)
+    (summary,) = json.loads(proc.stdout)["bundles"]
+    return out / "tagger.rpi4", summary["report"]
+
+
+def test_sequence_tagger_arm_nb_passes_on_the_emulated_board(wherry, tagger_rpi4):
+    """The sequence lengths reach Lite's ARM runtime through the C interface: the CRF path on the ARM
+    kernels is exactly Paddle Inference's, during convert and in a later check."""
+    bundle, report = tagger_rpi4
+    during_convert = report["emulated_verification"]["model.arm.nb"]
+    assert during_convert["status"] == "passed", during_convert.get("reason")
+    proc, _, results = _check(wherry, bundle, "--artifact", "model.arm.nb")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    art = results["model.arm.nb"]
+    assert art["status"] == "passed", art["reason"]
+    golden = np.load(bundle / "golden" / "outputs.npz")
+    path_name = next(k for k, v in golden.items() if v.dtype == np.int64)
+    by_name = {o["name"]: o for o in art["outputs"]}
+    assert by_name[path_name]["max_abs"] == 0  # the decoded tag path: integers, exactly equal
+    assert max(o["max_abs"] for o in art["outputs"]) < 1e-4
+
+
+_LOD_SCRIPT = """
+import json, sys
+import numpy as np
+from wherry.runtimes.backends.paddlelite_light import PaddleLiteLightBackend
+lite = PaddleLiteLightBackend(sys.argv[1])
+ids = np.random.default_rng(4).integers(0, 60, size=(10, 1)).astype("int64")
+result = {}
+for split in ([10], [3, 3, 4]):
+    outs = lite.run({"words": ids, "words.lengths": np.array(split)})
+    result[str(len(split))] = {name: {"value": value.tolist(), "lod": lite.output_lod(name)} for name, value in outs.items()}
+print(json.dumps(result))
+"""
+
+
+def test_arm_c_interface_sets_and_reads_sequence_lengths(arm_runtime, tagger_rpi4, tmp_path):
+    """On the emulated board, through the ctypes backend: other lengths for the same rows give another
+    CRF path (the lengths really reach the ARM kernels), the same one Paddle Inference computes, and
+    each output's LoD read back from Lite is the input's sequence offsets."""
+    from conftest import export_sequence_model
+    from wherry import runtimes
+    from wherry.targets.devices import board_code, emulated_board_dir, install_lite_runtime
+
+    bundle, _ = tagger_rpi4
+    board = emulated_board_dir()
+    root = board / "sysroot"
+    path = [board / "site-packages", install_lite_runtime(board), board_code(tmp_path)]
+    qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
+    proc = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "PYTHONPATH=" + ":".join(map(str, path)), qemu, "-L",
+                           str(root), str(root / "usr/bin/python3.11"), "-c", _LOD_SCRIPT,
+                           str(bundle / "model.arm.nb")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    on_board = json.loads(proc.stdout)
+    ids = np.random.default_rng(4).integers(0, 60, size=(10, 1)).astype("int64")
+    paths = []
+    for split in ([10], [3, 3, 4]):
+        board_run = on_board[str(len(split))]
+        with runtimes.open(str(export_sequence_model()), backend="paddle", isolate=True) as ref:
+            expected = ref.run({"words": ids, "words.lengths": np.array(split)})
+        assert set(board_run) == set(expected)
+        for name, want in expected.items():
+            np.testing.assert_allclose(np.array(board_run[name]["value"]), want, atol=1e-4, err_msg=name)  # ARM GRU: ~1.4e-5
+            assert board_run[name]["lod"] == [[0] + np.cumsum(split).tolist()], (name, board_run[name]["lod"])
+        path_name = next(name for name, value in expected.items() if value.dtype == np.int64)
+        paths.append(np.array(board_run[path_name]["value"]))
+    assert not np.array_equal(*paths), "the split must change the CRF path"
 
 
 # ------------------------------------------------------------------------------------------- no runtime
@@ -257,3 +368,14 @@ def test_lite_versions_compare_in_one_spelling():
     assert lite_version.mismatch(None, "v2.13-rc") is None  # a manifest without the opt version: nothing to say
     note = lite_version.mismatch("2.12", "v2.13-rc", "102697b54f58bbc7", "model.arm.nb")
     assert "model.arm.nb was written by paddle_lite_opt 2.12" in note and "v2.13-rc (commit 102697b54f58)" in note
+
+
+def test_a_changed_c_interface_keeps_the_built_lite_library(tmp_path, monkeypatch):
+    """The C interface has its own cache key: editing wherry_lite.cc rebuilds only it (seconds), never
+    Lite's library (~20 minutes), whose key is the cmake recipe alone."""
+    lib_before, shim_before = lite.lib_dir("aarch64"), lite.runtime_dir("aarch64")
+    changed = tmp_path / "wherry_lite.cc"
+    changed.write_bytes(lite.SHIM_SOURCE.read_bytes() + b"\n// a new function\n")
+    monkeypatch.setattr(lite, "SHIM_SOURCE", changed)
+    assert lite.lib_dir("aarch64") == lib_before
+    assert lite.runtime_dir("aarch64") != shim_before

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..errors import BackendUnavailable, BundleError
+from ..npz import lengths_key, offsets
 from ..specs import TensorSpec
 from .base import Backend
 
@@ -37,6 +38,8 @@ _PRECISION_DTYPE = {1: np.float32, 2: np.int8, 3: np.int32, 5: np.float16, 6: np
                     8: np.int16, 9: np.uint8, 10: np.float64}
 _DTYPE_PRECISION = {np.dtype(t): p for p, t in _PRECISION_DTYPE.items() if p != 5}
 _MAX_RANK = 16
+#: C functions added with sequence (LoD) support; a runtime folder built before lacks them.
+_SINCE_LOD = ("wherry_lite_set_input_lod", "wherry_lite_output_lod")
 
 
 def locate() -> Optional[Path]:
@@ -95,6 +98,7 @@ def _library() -> ctypes.CDLL:
                                  "(Debian bookworm, Raspberry Pi OS bookworm, Ubuntu 22.04 or newer)") from None
     c_void_p, c_int, c_char_p, c_size_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t
     i64p = ctypes.POINTER(ctypes.c_int64)
+    u64p, sizep = ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(c_size_t)
     for name, restype, argtypes in (
             ("wherry_lite_version", c_char_p, []),
             ("wherry_lite_commit", c_char_p, []),
@@ -107,11 +111,19 @@ def _library() -> ctypes.CDLL:
             ("wherry_lite_input_name", c_char_p, [c_void_p, c_int]),
             ("wherry_lite_output_name", c_char_p, [c_void_p, c_int]),
             ("wherry_lite_set_input", c_int, [c_void_p, c_int, c_int, i64p, c_int, c_void_p, c_size_t]),
+            ("wherry_lite_set_input_lod", c_int, [c_void_p, c_int, u64p, sizep, c_int]),
             ("wherry_lite_run", c_int, [c_void_p]),
             ("wherry_lite_output_info", c_int, [c_void_p, c_int, ctypes.POINTER(c_int), i64p, c_int,
                                                 ctypes.POINTER(c_int)]),
-            ("wherry_lite_output_copy", c_int, [c_void_p, c_int, c_void_p, c_size_t])):
-        fn = getattr(lib, name)
+            ("wherry_lite_output_copy", c_int, [c_void_p, c_int, c_void_p, c_size_t]),
+            ("wherry_lite_output_lod", c_int, [c_void_p, c_int, u64p, c_size_t, sizep, c_int,
+                                               ctypes.POINTER(c_int)])):
+        fn = getattr(lib, name, None)
+        if fn is None and name in _SINCE_LOD:
+            continue  # a runtime built before sequence inputs: it still runs every other model
+        if fn is None:
+            raise BackendUnavailable(f"the Paddle Lite runtime at {path} has no {name}: not a wherry Lite runtime",
+                                     "rebuild it with `wherry targets build-lite`")
         fn.restype, fn.argtypes = restype, argtypes
     _LIB = lib
     return lib
@@ -159,6 +171,8 @@ class PaddleLiteLightBackend(Backend):
                                          value.ctypes.data_as(ctypes.c_void_p), value.nbytes) != 0:
                 raise BundleError(f"Paddle Lite refused input {name!r}: {_error(lib)}",
                                   "check the input's shape and dtype against the model")
+            if lengths_key(name) in feeds:  # a sequence (LoD) input: Lite takes Paddle's LoD offsets
+                self._set_lod(i, name, [offsets(feeds[lengths_key(name)])])
         if lib.wherry_lite_run(handle) != 0:
             raise BundleError(f"Paddle Lite failed while running the model: {_error(lib)}",
                               "check the inputs' shapes; if they are right, report the model with this message")
@@ -178,6 +192,40 @@ class PaddleLiteLightBackend(Backend):
                 raise BundleError(f"cannot copy Paddle Lite output {name!r}: {_error(lib)}")
             results[name] = out
         return results
+
+    def _require_lod(self) -> None:
+        if not all(hasattr(self._lib, name) for name in _SINCE_LOD):
+            raise BackendUnavailable("this Paddle Lite ARM runtime was built before wherry passed sequence lengths "
+                                     "(LoD) to it", "rebuild it with `wherry targets build-lite` (seconds: only "
+                                     "wherry's C interface is recompiled) and install the new wheel")
+
+    def _set_lod(self, index: int, name: str, lod: List[List[int]]) -> None:
+        self._require_lod()
+        flat = [offset for level in lod for offset in level]
+        values = (ctypes.c_uint64 * max(len(flat), 1))(*flat)
+        sizes = (ctypes.c_size_t * max(len(lod), 1))(*[len(level) for level in lod])
+        if self._lib.wherry_lite_set_input_lod(self._handle, index, values, sizes, len(lod)) != 0:
+            raise BundleError(f"Paddle Lite refused the sequence lengths of input {name!r}: {_error(self._lib)}",
+                              f"the lengths in {lengths_key(name)!r} must add up to the input's rows")
+
+    def output_lod(self, name: str) -> List[List[int]]:
+        """The LoD (sequence offsets per level) of output ``name`` after the last run; [] for a plain tensor."""
+        self._require_lod()
+        lib, index = self._lib, self._out_names.index(name)
+        levels = ctypes.c_int()
+        sizes = (ctypes.c_size_t * _MAX_RANK)()
+        if lib.wherry_lite_output_lod(self._handle, index, None, 0, sizes, _MAX_RANK, ctypes.byref(levels)) != 0:
+            raise BundleError(f"cannot read the LoD of Paddle Lite output {name!r}: {_error(lib)}")
+        counts = list(sizes[:min(levels.value, _MAX_RANK)])
+        values = (ctypes.c_uint64 * max(sum(counts), 1))()
+        if lib.wherry_lite_output_lod(self._handle, index, values, sum(counts), sizes, _MAX_RANK,
+                                      ctypes.byref(levels)) != 0:
+            raise BundleError(f"cannot read the LoD of Paddle Lite output {name!r}: {_error(lib)}")
+        lod, start = [], 0
+        for count in counts:
+            lod.append([int(v) for v in values[start:start + count]])
+            start += count
+        return lod
 
     def close(self) -> None:
         if getattr(self, "_handle", None):

@@ -127,14 +127,18 @@ def install_lite_runtime(board: Path) -> Optional[Path]:
     if runtime is None:
         log.info("no aarch64 Paddle Lite runtime built on this host: the emulated board has no Paddle Lite")
         return None
-    target, stamp = board / "paddle-lite", board / "paddle-lite" / ".installed-from"
+    # one directory per build (the cache key names it): a rebuilt runtime never replaces the files
+    # under a board process that is still running the previous one
+    target = board / "paddle-lite-builds" / runtime.folder.parent.name
+    stamp = target / ".installed-from"
     if stamp.is_file() and stamp.read_text() == str(runtime.wheel):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
     with open(board / "paddle-lite.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.is_file() and stamp.read_text() == str(runtime.wheel):
             return target
-        partial = board / "paddle-lite.partial"
+        partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         # the board is Debian bookworm (glibc 2.36) with CPython 3.11; pip takes each glibc it accepts
         platforms = [w for minor in range(17, 37) for w in ("--platform", f"manylinux_2_{minor}_aarch64")]

@@ -166,6 +166,29 @@ WL_EXPORT int wherry_lite_set_input(void* handle, int index, int precision, cons
   }
 }
 
+// Sequence (LoD) input: give input `index` the LoD `offsets` (Paddle's level offsets, e.g. lengths
+// [4, 5] -> [0, 4, 9]), `levels` levels whose sizes are `level_sizes[levels]`, concatenated in
+// `offsets`. Called after wherry_lite_set_input, before every run (each run feeds new sequences).
+WL_EXPORT int wherry_lite_set_input_lod(void* handle, int index, const uint64_t* offsets, const size_t* level_sizes,
+                                        int levels) {
+  try {
+    auto* h = static_cast<Handle*>(handle);
+    if (index < 0 || index >= static_cast<int>(h->input_names.size())) return fail("input index out of range");
+    if (levels < 0) return fail("negative LoD level count");
+    paddle::lite_api::lod_t lod;
+    for (int level = 0; level < levels; ++level) {
+      lod.emplace_back(offsets, offsets + level_sizes[level]);
+      offsets += level_sizes[level];
+    }
+    h->predictor->GetInput(index)->SetLoD(lod);
+    return 0;
+  } catch (const std::exception& exc) {
+    return fail(exc.what());
+  } catch (...) {
+    return fail("Paddle Lite raised an unknown C++ exception while setting an input's LoD");
+  }
+}
+
 WL_EXPORT int wherry_lite_run(void* handle) {
   try {
     static_cast<Handle*>(handle)->predictor->Run();
@@ -211,5 +234,32 @@ WL_EXPORT int wherry_lite_output_copy(void* handle, int index, void* dst, size_t
     return fail(exc.what());
   } catch (...) {
     return fail("Paddle Lite raised an unknown C++ exception while copying an output");
+  }
+}
+
+// LoD of output `index` (sequence outputs, e.g. a CRF's decoded path): *levels gets the number of
+// levels and level_sizes[l] the size of level l (up to `max_levels`); the offsets of all levels are
+// written one after another into `offsets` (up to `max_offsets`). Call with max_offsets == 0 to size.
+WL_EXPORT int wherry_lite_output_lod(void* handle, int index, uint64_t* offsets, size_t max_offsets,
+                                     size_t* level_sizes, int max_levels, int* levels) {
+  try {
+    auto* h = static_cast<Handle*>(handle);
+    if (index < 0 || index >= static_cast<int>(h->output_names.size())) return fail("output index out of range");
+    std::unique_ptr<const paddle::lite_api::Tensor> tensor = h->predictor->GetOutput(index);
+    paddle::lite_api::lod_t lod = tensor->lod();
+    *levels = static_cast<int>(lod.size());
+    size_t written = 0;
+    for (size_t level = 0; level < lod.size(); ++level) {
+      if (static_cast<int>(level) < max_levels) level_sizes[level] = lod[level].size();
+      for (uint64_t offset : lod[level]) {
+        if (written < max_offsets) offsets[written] = offset;
+        ++written;
+      }
+    }
+    return 0;
+  } catch (const std::exception& exc) {
+    return fail(exc.what());
+  } catch (...) {
+    return fail("Paddle Lite raised an unknown C++ exception while reading an output's LoD");
   }
 }
