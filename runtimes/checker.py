@@ -219,6 +219,7 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     version_note = _lite_version_note(bundle, art) if art.runtime == "paddlelite" else None
     if version_note:
         result.notes.append(version_note)
+
     def run(shared):
         with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads,
                           timeout=timeout, max_reply_bytes=max_npz_bytes, child=shared) as session:
