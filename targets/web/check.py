@@ -42,30 +42,45 @@ def _no_f16_reason(run: session.BrowserRun, art, error: str) -> Optional[str]:
 
 def check(bundle_dir: os.PathLike, ep: str = "wasm", threads: int = 2, artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Mapping] = None, timeout: float = 600.0) -> CheckReport:
-    bundle = load_bundle(bundle_dir)
-    overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
-    chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
-    feeds, golden = golden_data(bundle)
-    results: List[ArtifactResult] = []
-    runnable = []
-    for art in chosen:
-        result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
-        results.append(result)
-        try:
-            bundle.verify_artifact(art)  # integrity first: a tampered artifact fails before any browser starts
-        except BundleError as exc:
-            result.reason = exc.message
-            continue
-        why_not = _unrunnable_reason(art)
-        if why_not:
-            result.status, result.reason = UNVERIFIABLE, why_not
-        else:
-            runnable.append((art, result))
+    return check_many([bundle_dir], ep, threads, artifacts, overrides, timeout)[0]
+
+
+def check_many(bundle_dirs: Sequence[os.PathLike], ep: str = "wasm", threads: int = 2,
+               artifacts: Optional[Sequence[str]] = None, overrides: Optional[Mapping] = None,
+               timeout: float = 600.0) -> List[CheckReport]:
+    """Check several bundles in ONE browser page (one Chromium start): a report per bundle."""
+    jobs = []   # per bundle: (bundle, overrides, golden, results)
+    runnable = []   # (job index, artifact, result, model path, feeds)
+    for bundle_dir in bundle_dirs:
+        bundle = load_bundle(bundle_dir)
+        wanted = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
+        chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
+        feeds, golden = golden_data(bundle)
+        results: List[ArtifactResult] = []
+        for art in chosen:
+            result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
+            results.append(result)
+            try:
+                bundle.verify_artifact(art)  # integrity first: a tampered artifact fails before any browser starts
+            except BundleError as exc:
+                result.reason = exc.message
+                continue
+            why_not = _unrunnable_reason(art)
+            if why_not:
+                result.status, result.reason = UNVERIFIABLE, why_not
+            else:
+                runnable.append((len(jobs), art, result, bundle.path(art), feeds))
+        if not artifacts:
+            results += [not_built_result(n) for n in bundle.manifest.not_built]
+        jobs.append((bundle, wanted, golden, results))
     if runnable:
-        run = session.run([bundle.path(art) for art, _ in runnable], feeds, ep=ep, threads=threads, timeout=timeout)
+        run = session.run([item[3] for item in runnable], [item[4] for item in runnable], ep=ep, threads=threads,
+                          timeout=timeout)
         device = run.device_info()
-        for art, result in runnable:
-            got = run.results[Path(bundle.path(art)).name]
+        unique = len({Path(item[3]).name for item in runnable}) == len(runnable)
+        for position, (index, art, result, model, _) in enumerate(runnable):
+            _, wanted, golden, _ = jobs[index]
+            got = run.results[Path(model).name if unique else str(position)]
             result.seconds = ((got.load_ms or 0.0) + (got.run_ms or 0.0)) / 1000.0
             if got.error:
                 unverifiable = _no_f16_reason(run, art, got.error)
@@ -74,15 +89,17 @@ def check(bundle_dir: os.PathLike, ep: str = "wasm", threads: int = 2, artifacts
                 else:
                     result.status, result.reason = FAILED, f"onnxruntime-web ({ep}) could not run it: {got.error}"
                 continue
-            judge(result, art, golden, got.outputs, overrides)
+            judge(result, art, golden, got.outputs, wanted)
             if result.status == FAILED and ep.startswith("webgpu"):
                 result.notes.append(KNOWN_WEBGPU_CASE if ep == "webgpu-jsep" else NEW_WEBGPU_CASE)
     else:
         name = browser.version(browser.find())
         device = {"machine": f"browser ({name.split(' built')[0]}, onnxruntime-web {ortweb.VERSION}, {ep})",
                   "browser": name, "onnxruntime_web": ortweb.VERSION, "execution_provider": ep}
-    if not artifacts:
-        results += [not_built_result(n) for n in bundle.manifest.not_built]
-    for r in results:
-        log.info("%s: %s %s", r.file, r.status, r.reason)
-    return CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device, results)
+    reports = []
+    for bundle_dir, (bundle, _, _, results) in zip(bundle_dirs, jobs):
+        for r in results:
+            log.info("%s: %s %s", r.file, r.status, r.reason)
+        reports.append(CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device,
+                                   results))
+    return reports

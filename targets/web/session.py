@@ -70,34 +70,43 @@ class BrowserRun:
         return info
 
 
-def _input_files(feeds: Mapping[str, np.ndarray]):
+def _input_files(feeds: Mapping[str, np.ndarray], prefix: str = ""):
     files, specs = {}, []
     for i, (name, array) in enumerate(feeds.items()):
         array = np.ascontiguousarray(array)
         if array.dtype.name not in _NUMPY:
             raise WherryError(f"input {name!r} has dtype {array.dtype}, which onnxruntime-web cannot take",
                               "feed one of: " + ", ".join(_NUMPY))
-        url = f"/input/{i}.bin"
+        url = f"/input/{prefix}{i}.bin"
         files[url] = array.tobytes()
         specs.append({"name": name, "dtype": array.dtype.name, "dims": list(array.shape), "url": url})
     return files, specs
 
 
-def run(models: Sequence[Path], feeds: Mapping[str, np.ndarray], ep: str = "wasm", threads: int = 1,
+def run(models: Sequence[Path], feeds, ep: str = "wasm", threads: int = 1,
         runs: int = 0, warmup: int = 0, timeout: float = 600.0) -> BrowserRun:
-    """Run each ONNX model on ``feeds`` in one headless browser page; ``runs`` > 0 also times that many runs."""
+    """Run each ONNX model on ``feeds`` in one headless browser page; ``runs`` > 0 also times that many runs.
+
+    ``feeds``: one mapping (input name -> array) for every model, or a list with one mapping per model.
+    Results are keyed by the model's file name, or by its position ("0", "1", ...) when names repeat."""
     if ep not in EXECUTION_PROVIDERS:
         raise WherryError(f"unknown browser execution provider {ep!r}", "use browser:wasm or browser:webgpu")
     executable = browser.find()
     name = browser.version(executable)
     dist = ortweb.package_dir() / "dist"
-    files, inputs = _input_files(feeds)
+    per_model = isinstance(feeds, (list, tuple))
+    files, shared = ({}, []) if per_model else _input_files(feeds)
     tasks = []
     for i, model in enumerate(models):
         url = f"/model/{i}.onnx"
         files[url] = Path(model)
-        tasks.append({"id": str(i), "file": Path(model).name, "url": url, "runs": runs, "warmup": warmup})
-    job = {"ep": ep, "build": f"/ort/{ortweb.BUILDS[ep]}", "threads": threads, "tasks": tasks, "inputs": inputs}
+        inputs = shared
+        if per_model:
+            more, inputs = _input_files(feeds[i], prefix=f"{i}-")
+            files.update(more)
+        tasks.append({"id": str(i), "file": Path(model).name, "url": url, "runs": runs, "warmup": warmup,
+                      "inputs": inputs})
+    job = {"ep": ep, "build": f"/ort/{ortweb.BUILDS[ep]}", "threads": threads, "tasks": tasks}
     files["/job"] = json.dumps(job).encode()
 
     results = {t["id"]: ModelResult(t["file"]) for t in tasks}
@@ -146,4 +155,5 @@ def run(models: Sequence[Path], feeds: Mapping[str, np.ndarray], ep: str = "wasm
     for result in results.values():
         if result.error is None and not result.outputs and result.run_ms is None:
             result.error = "the page reported no result for this model"
-    return BrowserRun(name, ep, facts, {r.file: r for r in results.values()})
+    unique = len({r.file for r in results.values()}) == len(results)
+    return BrowserRun(name, ep, facts, {(r.file if unique else key): r for key, r in results.items()})

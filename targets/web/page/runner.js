@@ -79,11 +79,10 @@ async function main() {
   ort.env.wasm.numThreads = job.threads;
   ort.env.logLevel = 'error';
   facts.ort_version = (ort.env.versions && ort.env.versions.web) || null;
-  const feeds = await makeFeeds(ort, job.inputs);
   for (const task of job.tasks) {
     let result;
     try {
-      result = await runTask(ort, job, task, feeds);
+      result = await runTask(ort, job, task, await makeFeeds(ort, task.inputs));
     } catch (e) {
       result = {ok: false, error: String((e && e.message) || e)};
     }
