@@ -16,6 +16,13 @@ from hostile_fixtures import reseal
 pytestmark = pytest.mark.web
 
 ALL = ("model.onnx", "model.fp16.onnx", "model.int8.onnx")
+SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+
+
+def validate(name: str, document: dict) -> None:
+    import jsonschema
+
+    jsonschema.validate(document, json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +154,7 @@ def test_webgpu_wrong_outputs_are_never_a_pass(wherry, bundle):
 def test_bench_in_the_browser_against_native(wherry, bundle):
     proc = wherry("bench", bundle, "--device", "browser", "--runs", "10", "--warmup", "2", "--json", check=0)
     result = json.loads(proc.stdout)
+    validate("web-bench", result)
     assert result["schema"] == "wherry.web-bench.v1" and result["backend"] == "onnxruntime-web"
     assert [row["threads"] for row in result["rows"]] == [1, 2]
     for row in result["rows"]:
@@ -158,6 +166,7 @@ def test_bench_in_the_browser_against_native(wherry, bundle):
 def test_inspect_web_preflight(wherry, bundle):
     proc = wherry("inspect", bundle, "-t", "web", "--json", check=0)
     report = json.loads(proc.stdout)
+    validate("web-inspect", report)
     assert report["schema"] == "wherry.web-inspect.v1"
     arts = {a["file"]: a for a in report["artifacts"]}
     assert set(arts) == set(ALL)
@@ -168,6 +177,13 @@ def test_inspect_web_preflight(wherry, bundle):
     assert "webgpu-operators.md" in report["sources"]["webgpu"]
     text = wherry("inspect", bundle / "model.onnx", "-t", "web", check=0).stdout
     assert "wasm     all ops have a kernel" in text
+
+
+def test_info_names_the_browser_and_its_execution_provider(wherry, web_ready):
+    info = json.loads(wherry("info", "--device", "browser", "--json", check=0).stdout)
+    validate("web-info", info)
+    assert info["browser"].startswith("Chromium") and info["execution_provider"] == "wasm"
+    assert info["cross_origin_isolated"] is True and info["threads"] == 2
 
 
 def test_unknown_browser_execution_provider_is_a_user_error(wherry, bundle):
