@@ -27,7 +27,8 @@ NEW_WEBGPU_CASE = ("wrong numbers from the WebGPU backend wherry uses (ort.webgp
 
 def _unrunnable_reason(art) -> Optional[str]:
     if art.format != "onnx":
-        return f"a {art.format} artifact does not run in a browser (onnxruntime-web runs the ONNX artifacts)"
+        kind = "Paddle Lite .nb" if art.format == "nb" else f"{art.format} artifact"
+        return f"a {kind} does not run in a browser (onnxruntime-web runs the ONNX artifacts)"
     return None
 
 
