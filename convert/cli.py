@@ -213,7 +213,8 @@ def _add_inspect(sub):
                                    "list, and for each target profile which ops Paddle Lite has kernels for.")
     p.add_argument("model")
     p.add_argument("-t", "--target", action="append", metavar="TARGET",
-                   help="targets to check Lite op support for (default: desktop-x86_64 and rpi4)")
+                   help="targets to check Lite op support for (default: desktop-x86_64 and rpi4); for an .onnx "
+                        "file or a bundle: web, which ops onnxruntime-web runs per execution provider")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_inspect)
 
@@ -221,11 +222,33 @@ def _add_inspect(sub):
 def cmd_inspect(args) -> int:
     from wherry.convert import inspect as inspect_model
 
+    if _is_onnx_or_bundle(args.model):  # an artifact, not a Paddle model: the web target's op pre-flight
+        return _inspect_web(args)
     report = inspect_model.inspect(args.model, args.target or ["desktop-x86_64", "rpi4"])
     if args.json:
         emit_json("inspect", report)
     else:
         print(inspect_model.render(report))
+    return 0
+
+
+def _is_onnx_or_bundle(path: str) -> bool:
+    from wherry.runtimes.bundle import is_bundle
+
+    return Path(path).suffix == ".onnx" or (Path(path).is_dir() and is_bundle(Path(path)))
+
+
+def _inspect_web(args) -> int:
+    from wherry.targets.web import preflight
+
+    if any(t != "web" for t in (args.target or ["web"])):
+        raise WherryError(f"{args.model} is an ONNX artifact or a bundle: only -t web inspects those",
+                          "inspect the Paddle model for the other targets' Paddle Lite op support")
+    report = preflight.inspect(args.model)
+    if args.json:
+        emit_json("web-inspect", report)
+    else:
+        print(preflight.render(report))
     return 0
 
 

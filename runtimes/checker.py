@@ -238,6 +238,14 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
         result.reason = str(exc) + (" (see the version note: it is the likely cause)" if version_note else "")
         result.seconds = time.perf_counter() - start
         return result
+    judge(result, art, golden, actual, overrides)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def judge(result: ArtifactResult, art: Artifact, golden, actual, overrides=None) -> ArtifactResult:
+    """Compare an artifact's outputs with the golden ones under its tolerances; sets the verdict.
+    Shared by every place an artifact runs (this device, or a browser: wherry.targets.web)."""
     actual = _align(golden, actual)
     result.actual = actual
     tolerances = {}
@@ -246,7 +254,6 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
                                                                    parity._DEFAULTS else "fp32")
         tolerances[name] = parity.apply_overrides(base, name, overrides)
     result.outputs = parity.compare(golden, actual, tolerances)
-    result.seconds = time.perf_counter() - start
     failed = [o.name for o in result.outputs if not o.passed]
     result.status = FAILED if failed else PASSED
     if failed:

@@ -232,6 +232,12 @@ def cmd_check(args) -> int:
     report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
                             isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None),
                             timeout=timeout if timeout and timeout > 0 else None)
+    return print_check_report(args, report)
+
+
+def print_check_report(args, report) -> int:
+    """Write the --junit file, print the table or --json document; the exit code (0 ok, 1 failed).
+    Shared by every device, so a report reads the same wherever the artifacts ran."""
     if getattr(args, "junit", None):
         with open(args.junit, "w") as fh:
             fh.write(report.junit_xml())

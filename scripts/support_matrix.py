@@ -15,13 +15,14 @@ RESULTS = REPO / "out" / "conformance.json"
 START, END = "<!-- support-matrix:start -->", "<!-- support-matrix:end -->"
 COLUMNS = [("desktop-x86_64", "model.onnx", "ONNX (ORT, x86_64)"),
            ("desktop-x86_64", "model.x86.nb", "Lite x86 .nb"),
-           ("rpi4", "model.arm.nb", "Lite arm .nb")]
+           ("rpi4", "model.arm.nb", "Lite arm .nb"),
+           ("web", "model.onnx", "web (onnxruntime-web)")]
 
 
 def cell(record) -> str:
     if record is None:
         return "—"
-    where = " on emulated aarch64" if record.get("device") == "emulated-aarch64" else ""
+    where = {"emulated-aarch64": " on emulated aarch64", "browser": " in Chromium (WASM)"}.get(record.get("device"), "")
     if record["status"] == "passed":
         return f"✅ pass{where} (rel {float(record['max_rel']):.0e}, cos {float(record['cosine']):.6f})"
     if record["status"] == "not verifiable here":
@@ -69,6 +70,8 @@ def render(records) -> str:
                  "on the emulated aarch64 board (qemu user-mode) with Paddle Lite's ARM runtime built from its source "
                  "(`wherry targets build-lite`): the ARM kernels' results, not a real board's speed. Where that "
                  "runtime is not built they are listed as built, never counted as passed. "
+                 "The web column is the desktop bundle's `model.onnx` run by onnxruntime-web (WebAssembly) in "
+                 "headless Chromium (`--device browser`, docs/web.md); empty where no browser was available. "
                  "`zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
                  "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
                  "(`pytest -m zoo`).")

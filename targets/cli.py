@@ -70,7 +70,8 @@ def add_device_option(parser) -> None:
                         help=f"where to run: local (default), {EMULATED} (qemu, set up on first use), "
                              "ssh://user@host[:port] (copies the bundle and runtimes, runs python3 there), "
                              "or http://host:port (a board running `python -m wherry.runtimes serve`; "
-                             "token from WHERRY_TOKEN)")
+                             "token from WHERRY_TOKEN), or browser[:wasm|:webgpu] (onnxruntime-web in headless "
+                             "Chromium; docs/web.md)")
 
 
 def run_device_command(command: str, args, argv: Optional[List[str]] = None) -> int:

@@ -14,7 +14,8 @@ else:  # pragma: no cover - exercised on the 3.10 host
     import tomli as tomllib
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-ARCH_FAMILY = {"x86_64": "x86", "aarch64": "arm", "armv7": "arm"}
+# wasm32: a browser's WebAssembly; its artifacts (ONNX only) carry no CPU arch tag
+ARCH_FAMILY = {"x86_64": "x86", "aarch64": "arm", "armv7": "arm", "wasm32": "any"}
 KNOWN_ARTIFACTS = ("nb", "onnx")
 
 
@@ -26,7 +27,7 @@ class ProfileError(WherryError):
 class Profile:
     name: str
     description: str
-    arch: str                      # x86_64 | aarch64 | armv7
+    arch: str                      # x86_64 | aarch64 | armv7 | wasm32
     os: str
     artifacts: List[str]           # subset of KNOWN_ARTIFACTS
     lite_places: List[str]         # Paddle Lite valid places, e.g. ["arm"], ["arm", "opencl"], ["x86"]

@@ -25,11 +25,13 @@ VISION = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25
 TARGETS = ["desktop-x86_64", "rpi4"]
 RESULTS = REPO / "out" / "conformance.json"
 _records = []
+_web_bundles = []   # (model, source, desktop bundle): their model.onnx is run in the browser at the end
 
 
 @pytest.fixture(scope="module", autouse=True)
 def record_matrix():
     yield
+    _records.extend(_web_records())
     RESULTS.parent.mkdir(exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     keys = {(r["model"], r["source"]) for r in _records}
@@ -89,6 +91,8 @@ def _convert_and_check(model, out_dir, record_key, **options):
         _records.append({"model": record_key[0], "source": record_key[1], "error": str(exc).splitlines()[0]})
         raise
     by_target = {r.target: r for r in results}
+    if "desktop-x86_64" in by_target:
+        _web_bundles.append((record_key, by_target["desktop-x86_64"].path))
     rows = {}
     for r in results:
         for art in r.check.results:
@@ -98,6 +102,31 @@ def _convert_and_check(model, out_dir, record_key, **options):
                 rows[(r.target, art.file, "emulated")] = board
             _records.append(artifact_record(record_key[0], record_key[1], r, art))
     return by_target, rows
+
+
+def _web_records():
+    """The web column: every converted model's ONNX artifact in onnxruntime-web (headless Chromium, WASM),
+    all in one browser page; no records (the column stays empty) where there is no browser."""
+    from wherry.targets.web import check as web_check
+
+    bundles = [(key, path) for key, path in _web_bundles
+               if any(a["file"] == "model.onnx" for a in json.loads((path / "manifest.json").read_text())["artifacts"])]
+    if not bundles:
+        return []
+    try:
+        reports = web_check.check_many([path for _, path in bundles], artifacts=["model.onnx"])
+    except WherryError as exc:
+        print(f"web column not measured: {exc.message}")
+        return []
+    records = []
+    for (key, _), report in zip(bundles, reports):
+        art = report.results[0]
+        worst = art.worst()
+        records.append({"model": key[0], "source": key[1], "target": "web", "artifact": art.file,
+                        "status": art.status, "reason": art.reason, "device": "browser",
+                        "browser": report.device.get("machine"), "max_abs": worst.max_abs if worst else None,
+                        "max_rel": worst.max_rel if worst else None, "cosine": worst.cosine if worst else None})
+    return records
 
 
 def _assert_conformant(by_target, rows):

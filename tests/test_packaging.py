@@ -48,10 +48,9 @@ def test_package_data_ships_every_data_file():
                              check=True).stdout.split()
     for file in (f for f in tracked if not f.endswith(".py")):
         folder, name = file.rsplit("/", 1)
-        candidates = [(f"wherry.{folder.replace('/', '.')}", name)]
-        if "/" in folder:  # a pattern of the parent package, e.g. profiles/*.toml
-            parent, sub = folder.split("/", 1)
-            candidates.append((f"wherry.{parent}", f"{sub}/{name}"))
+        parts = folder.split("/")
+        # a pattern of the package itself or of any package above it, e.g. profiles/*.toml, page/*.js
+        candidates = [("wherry." + ".".join(parts[:i]), "/".join(parts[i:] + [name])) for i in range(1, len(parts) + 1)]
         assert any(fnmatch.fnmatch(rel, pattern) for package, rel in candidates for pattern in data.get(package, ())), \
             f"{file} is not in pyproject.toml's package-data"
 

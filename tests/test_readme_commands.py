@@ -63,6 +63,13 @@ RUN_BY = {
     "wherry check out/mnv3.rpi4 --device http://board:8765": "tests/test_serve.py::test_full_check_round_trip_through_the_cli",
     "wherry zoo zoo.toml -o out/zoo -j 2 --markdown matrix.md": "tests/test_zoo_command.py::first_run",
     "wherry zoo zoo.toml --ray local": "tests/test_zoo_command.py::test_ray_gives_the_same_verdicts_as_a_local_run",
+    "wherry convert mnv3/model.pdmodel -t web -o out": "tests/test_web.py::test_web_profile_builds_onnx_only",
+    "wherry inspect out/mnv3.web -t web": "tests/test_web.py::test_inspect_web_preflight",
+    "wherry check out/mnv3.web --device browser --junit web.xml":
+        "tests/test_web.py::test_fp32_fp16_int8_pass_in_the_browser_on_wasm",
+    "wherry check out/mnv3.web --device browser:webgpu":
+        "tests/test_web.py::test_webgpu_is_correct_or_not_verifiable_and_labelled_emulated",
+    "wherry bench out/mnv3.web --device browser --runs 50": "tests/test_web.py::test_bench_in_the_browser_against_native",
 }
 NOT_RUN = {
     "scp -r out/mnv3.rpi4 pi@board:": "no board here (the ssh device test copies bundles to a loopback sshd)",

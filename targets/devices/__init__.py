@@ -9,6 +9,7 @@ whatever the connection:
 * ``http://host:port``  - a device running `python -m wherry.runtimes serve` (runtimes/serve.py)
 * ``ssh://user@host[:port][?python=/path/to/python3]`` - a real board: the bundle and the runtimes
   package are copied over and run with the board's python3 (or the given one, e.g. a venv's)
+* ``browser[:wasm|:webgpu]`` - onnxruntime-web in headless Chromium (browser.py; ONNX artifacts only)
 """
 from __future__ import annotations
 
@@ -281,8 +282,11 @@ def connect(device: Optional[str]) -> Device:
         return EmulatedAarch64()
     if device.startswith("ssh://"):
         return SshDevice(device)
+    if device == "browser" or device.startswith("browser:"):
+        from wherry.targets.devices.browser import BrowserDevice
+        return BrowserDevice(device)
     if device.startswith("http://"):
         from wherry.targets.devices.http import HttpDevice
         return HttpDevice(device)
     raise DeviceError(f"unknown device {device!r}",
-                      f"use local, {EMULATED}, ssh://user@host[:port] or http://host:port")
+                      f"use local, {EMULATED}, ssh://user@host[:port], http://host:port or browser[:wasm|:webgpu]")
