@@ -151,3 +151,24 @@ def test_legacy_twins_need_and_get_their_legalization(tmp_path):
     flow = folder / "control_flow"
     _, _, changes = legalize.legalize(flow / "model.pdmodel", flow / "model.pdiparams", tmp_path / "flow")
     assert any(c.startswith("zero-d:") for c in changes)
+
+
+@pytest.mark.zoo
+def test_debug_locates_lite_x86_rnn_leaving_its_final_states_unwritten(tmp_path):
+    """zoo/rnn_text's x86 .nb fails parity; `wherry debug` names the op: Lite's x86 rnn kernel computes the
+    sequence output right and leaves the final hidden/cell states (its State outputs) unwritten."""
+    folder = exported("legacy", ["rnn_text"]) / "rnn_text"
+    out = tmp_path / "out"
+    results = pipeline.convert(pipeline.ConvertOptions(model=str(folder / "model.pdmodel"),
+                                                       targets=["desktop-x86_64"], out_dir=out,
+                                                       inputs=folder / "inputs.npz"))
+    bundle = results[0].path
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle), "--model",
+                           str(folder / "model.pdmodel"), "--artifact", "model.x86.nb", "--json"],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 1, proc.stderr
+    first = json.loads(proc.stdout)["artifacts"][0]["first_divergence"]
+    assert first["type"] == "rnn", first
+    assert all(i["parity"]["verdict"] == "passed" for i in first["inputs"])
+    states = [o for o in first["outputs"] if o["parity"]["verdict"] != "passed"]
+    assert states and all(o["name"] != first["outputs"][0]["name"] for o in states)  # the sequence output is right

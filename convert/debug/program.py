@@ -15,8 +15,10 @@ from typing import Dict, List, Optional
 
 log = logging.getLogger(__name__)
 
-# Outputs that hold no data at inference (shape carriers, training statistics) are not compared.
-_NO_DATA_SLOTS = {"XShape", "SavedMean", "SavedVariance", "MeanOut", "VarianceOut", "ReserveSpace"}
+# Outputs that hold no data at inference (shape carriers, training statistics, rnn's training buffers)
+# are neither fetched nor compared: Paddle Inference refuses to fetch a tensor that holds no memory.
+_NO_DATA_SLOTS = {"XShape", "SavedMean", "SavedVariance", "MeanOut", "VarianceOut", "ReserveSpace", "Reserve",
+                  "DropoutState"}
 _SKIPPED_OPS = {"feed", "fetch"}
 
 
@@ -117,8 +119,9 @@ def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optio
     fetch_ops = [op for op in block.ops if op.type == "fetch"]
     holder = fetch_ops[0].outputs[0].arguments[0] if fetch_ops else "fetch"
     fetched = list(program.fetches)
-    wanted = [n for n in (names if names is not None else program.tensors) if n not in fetched
-              and n not in program.feeds]
+    if names is None:  # every tensor an op computes, in program order
+        names = list(dict.fromkeys(n for op in program.ops for n in op.data_outputs(program.tensors)))
+    wanted = [n for n in names if n not in fetched and n not in program.feeds]
     for name in wanted:
         op = block.ops.add()
         op.type = "fetch"
