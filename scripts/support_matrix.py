@@ -19,9 +19,11 @@ COLUMNS = [("desktop-x86_64", "model.onnx", "ONNX (ORT, x86_64)"),
            ("web", "model.onnx", "web (onnxruntime-web)")]
 
 
-def cell(record) -> str:
+def cell(record, located=None) -> str:
     if record is None:
         return "—"
+    if located and record["status"] == "failed":  # `wherry debug` named the first diverging op
+        return f"❌ failed: first diverging op `{located['located']}` ({located.get('why', 'wherry debug')})"
     where = {"emulated-aarch64": " on emulated aarch64", "browser": " in Chromium (WASM)"}.get(record.get("device"), "")
     if record["status"] == "passed":
         return f"✅ pass{where} (rel {float(record['max_rel']):.0e}, cos {float(record['cosine']):.6f})"
@@ -43,6 +45,8 @@ def render(records) -> str:
             rows[(r["model"], r["source"])]["error"] = r["error"]
         elif "raw" in r:
             rows[(r["model"], r["source"])]["raw"] = r["raw"]
+        elif "located" in r:
+            rows[(r["model"], r["source"])][("located", r["target"], r["artifact"])] = r
         else:
             rows[(r["model"], r["source"])][(r["target"], r["artifact"])] = r
     lines = ["| model | source | " + " | ".join(c[2] for c in COLUMNS) + " | plain `paddle_lite_opt` x86 / arm |",
@@ -56,7 +60,7 @@ def render(records) -> str:
         raw = cells.get("raw")
         raw_text = f"{raw['raw_lite_x86']} / {raw['raw_lite_arm']}" if raw else \
             ("n/a (reads no PIR)" if source == "pir" else "n/a")
-        lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2])) for c in COLUMNS)
+        lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2]), cells.get(("located",) + c[:2])) for c in COLUMNS)
                      + f" | {raw_text} |")
     lines.append("")
     lines.append("Parity is measured against Paddle Inference on the original model on this x86_64 host; "
