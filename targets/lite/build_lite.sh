@@ -62,8 +62,8 @@ build_lib() {
       -DCMAKE_SHARED_LINKER_FLAGS="-flto=$jobs") > "$work/cmake.log" 2>&1 || {
     tail -n 30 "$work/cmake.log" >&2; say "cmake failed (full log: $work/cmake.log)"; exit 1; }
   local total
-  total=$(grep -c '\.cc\.o: ' "$work/lite/api/CMakeFiles/PADDLELITE_OBJS.dir/build.make" 2>/dev/null || echo "?")
-  say "compiling the light API with $jobs jobs (about $total/2 sources; ~20 min on 2 cores)"
+  total=$(grep -c 'Building CXX object' "$work/lite/api/CMakeFiles/PADDLELITE_OBJS.dir/build.make" 2>/dev/null || echo "?")
+  say "compiling the light API with $jobs jobs (about $total sources; ~20 min on 2 cores)"
   # Progress: one line per 50 compiled sources, so a long build shows it is alive.
   local lib="$work/lite/api/libpaddle_light_api_shared.so"
   if ! (cd "$work" && make paddle_light_api_shared -j"$jobs" 2>&1) | tee "$work/make.log" | \
