@@ -88,7 +88,8 @@ class BundleResult:
                 and (self.check is None or not self.check.failed))
 
 
-def _versions() -> dict:
+def tool_versions() -> dict:
+    """The versions a conversion's result depends on (the manifest's tools; the zoo's cache key)."""
     def version(dist):
         try:
             return metadata.version(dist)
@@ -99,7 +100,8 @@ def _versions() -> dict:
             "numpy": np.__version__}
 
 
-def _sha256(path: Path) -> str:
+def source_sha256(path: Path) -> str:
+    """sha256 of a source model file, as the manifest records it (`wherry debug` checks --model by it)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -424,9 +426,9 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
     manifest = Manifest(
         name=shared.name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
         source={"format": info.format, "translated": shared.legacy.translated,
-                "files": [{"name": p.name, "sha256": _sha256(p)} for p in shared.source_files],
+                "files": [{"name": p.name, "sha256": source_sha256(p)} for p in shared.source_files],
                 "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
-        tools={**_versions(), "onnx_opset": profile.onnx_opset},
+        tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},

@@ -9,7 +9,6 @@ visible.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
@@ -25,6 +24,7 @@ from wherry.runtimes.bundle import load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, WherryError
 
+from ..pipeline import source_sha256
 from . import mapping, taps
 from . import program as program_io
 
@@ -140,14 +140,6 @@ class _Reference:
     notes: List[str]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _reference(bundle, model: str, feeds, golden, work: Path) -> _Reference:
     """The legalized legacy program ``convert`` fed the exporters, rebuilt from the source model, and all
     its tensors from Paddle Inference."""
@@ -155,7 +147,7 @@ def _reference(bundle, model: str, feeds, golden, work: Path) -> _Reference:
 
     info = source.read(model)
     recorded = {f.get("sha256") for f in bundle.manifest.source.get("files", [])}
-    given = {_sha256(p) for p in info.files.all_files()}
+    given = {source_sha256(p) for p in info.files.all_files()}
     if recorded and not given <= recorded:
         raise InputError(f"{model} is not the model bundle {bundle.root} was converted from (its files' sha256 "
                          "differ from the ones the manifest records)",

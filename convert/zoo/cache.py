@@ -16,7 +16,6 @@ import platform
 import shutil
 import tempfile
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
@@ -25,7 +24,6 @@ from .spec import PATH_KEYS, ModelEntry
 log = logging.getLogger(__name__)
 
 KEY_VERSION = 1          # bump when the layout or the meaning of a key changes
-TOOLS = ("paddlepaddle", "paddlelite", "paddle2onnx", "onnx", "onnxruntime", "numpy")
 CODE_PACKAGES = ("wherry.convert", "wherry.runtimes", "wherry.targets")
 
 
@@ -71,12 +69,8 @@ def model_hash(model: str) -> str:
 
 @lru_cache(maxsize=None)
 def tool_versions() -> tuple:
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-    return tuple((dist, version(dist)) for dist in TOOLS)
+    from ..pipeline import tool_versions as versions
+    return tuple(sorted(versions().items()))
 
 
 @lru_cache(maxsize=None)
