@@ -75,7 +75,8 @@ def render(records) -> str:
                  "(`wherry targets build-lite`): the ARM kernels' results, not a real board's speed. Where that "
                  "runtime is not built they are listed as built, never counted as passed. "
                  "The web column is the desktop bundle's `model.onnx` run by onnxruntime-web (WebAssembly) in "
-                 "headless Chromium (`--device browser`, docs/web.md); empty where no browser was available. "
+                 "headless Chromium (`--device browser`, docs/web.md); empty where no browser was available, and for the "
+                 "`zoo/*` rows, which the zoo run does not take to the browser. "
                  "`zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
                  "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
                  "(`pytest -m zoo`).")
