@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+from conftest import sigint_as_in_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -187,7 +188,7 @@ class RunnerProcess:
     def __init__(self, *args: str, env: Optional[dict] = None):
         self.proc = subprocess.Popen([PY, "-m", "wherry.runtimes", "serve", "--port", "0", *args], cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, preexec_fn=sigint_as_in_a_terminal)
         line = self.proc.stdout.readline()
         assert "wherry runner on http://" in line, line + self.proc.stderr.read()
         self.url = line.split()[3]

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from conftest import REPO, export_legal_model
+from conftest import REPO, export_legal_model, sigint_as_in_a_terminal
 
 from wherry.convert import example
 
@@ -173,7 +173,7 @@ def test_ctrl_c_stops_the_running_workers(zoo_file, tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-m", "wherry.convert.cli", "zoo", str(zoo_file), "-o", str(tmp_path),
                              "--no-cache", "-j", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=REPO)
+                            cwd=REPO, preexec_fn=sigint_as_in_a_terminal)
     deadline, workers = time.monotonic() + 120, set()
     while time.monotonic() < deadline and not workers:
         time.sleep(0.5)
