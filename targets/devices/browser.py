@@ -60,13 +60,7 @@ class BrowserDevice(Device):
 
         if args.runs < 1 or args.warmup < 0:
             raise DeviceError("--runs must be >= 1 and --warmup >= 0", "example: --warmup 5 --runs 50")
-        model, feeds = bench.resolve_onnx(args.path, args.artifact)
-        if args.inputs:
-            from wherry.runtimes.npz import load_npz
-            feeds = load_npz(args.inputs)
-        if feeds is None:
-            raise DeviceError(f"{args.path} is not inside a bundle, so there are no golden inputs to time it on",
-                              "pass --inputs in.npz")
+        model, feeds = _model_and_feeds(args)
         threads = [args.threads] if args.threads else [1, 2]
         result = bench.bench(model, feeds, self.ep, threads, args.runs, args.warmup)
         if args.json:
@@ -90,15 +84,9 @@ class BrowserDevice(Device):
     def _run(self, args) -> int:
         import numpy as np
 
-        from wherry.targets.web import bench, session
+        from wherry.targets.web import session
 
-        model, feeds = bench.resolve_onnx(args.path, args.artifact)
-        if args.inputs:
-            from wherry.runtimes.npz import load_npz
-            feeds = load_npz(args.inputs)
-        if feeds is None:
-            raise DeviceError(f"{args.path} is not inside a bundle, so there are no golden inputs",
-                              "pass --inputs in.npz")
+        model, feeds = _model_and_feeds(args)
         got = session.run([model], feeds, ep=self.ep, threads=args.threads or DEFAULT_THREADS).results[model.name]
         if got.error:
             raise DeviceError(f"onnxruntime-web ({self.ep}) could not run {model.name}: {got.error}")
@@ -108,3 +96,17 @@ class BrowserDevice(Device):
             print(f"{name}: {value.dtype}{list(value.shape)}", file=sys.stdout)
         print(f"(onnxruntime-web {self.ep}, {(got.run_ms or 0):.1f} ms" + (f", wrote {args.out})" if args.out else ")"))
         return 0
+
+
+def _model_and_feeds(args):
+    """The ONNX artifact named by PATH/--artifact and the feeds: --inputs, else the bundle's golden inputs."""
+    from wherry.targets.web import bench
+
+    model, feeds = bench.resolve_onnx(args.path, args.artifact)
+    if args.inputs:
+        from wherry.runtimes.npz import load_npz
+        feeds = load_npz(args.inputs)
+    if feeds is None:
+        raise DeviceError(f"{args.path} is not inside a bundle, so there are no golden inputs",
+                          "pass --inputs in.npz")
+    return model, feeds
