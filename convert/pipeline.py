@@ -594,9 +594,14 @@ def _artifact(stage, file, fmt, precision, arch, profile, info, places=None, not
 
 def _publish(stage: Path, final: Path, force: bool) -> None:
     """Move the finished bundle into place; an old bundle is replaced only as a whole."""
+    if final.exists() and not force:
+        raise OutputError(f"bundle {final} already exists", "pass --force to replace it")
+    replace_bundle(stage, final)
+
+
+def replace_bundle(stage: Path, final: Path) -> None:
+    """Rename a staged bundle to ``final``, swapping out an existing one as a whole (never half of each)."""
     if final.exists():
-        if not force:
-            raise OutputError(f"bundle {final} already exists", "pass --force to replace it")
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.rename(final, old)
         os.rename(stage, final)

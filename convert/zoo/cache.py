@@ -167,10 +167,5 @@ def restore(cache_bundle: Path, final: Path) -> None:
 
 
 def publish(stage: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.rename(final, old)
-        os.rename(stage, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(stage, final)
+    from ..pipeline import replace_bundle
+    replace_bundle(stage, final)
