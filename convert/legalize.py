@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from wherry.convert import params as params_io
+from wherry.convert import paddle_registry
+from wherry.runtimes.paddle_model import framework_proto
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class Program:
 
 def persistable_names(desc) -> List[str]:
     """Names of the variables the combined parameter file stores (block 0 persistables but feed/fetch)."""
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     holders = (framework_pb2.VarType.FEED_MINIBATCH, framework_pb2.VarType.FETCH_LIST)
     return sorted(v.name for v in desc.blocks[0].vars if v.persistable and v.type.type not in holders)
@@ -82,29 +84,21 @@ def lite_ops() -> dict:
 @lru_cache(maxsize=None)
 def paddle_defaults(op_type: str) -> dict:
     """The attribute defaults Paddle applies to ``op_type`` when a program omits them (incl. "extra" ones)."""
-    from paddle.base import core
-
-    try:
-        defaults = dict(core.get_op_extra_attrs(op_type))
-        defaults.update(core.get_op_attrs_default_value(op_type.encode()))
-    except (RuntimeError, ValueError):  # an op Paddle does not define (custom / Lite-only)
+    entry = paddle_registry.op(op_type)
+    if entry is None or entry["defaults"] is None:  # an op Paddle does not define (custom / Lite-only)
         return {}
+    defaults = dict(entry["extra"] or {})
+    defaults.update(entry["defaults"])
     # Inference programs run with is_test = true (Paddle Inference's is_test pass sets it on every op).
     if "is_test" in defaults:
         defaults["is_test"] = True
     return defaults
 
 
-@lru_cache(maxsize=None)
 def paddle_slots(op_type: str, kind: str) -> tuple:
     """Input or output slot names of ``op_type`` in Paddle's op definition."""
-    from paddle.base import framework
-
-    try:
-        proto = framework.OpProtoHolder.instance().get_op_proto(op_type)
-    except ValueError:
-        return ()
-    return tuple(s.name for s in (proto.outputs if kind == "outputs" else proto.inputs))
+    entry = paddle_registry.op(op_type)
+    return tuple(entry[kind]) if entry is not None else ()
 
 
 def _find_var(block, name):
@@ -128,7 +122,7 @@ def _tensor(var):
 
 
 def _add_var(block, name: str, like_dtype: int, dims) -> None:
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     var = block.vars.add()
     var.name = name
@@ -139,7 +133,7 @@ def _add_var(block, name: str, like_dtype: int, dims) -> None:
 
 
 def _input_dtype(block, op) -> int:
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     for slot in op.inputs:
         var = _find_var(block, slot.arguments[0]) if len(slot.arguments) else None
@@ -176,7 +170,7 @@ def add_xshape(program: Program) -> List[str]:
 
 def _set_attr(attr, kind: str, value) -> None:
     """Store ``value`` in ``attr`` as AttrType ``kind`` (INT, LONG, INTS, LONGS, FLOAT, ...)."""
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     attr.type = getattr(framework_pb2.AttrType, kind)
     scalar = {"INT": "i", "LONG": "l", "FLOAT": "f", "FLOAT64": "float64", "BOOLEAN": "b", "STRING": "s"}
@@ -226,7 +220,7 @@ _WIDTHS = {("LONGS", "INTS"): "ints", ("INTS", "LONGS"): "longs", ("LONG", "INT"
                                   "its op parser reads (Paddle >= 2.6 writes reduce dims as int64 lists, Lite reads "
                                   "int32)")
 def attr_widths(program: Program) -> List[str]:
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     names = {v: k for k, v in framework_pb2.AttrType.items()}
     changes = []
@@ -288,7 +282,7 @@ _SHAPE_MAKERS = ("fill_constant", "gaussian_random", "uniform_random", "fill_any
                              "on a tensor, paddle.full([])): the .nb builds, then aborts at run time; a 1-element "
                              "tensor broadcasts the same way")
 def zero_d(program: Program) -> List[str]:
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     changes = []
     for block in program.desc.blocks:

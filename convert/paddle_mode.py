@@ -9,6 +9,9 @@ else runs with Paddle's default.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 from contextlib import contextmanager
 
 from wherry.runtimes.errors import ModelError
@@ -34,3 +37,20 @@ def require_pir_reader(paddle) -> None:
                          "PIR programs (model.json)",
                          f"convert in a fresh process (the wherry command does), or unset {FLAG} before "
                          "Paddle is first imported")
+
+
+def import_paddle():
+    """Import paddle in this process and keep this process's SIGTERM handler.
+
+    Importing paddle installs a C-level SIGTERM handler that dies without cleanup (no staging
+    directory removed, no child stopped); wherry's own handler turns SIGTERM into the same clean
+    stop as Ctrl-C. Paddle is imported only where its op registry is needed (PIR programs, some
+    legalization passes), so this runs late, after that handler is in place."""
+    if "paddle" in sys.modules:
+        return sys.modules["paddle"]
+    ours = signal.getsignal(signal.SIGTERM)
+    import paddle
+
+    if ours is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, ours)
+    return paddle

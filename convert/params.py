@@ -20,6 +20,7 @@ from typing import List, Sequence
 import numpy as np
 
 from wherry.runtimes.errors import ModelError
+from wherry.runtimes.paddle_model import framework_proto
 
 # VarType.Type values of the tensor element types (framework.proto)
 _DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32, 6: np.float64,
@@ -40,7 +41,7 @@ class Record:
 
 
 def _parse_one(buf: bytes, pos: int):
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     start = pos
     pos += 4                                             # version
@@ -82,7 +83,7 @@ def read(params_file: Path, names: Sequence[str]) -> List[Record]:
 
 def make(name: str, value: np.ndarray) -> Record:
     """A new record holding ``value`` (no LoD)."""
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     value = np.ascontiguousarray(value)
     desc = framework_pb2.VarType.TensorDesc()

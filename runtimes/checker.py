@@ -221,7 +221,7 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
         result.notes.append(version_note)
 
     def run(shared):
-        with open_session(bundle.root, artifact=art.file, isolate=isolate, threads=threads,
+        with open_session(bundle, artifact=art.file, isolate=isolate, threads=threads,
                           timeout=timeout, max_reply_bytes=max_npz_bytes, child=shared) as session:
             return session.run(feeds)
 
@@ -299,25 +299,29 @@ def _lite_version_note(bundle: Bundle, art: Artifact) -> Optional[str]:
 def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Mapping[str, Mapping[str, float]]] = None, isolate: bool = True,
           threads: Optional[int] = None, timeout: Optional[float] = None,
-          max_npz_bytes: Optional[int] = None) -> CheckReport:
+          max_npz_bytes: Optional[int] = None, child=None) -> CheckReport:
     """Check every artifact (or the named ones) that can run on this device against the golden outputs.
 
     ``timeout`` bounds loading and running each isolated artifact (its child is killed after it);
-    ``max_npz_bytes`` bounds each golden file and each artifact's outputs (default runtimes.npz.MAX_NPZ_BYTES)."""
+    ``max_npz_bytes`` bounds each golden file and each artifact's outputs (default runtimes.npz.MAX_NPZ_BYTES);
+    ``child``: an isolate.SharedChild the caller keeps for several checks (the converter's, for all the
+    bundles of one call), instead of one started and stopped here."""
     bundle = load_bundle(bundle_dir)
     overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle, max_npz_bytes)
     # One isolated child serves the artifacts in turn (one interpreter start and one set of imports);
     # one that crashes or times out takes only its own verdict down, the next gets a new child.
-    from .isolate import SharedChild
+    own_child = isolate and child is None
+    if own_child:
+        from .isolate import SharedChild
 
-    child = SharedChild(threads, timeout, max_npz_bytes) if isolate else None
+        child = SharedChild(threads, timeout, max_npz_bytes)
     try:
         results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads, timeout, max_npz_bytes,
-                                  child) for art in chosen]
+                                  child if isolate else None) for art in chosen]
     finally:
-        if child is not None:
+        if own_child:
             child.close()
     if not artifacts:
         results += [not_built_result(n) for n in bundle.manifest.not_built]

@@ -8,13 +8,16 @@ Inference backend need. Three formats:
 * ``paddle1`` - a directory with ``__model__`` and one file per parameter
   (or a combined ``__params__``/``params`` file)
 
-Reading a legacy program needs paddle's generated protobuf module (imported
-lazily); PIR programs are plain JSON.
+Reading a legacy program needs paddle's generated protobuf module (loaded
+lazily, without importing paddle itself: see framework_proto); PIR programs are plain JSON.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -121,6 +124,31 @@ def _nice_name(model_file: Path) -> str:
 
 # --------------------------------------------------------------------------- reading
 
+PADDLE_PROTO = "paddle.base.proto.framework_pb2"
+
+
+@lru_cache(maxsize=1)
+def framework_proto():
+    """Paddle's program schema (framework.proto's generated module), without importing paddle.
+
+    ``from paddle.base.proto import framework_pb2`` first runs paddle's ``__init__``: 1-2 s, in every
+    process that only reads or edits a ProgramDesc. The generated file needs only protobuf, so it is
+    loaded by path (~40 ms). Its messages register in protobuf's default pool, so a paddle imported
+    later in the same process gets the very same classes."""
+    if PADDLE_PROTO in sys.modules:
+        return sys.modules[PADDLE_PROTO]
+    spec = importlib.util.find_spec("paddle")   # locates the package without running it
+    file = (Path(spec.submodule_search_locations[0]) / "base" / "proto" / "framework_pb2.py"
+            if spec is not None and spec.submodule_search_locations else None)
+    if file is None or not file.is_file():   # a paddle laid out differently: import it the slow way
+        from paddle.base.proto import framework_pb2
+        return framework_pb2
+    loader_spec = importlib.util.spec_from_file_location("wherry_paddle_framework_pb2", file)
+    module = importlib.util.module_from_spec(loader_spec)
+    loader_spec.loader.exec_module(module)
+    return module
+
+
 def read_interface(files: ModelFiles) -> ModelInterface:
     if files.format == "pir":
         return _read_pir(files.model_file)
@@ -130,9 +158,7 @@ def read_interface(files: ModelFiles) -> ModelInterface:
 def load_program_desc(model_file: Path):
     """Parse a legacy ProgramDesc, raising ModelError on corrupt input."""
     from google.protobuf.message import DecodeError
-    from paddle.base.proto import framework_pb2  # host-side protobuf schema; paddle costs ~0.7 s to import
-
-    program = framework_pb2.ProgramDesc()
+    program = framework_proto().ProgramDesc()
     try:
         program.ParseFromString(Path(model_file).read_bytes())
     except (DecodeError, RuntimeError, ValueError) as exc:

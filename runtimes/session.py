@@ -80,12 +80,15 @@ def _pick_artifact(bundle: Bundle, artifact: Optional[str], backend: Optional[st
     return arts[0]  # not runnable: _check_arch / backends.require explain why
 
 
-def resolve(path: os.PathLike, artifact: Optional[str] = None, backend: Optional[str] = None) -> Target:
-    path = Path(path)
+def resolve(path, artifact: Optional[str] = None, backend: Optional[str] = None) -> Target:
+    """``path``: a bundle directory, an artifact or a Paddle model, or a Bundle already loaded (the
+    checker's: its integrity checks are reused)."""
     if backend is not None and backend not in backends.NAMES:
         raise BackendUnavailable(f"unknown backend {backend!r}", f"choose one of {', '.join(backends.NAMES)}")
-    if path.is_dir() and is_bundle(path):
-        bundle = load_bundle(path)
+    loaded = path if isinstance(path, Bundle) else None
+    path = loaded.root if loaded is not None else Path(path)
+    if loaded is not None or (path.is_dir() and is_bundle(path)):
+        bundle = loaded or load_bundle(path)
         art = _pick_artifact(bundle, artifact, backend)
         bundle.verify_artifact(art)
         return Target(str(bundle.path(art)), backend or art.runtime, art.arch, art.file,

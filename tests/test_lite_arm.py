@@ -201,6 +201,35 @@ def test_native_crash_in_lite_on_the_board_is_isolated(wherry, arm_runtime, rpi4
     weights of 16. Lite trusts the dims (the flatbuffer is valid, the weight count is not checked)
     and its ARM conv kernel reads far past the weights: SIGSEGV. Each check runs in a child process
     (on the emulated board a second qemu process), so the runner reports it and checks the next artifact."""
+    bad = _crashing_copy(rpi4_quant_bundle, tmp_path)
+    proc, report, results = _check(wherry, bad, "--artifact", "model.arm.nb", "--artifact", "model.onnx")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    art = results["model.arm.nb"]
+    assert art["status"] == "failed"
+    assert "paddlelite crashed" in art["reason"] and "SIGSEGV" in art["reason"], art["reason"]
+    assert results["model.onnx"]["status"] == "passed"  # the runner lived on
+    assert report["device"]["machine"] == "aarch64"
+
+
+def test_converts_board_check_names_the_crashing_nb_and_passes_the_rest(arm_runtime, rpi4_quant_bundle, tmp_path):
+    """wherry convert runs a bundle's ARM .nb files on the board without an isolated child (the board
+    process is apart from wherry already); when one crashes it, the check is repeated isolated, so the
+    crash is that artifact's verdict and every other .nb still gets its own."""
+    from wherry.convert.pipeline import _emulated_arm_check
+    from wherry.runtimes.bundle import load_bundle
+
+    bad = _crashing_copy(rpi4_quant_bundle, tmp_path)
+    artifacts = load_bundle(bad).manifest.artifacts
+    board = _emulated_arm_check(bad, artifacts)
+    nbs = [a for a in artifacts if a.format == "nb" and a.arch == "arm"]
+    assert len(nbs) >= 3 and set(board) == {a.file for a in nbs}
+    assert board["model.arm.nb"]["status"] == "failed" and "SIGSEGV" in board["model.arm.nb"]["reason"]
+    assert all(board[a.file]["status"] == "passed" for a in nbs if a.file != "model.arm.nb"), board
+    crashed = next(a for a in nbs if a.file == "model.arm.nb")
+    assert any("vs golden: FAIL" in n and "crashed" in n for n in crashed.notes), crashed.notes
+
+
+def _crashing_copy(rpi4_quant_bundle, tmp_path):
     bad = tmp_path / "crashing"
     shutil.copytree(rpi4_quant_bundle, bad)
     nb = bad / "model.arm.nb"
@@ -216,13 +245,7 @@ def test_native_crash_in_lite_on_the_board_is_isolated(wherry, arm_runtime, rpi4
         if art["file"] == "model.arm.nb":
             art["sha256"] = content_hash(nb)  # a broken conversion, not tampering: the hash matches
     (bad / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    proc, report, results = _check(wherry, bad, "--artifact", "model.arm.nb", "--artifact", "model.onnx")
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    art = results["model.arm.nb"]
-    assert art["status"] == "failed"
-    assert "paddlelite crashed" in art["reason"] and "SIGSEGV" in art["reason"], art["reason"]
-    assert results["model.onnx"]["status"] == "passed"  # the runner lived on
-    assert report["device"]["machine"] == "aarch64"
+    return bad
 
 
 def test_lite_version_mismatch_is_explained(wherry, arm_runtime, rpi4_quant_bundle, tmp_path):
@@ -296,22 +319,17 @@ print(json.dumps(result))
 """
 
 
-def test_arm_c_interface_sets_and_reads_sequence_lengths(arm_runtime, tagger_rpi4, tmp_path):
+def test_arm_c_interface_sets_and_reads_sequence_lengths(arm_runtime, tagger_rpi4):
     """On the emulated board, through the ctypes backend: other lengths for the same rows give another
     CRF path (the lengths really reach the ARM kernels), the same one Paddle Inference computes, and
     each output's LoD read back from Lite is the input's sequence offsets."""
     from conftest import export_sequence_model
     from wherry import runtimes
-    from wherry.targets.devices import board_code, emulated_board_dir, install_lite_runtime
+    from wherry.targets.devices import EmulatedAarch64
 
     bundle, _ = tagger_rpi4
-    board = emulated_board_dir()
-    root = board / "sysroot"
-    path = [board / "site-packages", install_lite_runtime(board), board_code(tmp_path)]
-    qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
-    proc = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "PYTHONPATH=" + ":".join(map(str, path)), qemu, "-L",
-                           str(root), str(root / "usr/bin/python3.11"), "-c", _LOD_SCRIPT,
-                           str(bundle / "model.arm.nb")], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([*EmulatedAarch64.python(), "-c", _LOD_SCRIPT, str(bundle / "model.arm.nb")],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     on_board = json.loads(proc.stdout)
     ids = np.random.default_rng(4).integers(0, 60, size=(10, 1)).astype("int64")

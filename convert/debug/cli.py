@@ -25,8 +25,6 @@ def add_debug_command(sub) -> None:
 
 
 def cmd_debug(args) -> int:
-    from paddle.base.proto import framework_pb2  # noqa: F401  (see cmd_convert: paddle before SIGTERM)
-
     from wherry.runtimes.cli import emit_json, interrupt_on_sigterm
 
     from .locate import debug

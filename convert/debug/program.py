@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from wherry.runtimes.paddle_model import framework_proto
+
 log = logging.getLogger(__name__)
 
 # Outputs that hold no data at inference (shape carriers, training statistics, rnn's training buffers)
@@ -72,7 +74,7 @@ def _attr_value(attr):
 
 def read(model_file: Path) -> Program:
     """Block 0 of a legacy program: ops in order, and the tensors a debug run can compare."""
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     from wherry.convert.source import load_program_desc
 
@@ -109,7 +111,7 @@ def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optio
     after the program's own outputs. Returns (model file, params file, the fetched names in order)."""
     import shutil
 
-    from paddle.base.proto import framework_pb2
+    framework_pb2 = framework_proto()
 
     from wherry.convert.source import load_program_desc
 

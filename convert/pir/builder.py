@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from wherry.runtimes.paddle_model import PROTO_DTYPES
+from wherry.runtimes.paddle_model import PROTO_DTYPES, framework_proto
 
 from .reader import PirOp, PirProgram, Value
 
@@ -60,7 +60,7 @@ def proto_dtype(name) -> int:
 
 class Builder:
     def __init__(self, program: PirProgram):
-        from paddle.base.proto import framework_pb2
+        framework_pb2 = framework_proto()
 
         self.pb = framework_pb2
         self.pir = program

@@ -16,6 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from wherry.runtimes.paddle_model import framework_proto
+
+from .. import paddle_registry
+from ..paddle_mode import import_paddle
+
 # framework.proto AttrType numbers
 ATTR_INT, ATTR_FLOAT, ATTR_STRING, ATTR_INTS, ATTR_FLOATS, ATTR_STRINGS = 0, 1, 2, 3, 4, 5
 ATTR_BOOLEAN, ATTR_BOOLEANS, ATTR_BLOCK, ATTR_LONG, ATTR_BLOCKS, ATTR_LONGS = 6, 7, 8, 9, 10, 11
@@ -49,8 +54,10 @@ class PirSignature:
 @lru_cache(maxsize=1)
 def legacy_ops() -> Dict[str, LegacyOp]:
     """Every legacy op the installed Paddle registers, by type."""
+    import_paddle()
     from paddle.base import core
-    from paddle.base.proto import framework_pb2
+
+    framework_pb2 = framework_proto()
 
     catalog = {}
     for raw in core.get_all_op_protos():
@@ -64,14 +71,9 @@ def legacy_ops() -> Dict[str, LegacyOp]:
     return catalog
 
 
-@lru_cache(maxsize=None)
 def legacy_defaults(op_type: str) -> Dict[str, object]:
-    from paddle.base import core
-
-    try:
-        return dict(core.get_op_attrs_default_value(op_type.encode()))
-    except Exception:  # noqa: BLE001 - an op without a checker simply has no defaults
-        return {}
+    entry = paddle_registry.op(op_type)
+    return dict(entry["defaults"] or {}) if entry is not None else {}
 
 
 def legacy_op(op_type: str) -> Optional[LegacyOp]:
@@ -95,10 +97,10 @@ def pir_signatures(json_path, kinds=None) -> Dict[str, PirSignature]:
 
 
 def _read_signatures(json_path) -> Dict[str, Optional[PirSignature]]:
-    import paddle
-    from paddle.base import core
-
     from ..paddle_mode import require_pir_reader
+
+    paddle = import_paddle()
+    from paddle.base import core
 
     require_pir_reader(paddle)
     program = paddle.pir.Program()  # deserializing needs no static mode: the process's mode is left alone

@@ -68,9 +68,7 @@ def run(task: dict) -> dict:
 
 def main(argv=None) -> int:
     task_file, result_file = (argv or sys.argv[1:])[:2]
-    # paddle installs a SIGTERM handler that dies without cleanup: import it first, then restore ours
-    from paddle.base.proto import framework_pb2  # noqa: F401
-
+    # SIGTERM cleans up like Ctrl-C; paddle, imported later by a step that needs it, keeps this handler
     from wherry.runtimes.cli import interrupt_on_sigterm
     interrupt_on_sigterm()
     logging.basicConfig(level=logging.WARNING, format=f"[{Path(task_file).stem}] %(message)s")
