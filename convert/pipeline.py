@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -142,11 +143,13 @@ def _nb_name(profile: Profile) -> str:
 
 
 def convert(options: ConvertOptions) -> List[BundleResult]:
-    with tempfile.TemporaryDirectory(prefix="wherry-source-") as scratch:
-        return _convert(options, Path(scratch))
+    # one isolated child verifies the artifacts of every target's bundle: one interpreter start and one
+    # set of runtime imports per call (a crash still costs only its own artifact: isolate.SharedChild)
+    with tempfile.TemporaryDirectory(prefix="wherry-source-") as scratch, contextlib.closing(SharedChild()) as child:
+        return _convert(options, Path(scratch), child)
 
 
-def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
+def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -> List[BundleResult]:
     timeline = Timeline()
     unknown_passes = sorted(set(options.skip_passes) - set(legalize.PASSES))
     if unknown_passes:
@@ -196,6 +199,8 @@ def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
     else:
         feeds = golden.random_inputs(info.inputs, options.shapes, options.seed, options.lod)
     quant = _prepare_quantization(options, profiles, info)
+    if options.verify:   # the check child starts and imports its runtimes while the golden run and exports go on
+        check_child.prewarm(["onnxruntime", "paddlelite"])
 
     with timeline.step("golden run (Paddle Inference on the original model)"):
         start = time.perf_counter()
@@ -221,7 +226,8 @@ def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
                 legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
                                                                        work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
-                         preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes)
+                         preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
+                         check_child=check_child)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         staged: List[tuple] = []
@@ -235,8 +241,6 @@ def _convert(options: ConvertOptions, scratch: Path) -> List[BundleResult]:
             for stage, _ in staged:
                 shutil.rmtree(stage, ignore_errors=True)
             raise
-        finally:
-            shared.check_child.close()
         return [result for _, result in staged]
 
 
@@ -260,9 +264,7 @@ class _Shared:
     detections: List[str] = field(default_factory=list)  # outputs made by NMS: compared as sets of detections
     source_files: List[Path] = field(default_factory=list)  # the user's model files (hashed in the manifest)
     source_notes: List[str] = field(default_factory=list)   # what was done to the source first (--without-nms)
-    # one isolated child verifies the artifacts of every target's bundle: one interpreter start and one
-    # set of runtime imports per call (a crash still costs only its own artifact: isolate.SharedChild)
-    check_child: SharedChild = field(default_factory=SharedChild)
+    check_child: Optional[SharedChild] = None   # verifies every target's artifacts (convert())
 
 
 def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]:

@@ -158,9 +158,11 @@ class IsolatedBackend(Backend):
 
     def __init__(self, target, threads: Optional[int] = None, timeout: Optional[float] = None,
                  providers: Optional[List[str]] = None, max_reply_bytes: Optional[int] = None):
+        """``target`` None: start the child idle (SharedChild.prewarm); ``load`` gives it a model later."""
         super().__init__()
-        self.name = target.backend
-        self._label = target.label
+        self.name = target.backend if target is not None else "isolated child"
+        self._label = target.label if target is not None else "an idle child"
+        self._unread_replies = 0  # replies to requests sent without waiting (preload)
         self._timeout = timeout
         self._max_reply = max_reply_bytes
         to_child_r, to_child_w = os.pipe()
@@ -193,7 +195,13 @@ class IsolatedBackend(Backend):
         self._finalizer = weakref.finalize(self, _cleanup, self._proc, (self._w, self._r), self._log_path)
         self._threads = threads
         self.pid = self._proc.pid
-        self.load(target, providers)
+        if target is not None:
+            self.load(target, providers)
+
+    def preload(self, backend_names: List[str]) -> None:
+        """Have the child import these backends' libraries now, without waiting for it to finish."""
+        send(self._w, {"op": "preload", "backends": list(backend_names)})
+        self._unread_replies += 1
 
     def load(self, target, providers: Optional[List[str]] = None) -> None:
         """Load `target` in this child, replacing the model it held (the child loads one at a time)."""
@@ -217,6 +225,9 @@ class IsolatedBackend(Backend):
         deadline = time.monotonic() + self._timeout if self._timeout else None
         try:
             send(self._w, header, arrays)
+            while self._unread_replies:   # a preload's reply comes first; its errors are not this call's
+                receive(self._r, deadline, self._max_reply)
+                self._unread_replies -= 1
             reply, out = receive(self._r, deadline, self._max_reply)
         except InputError:
             self._finalizer()  # the unread reply leaves the pipe out of step: this child is done
@@ -276,14 +287,25 @@ class SharedChild:
         self._args = (threads, timeout)
         self._max_reply = max_reply_bytes
         self._backend: Optional[IsolatedBackend] = None
+        self._idle = False   # the child was started ahead (prewarm) and has loaded no model yet
         self.fresh = True
+
+    def prewarm(self, backend_names: List[str]) -> None:
+        """Start the child now and let it import these backends while the caller does other work (the
+        converter: during the golden run and the exports); the first ``borrow`` then finds it ready."""
+        if self._backend is None:
+            self._backend = IsolatedBackend(None, *self._args, max_reply_bytes=self._max_reply)
+            self._backend.preload(backend_names)
+            self._idle = True
 
     def borrow(self, target, providers: Optional[List[str]] = None) -> "Backend":
         if self._backend is not None and self._backend.alive:
-            self.fresh = False
+            self.fresh = self._idle   # a prewarmed child has run nothing before this model
+            self._idle = False
             self._backend.load(target, providers)
         else:
             self.fresh = True
+            self._idle = False
             self._backend = None
             self._backend = IsolatedBackend(target, *self._args, providers=providers, max_reply_bytes=self._max_reply)
         return _Borrowed(self._backend)

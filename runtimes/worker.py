@@ -45,6 +45,10 @@ def main(argv) -> int:
                                 "outputs": [s.to_json() for s in impl.outputs],
                                 "specs_complete": impl.specs_complete, "version": impl.version,
                                 "providers": getattr(impl, "providers", None)})
+            elif op == "preload":
+                for name in request.get("backends", []):
+                    backends.preload(name)
+                send(write_fd, {"ok": True})
             elif op == "run":
                 outputs = impl.run(arrays or {})
                 send(write_fd, {"ok": True}, outputs)

@@ -55,6 +55,17 @@ def available() -> Dict[str, Optional[str]]:
     return {name: version(name) for name in _REGISTRY}
 
 
+def preload(name: str) -> None:
+    """Import backend ``name``'s library now, if it is installed (a child warming up while its parent
+    does other work); loading a model later finds it imported."""
+    if name in _REGISTRY and version(name) is not None:
+        try:
+            importlib.import_module(_REGISTRY[name][0], __name__)
+            importlib.import_module(_REGISTRY[name][1])
+        except Exception:  # noqa: BLE001 - only a head start: loading a model reports the real error
+            pass
+
+
 def install_hint(name: str) -> str:
     return _REGISTRY[name][3]
 
