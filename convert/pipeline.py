@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
+from wherry.convert import board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
@@ -230,18 +230,22 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
                          check_child=check_child)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
-        staged: List[tuple] = []
+        built: List[_Built] = []
+        # Targets whose .nb files go to the emulated board are built first, and their boards are waited for
+        # last: each board's check runs beside the exports and host checks of every target.
+        order = sorted(profiles, key=lambda p: not (options.verify and board_check.runtime_built(p)))
         try:
-            for profile in profiles:
-                staged.append(_build_bundle(profile, options, shared, finals[profile.name]))
+            for profile in order:
+                built.append(_build_bundle(profile, options, shared, finals[profile.name]))
+            results = {b.profile.name: _finish_bundle(b, shared) for b in built}
             # Every target's bundle is complete (and --require-all satisfied) before any is published.
-            for stage, result in staged:
-                _publish(stage, result.path, options.force)
+            for b in built:
+                _publish(b.stage, b.final, options.force)
         except BaseException:
-            for stage, _ in staged:
-                shutil.rmtree(stage, ignore_errors=True)
+            for b in built:
+                b.discard()
             raise
-        return [result for _, result in staged]
+        return [results[profile.name] for profile in profiles]
 
 
 @dataclass
@@ -275,18 +279,61 @@ def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]
     return chosen
 
 
-def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, final: Path):
-    """Build one target's bundle in a hidden staging directory; returns (stage, result), unpublished."""
+@dataclass
+class _Built:
+    """A target's bundle, staged and checked on this host; its board check may still be running."""
+    profile: Profile
+    stage: Path
+    final: Path
+    artifacts: List[Artifact]
+    manifest: Manifest
+    check: Optional[object]
+    extra: List[str]
+    quant_notes: List[str]
+    board: Optional[board_check.BoardCheck]
+
+    def discard(self) -> None:
+        if self.board is not None:
+            self.board.cancel()
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
+    """Wait for the board's verdicts, then write them into the manifest and the report."""
+    emulated = None
+    if built.board is not None:
+        emulated, built.board = built.board.finish(), None
+        built.manifest.write(built.stage)  # with the board's verdicts among the artifacts' notes
+    report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
+                           built.quant_notes, built.manifest.not_built, emulated)
+    return BundleResult(built.profile.name, built.final, built.manifest, built.check, report)
+
+
+def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, final: Path) -> _Built:
+    """Build one target's bundle in a hidden staging directory and check it on this host; unpublished."""
     formats = _target_formats(profile, options.formats)
     precisions = list(options.precisions or profile.precisions)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    board: Optional[board_check.BoardCheck] = None
+
+    def board_bundle(folder, nbs):   # golden data and a manifest naming only the .nb files, as in the bundle
+        _judge_detections_as_sets(nbs, shared.detections)
+        _write_manifest(profile, options, shared, folder, nbs, [])
+
+    def start_board(built):   # the ARM .nb files on the emulated board, beside the rest of the work
+        return board_check.start(profile, built, stage, shared.work, shared.timeline, board_bundle) \
+            if options.verify else None
+
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
         failures = Failures()
-        artifacts = _fp32_artifacts(profile, options, shared, stage, formats, failures)
+        extra = [p for p in precisions if p != "fp32"]
+        artifacts = _fp32_nb(profile, options, shared, stage, formats, failures)
+        if not extra:   # every .nb of the target exists: the board starts while ONNX is exported and checked
+            board = start_board(artifacts)
+        artifacts += _fp32_onnx(profile, shared, stage, formats, failures)
         fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
-        extra = [p for p in precisions if p != "fp32"]
         if extra and shared.legal_model is None:
             raise pir_route.untranslated_error(shared.legacy, "quantized artifacts")
         if extra:
@@ -297,6 +344,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                 (stage / art.file).unlink()
             artifacts = [a for a in artifacts if a.precision != "fp32"]
             failures.drop_precision("fp32")
+        if extra:
+            board = start_board(artifacts)
         failures.raise_if_nothing_built(artifacts)
         _judge_detections_as_sets(artifacts, shared.detections)
         if failures and options.require_all:
@@ -305,25 +354,20 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                               "without --require-all wherry ships the artifacts that were built and lists the rest "
                               "in manifest.json and report.json")
         manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records)
-        check, emulated = None, None
+        check = None
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
-            if _arm_runtime_built(profile) and any(a.format == "nb" for a in artifacts):
-                with shared.timeline.step(f"[{profile.name}] checking the ARM .nb artifacts on the emulated "
-                                          "aarch64 board"):
-                    emulated = _emulated_arm_check(stage, artifacts)
-                manifest.write(stage)  # with the board's verdicts among the artifacts' notes
             check.bundle = str(final)  # the report outlives the staging directory
-        report = _write_report(profile, shared, stage, artifacts, check, extra, quant_notes, manifest.not_built,
-                               emulated)
-        return stage, BundleResult(profile.name, final, manifest, check, report)
+        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board)
     except BaseException:
+        if board is not None:
+            board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
 
 
-def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
+def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
     timeline, info = shared.timeline, shared.info
     artifacts = []
     if "nb" in formats and shared.legal_model is None:  # an untranslated PIR program: Lite reads only legacy ones
@@ -346,11 +390,16 @@ def _fp32_artifacts(profile, options, shared: _Shared, stage: Path, formats, fai
                                   tool=lite_export.TOOL, places=places, leftover=stage / nb_name)
         if result is not None:
             notes = list(result.notes)
-            if profile.arch_family != "x86" and options.verify and not _arm_runtime_built(profile):
+            if profile.arch_family != "x86" and options.verify and not board_check.runtime_built(profile):
                 with timeline.step(f"[{profile.name}] checking the Lite program through an x86 twin"):
                     notes.append(_x86_twin_check(shared, _tolerances(profile, "fp32", info.outputs)))
             artifacts.append(_artifact(stage, nb_name, "nb", "fp32", profile.arch_family, profile, info,
                                        places=places, notes=notes))
+    return artifacts
+
+
+def _fp32_onnx(profile, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
+    info, artifacts = shared.info, []
     sequences = [s for s in info.inputs if s.lod_level]
     if "onnx" in formats and sequences:
         failures.add(onnx_not_representable(sequences, "model.onnx", "fp32"))
@@ -517,55 +566,6 @@ def _reference_accuracy(info, eval_data) -> float:
 
     model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
     return round(accuracy(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True), eval_data[1]), 2)
-
-
-def _arm_runtime_built(profile) -> bool:
-    """Whether Paddle Lite's ARM runtime for this target was built on this host (`wherry targets
-    build-lite`): then its .nb artifacts are run on the emulated board instead of an x86 twin."""
-    from ..targets import lite
-
-    return profile.arch == "aarch64" and lite.find("aarch64") is not None
-
-
-def _emulated_arm_check(stage: Path, artifacts) -> dict:
-    """Run the bundle's ARM .nb artifacts on the emulated aarch64 board with the ARM Lite runtime built
-    here, and add each verdict to the artifact's notes. The host check still lists them as not
-    verifiable on this host: the board, not this host, ran them (and its timings mean nothing).
-    Returns the board's result per artifact file (empty when the board could not run)."""
-    from ..targets.devices import EMULATED, connect
-
-    # the ARM runtime built here is CPU-only: OpenCL .nb files stay unverified
-    nbs = [a for a in artifacts if a.format == "nb" and a.arch == "arm" and "opencl" not in (a.places or "")]
-    if not nbs:
-        return {}
-    argv = ["check", str(stage), "--json"] + [w for a in nbs for w in ("--artifact", a.file)]
-    device = connect(EMULATED)
-    try:
-        # The board is a process of its own: a native crash there cannot take wherry down, so the .nb files
-        # run in it directly, without an isolated child (about 2 s less under qemu). Only when that process
-        # dies is the check repeated with isolation, which names the artifact that crashed.
-        result = device.run(argv + ["--no-isolate"], [stage])
-        if result.exit_code not in (0, 1):
-            log.info("the emulated board's check ended with exit code %s; repeating it isolated", result.exit_code)
-            result = device.run(argv, [stage])
-        board = {r["file"]: r for r in json.loads(result.stdout)["artifacts"]}
-    except (WherryError, ValueError, KeyError) as exc:
-        text = exc.message if isinstance(exc, WherryError) else str(exc)
-        for art in nbs:
-            art.notes.append(f"emulated aarch64 board could not check it: {text.splitlines()[0][:200]}")
-        return {}
-    for art in nbs:
-        r = board.get(art.file)
-        if r is None:
-            continue
-        outs = [o for o in r.get("outputs", []) if o.get("max_abs") is not None]
-        figures = (f" (max abs {max(float(o['max_abs']) for o in outs):.2e}, cosine "
-                   f"{min(float(o['cosine']) for o in outs):.6f})") if outs else ""
-        verdict = {"passed": "pass", "failed": "FAIL"}.get(r["status"], r["status"])
-        why = f": {r['reason'].splitlines()[0][:200]}" if r["status"] != "passed" and r.get("reason") else ""
-        art.notes.append(f"emulated aarch64 board (qemu, Paddle Lite ARM runtime) vs golden: {verdict}{figures}{why}")
-        art.notes.extend(r.get("notes", []))
-    return board
 
 
 def _x86_twin_check(shared: _Shared, tolerances) -> str:

@@ -81,6 +81,18 @@ class Timeline:
         self.steps[key] = self.steps.get(key, 0.0) + elapsed
         log.info("%s done (%.1f s)", what, elapsed)
 
+    def begin(self, what: str) -> float:
+        """A step that runs beside the others (a background process): logged now; ``end`` books it."""
+        log.info("%s ... (beside the other steps)", what)
+        return time.perf_counter()
+
+    def end(self, what: str, started: float, done: bool = True) -> None:
+        elapsed = time.perf_counter() - started
+        key = step_key(what)
+        self.steps[key] = self.steps.get(key, 0.0) + elapsed
+        if done:
+            log.info("%s done (%.1f s)", what, elapsed)
+
     def book_tool(self, tool: str, seconds: float) -> None:
         key = step_key(tool)
         self.tool_seconds[key] = self.tool_seconds.get(key, 0.0) + seconds

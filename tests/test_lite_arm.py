@@ -215,13 +215,14 @@ def test_converts_board_check_names_the_crashing_nb_and_passes_the_rest(arm_runt
     """wherry convert runs a bundle's ARM .nb files on the board without an isolated child (the board
     process is apart from wherry already); when one crashes it, the check is repeated isolated, so the
     crash is that artifact's verdict and every other .nb still gets its own."""
-    from wherry.convert.pipeline import _emulated_arm_check
+    from wherry.convert.board_check import BoardCheck, checkable
+    from wherry.convert.progress import Timeline
     from wherry.runtimes.bundle import load_bundle
 
     bad = _crashing_copy(rpi4_quant_bundle, tmp_path)
     artifacts = load_bundle(bad).manifest.artifacts
-    board = _emulated_arm_check(bad, artifacts)
-    nbs = [a for a in artifacts if a.format == "nb" and a.arch == "arm"]
+    nbs = checkable(artifacts)
+    board = BoardCheck(nbs, bad, "checking on the board", Timeline()).finish()
     assert len(nbs) >= 3 and set(board) == {a.file for a in nbs}
     assert board["model.arm.nb"]["status"] == "failed" and "SIGSEGV" in board["model.arm.nb"]["reason"]
     assert all(board[a.file]["status"] == "passed" for a in nbs if a.file != "model.arm.nb"), board

@@ -209,6 +209,11 @@ class EmulatedAarch64(Device):
         proc = subprocess.run([*self.python(), "-m", "wherry.runtimes", *argv], capture_output=True, text=True)
         return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
 
+    def start(self, argv, stdout, stderr) -> subprocess.Popen:
+        """Start the runner on the board and return at once (the caller works meanwhile, then waits)."""
+        return subprocess.Popen([*self.python(), "-m", "wherry.runtimes", *argv], stdin=subprocess.DEVNULL,
+                                stdout=stdout, stderr=stderr, text=True)
+
 
 class SshDevice(Device):
     """A real board over the system ssh/scp: copy, run, collect, clean up."""
