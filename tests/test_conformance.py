@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import (LEGAL_MODELS, OCR_MODELS, REPO, export_detection_model, export_legal_model,
-                      export_sequence_model, export_vision_model, rapidocr_models)
+                      export_sequence_model, export_vision_model, ocr_image, rapidocr_models)
 from matrix_records import artifact_record, board_result
 from wherry.convert import pipeline
 from wherry.runtimes.checker import PASSED, UNVERIFIABLE
@@ -37,18 +37,6 @@ def record_matrix():
     keys = {(r["model"], r["source"]) for r in _records}
     kept = [r for r in previous if (r["model"], r["source"]) not in keys]
     RESULTS.write_text(json.dumps(kept + _records, indent=2) + "\n")
-
-
-def ocr_image(shape) -> np.ndarray:
-    """A real photo (scikit-learn's sample image) resized and normalized like PaddleOCR's preprocessing."""
-    from PIL import Image
-    from sklearn.datasets import load_sample_image
-
-    _, _, h, w = shape
-    img = Image.fromarray(load_sample_image("china.jpg")).resize((w, h), Image.BILINEAR)
-    x = np.asarray(img, dtype="float32") / 255.0
-    x = (x - 0.5) / 0.5
-    return x.transpose(2, 0, 1)[None].astype("float32")
 
 
 def _raw_lite(model, out_dir, places):
