@@ -7,8 +7,9 @@ only legacy programs; ``untranslated_error`` names the ops) and converts ONNX wi
 paddle2onnx 2.x reads PIR ``model.json`` natively; 1.3.1 (wherry's pinned converter) reads only
 legacy programs. 2.x cannot replace 1.3.1: it breaks some real legacy models, and both are the
 same distribution, so they cannot share an environment. wherry therefore installs 2.x on first
-use (``pip install --no-deps --target``) into a user-level cache — ``$WHERRY_TOOLS_DIR`` or
-``$XDG_CACHE_HOME/wherry/tools`` (default ``~/.cache/wherry/tools``) — and imports it only in the
+use (``pip install --no-deps --target``) into a user-level cache — ``$WHERRY_TOOLS_DIR`` or the
+``tools`` folder of wherry's user cache (``$WHERRY_CACHE``, else ``$XDG_CACHE_HOME/wherry``, default
+``~/.cache/wherry``) — and imports it only in the
 child process that converts, with that folder first on ``sys.path``. Its ``optimize_tool`` is
 "None": the default optimizer pip-installs packages at run time.
 
@@ -74,8 +75,9 @@ def untranslated_error(legacy: "UntranslatedPir", what: str) -> WherryError:
 def tools_dir() -> Path:
     if os.environ.get("WHERRY_TOOLS_DIR"):
         return Path(os.environ["WHERRY_TOOLS_DIR"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "wherry" / "tools"
+    from wherry.targets.lite import cache_root
+
+    return cache_root() / "tools"
 
 
 def ensure_installed() -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,9 @@ class WebSetupError(WherryError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("WHERRY_CACHE") or Path.home() / ".cache" / "wherry") / "web"
+    from ..lite import cache_root as user_cache   # the one user-level cache of wherry (WHERRY_CACHE, XDG)
+
+    return user_cache() / "web"
 
 
 def package_dir() -> Path:
