@@ -106,6 +106,8 @@ def print_check(reply: dict, args: argparse.Namespace) -> int:
             raise RemoteOptionRefused("this runner sent no JUnit report", "update wherry on the board")
         with open(args.junit, "w") as fh:
             fh.write(reply["junit"])
+    if getattr(args, "html", None):
+        _write_html(args.html, args.bundle, reply["report"])
     problems = reply.get("strict_failures", [])
     if getattr(args, "json", False):
         emit_json("check", {**reply["report"], "strict": bool(reply.get("strict")), "strict_failures": problems})
@@ -114,6 +116,20 @@ def print_check(reply: dict, args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"strict: {problem}")
     return 0 if reply["ok"] else 1
+
+
+def _write_html(path: str, bundle_dir: str, report: dict) -> None:
+    """The check page, written on the host from the runner's report and the host's copy of the bundle.
+    The runner sends verdicts and error figures, not the artifacts' outputs, so the page has no
+    per-element error plots (a check on the board itself, or over ssh, has them)."""
+    from pathlib import Path
+
+    from .bundle import load_bundle
+    from .report_html import render
+
+    bundle = load_bundle(bundle_dir)
+    Path(path).write_text(render(bundle.manifest.name, Path(bundle_dir), report, tools=bundle.manifest.tools,
+                                 device=report.get("device")))
 
 
 # ----------------------------------------------------------------------------- run

@@ -61,6 +61,16 @@ def test_junit_is_written_on_the_host(board, bundle, tmp_path):
     assert "PASS" in proc.stdout  # the table, as a local check prints it
 
 
+def test_html_report_is_written_on_the_host(board, bundle, tmp_path):
+    """--html is honoured remotely, never dropped: the page lands on the host, for a failing check too."""
+    page = tmp_path / "remote.html"
+    proc = _check(board, bundle, "--html", page, "--min-cosine", "1.5", "--artifact", "model.onnx")
+    assert proc.returncode == 1, proc.stderr
+    text = page.read_text()
+    assert "wherry parity report: digits_cnn" in text and "FAIL" in text and "model.onnx" in text
+    assert "<script" not in text
+
+
 def test_junit_of_a_failed_check_comes_back_too(board, bundle, tmp_path):
     junit = tmp_path / "failed.xml"
     proc = _check(board, bundle, "--junit", junit, "--min-cosine", "1.5", "--artifact", "model.onnx")

@@ -270,9 +270,9 @@ class SshDevice(Device):
             if inputs:  # run's input file travels with the bundle
                 self._copy([Path(inputs)], remote)
                 mapping[inputs] = f"{remote}/{Path(inputs).name}"
-            # files the runner writes come back: run's --out (on success), check's --junit (a failed check
-            # writes one too)
-            back = {flag: _option(argv, flag) for flag in ("--out", "--junit") if _option(argv, flag)}
+            # files the runner writes come back: run's --out (on success), check's --junit and --html (a
+            # failed check writes them too)
+            back = {flag: _option(argv, flag) for flag in ("--out", "--junit", "--html") if _option(argv, flag)}
             for flag, local in back.items():
                 mapping[local] = f"{remote}/wherry{flag[1:]}{Path(local).suffix}"
             remote_argv = [mapping.get(a, a) for a in argv]
@@ -283,7 +283,7 @@ class SshDevice(Device):
                 if proc.returncode in (0, 1):
                     fetched = subprocess.run([*self.scp, f"{self.target}:{mapping[local]}", local],
                                              capture_output=True, text=True)
-                    if fetched.returncode != 0 and (flag == "--junit" or proc.returncode == 0):
+                    if fetched.returncode != 0 and (flag != "--out" or proc.returncode == 0):
                         raise DeviceError(f"cannot copy {flag} {local} back from {self.target}: "
                                           f"{fetched.stderr.strip()}", "check free space on both sides")
             return RunnerResult(proc.returncode, proc.stdout, proc.stderr)
