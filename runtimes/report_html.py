@@ -290,7 +290,7 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
 def write_check_html(path, bundle_dir, check_report, debug: Optional[dict] = None,
                      check_json: Optional[dict] = None) -> Path:
     """The page for a CheckReport (whose results keep the artifacts' outputs) and optionally a debug run;
-    `check_json` replaces the report's own JSON in the tables (convert adds the emulated board's verdicts)."""
+    `check_json` replaces the report's own JSON in the tables (the zoo adds the emulated board's verdicts)."""
     from .bundle import load_bundle
     from .checker import golden_data
 
