@@ -11,7 +11,7 @@ It fills the pipeline's options and turns its results into plain typed records (
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -48,6 +48,9 @@ class ConvertedBundle:
     artifacts: List[ArtifactOutcome]
     warnings: List[str] = field(default_factory=list)
     report: dict = field(default_factory=dict, repr=False)   # report.json, as written in the bundle
+    # the host verification's runtimes CheckReport (None with verify=False); its results keep the outputs
+    # compared, so report_html.write_check_html can draw them (the zoo writes each bundle's page from it)
+    check: Optional[object] = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_result(cls, result) -> "ConvertedBundle":
@@ -63,10 +66,11 @@ class ConvertedBundle:
                                       f"{n.tool}: {n.reason}" if n.tool else n.reason)
                       for n in getattr(result, "not_built", [])]
         return cls(Path(result.path), result.target, str(result.manifest.target.get("arch")), bool(result.ok),
-                   artifacts, list(result.report.get("warnings", [])), result.report)
+                   artifacts, list(result.report.get("warnings", [])), result.report, result.check)
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        data = asdict(replace(self, check=None))   # the check's JSON is in report["verification"]
+        data.pop("check")
         data["path"] = str(self.path)
         return data
 

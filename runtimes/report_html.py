@@ -31,8 +31,18 @@ img{border:1px solid #c9d1db}code{background:#f2f4f7;padding:0 3px;border-radius
 """
 
 
-def _e(value) -> str:
+def escape(value) -> str:
+    """Text for HTML (element content and quoted attributes): every name, path and message goes through it."""
     return html.escape(str(value))
+
+
+_e = escape   # short form for the many f-strings below
+
+
+def page(title: str, body: str) -> str:
+    """The frame every wherry page shares (the bundle pages here, the zoo's matrix page): one look, no script."""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f'<style>{_CSS}</style></head><body>{body}</body></html>\n')
 
 
 def _num(value, spec=".3g") -> str:
@@ -274,19 +284,20 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
     if golden is not None and actual:
         body.append(_figures_section(golden, actual))
     body.append(_environment_section(tools or {}, device or {}))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>wherry: {_e(name)}</title>'
-            f'<style>{_CSS}</style></head><body>{"".join(body)}</body></html>\n')
+    return page(f"wherry: {name}", "".join(body))
 
 
-def write_check_html(path, bundle_dir, check_report, debug: Optional[dict] = None) -> Path:
-    """The page for a CheckReport (whose results keep the artifacts' outputs) and optionally a debug run."""
+def write_check_html(path, bundle_dir, check_report, debug: Optional[dict] = None,
+                     check_json: Optional[dict] = None) -> Path:
+    """The page for a CheckReport (whose results keep the artifacts' outputs) and optionally a debug run;
+    `check_json` replaces the report's own JSON in the tables (the zoo adds the emulated board's verdicts)."""
     from .bundle import load_bundle
     from .checker import golden_data
 
     bundle = load_bundle(bundle_dir)
     _, golden = golden_data(bundle)
     actual: Dict[str, Dict[str, np.ndarray]] = {r.file: r.actual for r in check_report.results if r.actual}
-    text = render(bundle.manifest.name, Path(bundle_dir), check_report.to_json(), debug, golden, actual,
+    text = render(bundle.manifest.name, Path(bundle_dir), check_json or check_report.to_json(), debug, golden, actual,
                   bundle.manifest.tools, check_report.device)
     Path(path).write_text(text)
     return Path(path)

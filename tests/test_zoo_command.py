@@ -148,6 +148,7 @@ def test_ray_gives_the_same_verdicts_as_a_local_run(first_run, zoo_file, tmp_pat
     assert on_ray["backend"] == "ray"
     assert verdicts(on_ray) == verdicts(doc)
     assert (tmp_path / "out" / "digits.rpi4" / "manifest.json").is_file()
+    assert (tmp_path / "out" / "digits.rpi4" / "check.html").is_file()   # the bundle's page travels with it
     assert all(c["peak_rss_mb"] for c in on_ray["cells"] if c["status"] != "error")
 
 

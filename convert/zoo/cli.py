@@ -31,6 +31,9 @@ def add_zoo_command(sub) -> None:
                         "joined) or ray://HEAD:10001; needs pip install 'wherry[ray]'")
     p.add_argument("--timeout", type=float, metavar="S", help="kill a model's task after S seconds (crashed)")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the matrix as a Markdown table")
+    p.add_argument("--html", type=Path, metavar="FILE",
+                   help="also write the matrix as a self-contained HTML page; each cell links to its bundle's "
+                        "check page (check.html in the bundle)")
     p.add_argument("--json", action="store_true", help="print the matrix as JSON (schema wherry.zoo.v1)")
     p.set_defaults(func=cmd_zoo)
 
@@ -67,13 +70,21 @@ def cmd_zoo(args) -> int:
             from .ray_backend import shutdown
             shutdown()
     if args.markdown:
-        try:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(report.markdown(run))
-        except OSError as exc:
-            log.error("cannot write the Markdown matrix to %s: %s", args.markdown, exc.strerror or exc)
+        _write(args.markdown, lambda: report.markdown(run), "Markdown matrix")
+    if args.html:
+        from .report_html import matrix_page
+        _write(args.html, lambda: matrix_page(run, args.html), "HTML matrix")
     if args.json:
         emit_json("zoo", report.to_json(run))
     else:
         print(report.table(run))
     return 0 if run.ok else 1
+
+
+def _write(path: Path, text, what: str) -> None:
+    """Write one report file; the matrix is printed anyway, so a file that cannot be written is an error line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text())
+    except OSError as exc:
+        log.error("cannot write the %s to %s: %s", what, path, exc.strerror or exc)

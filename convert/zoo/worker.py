@@ -23,6 +23,8 @@ def _error(exc) -> dict:
 
 
 def _cell(bundle) -> dict:
+    from .report_html import write_check_page
+    write_check_page(bundle)   # here, while the outputs the check compared are in memory
     data = bundle.to_json()
     data.pop("report", None)
     timings = bundle.report.get("timings", {})
