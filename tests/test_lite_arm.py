@@ -3,8 +3,10 @@ emulated aarch64 board: ARM .nb artifacts (fp32, weight-only, int8) checked agai
 
 The runtime is built once into the user cache (about 20 minutes on 2 cores; a lock keeps parallel
 runs from building twice; progress is printed) from Paddle Lite's source archive: $WHERRY_LITE_SOURCE,
-or ../shared/vendor/paddle-lite-*.tar.gz next to the repository (or next to its main worktree). Tests
-that need it skip, saying why, where neither the archive nor a built runtime exists.
+or ../shared/vendor/paddle-lite-*.tar.gz next to the repository (or next to its main worktree). When
+only the C interface changed, the cached library suffices and the runtime is rebuilt from it in seconds
+without the archive. Tests that need it skip, saying why, where neither the archive nor a built library
+exists.
 """
 from __future__ import annotations
 
@@ -48,9 +50,12 @@ def arm_runtime():
     runtime = lite.find("aarch64")
     if runtime:
         return runtime
+    if lite.library_built("aarch64"):
+        # only the C interface changed since Lite's library was built: seconds, no source needed
+        return lite.build("aarch64", say=lambda msg: print(f"build-lite: {msg}", file=sys.__stderr__, flush=True))
     archive = _vendor_archive()
     if archive is None:
-        pytest.skip("no Paddle Lite ARM runtime built (`wherry targets build-lite --arch aarch64`) and no "
+        pytest.skip("no Paddle Lite ARM library built (`wherry targets build-lite --arch aarch64`) and no "
                     "Paddle Lite source archive ($WHERRY_LITE_SOURCE or ../shared/vendor/paddle-lite-*.tar.gz)")
     missing = lite.missing_prerequisites("aarch64", need_lib=True)
     if missing:
@@ -398,3 +403,47 @@ def test_a_changed_c_interface_keeps_the_built_lite_library(tmp_path, monkeypatc
     monkeypatch.setattr(lite, "SHIM_SOURCE", changed)
     assert lite.lib_dir("aarch64") == lib_before
     assert lite.runtime_dir("aarch64") != shim_before
+
+
+def test_the_runtime_is_rebuilt_from_the_cached_library_without_the_source(wherry, arm_runtime, rpi4_quant_bundle,
+                                                                             tmp_path, monkeypatch):
+    """A clean clone (CI) finds Lite's library cached but no runtime for its C interface, and no Lite source:
+    `wherry targets build-lite` (no --source) builds only the C interface against the cached library, and the
+    emulated board runs an ARM .nb on the result. A changed C interface (a new shim key) is rebuilt the same way.
+    A cache of its own: the library copied, the board's sysroot linked, so nothing of the real cache changes."""
+    from wherry.targets.devices import emulated_board_dir
+
+    real_lib, real_board = lite.lib_dir("aarch64"), emulated_board_dir()
+    cache = tmp_path / "cache"
+    lib = cache / real_lib.relative_to(lite.cache_root())
+    shutil.copytree(real_lib, lib)
+    board = cache / "emulated-aarch64"
+    board.mkdir()
+    for name in ("sysroot", "site-packages", ".ready-v2"):
+        (board / name).symlink_to(real_board / name)
+    monkeypatch.setenv("WHERRY_CACHE", str(cache))
+    monkeypatch.setenv("WHERRY_LITE_REPOSITORY", str(tmp_path / "no-repository"))  # a clone would fail loudly
+    assert lite.lib_dir("aarch64") == lib and lite.library_built("aarch64") and lite.find("aarch64") is None
+    library_bytes = (lib / "libpaddle_light_api_shared.so").read_bytes()
+
+    proc = wherry("targets", "build-lite", "--arch", "aarch64", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "building only the C interface" in proc.stderr and "built in" in proc.stdout, proc.stdout + proc.stderr
+    runtime = lite.find("aarch64")
+    assert runtime is not None and runtime.folder.is_relative_to(cache)
+    assert (runtime.folder / "libwherry_lite.so").is_file()
+    assert (lib / "libpaddle_light_api_shared.so").read_bytes() == library_bytes  # the library was not rebuilt
+    assert sorted(p.name for p in lib.parent.iterdir()) == sorted([lib.name, runtime.folder.parent.name])
+
+    proc, report, results = _check(wherry, rpi4_quant_bundle, "--artifact", "model.arm.nb", timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert results["model.arm.nb"]["status"] == "passed", results["model.arm.nb"]["reason"]
+    assert (board / "paddle-lite-builds" / runtime.folder.parent.name).is_dir()  # the board ran the rebuilt one
+
+    changed = tmp_path / "wherry_lite.cc"
+    changed.write_bytes(lite.SHIM_SOURCE.read_bytes() + b"\n// a new function\n")
+    monkeypatch.setattr(lite, "SHIM_SOURCE", changed)
+    assert lite.find("aarch64") is None
+    rebuilt = lite.build("aarch64", say=lambda msg: None)
+    assert rebuilt.built_now and rebuilt.folder.parent == lite.runtime_dir("aarch64") != runtime.folder.parent
+    assert (lib / "libpaddle_light_api_shared.so").read_bytes() == library_bytes

@@ -150,6 +150,12 @@ def install_lite_runtime(board: Path) -> Optional[Path]:
     from .. import lite
 
     runtime = lite.find("aarch64")
+    if runtime is None and lite.library_built("aarch64") and not lite.missing_prerequisites("aarch64", need_lib=False):
+        # Lite's library is built, only the C interface changed (a new wherry): seconds, no Lite source
+        try:
+            runtime = lite.build("aarch64", say=lambda msg: log.info("build-lite: %s", msg))
+        except lite.BuildError as exc:
+            log.warning("cannot rebuild the aarch64 Lite runtime from the cached library: %s", exc.message)
     if runtime is None:
         log.info("no aarch64 Paddle Lite runtime built on this host: the emulated board has no Paddle Lite")
         return None
