@@ -366,6 +366,37 @@ def layer_norm_affine(program: Program) -> List[str]:
     return changes
 
 
+@legalization_pass("identity-adaptive-pool", "Paddle Lite's ARM pool2d takes an adaptive pool whose output size "
+                                             "equals its input size for a global pool (it compares ksize, which "
+                                             "means the output size there, with the input size) and writes one "
+                                             "mean per channel into the whole output; such a pool is the identity, "
+                                             "which a 1x1 stride-1 pool computes on every runtime")
+def identity_adaptive_pool(program: Program) -> List[str]:
+    changes = []
+    for block in program.desc.blocks:
+        for op in block.ops:
+            adaptive, ksize = _attr(op, "adaptive"), _attr(op, "ksize")
+            glob = _attr(op, "global_pooling")
+            if op.type != "pool2d" or adaptive is None or not adaptive.b or ksize is None or (glob and glob.b):
+                continue
+            fmt = _attr(op, "data_format")
+            if fmt is not None and fmt.s not in ("NCHW", "AnyLayout"):
+                continue
+            x = _find_var(block, _slot(op.inputs, "X").arguments[0]) if _slot(op.inputs, "X") else None
+            dims = list(_tensor(x).dims) if x is not None else []
+            if len(dims) != 4 or list(ksize.ints) != dims[2:] or min(dims[2:]) < 1 or dims[2:] == [1, 1]:
+                continue  # unknown or different sizes: a real adaptive pool, which Lite computes right
+            adaptive.b = False
+            for name, value in (("ksize", [1, 1]), ("strides", [1, 1]), ("paddings", [0, 0])):
+                attr = _attr(op, name)
+                if attr is not None:
+                    del attr.ints[:]
+                    attr.ints.extend(value)
+            changes.append(f"pool2d -> {_first_output(op)}: adaptive to {dims[2:]} from {dims[2:]} (the identity) "
+                           "-> 1x1 stride-1 pool")
+    return changes
+
+
 def _numpy_dtype(data_type: int):
     return {4: np.float16, 5: np.float32, 6: np.float64}.get(data_type, np.float32)
 

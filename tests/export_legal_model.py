@@ -3,7 +3,7 @@
     python tests/export_legal_model.py NAME OUT_PREFIX
 
 One model per row of the legalization table (docs/legalization.md); each crashes Lite without its
-pass and converts with it. FLAGS_enable_pir_api=0 is read when paddle is imported, hence a
+pass (or, identity_adaptive_pool, computes a wrong result on ARM) and converts with it. FLAGS_enable_pir_api=0 is read when paddle is imported, hence a
 separate process per export. Weights are seeded; outputs are informative on random inputs.
 """
 import os
@@ -73,7 +73,17 @@ class Gru(nn.Layer):
         return self.rnn(x)[0]
 
 
-LAYERS = {"swish": (Swish, [1, 3, 16, 16]), "instance_norm": (InstanceNorm, [1, 3, 16, 16]),
+class IdentityAdaptivePool(nn.Layer):  # adaptive pool to its input's own size: Lite ARM computes a global mean
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 8, 3)
+
+    def forward(self, x):
+        y = self.conv(x)  # 4 x 4
+        return F.adaptive_avg_pool2d(y, 4) + F.adaptive_avg_pool2d(y, 2).tile([1, 1, 2, 2])
+
+
+LAYERS = {"identity_adaptive_pool": (IdentityAdaptivePool, [1, 3, 6, 6]), "swish": (Swish, [1, 3, 16, 16]), "instance_norm": (InstanceNorm, [1, 3, 16, 16]),
           "transformer_mask": (TransformerMask, [2, 8]), "functional_layer_norm": (FunctionalLayerNorm, [2, 4, 16]),
           "lstm": (Lstm, [1, 5, 8]), "gru": (Gru, [1, 5, 8])}
 

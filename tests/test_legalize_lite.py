@@ -101,3 +101,21 @@ def test_every_pass_is_idempotent_on_the_legalization_models(tmp_path):
         first, params, _ = legalize.legalize(model, model.with_suffix(".pdiparams"), tmp_path / name / "a")
         _, _, again = legalize.legalize(first, params, tmp_path / name / "b")
         assert again == [], (name, again)
+
+
+def test_identity_adaptive_pool_becomes_a_1x1_pool_and_leaves_real_ones(tmp_path):
+    """Only the adaptive pool to its input's own size changes (Lite ARM computes it as a global pool; the
+    board test in test_lite_arm.py shows it); the real 4x4 -> 2x2 adaptive pool stays, and the repaired
+    program still computes what the original does, in Paddle Inference and in Lite x86."""
+    model = export_legal_model("identity_adaptive_pool")
+    out, out_params, changes = legalize.legalize(model, model.with_suffix(".pdiparams"), tmp_path / "p",
+                                                 ["identity-adaptive-pool"])
+    assert len(changes) == 1 and "adaptive to [4, 4] from [4, 4]" in changes[0], changes
+    pools = [{a.name: a for a in op.attrs} for op in source.load_program_desc(out).blocks[0].ops if op.type == "pool2d"]
+    assert sorted((list(p["ksize"].ints), p["adaptive"].b) for p in pools) == [([1, 1], False), ([2, 2], True)]
+    feeds = golden.random_inputs(source.read(model).inputs, {})
+    reference = golden.reference_outputs(model, feeds)
+    for outputs in (golden.reference_outputs(out, feeds), _lite_outputs(out, out_params, tmp_path / "x86.nb", feeds)):
+        results = parity.compare(reference, dict(zip(reference, outputs.values())))
+        assert all(r.passed and not r.uninformative for r in results), [r.reason for r in results]
+    assert legalize.legalize(out, out_params, tmp_path / "again", ["identity-adaptive-pool"])[2] == []

@@ -447,3 +447,42 @@ def test_the_runtime_is_rebuilt_from_the_cached_library_without_the_source(wherr
     rebuilt = lite.build("aarch64", say=lambda msg: None)
     assert rebuilt.built_now and rebuilt.folder.parent == lite.runtime_dir("aarch64") != runtime.folder.parent
     assert (lib / "libpaddle_light_api_shared.so").read_bytes() == library_bytes
+
+
+def test_lite_arm_pool2d_takes_an_identity_adaptive_pool_for_a_global_one(arm_runtime, tmp_path):
+    """Paddle Lite's ARM pool2d computes an adaptive pool whose output size equals its input size (the identity;
+    zoo/ppliteseg's pyramid pooling on a 4x4 feature map) as a global pool: one mean per channel at the start of
+    the output, the rest left as it was. `wherry debug --device` names the op with the ARM kernels on the board;
+    the identity-adaptive-pool pass makes it a 1x1 pool, and the bundle's ARM .nb then matches Paddle."""
+    from conftest import export_legal_model
+    from matrix_records import board_result
+    from wherry.convert import legalize, pipeline, source
+    from wherry.convert.debug import locate, taps
+
+    model = export_legal_model("identity_adaptive_pool")
+    params = model.with_suffix(".pdiparams")
+    without = legalize.legalize(model, params, tmp_path / "without",
+                                [p for p in legalize.PASSES if p != "identity-adaptive-pool"])
+    ops = source.load_program_desc(without[0]).blocks[0].ops
+    pool = next(op for op in ops if op.type == "pool2d" and list(next(a for a in op.attrs if a.name == "ksize").ints)
+                == [4, 4])
+    pool_in, pool_out = pool.inputs[0].arguments[0], pool.outputs[0].arguments[0]
+    feeds = {"x": np.random.default_rng(0).uniform(-1, 1, (1, 3, 6, 6)).astype(np.float32)}
+    tensors, _ = taps.lite_tensors(without[0], without[1], feeds, tmp_path / "raw", "arm", EMULATED)
+    x, wrong = tensors[pool_in][0], tensors[pool_out][0]
+    assert np.abs(wrong - x).max() > 0.1  # not the identity it should be ...
+    np.testing.assert_allclose(wrong.reshape(-1)[:len(x)], x.mean(axis=(1, 2)), atol=1e-5)  # ... but channel means
+
+    out = tmp_path / "out"
+    bundle = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=["rpi4"], out_dir=out))[0]
+    assert any(c.startswith("identity-adaptive-pool:") for c in bundle.report["legalized"]), bundle.report["legalized"]
+    on_board = board_result(bundle, "model.arm.nb")
+    assert on_board is not None and on_board["status"] == "passed", on_board
+
+    report = locate.debug(bundle.path, str(model), ["model.arm.nb"], device=EMULATED, nb_program=without[:2])
+    first = report.artifacts[0].to_json()["first_divergence"]
+    assert first["type"] == "pool2d" and first["outputs"][0]["name"] == pool_out, first
+    assert all(i["parity"]["verdict"] == "passed" for i in first["inputs"])
+    assert "arm kernels on emulated-aarch64" in report.artifacts[0].reason
+    healthy = locate.debug(bundle.path, str(model), ["model.arm.nb"], device=EMULATED)
+    assert healthy.artifacts[0].status == locate.HEALTHY, healthy.artifacts[0].reason

@@ -176,3 +176,31 @@ def test_debug_locates_lite_x86_rnn_leaving_its_final_states_unwritten(tmp_path)
     _records.append({"model": "zoo/rnn_text", "source": "legacy", "target": "desktop-x86_64",
                      "artifact": "model.x86.nb", "located": "rnn",
                      "why": "wherry debug: Lite's x86 rnn leaves the final states unwritten"})
+
+
+@pytest.mark.zoo
+def test_debug_locates_lite_arm_pool2d_taking_an_identity_adaptive_pool_for_a_global_one(tmp_path):
+    """zoo/ppliteseg's ARM .nb failed on the emulated board (both formats) until the identity-adaptive-pool
+    pass: `wherry debug --device emulated-aarch64`, with the ARM kernels, names the op on the program without
+    that pass: pool2d, the pyramid pooling's adaptive pool to 4x4 of a 4x4 feature map, inputs exact."""
+    from wherry.convert import legalize
+    from wherry.convert.debug import locate
+
+    folder = exported("legacy", ["ppliteseg"]) / "ppliteseg"
+    results = pipeline.convert(pipeline.ConvertOptions(model=str(folder / "model.pdmodel"), targets=["rpi4"],
+                                                       out_dir=tmp_path / "out", inputs=folder / "inputs.npz"))
+    board = board_result(results[0], "model.arm.nb")
+    if board is None:
+        pytest.skip("no Paddle Lite ARM runtime on the emulated board (`wherry targets build-lite`)")
+    assert board["status"] == PASSED, board
+    without = legalize.legalize(folder / "model.pdmodel", folder / "model.pdiparams", tmp_path / "without",
+                                [p for p in legalize.PASSES if p != "identity-adaptive-pool"])
+    report = locate.debug(results[0].path, str(folder / "model.pdmodel"), ["model.arm.nb"],
+                          device="emulated-aarch64", nb_program=without[:2])
+    first = report.artifacts[0].first
+    assert first is not None and first.type == "pool2d", report.text()
+    assert all(i.parity.passed for i in first.inputs)
+    # shown in the matrix only where the ARM row fails (that is, if the pass ever stops repairing it)
+    _records.append({"model": "zoo/ppliteseg", "source": "legacy", "target": "rpi4", "artifact": "model.arm.nb",
+                     "located": "pool2d", "why": "wherry debug on the emulated board: Lite's ARM pool2d takes an "
+                                                 "adaptive pool to the input's own size for a global pool"})

@@ -17,8 +17,8 @@ def add_debug_command(sub) -> None:
     p.add_argument("--artifact", action="append", metavar="FILE",
                    help="artifact file to debug; repeat for several (default: every ONNX and fp32 .nb artifact)")
     p.add_argument("--device", default="local", metavar="DEVICE",
-                   help="run the ONNX artifacts on this device (emulated-aarch64, ssh://user@host, http://host:port; "
-                        "as for check); the reference and Lite debug builds run on this host")
+                   help="run the ONNX artifacts and ARM .nb debug builds (ARM kernels) on this device "
+                        "(emulated-aarch64, ssh://user@host; as for check); the reference runs on this host")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.debug.v1)")
     p.set_defaults(func=cmd_debug)

@@ -262,12 +262,13 @@ def _debug_onnx(ref: _Reference, path: Path, feeds, tol, work: Path, device: Opt
     return walk(ref, tensors, tmap, tol, node_of)
 
 
-def _debug_lite(ref: _Reference, program_files, feeds, tol, work: Path) -> ArtifactDebug:
+def _debug_lite(ref: _Reference, program_files, feeds, tol, work: Path, place: str = "x86",
+                device: Optional[str] = None) -> ArtifactDebug:
     model, params = program_files or (ref.model_file, ref.params_file)
-    tensors, removed = taps.lite_tensors(Path(model), Path(params), feeds, work)
+    tensors, removed = taps.lite_tensors(Path(model), Path(params), feeds, work, place, device)
     tmap = mapping.by_name(ref.program, set(tensors))
     kinds = {n: op.type for op in ref.program.ops for n in op.data_outputs(ref.program.tensors)}
-    result = walk(ref, tensors, tmap, tol, lambda name: f"Lite {kinds.get(name, '?')} (debug .nb)")
+    result = walk(ref, tensors, tmap, tol, lambda name: f"Lite {place} {kinds.get(name, '?')} (debug .nb)")
     result.removed = removed
     return result
 
@@ -303,8 +304,11 @@ def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, wor
         for art in chosen:
             start = time.perf_counter()
             why = _unsupported_reason(art)
-            if not why and device not in (None, "local") and art.format != "onnx":
-                why = "on a device, debug runs ONNX artifacts; a .nb is debugged on this host (without --device)"
+            on_device = device not in (None, "local")
+            if not why and on_device and art.format != "onnx" and art.arch != "arm":
+                why = "on a device, debug runs ONNX artifacts and ARM .nb files; an x86 .nb is debugged on this host"
+            # an ARM .nb is debugged with ARM kernels on the device; without one, with x86 kernels here
+            place = "arm" if art.format == "nb" and art.arch == "arm" and on_device else "x86"
             if why:
                 found = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, why)
             else:
@@ -313,13 +317,15 @@ def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, wor
                 where = work / art.file
                 try:
                     found = (_debug_onnx(ref, bundle.root / art.file, feeds, tol, where, device) if art.format == "onnx"
-                             else _debug_lite(ref, nb_program, feeds, tol, where))
+                             else _debug_lite(ref, nb_program, feeds, tol, where, place, device if on_device else None))
                 except WherryError as exc:
                     found = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, exc.message)
                 found.file, found.format, found.precision = art.file, art.format, art.precision
-                if art.format == "nb":
-                    found.reason = ("the .nb was rebuilt from the program with every tensor fetched (x86 kernels"
-                                    + (", not the ARM ones of this artifact" if art.arch == "arm" else "") + ")")
+                if art.format == "nb" and found.status != UNSUPPORTED:  # (an UNSUPPORTED reason says why)
+                    found.reason = (f"the .nb was rebuilt from the program with every tensor fetched ({place} kernels"
+                                    + (f" on {device}" if place == "arm" else "")
+                                    + (", not the ARM ones of this artifact" if art.arch == "arm" and place == "x86"
+                                       else "") + ")")
             found.seconds = time.perf_counter() - start
             log.info("%s: %s", art.file, found.status)
             results.append(found)

@@ -25,16 +25,21 @@ def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path) -> Di
         return session.run(feeds)
 
 
-def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path) -> Tuple[Dict[str, np.ndarray], List[str]]:
-    """Every intermediate tensor Paddle Lite x86 still computes in a debug .nb built from the program with
-    all tensors fetched. Returns (tensors, fetched names Lite's optimizer removed anyway)."""
+def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: str = "x86",
+                 device: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """Every intermediate tensor Paddle Lite still computes in a debug .nb built for ``place`` (x86 here, or
+    arm on ``device``, as for ``check --device``) from the program with all tensors fetched. Returns
+    (tensors, fetched names Lite's optimizer removed anyway)."""
     from wherry.convert import lite_export
 
     model, params, fetched = program_io.tapped_copy(model_file, params_file, work / "lite-tapped")
-    nb = work / "debug.x86.nb"
-    lite_export.export_nb(model, params, nb, ["x86"])
-    with runtimes.open(str(nb), isolate=True) as session:
-        tensors = session.run(feeds)
+    nb = work / f"debug.{place}.nb"
+    lite_export.export_nb(model, params, nb, [place])
+    if device and device != "local":
+        tensors = _run_on_device(device, nb, feeds, work)
+    else:
+        with runtimes.open(str(nb), isolate=True) as session:
+            tensors = session.run(feeds)
     removed = [n for n in fetched if n not in tensors]
     return tensors, removed
 
@@ -69,7 +74,8 @@ def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = Non
 
 
 def _run_on_device(device: str, model: Path, feeds, work: Path) -> Dict[str, np.ndarray]:
-    """The runner's own `run` command on the device (the connection `check --device` uses)."""
+    """The runner's own `run` command on the device (the connection `check --device` uses): an exposed
+    ONNX model or a debug .nb."""
     from wherry.runtimes.errors import WherryError
     from wherry.runtimes.npz import load_npz
     from wherry.targets.devices import connect
@@ -80,6 +86,6 @@ def _run_on_device(device: str, model: Path, feeds, work: Path) -> Dict[str, np.
                                  [model])
     if result.exit_code != 0 or not out.is_file():
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise WherryError(f"the exposed ONNX model did not run on {device}: {' | '.join(tail)}",
+        raise WherryError(f"the exposed model {model.name} did not run on {device}: {' | '.join(tail)}",
                           "check that `wherry check BUNDLE --device ...` works for this device")
     return load_npz(out)
