@@ -71,7 +71,7 @@ def _add_convert(sub):
                         "the most sensitive layers are kept in float until it holds")
     p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
                    help="disable a legalization pass (add-xshape, restore-attrs, attr-widths, add-outputs, zero-d, "
-                        "unpersist-empty, layer-norm-affine): to see what it repairs")
+                        "unpersist-empty, layer-norm-affine, identity-adaptive-pool): to see what it repairs")
     p.add_argument("--without-nms", action="store_true",
                    help="detectors: export the network without its NMS tail (multiclass_nms*, matrix_nms): the "
                         "bundle returns raw boxes and class scores and its manifest says which NMS to apply")
