@@ -55,7 +55,8 @@ RUN_BY = {
         "tests/test_sequence_inputs.py::test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_representable",
     "wherry convert detector.pdmodel --without-nms": "tests/test_detection.py::detector_bundles",
     "wherry inspect mnv3/model.json": "tests/test_pir_translate.py::test_inspect_lists_each_pir_op_and_its_artifacts",
-    "wherry targets build-lite --arch aarch64": "tests/test_lite_arm.py::arm_runtime",
+    "wherry targets build-lite --arch aarch64":
+        "tests/test_lite_arm.py::test_the_runtime_is_rebuilt_from_the_cached_library_without_the_source",
     "pip install wherry_lite_runtime-*.whl": "tests/test_lite_arm.py::test_emulated_board_reports_its_lite_runtime",
     "wherry check out/mnv3.rpi4 --device emulated-aarch64": "tests/test_devices.py::test_check_on_emulated_aarch64_board",
     "wherry check out/mnv3.rpi4 --device 'ssh://pi@raspberrypi.local?python=/home/pi/wherry/bin/python'":
