@@ -119,8 +119,11 @@ def test_changed_option_recomputes_only_that_model(first_run, zoo_file, tmp_path
 
 def test_a_killed_worker_is_a_crashed_cell_and_the_matrix_is_still_reported(zoo_file, tmp_path):
     doc, proc = run_json(zoo_file, "-o", tmp_path / "out", "--no-cache", "--timeout", "0.5", code=1)
-    assert {c["status"] for c in doc["cells"]} == {"crashed"}
-    assert all("timed out" in c["error"]["message"] for c in doc["cells"])
+    statuses = {(c["model"], c["target"]): c["status"] for c in doc["cells"]}
+    # wrong inputs are refused before any tool runs: that error may come inside the 0.5 s
+    assert statuses.pop(("wrong_inputs", "desktop-x86_64")) in ("crashed", "error")
+    assert set(statuses.values()) == {"crashed"}, statuses   # a golden run alone takes longer
+    assert all("timed out" in c["error"]["message"] for c in doc["cells"] if c["status"] == "crashed")
     assert "Traceback" not in proc.stderr
 
 
