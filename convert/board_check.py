@@ -74,9 +74,7 @@ class BoardCheck:
                 stdout = self.device.run(self.argv, [self.folder]).stdout
             board = {r["file"]: r for r in json.loads(stdout)["artifacts"]}
         except (WherryError, ValueError, KeyError) as exc:
-            text = exc.message if isinstance(exc, WherryError) else str(exc)
-            for art in self.nbs:
-                art.notes.append(f"emulated aarch64 board could not check it: {text.splitlines()[0][:200]}")
+            _unverified(self.nbs, exc.message if isinstance(exc, WherryError) else str(exc))
             return {}
         finally:
             self._record()
@@ -99,6 +97,11 @@ class BoardCheck:
         self.timeline.end(self.label, self._start, done)
         for fh in (self._out, self._err):
             fh.close()
+
+
+def _unverified(nbs: List[Artifact], why: str) -> None:
+    for art in nbs:
+        art.notes.append(f"emulated aarch64 board could not check it: {why.splitlines()[0][:200]}")
 
 
 def _notes(result: dict) -> List[str]:
@@ -132,6 +135,5 @@ def start(profile, artifacts, stage: Path, work: Path, timeline,
         return BoardCheck(nbs, folder, f"[{profile.name}] checking the ARM .nb artifacts on the emulated aarch64 "
                                        "board", timeline)
     except WherryError as exc:   # the board cannot be set up here: the .nb files stay unverified, said why
-        for art in nbs:
-            art.notes.append(f"emulated aarch64 board could not check it: {exc.message.splitlines()[0][:200]}")
+        _unverified(nbs, exc.message)
         return None
