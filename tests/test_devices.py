@@ -58,6 +58,32 @@ def test_user_profile_file_converts(wherry, tmp_path):
     assert manifest["target"]["name"] == "myboard" and manifest["target"]["arch"] == "aarch64"
 
 
+def test_emulated_board_sets_up_from_nothing_with_a_310_venv_first_on_path(tmp_path):
+    """A new machine: an empty cache, and wherry's Python 3.10 venv first on PATH (as `.venv/bin/wherry`
+    and the CI example put it). pip 23 in that venv once refused every numpy wheel for the 3.11 board."""
+    import sys
+
+    if shutil.which("qemu-aarch64-static") is None and os.geteuid() != 0:
+        pytest.skip("qemu-aarch64-static is not installed and this user is not root (the set-up apt-installs it)")
+    env = {k: v for k, v in os.environ.items() if k != "WHERRY_HOST_PYTHON"}  # the script as run by hand
+    env.update(WHERRY_CACHE=str(tmp_path / "cache"), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    assert subprocess.run(["python3", "-c", "import sys; print(sys.version_info[:2])"], env=env,
+                          capture_output=True, text=True).stdout.strip() == "(3, 10)"
+    proc = subprocess.run(["bash", str(REPO / "scripts/emulated_board.sh")], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    board = Path(proc.stdout.strip().splitlines()[-1])
+    assert board == tmp_path / "cache" / "emulated-aarch64"
+    root = board / "sysroot"
+    code = "import platform, numpy, onnxruntime; print(platform.machine(), numpy.__version__, onnxruntime.__version__)"
+    ran = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={board / 'site-packages'}",
+                          "qemu-aarch64-static", "-L", str(root), str(root / "usr/bin/python3.11"), "-c", code],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    machine, numpy_version, _ = ran.stdout.split()
+    assert machine == "aarch64" and int(numpy_version.split(".")[0]) >= 1
+
+
 @pytest.mark.slow
 def test_check_on_emulated_aarch64_board(wherry, rpi4_bundle):
     info = wherry("info", "--device", "emulated-aarch64", check=0).stdout

@@ -101,14 +101,19 @@ for d in lib bin sbin; do [ -e "$PART_ROOT/$d" ] || ln -s "usr/$d" "$PART_ROOT/$
 write_cpuinfo "$PART_ROOT"
 
 say "installing numpy and onnxruntime aarch64 wheels"
-# any host Python with a recent pip can fetch wheels for another platform: python3, else the one
-# running wherry (WHERRY_HOST_PYTHON). pip 23.0 checks Requires-Python against its own interpreter
-# despite --python-version, hence python3 first.
-PIP_PY=python3
-python3 -m pip --version >/dev/null 2>&1 || PIP_PY=${WHERRY_HOST_PYTHON:-python3}
-PIP_ROOT_USER_ACTION=ignore "$PIP_PY" -m pip install --quiet --disable-pip-version-check --target "$BOARD.partial/site-packages" \
-  --platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp --only-binary=:all: \
-  numpy onnxruntime
+# The host Python that runs wherry fetches them (WHERRY_HOST_PYTHON, set by wherry; python3 when the
+# script is run by hand), never whichever python3 is first on PATH. Two steps, because pip up to 23.x
+# checks Requires-Python against its OWN interpreter in `install --target` even with --python-version
+# (a 3.10 host refused every numpy >= 2.3 for the 3.11 board), while `pip download` resolves for the
+# Python it is told: download resolves for the board, then the exact files are unpacked as they are.
+HOST_PY=${WHERRY_HOST_PYTHON:-python3}
+WHEELS=$BOARD.partial/wheels
+PIP=(env PIP_ROOT_USER_ACTION=ignore "$HOST_PY" -m pip --disable-pip-version-check)
+BOARD_TAGS=(--platform manylinux_2_28_aarch64 --python-version 3.11 --implementation cp --only-binary=:all:)
+"${PIP[@]}" download --quiet -d "$WHEELS" "${BOARD_TAGS[@]}" numpy onnxruntime
+"${PIP[@]}" install --quiet --no-index --no-deps --ignore-requires-python --target "$BOARD.partial/site-packages" \
+  "${BOARD_TAGS[@]}" "$WHEELS"/*.whl
+rm -rf "$WHEELS"
 
 rm -rf "$APT"
 rm -rf "$BOARD" && mv "$BOARD.partial" "$BOARD"
