@@ -44,10 +44,13 @@ class ConvertedBundle:
     path: Path
     target: str                 # profile name, e.g. rpi4
     arch: str                   # the target's machine: x86_64 | aarch64 | armv7
-    ok: bool                    # no artifact that could run here failed
+    ok: bool                    # as `wherry check`: nothing failed or missing, and something was verified
     artifacts: List[ArtifactOutcome]
     warnings: List[str] = field(default_factory=list)
     report: dict = field(default_factory=dict, repr=False)   # report.json, as written in the bundle
+    # passed | failed | partly verified | not verified (checker.BUNDLE_VERDICTS): "passed" only when every
+    # artifact ran (an ARM .nb on the emulated board) and passed
+    verdict: str = NOT_VERIFIED
     # the host verification's runtimes CheckReport (None with verify=False); its results keep the outputs
     # compared, so report_html.write_check_html can draw them (the zoo writes each bundle's page from it)
     check: Optional[object] = field(default=None, repr=False, compare=False)
@@ -66,7 +69,8 @@ class ConvertedBundle:
                                       f"{n.tool}: {n.reason}" if n.tool else n.reason)
                       for n in getattr(result, "not_built", [])]
         return cls(Path(result.path), result.target, str(result.manifest.target.get("arch")), bool(result.ok),
-                   artifacts, list(result.report.get("warnings", [])), result.report, result.check)
+                   artifacts, list(result.report.get("warnings", [])), result.report,
+                   result.check.verdict if result.check is not None else NOT_VERIFIED, result.check)
 
     def to_json(self) -> dict:
         data = asdict(replace(self, check=None))   # the check's JSON is in report["verification"]

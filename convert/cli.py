@@ -81,8 +81,9 @@ def _add_convert(sub):
     p.add_argument("--force", action="store_true", help="replace existing bundles")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
     p.add_argument("--strict", action="store_true",
-                   help="exit 1 when a golden output is nearly constant (parity on it means little) or a requested "
-                        "format or precision was not built")
+                   help="exit 1 when a golden output is nearly constant (parity on it means little), a requested "
+                        "format or precision was not built, or an artifact could not be verified (an ARM .nb that "
+                        "no emulated board ran, say)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout (schema wherry.convert.v1)")
     p.set_defaults(func=cmd_convert)
 
@@ -121,6 +122,11 @@ def cmd_convert(args) -> int:
     for r in failed:
         what = [f"{n.file} not built" for n in r.not_built if n.status == "failed to build"]
         what += [f"{a.file} failed parity" for a in (r.check.failed if r.check is not None else [])]
+        if r.check is not None and not r.check.verified:
+            what.append(f"nothing could be verified on this host ({', '.join(a.file for a in r.check.unverifiable)}"
+                        f" cannot run here); the bundle is written: check it where it runs, e.g. `wherry check "
+                        f"{r.path} --device ssh://user@board` (or --device emulated-aarch64 once `wherry targets "
+                        "build-lite` has built Paddle Lite's ARM runtime), or build without verifying: --no-verify")
         log.error("%s: %s", r.path, "; ".join(what))
     if failed:
         return 1
@@ -135,7 +141,7 @@ def cmd_convert(args) -> int:
 def _strict_problems(result, args) -> List[str]:
     from wherry.runtimes.cli import strict_failures
 
-    problems = [p for p in strict_failures(result.check) if "verified" not in p] if result.check is not None else []
+    problems = strict_failures(result.check) if result.check is not None else []
     problems += [f"golden data: {w}" for w in result.report.get("warnings", []) if "constant" in w]
     built = {(a.format, a.precision) for a in result.manifest.artifacts}
     formats = {f for f, _ in built} | set(_split(args.format) or ())

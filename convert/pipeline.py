@@ -82,12 +82,12 @@ class BundleResult:
 
     @property
     def ok(self) -> bool:
-        # Conversion fails on a requested artifact a tool failed to build and on a verifiable artifact
-        # that fails. An ARM-only bundle with nothing runnable here is not a failure of the conversion
-        # (the device check will judge it), nor is an artifact whose format cannot express the model
-        # (ONNX for sequence inputs): both are listed, never passed.
+        # The same rule as `wherry check` on the same bundle: a requested artifact a tool failed to build,
+        # a verifiable artifact that fails, or nothing verified at all (an ARM-only bundle on an x86 host
+        # whose .nb no emulated board ran) fails. An artifact whose format cannot express the model (ONNX
+        # for sequence inputs) is listed, never passed, and fails nothing. --no-verify: nothing judged.
         return (not any(n.status == FAILED_TO_BUILD for n in self.not_built)
-                and (self.check is None or not self.check.failed))
+                and (self.check is None or (not self.check.failed and bool(self.check.verified))))
 
 
 def tool_versions() -> dict:
@@ -304,6 +304,8 @@ def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
     if built.board is not None:
         emulated, built.board = built.board.finish(), None
         built.manifest.write(built.stage)  # with the board's verdicts among the artifacts' notes
+        if built.check is not None:   # the bundle's verdict counts the .nb files the board ran, as check would
+            built.check.adopt(emulated, "the emulated aarch64 board (qemu user-mode, Paddle Lite's ARM kernels)")
     report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
                            built.quant_notes, built.manifest.not_built, emulated)
     return BundleResult(built.profile.name, built.final, built.manifest, built.check, report)

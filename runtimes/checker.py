@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 PASSED, FAILED, UNVERIFIABLE, NOT_BUILT = "passed", "failed", "not verifiable here", "not built"
 NOT_REPRESENTABLE = "not representable"   # the artifact format cannot express the model: said, not failed
 
+#: A whole bundle's verdict on one device. "passed" only when every built artifact ran and passed: an ARM
+#: .nb that never ran on ARM kernels leaves a bundle "partly verified" however well the rest did.
+BUNDLE_VERDICTS = {PASSED: "PASS", FAILED: "FAIL", "partly verified": "PARTLY VERIFIED",
+                   "not verified": "NOT VERIFIED"}
+
 
 @dataclass
 class ArtifactResult:
@@ -42,6 +47,14 @@ class ArtifactResult:
         failed = [o for o in self.outputs if not o.passed]
         pool = failed or judged or self.outputs
         return max(pool, key=lambda o: o.max_rel if o.max_rel is not None else float("inf")) if pool else None
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "ArtifactResult":
+        """An artifact's result as another device reported it in its check JSON."""
+        return cls(data["file"], data["format"], data["runtime"], data["precision"], data["arch"], data["size"],
+                   status=data["status"], reason=data.get("reason", ""), seconds=float(data.get("seconds", 0.0)),
+                   outputs=[parity.OutputParity.from_json(o) for o in data.get("outputs", [])],
+                   notes=list(data.get("notes", [])))
 
     def to_json(self) -> dict:
         return {"file": self.file, "format": self.format, "runtime": self.runtime, "precision": self.precision,
@@ -78,6 +91,27 @@ class CheckReport:
     def not_representable(self) -> List[ArtifactResult]:
         return [r for r in self.results if r.status == NOT_REPRESENTABLE]
 
+    def adopt(self, results: Mapping[str, Mapping], where: str) -> None:
+        """Take the verdict of another device that ran what this one could not (the emulated board's, for a
+        conversion's ARM .nb files): each artifact "not verifiable here" with a passed or failed result in
+        ``results`` (file -> that device's artifact JSON) takes it, with a note naming ``where`` it ran."""
+        for i, mine in enumerate(self.results):
+            theirs = results.get(mine.file)
+            if mine.status == UNVERIFIABLE and theirs and theirs.get("status") in (PASSED, FAILED):
+                taken = ArtifactResult.from_json(theirs)
+                taken.notes.insert(0, f"ran on {where}")
+                self.results[i] = taken
+
+    @property
+    def verdict(self) -> str:
+        """One of BUNDLE_VERDICTS: failed (a failure or a missing artifact), not verified (nothing ran here),
+        partly verified (some artifacts could not run here), passed (every artifact ran and passed)."""
+        if self.failed or self.not_built:
+            return FAILED
+        if not self.verified:
+            return "not verified"
+        return "partly verified" if self.unverifiable else PASSED
+
     @property
     def ok(self) -> bool:
         """No failure, nothing the conversion was asked for is missing, and at least one artifact was
@@ -86,7 +120,7 @@ class CheckReport:
 
     def to_json(self) -> dict:
         return {"bundle": self.bundle, "name": self.name, "target": self.target, "device": self.device,
-                "ok": self.ok, "artifacts": [r.to_json() for r in self.results]}
+                "ok": self.ok, "verdict": self.verdict, "artifacts": [r.to_json() for r in self.results]}
 
     def table(self) -> str:
         rows = [("artifact", "size", "precision", "max abs err", "cosine", "verdict")]
@@ -116,9 +150,10 @@ class CheckReport:
                    f"{len(self.failed)} failed, {len(self.unverifiable)} not verifiable here"
                    + (f", {len(self.not_built)} not built" if self.not_built else "")
                    + (f", {len(self.not_representable)} not representable" if self.not_representable else "")
-                   + f" (device {self.device.get('machine')})")
+                   + f" (device {device.phrase(self.device)})")
         if not self.verified:
             summary += " - nothing could be verified on this device"
+        summary = f"{BUNDLE_VERDICTS[self.verdict]}  {summary}"
         return "\n".join(lines + notes + [summary])
 
     def junit_xml(self) -> str:

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
+from . import device
 from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,6 @@ def device_info() -> dict:
     """This device: arch, CPU, OS, Python, numpy and the backends it can run (for `info` and the HTTP runner)."""
     runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
-    from . import device
-
     info = device.describe()
     try:
         import numpy
@@ -215,7 +214,7 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backends")
     p.add_argument("--strict", action="store_true",
                    help="also fail (exit 1) when a golden output is nearly constant (a pass would mean little) "
-                        "or nothing could be verified on this device")
+                        "or any artifact could not be verified on this device (an ARM .nb on an x86 host, say)")
     p.add_argument("--no-isolate", action="store_true",
                    help="run artifacts in this process (faster; a native crash then kills the runner, and "
                         "--timeout cannot apply)")
@@ -261,6 +260,9 @@ def strict_failures(report) -> List[str]:
                        for r in report.results for o in r.outputs if o.uninformative})
     if not report.verified:
         problems.append("no artifact could be verified on this device")
+    elif report.unverifiable:
+        problems.append(f"{len(report.unverifiable)} artifact(s) not verified on this device: "
+                        + ", ".join(r.file for r in report.unverifiable))
     return problems
 
 
@@ -319,6 +321,8 @@ def bench(args) -> dict:
               "runs": args.runs, "warmup": args.warmup, "p50_ms": round(pct(0.5), 3), "p90_ms": round(pct(0.9), 3),
               "min_ms": round(times[0], 3), "mean_ms": round(sum(times) / len(times), 3),
               "peak_rss_mb": round(_peak_rss_mb() or 0.0, 1)}
+    if device.emulation():
+        result["emulated"] = device.emulation()
     return result
 
 
@@ -326,6 +330,9 @@ def print_bench_result(result: dict) -> None:
     print(f"{result['artifact']} ({result['backend']}): load {result['load_s'] * 1000:.1f} ms; "
           f"p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms, min {result['min_ms']:.3f} ms "
           f"over {result['runs']} runs; peak RSS {result['peak_rss_mb']:.1f} MB")
+    if result.get("emulated"):
+        print(f"note: measured on an emulated device ({result['emulated']}): these are the emulator's times, "
+              "typically hundreds of times slower than a real board's; they say nothing about a board's speed")
 
 
 # ----------------------------------------------------------------------------- serve and main

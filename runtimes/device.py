@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from typing import Mapping, Optional
 
 _ARM = ("aarch64", "arm64", "armv7l", "armv7", "armv8l", "armv6l", "arm")
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
@@ -50,8 +51,26 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: Set by the host for a device it emulates (the emulated aarch64 board: "qemu user-mode"): its ARM
+#: kernels are real, its timings are the emulator's, and every report must say so.
+EMULATION_ENV = "WHERRY_EMULATED"
+
+
+def emulation() -> Optional[str]:
+    """How this device is emulated ("qemu user-mode"), or None for a real one."""
+    return os.environ.get(EMULATION_ENV) or None
+
+
+def phrase(info: Mapping) -> str:
+    """A device (its `describe()` dict, from wherever it ran) in one phrase for summaries:
+    "x86_64", "aarch64, emulated (qemu user-mode)"."""
+    machine_name = str(info.get("machine") or "unknown")
+    return f"{machine_name}, emulated ({info['emulated']})" if info.get("emulated") else machine_name
+
+
 def describe() -> dict:
     return {
+        **({"emulated": emulation()} if emulation() else {}),
         "machine": machine(),
         "arch": arch_family(),
         "cpu": cpu_model(),

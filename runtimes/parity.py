@@ -130,6 +130,17 @@ class OutputParity:
                 data[key] = str(value)  # JSON has no inf/nan: "inf"
         return data
 
+    @classmethod
+    def from_json(cls, data: Mapping) -> "OutputParity":
+        """The inverse of to_json (a verdict another device reported)."""
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("snr_db", "max_abs", "max_rel", "mean_abs", "cosine"):
+            if isinstance(values.get(key), str):
+                values[key] = float(values[key])   # "inf" / "nan"
+        values["tolerance"] = Tolerance(**data.get("tolerance", {}))
+        return cls(**values)
+
 
 def _looks_like_scores(golden: np.ndarray) -> bool:
     return golden.ndim == 2 and golden.shape[1] >= 2 and golden.dtype.kind == "f"

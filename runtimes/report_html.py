@@ -20,6 +20,9 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
+from .checker import BUNDLE_VERDICTS, FAILED, PASSED, UNVERIFIABLE
+from .device import phrase
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#1d232b;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde3ea;padding-bottom:4px}
@@ -155,7 +158,14 @@ def _verdict_section(check: dict) -> str:
                     f'<td>{_num(min(snrs) if snrs else None, ".1f")}</td>'
                     f'<td class="{_verdict_class(art["status"])}">{_e(art["status"])}</td>'
                     f'<td class="muted">{_e(art.get("reason", ""))[:300]}</td></tr>')
-    return "<h2>Verdicts</h2><table>" + "".join(rows) + "</table>"
+    arts = check.get("artifacts", [])
+    ran = [a for a in arts if a.get("status") in (PASSED, FAILED)]
+    idle = [a["file"] for a in arts if a.get("status") == UNVERIFIABLE]
+    where = phrase(check.get("device") or {})
+    said = (f'<p>{len(ran)} of {len(arts)} artifacts ran on this device ({_e(where)})'
+            + (f'; not run here, so not verified: {", ".join(f"<code>{_e(f)}</code>" for f in idle)}' if idle else "")
+            + "</p>")
+    return "<h2>Verdicts</h2>" + said + "<table>" + "".join(rows) + "</table>"
 
 
 def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]]) -> str:
@@ -269,10 +279,11 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
         except ValueError:
             quant = None
     if check is not None:
-        verdict = "PASS" if check.get("ok") else "FAIL"
+        # reports written before "verdict" existed: ok was all they said
+        verdict = BUNDLE_VERDICTS.get(check.get("verdict") or ("passed" if check.get("ok") else "failed"), "FAIL")
     else:
         verdict = "DIVERGED" if debug and debug.get("diverged") else "NO DIVERGENCE"
-    cls = "pass" if verdict in ("PASS", "NO DIVERGENCE") else "fail"
+    cls = {"PASS": "pass", "NO DIVERGENCE": "pass", "PARTLY VERIFIED": "skip", "NOT VERIFIED": "skip"}.get(verdict, "fail")
     body = [f'<h1>wherry parity report: {_e(name)} <span class="{cls}">&nbsp;{verdict}&nbsp;</span></h1>',
             f'<p class="muted">bundle <code>{_e(bundle_dir)}</code>, written '
             f'{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}</p>']

@@ -1,6 +1,7 @@
 """`wherry targets` and the `--device` option of check/run/bench/info."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -21,8 +22,12 @@ def add_targets_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.targets.v1)")
     p.add_argument("--arch", default="aarch64", choices=["aarch64", "armv7hf"], help="build-lite: the board's CPU")
     p.add_argument("--source", metavar="DIR|ARCHIVE",
+                   default=os.environ.get("WHERRY_LITE_SOURCE") or None,
                    help="build-lite: Paddle Lite's source at tag v2.13-rc (a directory or .tar.gz); "
-                        "default: clone it from Paddle Lite's public repository")
+                        "default: $WHERRY_LITE_SOURCE, else clone it from Paddle Lite's public repository")
+    p.add_argument("--no-install", dest="install", action="store_false",
+                   help="build-lite: never apt-get install missing build tools (by default they are installed "
+                        "when running as root, else named in the error)")
     p.add_argument("--jobs", type=int, metavar="N", help="build-lite: parallel compile jobs (default: all cores)")
     p.set_defaults(func=cmd_targets)
     from wherry.targets.fleet.cli import add_fleet_command
@@ -113,7 +118,7 @@ def cmd_build_lite(args) -> int:
     """Build (or find, cached) Paddle Lite's ARM runtime; print where it is, its size and the build time."""
     from . import lite
 
-    runtime = lite.build(args.arch, source=args.source, jobs=args.jobs)
+    runtime = lite.build(args.arch, source=args.source, jobs=args.jobs, install=args.install)
     info = runtime.info
     how = f"built in {_duration(runtime.seconds)}" if runtime.built_now else "already built (cached)"
     print(f"Paddle Lite {info['lite_tag']} (commit {info['lite_commit'][:12]}) for {runtime.arch}: {how}")

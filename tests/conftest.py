@@ -119,6 +119,28 @@ def wherry():
     return run
 
 
+def pytest_collection_finish(session):
+    """Paddle Lite's ARM runtime starts building in the background when collected tests need it."""
+    import lite_prebuild
+    lite_prebuild.start(session.items)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import lite_prebuild
+    lite_prebuild.stop()
+
+
+@pytest.fixture(scope="session")
+def lite_runtime_settled():
+    """Paddle Lite's aarch64 runtime (or None), once a background build has finished: tests whose
+    expectations depend on whether the emulated board has Lite take it, so the answer cannot change
+    under them."""
+    import lite_prebuild
+    from wherry.targets import lite
+    lite_prebuild.wait()
+    return lite.find("aarch64")
+
+
 def pytest_collection_modifyitems(config, items):
     """The zoo (every model family in PIR and legacy format) runs only when asked for: -m zoo."""
     if "zoo" in (config.getoption("-m") or ""):

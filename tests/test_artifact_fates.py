@@ -88,3 +88,49 @@ def test_pytest_plugin_fails_the_missing_artifact(half_built, tmp_path):
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "model.x86.nb::not-built FAILED" in proc.stdout and "model.onnx::" in proc.stdout
     assert "No attributes called beta" in proc.stdout
+
+
+def _cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "wherry.convert.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=REPO, timeout=timeout)
+
+
+def test_an_arm_nb_that_never_ran_is_never_summarised_as_passed(tmp_path):
+    """An OpenCL .nb (android-arm64) runs on no device here, not even the emulated board: the bundle with a
+    passing ONNX beside it is PARTLY VERIFIED, --strict fails it in convert and in check alike, and with the
+    .nb alone nothing is verified, which both commands fail the same way (convert used to exit 0)."""
+    from wherry.convert.example import INPUTS, MODEL
+
+    phone = tmp_path / "phone.toml"   # android-arm64 with an ONNX artifact beside its .nb
+    phone.write_text((REPO / "targets/profiles/android-arm64.toml").read_text()
+                     .replace('name = "android-arm64"', 'name = "phone"').replace('["nb"]', '["nb", "onnx"]'))
+    both = _cli("convert", MODEL, "--inputs", INPUTS, "-t", phone, "-o", tmp_path / "both", "--json")
+    assert both.returncode == 0, both.stderr
+    (bundle,) = json.loads(both.stdout)["bundles"]
+    assert bundle["verdict"] == "partly verified" and bundle["ok"]
+    assert {a["file"]: a["verdict"] for a in bundle["artifacts"]} == {
+        "model.arm-opencl.nb": "not verifiable here", "model.onnx": "passed"}
+    path = bundle["path"]
+
+    table = _cli("check", path)
+    assert table.returncode == 0 and "PARTLY VERIFIED  digits_cnn: 1 passed" in table.stdout, table.stdout
+    assert not [line for line in table.stdout.splitlines() if line.startswith("PASS")]
+    for strict in (_cli("check", path, "--strict"),
+                   _cli("convert", MODEL, "--inputs", INPUTS, "-t", phone, "-o", tmp_path / "both", "--force",
+                        "--strict")):
+        assert strict.returncode == 1, strict.stdout + strict.stderr
+        assert "not verified on this device: model.arm-opencl.nb" in strict.stdout + strict.stderr
+    page = tmp_path / "check.html"
+    assert _cli("check", path, "--html", page).returncode == 0
+    html = page.read_text()
+    assert "PARTLY VERIFIED" in html and "1 of 2 artifacts ran on this device" in html
+    assert "&nbsp;PASS&nbsp;" not in html
+
+    alone = _cli("convert", MODEL, "--inputs", INPUTS, "-t", "android-arm64", "-o", tmp_path / "alone")
+    checked = _cli("check", tmp_path / "alone" / "digits_cnn.android-arm64")
+    assert alone.returncode == checked.returncode == 1, alone.stderr + checked.stdout
+    assert "NOT VERIFIED" in alone.stdout and "NOT VERIFIED" in checked.stdout
+    assert "nothing could be verified on this host" in alone.stderr and "--no-verify" in alone.stderr
+    assert "Traceback" not in alone.stderr
+    unverified = _cli("convert", MODEL, "-t", "android-arm64", "-o", tmp_path / "unverified", "--no-verify")
+    assert unverified.returncode == 0, unverified.stderr   # asked not to verify: nothing judged

@@ -16,7 +16,6 @@ from runtime_fixtures import rehash
 from wherry.convert.example import INPUTS, MODEL
 from wherry.targets import list_profiles, load_profile
 from wherry.targets.profile import ProfileError
-from wherry.targets import lite
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +84,7 @@ def test_emulated_board_sets_up_from_nothing_with_a_310_venv_first_on_path(tmp_p
 
 
 @pytest.mark.slow
-def test_check_on_emulated_aarch64_board(wherry, rpi4_bundle):
+def test_check_on_emulated_aarch64_board(wherry, rpi4_bundle, lite_runtime_settled):
     info = wherry("info", "--device", "emulated-aarch64", check=0).stdout
     assert "aarch64" in info and "onnxruntime" in info
     proc = wherry("check", rpi4_bundle, "--device", "emulated-aarch64", "--json", timeout=900)
@@ -93,7 +92,7 @@ def test_check_on_emulated_aarch64_board(wherry, rpi4_bundle):
     assert proc.returncode == 0, proc.stderr
     results = {a["file"]: a for a in report["artifacts"]}
     assert results["model.onnx"]["status"] == "passed"
-    if lite.find("aarch64"):  # Paddle Lite's ARM runtime is built here: the board runs the .nb (test_lite_arm.py)
+    if lite_runtime_settled:  # Paddle Lite's ARM runtime is built here: the board runs the .nb (test_lite_arm.py)
         assert results["model.arm.nb"]["status"] == "passed"
     else:
         assert results["model.arm.nb"]["status"] == "not verifiable here"

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hostile_fixtures import reseal
 
+import lite_prebuild
 from conftest import REPO, export_vision_model
 from wherry.runtimes import parity
 from wherry.runtimes.bundle import content_hash
@@ -30,44 +31,22 @@ from wherry.targets import lite
 EMULATED = "emulated-aarch64"
 
 
-def _vendor_archive():
-    if os.environ.get("WHERRY_LITE_SOURCE"):
-        return os.environ["WHERRY_LITE_SOURCE"]
-    roots = [REPO]
-    common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=REPO,
-                            capture_output=True, text=True).stdout.strip()
-    if common:
-        roots.append(Path(common).parent)  # the main worktree, when REPO is a linked one
-    for root in roots:
-        found = sorted((root.parent / "shared" / "vendor").glob("paddle-lite-*.tar.gz"))
-        if found:
-            return str(found[-1])
-    return None
-
-
 @pytest.fixture(scope="session")
 def arm_runtime():
+    lite_prebuild.wait()
     runtime = lite.find("aarch64")
     if runtime:
         return runtime
+    why = lite_prebuild.why_not_buildable()
+    if why:
+        pytest.skip("cannot build Paddle Lite's ARM runtime here: " + "; ".join(why))
+    # not built in the background (a failed build, or the fixture's first use outside a collected run):
+    # build it here, with its progress shown even while pytest captures output; build() installs the
+    # missing tools when it may and raises with the build's own words when the build fails
+    say = lambda msg: print(f"build-lite: {msg}", file=sys.__stderr__, flush=True)  # noqa: E731
     if lite.library_built("aarch64"):
-        # only the C interface changed since Lite's library was built: seconds, no source needed
-        missing = lite.missing_prerequisites("aarch64", need_lib=False)
-        if missing:
-            pytest.skip("cannot rebuild the C interface of Paddle Lite's ARM runtime here: " + "; ".join(missing))
-        return lite.build("aarch64", say=lambda msg: print(f"build-lite: {msg}", file=sys.__stderr__, flush=True))
-    archive = _vendor_archive()
-    if archive is None:
-        pytest.skip("no Paddle Lite ARM library built (`wherry targets build-lite --arch aarch64`) and no "
-                    "Paddle Lite source archive ($WHERRY_LITE_SOURCE or ../shared/vendor/paddle-lite-*.tar.gz)")
-    missing = lite.missing_prerequisites("aarch64", need_lib=True)
-    if missing:
-        pytest.skip("cannot build Paddle Lite's ARM runtime here: " + "; ".join(missing))
-    # sys.__stderr__: the progress of a 20-minute build must show even while pytest captures output
-    print(f"\nbuilding Paddle Lite's aarch64 runtime once from {archive} into {lite.cache_root()} "
-          "(about 20 minutes on 2 cores)", file=sys.__stderr__, flush=True)
-    return lite.build("aarch64", source=archive,
-                      say=lambda msg: print(f"build-lite: {msg}", file=sys.__stderr__, flush=True))
+        return lite.build("aarch64", say=say)
+    return lite.build("aarch64", source=lite_prebuild.vendor_archive(), say=say)
 
 
 @pytest.fixture(scope="module")
@@ -376,8 +355,10 @@ def test_build_lite_names_each_missing_prerequisite(tmp_path):
 
 def test_build_lite_without_source_says_where_to_get_it(tmp_path):
     env = dict(os.environ, WHERRY_CACHE=str(tmp_path / "cache"), WHERRY_LITE_REPOSITORY=str(tmp_path / "no-repo"))
-    if lite.missing_prerequisites("aarch64", need_lib=True):
-        pytest.skip("the build prerequisites are missing here: " + "; ".join(lite.missing_prerequisites("aarch64", True)))
+    missing = lite.missing_prerequisites("aarch64", need_lib=True)
+    if missing and not lite.installable_prerequisites("aarch64", need_lib=True):
+        pytest.skip("the build prerequisites are missing here and this user may not install them: "
+                    + "; ".join(missing))
     proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "targets", "build-lite", "--arch", "aarch64"],
                           capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode == 2 and "no Paddle Lite source" in proc.stderr and "--source" in proc.stderr, proc.stderr

@@ -47,25 +47,10 @@ def write_check_page(bundle) -> Optional[Path]:
 
     path = Path(bundle.path) / CHECK_PAGE
     try:
-        check = with_board_verdicts(bundle.check.to_json(), bundle.report.get("emulated_verification") or {})
-        return write_check_html(path, bundle.path, bundle.check, check_json=check)
+        return write_check_html(path, bundle.path, bundle.check)   # the board's verdicts are in the check
     except Exception as exc:  # noqa: BLE001 - the page only illustrates verdicts that stand without it
         log.warning("%s: check page not written: %s", bundle.path, exc)
         return None
-
-
-def with_board_verdicts(check: dict, board: dict) -> dict:
-    """The host check's JSON with each ARM .nb the host could not run replaced by the emulated board's
-    result for it (what the matrix shows as 'pass (board)' / 'FAIL (board)')."""
-    for art in check.get("artifacts", []):
-        result = board.get(art["file"])
-        if art["status"] == UNVERIFIABLE and result and result.get("status") in (PASSED, FAILED):
-            why = f": {result['reason']}" if result.get("reason") else ""
-            art.update(status=result["status"], outputs=result.get("outputs", []),
-                       reason=f"run on the emulated aarch64 board{why}")
-    statuses = {a["status"] for a in check.get("artifacts", [])}
-    check["ok"] = PASSED in statuses and not statuses & {FAILED, NOT_BUILT}
-    return check
 
 
 # ----------------------------------------------------------------------------- the matrix page
@@ -93,7 +78,7 @@ def artifact_rows(cell: Cell) -> List[dict]:
     rows = []
     for art in (cell.bundle or {}).get("artifacts", []):
         verdict, result = art["verdict"], host.get(art["file"], {})
-        if verdict == UNVERIFIABLE and art.get("board_verdict"):
+        if art.get("board_verdict") in (PASSED, FAILED):   # run on the emulated board: its figures
             verdict, result = f"board {art['board_verdict']}", board.get(art["file"], {})
         max_abs, cosine = _worst(result.get("outputs", []))
         failed = verdict in (FAILED, NOT_BUILT, f"board {FAILED}")

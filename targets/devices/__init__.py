@@ -27,6 +27,7 @@ from typing import List, Optional
 from urllib.parse import urlparse
 
 from wherry import runtimes
+from wherry.runtimes.device import EMULATION_ENV
 from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class EmulatedAarch64(Device):
         # Host paths (the bundle) are not under the sysroot, so qemu falls through to the host for them.
         # WHERRY_CHILD_LAUNCHER: an isolated session's child Python must be started through qemu too.
         return ["env", "-i", "PATH=/usr/bin:/bin", "PYTHONPATH=" + ":".join(map(str, path)),
+                f"{EMULATION_ENV}=qemu user-mode",  # every report from the board says it was emulated
                 "WHERRY_CHILD_LAUNCHER=" + shlex.join([qemu, "-L", str(root)]),
                 qemu, "-L", str(root), str(root / "usr/bin/python3.11")]
 

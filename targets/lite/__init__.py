@@ -160,25 +160,51 @@ def find(arch: str = "aarch64") -> Optional[Runtime]:
 
 # ----------------------------------------------------------------------------- prerequisites
 
+def _tools(arch: str, need_lib: bool) -> List[tuple]:
+    """(command, Debian package, what to say when it is missing) for each tool a build needs: the cross
+    compiler always (the C interface), the rest only to build Lite's library itself."""
+    a = _arch(arch)
+    tools = [(f"{a.cross}-g++", a.compiler_package, f"cross compiler {a.cross}-g++ not found")]
+    if need_lib:
+        tools += [("cmake", "cmake", "cmake not found"), ("make", "make", "make not found"),
+                  ("git", "git", "git not found (Lite's build takes its version from git)"),
+                  ("python3", "python3", "python3 not found (Lite's build generates sources with it)")]
+    return tools
+
+
 def missing_prerequisites(arch: str, need_lib: bool, source: Optional[str] = None) -> List[str]:
     """One line per missing tool or source, each saying how to get it (empty when all are there)."""
-    a = _arch(arch)
     missing = []
     if need_lib and source is not None and not Path(source).expanduser().exists():
         missing.append(f"Paddle Lite source {source} does not exist: pass a directory or a .tar.gz of Paddle "
                        f"Lite's source at tag {LITE_TAG}, or leave --source out to clone it from {LITE_REPOSITORY}")
-    if not shutil.which(f"{a.cross}-g++"):
-        missing.append(f"cross compiler {a.cross}-g++ not found: apt-get install {a.compiler_package}")
-    if need_lib:
-        if not shutil.which("cmake"):
-            missing.append("cmake not found: apt-get install cmake")
-        if not shutil.which("make"):
-            missing.append("make not found: apt-get install make")
-        if not shutil.which("git"):
-            missing.append("git not found (Lite's build takes its version from git): apt-get install git")
-        if not shutil.which("python3"):
-            missing.append("python3 not found (Lite's build generates sources with it): apt-get install python3")
+    missing += [f"{said}: apt-get install {package}" for command, package, said in _tools(arch, need_lib)
+                if not shutil.which(command)]
     return missing
+
+
+def installable_prerequisites(arch: str, need_lib: bool) -> List[str]:
+    """The Debian packages of the missing tools, when this process may install them (root, apt-get);
+    empty otherwise. As the emulated board installs its qemu, a bare machine needs no hand step."""
+    missing = [package for command, package, _ in _tools(arch, need_lib) if not shutil.which(command)]
+    if not missing or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return []
+    return missing
+
+
+def install_prerequisites(packages: List[str], say: Callable[[str], None]) -> None:
+    """apt-get install the packages (refreshing the package lists once when the first try fails)."""
+    say(f"installing {' '.join(packages)} (apt-get)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, text=True)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"cannot install {' '.join(packages)}: "
+                         f"{(proc.stderr.strip().splitlines() or ['apt-get failed'])[-1]}",
+                         f"install them yourself (apt-get install {' '.join(packages)}), then run the command again")
 
 
 # ----------------------------------------------------------------------------- source
@@ -352,15 +378,19 @@ def _build_runtime(arch: str, lib: Path) -> Runtime:
 
 
 def build(arch: str = "aarch64", source: Optional[str] = None, jobs: Optional[int] = None,
-          say: Callable[[str], None] = lambda msg: print(f"build-lite: {msg}", file=sys.stderr, flush=True)
-          ) -> Runtime:
-    """Build (or reuse) Paddle Lite's light runtime for ``arch``; see the module docstring."""
+          say: Callable[[str], None] = lambda msg: print(f"build-lite: {msg}", file=sys.stderr, flush=True),
+          install: bool = True) -> Runtime:
+    """Build (or reuse) Paddle Lite's light runtime for ``arch``; see the module docstring. ``install``:
+    apt-get install the missing build tools when running as root (else they are named in the error)."""
     _arch(arch)
     start = time.monotonic()
     found = find(arch)
     if found:
         return found
     need_lib = not library_built(arch)
+    packages = installable_prerequisites(arch, need_lib) if install else []
+    if packages:
+        install_prerequisites(packages, say)
     missing = missing_prerequisites(arch, need_lib, source)
     if missing:
         raise BuildError("cannot build Paddle Lite's ARM runtime here:\n" + "\n".join(f"  - {m}" for m in missing),
