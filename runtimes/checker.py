@@ -94,12 +94,12 @@ class CheckReport:
     def adopt(self, results: Mapping[str, Mapping], where: str) -> None:
         """Take the verdict of another device that ran what this one could not (the emulated board's, for a
         conversion's ARM .nb files): each artifact "not verifiable here" with a passed or failed result in
-        ``results`` (file -> that device's artifact JSON) takes it, with a note naming ``where`` it ran."""
+        ``results`` (file -> that device's artifact JSON) takes it, its reason naming ``where`` it ran."""
         for i, mine in enumerate(self.results):
             theirs = results.get(mine.file)
             if mine.status == UNVERIFIABLE and theirs and theirs.get("status") in (PASSED, FAILED):
                 taken = ArtifactResult.from_json(theirs)
-                taken.notes.insert(0, f"ran on {where}")
+                taken.reason = f"run on {where}" + (f": {taken.reason}" if taken.reason else "")
                 self.results[i] = taken
 
     @property
