@@ -141,8 +141,32 @@ def lite_runtime_settled():
     return lite.find("aarch64")
 
 
+#: The quick tier (`bash scripts/test.sh -m quick`, under 3 minutes on two cores): parity, the bundle and
+#: runtime errors, legalization passes, PIR op translation, the remote protocol and the CLI's refusals.
+#: Patterns (fnmatch) on test ids under tests/; declared here once, so the tier is read in one place.
+QUICK = (
+    "test_parity.py::*", "test_runtime_backends.py::*", "test_runtime_errors.py::*", "test_runner_cli.py::*",
+    "test_progress.py::*", "test_targets_cli.py::*", "test_legalize.py::*", "test_pir_ops.py::*",
+    "test_source.py::*", "test_serve.py::*", "test_remote_options.py::*[[]http[]]",
+    "test_artifact_fates.py::test_convert_ships_what_was_built_and_exits_1",
+    "test_artifact_fates.py::test_check_names_the_missing_artifact_as_not_built*",
+    "test_cli_convert.py::test_lite_segfault_becomes_a_readable_error", "test_cli_convert.py::test_truncated_params",
+    "test_cli_convert.py::test_dynamic_dims_need_a_shape", "test_cli_convert.py::test_inspect_lists_ops_and_lite_support",
+    "test_preprocess.py::test_bad_specs_are_refused_with_the_field_named*",
+    "test_preprocess.py::test_normalization_channel_order_and_layout",
+    "test_preprocess.py::test_empty_or_missing_folder_and_bad_image",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The zoo (every model family in PIR and legacy format) runs only when asked for: -m zoo."""
+    """The quick tier gets its marker; the zoo (every model family in PIR and legacy format) runs only when
+    asked for: -m zoo."""
+    from fnmatch import fnmatchcase
+
+    for item in items:
+        test_id = item.nodeid.split("tests/", 1)[-1]
+        if any(fnmatchcase(test_id, pattern) for pattern in QUICK):
+            item.add_marker(pytest.mark.quick)
     if "zoo" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="the model-family zoo runs with -m zoo")

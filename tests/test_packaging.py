@@ -39,6 +39,21 @@ def test_package_lists_name_every_package_folder():
     assert set(board) == _package_folders("runtimes", "wherry.runtimes")
 
 
+def test_the_quick_tier_covers_each_area_and_leaves_the_slow_parts_out():
+    """`bash scripts/test.sh -m quick` (README): every area the tier promises has tests in it, and nothing that
+    builds a venv, needs the emulated board or converts many models."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "quick", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    files = {i.split("::")[0].removeprefix("tests/") for i in ids}
+    for area in ("test_parity.py", "test_runtime_errors.py", "test_legalize.py", "test_pir_ops.py",
+                 "test_serve.py", "test_remote_options.py", "test_runner_cli.py", "test_cli_convert.py", "test_source.py"):
+        assert area in files, f"the quick tier has no test from {area}"
+    assert not [i for i in ids if "[ssh]" in i or "emulated" in i or "needs_only_numpy" in i], ids
+    assert not files & {"test_conformance.py", "test_lite_arm.py", "test_zoo.py", "test_devices.py"}
+    assert 60 <= len(ids) <= 200, len(ids)
+
+
 def test_package_data_ships_every_data_file():
     """A data file the code reads (a lite_ops.json, a profile, the emulated board script) must be installed."""
     import fnmatch

@@ -41,6 +41,7 @@ RUN_HERE = [
 RUN_BY = {
     "bash scripts/example.sh": "tests/test_cli_convert.py::test_example_prints_the_verification_table",
     "bash scripts/test.sh": "tests/test_packaging.py::test_package_lists_name_every_package_folder",  # this suite
+    "bash scripts/test.sh -m quick": "tests/test_packaging.py::test_the_quick_tier_covers_each_area_and_leaves_the_slow_parts_out",
     "pip install ./runtimes '.[host]'": "tests/test_packaging.py::test_host_install_runs_wherry",
     "pip install ./runtimes": "tests/test_packaging.py::test_board_install_runs_the_runner",
     "pip install numpy onnxruntime": "tests/test_packaging.py::test_board_install_runs_the_runner",
