@@ -88,7 +88,8 @@ def _names(value: Optional[Names]) -> Optional[List[str]]:
 def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Optional[Names] = None,
             formats: Optional[Names] = None, out: PathLike = "out", name: Optional[str] = None,
             inputs: Optional[PathLike] = None, images: Optional[PathLike] = None,
-            preprocess: Optional[Union[str, Mapping]] = None, shapes: Optional[Mapping[str, Sequence[int]]] = None,
+            preprocess: Optional[Union[str, Mapping]] = None,
+            shapes: Optional[Union[Mapping[str, Sequence[int]], Sequence[Mapping[str, Sequence[int]]]]] = None,
             lod: Optional[Mapping[str, Sequence[int]]] = None, without_nms: bool = False, require_all: bool = False,
             calib: Optional[PathLike] = None, eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
             max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
@@ -97,6 +98,8 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
     options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
 
     ``lod`` = ``--lod`` (sequence lengths per LoD input), ``without_nms`` / ``require_all`` = the flags.
+    ``shapes``: one mapping (input -> shape), or a list of them: several golden sets, every artifact
+    checked at each (as ``--shape`` naming an input again).
     Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
     ``.message`` and ``.hint``) and leaves no half-written bundle; a failed parity check does not raise:
     look at ``bundle.ok`` and each artifact's ``verdict``.
@@ -107,10 +110,12 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
 
     if isinstance(preprocess, Mapping):
         preprocess = json.dumps(dict(preprocess))
+    shape_sets = [{k: tuple(int(d) for d in v) for k, v in one.items()}
+                  for one in ([shapes] if isinstance(shapes, Mapping) else list(shapes or []))]
     options = pipeline.ConvertOptions(
         model=str(model), targets=_names(targets) or ["desktop-x86_64"], formats=_names(formats), out_dir=Path(out),
         inputs=Path(inputs) if inputs else None, images=Path(images) if images else None, preprocess=preprocess,
-        shapes={k: tuple(int(d) for d in v) for k, v in (shapes or {}).items()},
+        shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:],
         lod={k: [int(n) for n in v] for k, v in (lod or {}).items()}, without_nms=without_nms, require_all=require_all,
         precisions=_names(precision),
         calib=Path(calib) if calib else None, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,

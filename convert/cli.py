@@ -55,7 +55,9 @@ def _add_convert(sub):
                         '{"size": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], '
                         '"layout": "NCHW", "channel_order": "RGB"}; recorded in the manifest for devices')
     p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                   help="concrete shape for an input with dynamic dims (random golden inputs)")
+                   help="concrete shape for an input with dynamic dims (random golden inputs); name an input "
+                        "again for another golden set, checked too (default: one more at half the dynamic "
+                        "dims, so a dynamic model is proven at two shapes)")
     p.add_argument("--lod", action="append", default=[], metavar="NAME=L1,L2,...",
                    help="sequence lengths of a sequence (LoD) input, e.g. --lod words=4,5 for two sequences of 4 and "
                         "5 rows (Paddle 1.x NLP models); in an --inputs .npz give them as 'NAME.lengths'")
@@ -103,9 +105,10 @@ def cmd_convert(args) -> int:
     if args.example:
         model, inputs, name = str(example.MODEL), inputs or example.INPUTS, name or "digits_cnn"
         targets = args.target or ["desktop-x86_64", "rpi4"]  # show a verified and an arm-only bundle
+    shape_sets = _parse_shapes(args.shape)
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
-        out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=_parse_shapes(args.shape), lod=_parse_lod(args.lod), precisions=_split(args.precision),
+        out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:], lod=_parse_lod(args.lod), precisions=_split(args.precision),
         calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
     if args.images and not args.preprocess:
         log.warning("--images without --preprocess: images are resized to the model's input size and scaled "
@@ -207,8 +210,8 @@ def _parse_lod(options):
 
 
 def _parse_shapes(options):
-    from wherry.convert.golden import parse_shape_options
-    return parse_shape_options(options)
+    from wherry.convert.golden import parse_shape_sets
+    return parse_shape_sets(options)
 
 
 def _add_inspect(sub):

@@ -40,6 +40,49 @@ def parse_shape_options(options: Sequence[str]) -> Dict[str, Tuple[int, ...]]:
     return shapes
 
 
+def parse_shape_sets(options: Sequence[str]) -> List[Dict[str, Tuple[int, ...]]]:
+    """``--shape`` options as golden sets: an input named again starts the next set, e.g.
+    ``x=1,3,64,64 x=1,3,32,48`` -> ``[{"x": (1,3,64,64)}, {"x": (1,3,32,48)}]``; an input named fewer
+    times than another keeps its last shape in the later sets."""
+    sets: List[Dict[str, Tuple[int, ...]]] = []
+    for option in options or ():
+        ((name, dims),) = parse_shape_options([option]).items()
+        index = next((i for i, chosen in enumerate(sets) if name not in chosen), len(sets))
+        if index == len(sets):
+            sets.append(dict(sets[-1]) if sets else {})
+        for later in sets[index:]:
+            later[name] = dims
+    return sets
+
+
+def _dynamic_dims(spec: TensorSpec) -> List[int]:
+    """Positions of a spec's dynamic dims other than the leading (batch) one: spatial, sequence, ..."""
+    return [i for i, d in enumerate(spec.shape) if d is None and i > 0]
+
+
+def _smaller(dim: int) -> int:
+    """Half a dynamic dim, kept a multiple of 32 when it is one (a CNN's usual total stride)."""
+    if dim >= 64 and dim % 32 == 0:
+        return max(32, dim // 2 // 32 * 32)
+    return max(1, dim // 2)
+
+
+def default_other_shapes(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]]) -> List[Dict[str, Tuple[int, ...]]]:
+    """One more golden set for a model with dynamic non-batch dims: each such dim halved (e.g. half the
+    width and height), so every artifact is proven at two shapes, not one. None for fixed-shape models."""
+    other = {}
+    for spec in specs:
+        dims = _dynamic_dims(spec)
+        if not dims or spec.lod_level or spec.name not in shapes:
+            continue
+        shape = list(shapes[spec.name])
+        for i in dims:
+            shape[i] = _smaller(shape[i])
+        if tuple(shape) != tuple(shapes[spec.name]):
+            other[spec.name] = tuple(shape)
+    return [{**shapes, **other}] if other else []
+
+
 def concrete_shape(spec: TensorSpec, shapes: Dict[str, Tuple[int, ...]]) -> Tuple[int, ...]:
     if spec.name in shapes:
         shape = shapes[spec.name]

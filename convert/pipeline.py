@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from wherry.convert.progress import Timeline
 from wherry.runtimes import checker, parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
-from wherry.runtimes.errors import WherryError
+from wherry.runtimes.errors import InputError, WherryError
 from wherry.runtimes.isolate import SharedChild
 from wherry.targets import Profile, load_profile
 
@@ -64,6 +64,9 @@ class ConvertOptions:
     verify: bool = True
     name: Optional[str] = None
     skip_passes: Sequence[str] = ()                   # legalization passes to leave out
+    # more golden sets at other input shapes (--shape naming an input again); without them, a model with
+    # dynamic non-batch dims and random golden inputs is proven at one smaller shape as well
+    other_shapes: Sequence[Dict[str, Tuple[int, ...]]] = ()
     without_nms: bool = False                         # cut the NMS tail: ship raw boxes and scores
     require_all: bool = False                         # a requested artifact that cannot be built fails the call
 
@@ -207,6 +210,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         reference = golden.reference_outputs(info.files.model_file if info.format != "paddle1"
                                              else info.files.param_dir, feeds)
         timeline.book_tool("paddle inference", time.perf_counter() - start)
+    other_golden = _other_golden_sets(options, info, feeds, timeline)
     if quant.eval_data is not None:
         with timeline.step("evaluating the original model on --eval data"):
             quant.reference_accuracy = _reference_accuracy(info, quant.eval_data)
@@ -227,7 +231,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
                                                                        work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
-                         check_child=check_child)
+                         check_child=check_child, other_golden=other_golden)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         built: List[_Built] = []
@@ -269,6 +273,41 @@ class _Shared:
     source_files: List[Path] = field(default_factory=list)  # the user's model files (hashed in the manifest)
     source_notes: List[str] = field(default_factory=list)   # what was done to the source first (--without-nms)
     check_child: Optional[SharedChild] = None   # verifies every target's artifacts (convert())
+    other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
+
+
+def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline) -> List[tuple]:
+    """(shapes, feeds, reference) of the golden sets beyond the first: the --shape sets the user named, else,
+    for random golden inputs of a model with dynamic non-batch dims, one at a smaller shape. A shape the
+    original model itself cannot run is an error when the user named it, and dropped with a warning when
+    wherry chose it."""
+    if options.inputs or options.images:
+        if options.other_shapes:
+            log.warning("--shape is ignored when --inputs or --images give real data")
+        return []
+    chosen = list(options.other_shapes)
+    if not chosen:
+        main = {name: tuple(value.shape) for name, value in feeds.items() if name in {s.name for s in info.inputs}}
+        chosen = golden.default_other_shapes(info.inputs, main)
+    sets = []
+    for index, shapes in enumerate(chosen, start=1):
+        text = " ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items())
+        other_feeds = golden.random_inputs(info.inputs, shapes, options.seed + index, options.lod)
+        with timeline.step(f"golden run at {text}"):
+            try:
+                reference = golden.reference_outputs(info.files.model_file if info.format != "paddle1"
+                                                     else info.files.param_dir, other_feeds)
+            except WherryError as exc:
+                if options.other_shapes:
+                    raise InputError(f"the original model does not run at --shape {text}: {exc.message}",
+                                     "give shapes the model accepts (its dynamic dims, e.g. multiples of its "
+                                     "stride)") from None
+                log.warning("proven at one input shape only: the original model does not run at %s (%s)",
+                            text, exc.message.splitlines()[0])
+                continue
+        sets.append(({k: [int(d) for d in v] for k, v in shapes.items() if k in other_feeds}, other_feeds,
+                     reference))
+    return sets
 
 
 def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]:
@@ -482,6 +521,12 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
     (stage / "golden").mkdir()
     np.savez(stage / GOLDEN_INPUTS, **shared.feeds)
     np.savez(stage / GOLDEN_OUTPUTS, **shared.reference)
+    others = []
+    for index, (shapes, feeds, reference) in enumerate(shared.other_golden, start=1):
+        files = {"inputs": f"golden/inputs.{index}.npz", "outputs": f"golden/outputs.{index}.npz"}
+        np.savez(stage / files["inputs"], **feeds)
+        np.savez(stage / files["outputs"], **reference)
+        others.append({**files, "shapes": shapes})
     manifest = Manifest(
         name=shared.name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
         source={"format": info.format, "translated": shared.legacy.translated,
@@ -490,7 +535,8 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
-                "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
+                "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed,
+                **({"other_shapes": others} if others else {})},
         preprocess=_preprocess_record(options, shared),
         not_built=list(missing),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))

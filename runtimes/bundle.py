@@ -9,6 +9,9 @@ Layout::
       model.x86.nb ...     artifacts (see Artifact)
       golden/inputs.npz    sample inputs
       golden/outputs.npz   outputs of the ORIGINAL fp32 model on those inputs
+      golden/inputs.1.npz  (optional) the same at other input shapes, for models with dynamic
+      golden/outputs.1.npz dimensions: listed in ``golden.other_shapes`` (each with its files' hashes
+                           and the shapes), every artifact is checked at every one of them
       report.json          conversion log (not needed to check a bundle)
 
 A bundle may come from anywhere (the HTTP runner accepts uploads), so ``load_bundle`` checks the
@@ -191,11 +194,18 @@ class Manifest:
             "not_built": [n.to_json() for n in self.not_built],
         }
 
+    def golden_sets(self) -> List[dict]:
+        """Every golden set: the main one (``golden`` itself) first, then ``golden.other_shapes``; each a dict
+        with inputs, outputs and their hashes (and ``shapes`` for the others)."""
+        return [self.golden, *self.golden.get("other_shapes", [])]
+
     def write(self, bundle_dir: os.PathLike) -> Path:
         """Write manifest.json, recording the hashes of the golden files already in ``bundle_dir``."""
         for key, default in (("inputs", GOLDEN_INPUTS), ("outputs", GOLDEN_OUTPUTS)):
             self.golden.setdefault(key, default)
-            self.golden[f"{key}_sha256"] = content_hash(Path(bundle_dir) / self.golden[key])
+        for golden_set in self.golden_sets():
+            for key in ("inputs", "outputs"):
+                golden_set[f"{key}_sha256"] = content_hash(Path(bundle_dir) / golden_set[key])
         path = Path(bundle_dir) / MANIFEST
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         return path
@@ -363,10 +373,16 @@ def _validate(data) -> None:
                 _field(missing, key, str, f"manifest.not_built[{i}]", required=False)
             _field(missing, "places", (str, type(None)), f"manifest.not_built[{i}]", required=False)
         golden = _field(data, "golden", dict, "manifest")
-        for key in ("inputs", "outputs"):
-            _relative_file(golden, key, "manifest.golden")
-            digest = _field(golden, f"{key}_sha256", str, "manifest.golden")
-            _expect(bool(_SHA256.fullmatch(digest)), f"manifest.golden.{key}_sha256", "must be 64 hex digits")
+        others = _field(golden, "other_shapes", list, "manifest.golden", required=False) or []
+        for where, golden_set in [("manifest.golden", golden),
+                                  *((f"manifest.golden.other_shapes[{i}]", g) for i, g in enumerate(others))]:
+            _expect(isinstance(golden_set, dict), where, "must be an object")
+            for key in ("inputs", "outputs"):
+                _relative_file(golden_set, key, where)
+                digest = _field(golden_set, f"{key}_sha256", str, where)
+                _expect(bool(_SHA256.fullmatch(digest)), f"{where}.{key}_sha256", "must be 64 hex digits")
+            if golden_set is not golden:
+                _field(golden_set, "shapes", dict, where)
     except _Malformed as exc:
         raise BundleError(f"manifest.json is malformed: {exc}", "the bundle was damaged; convert the model again") \
             from None
@@ -399,10 +415,12 @@ class Bundle:
         """Raise BundleError if the artifact file is outside the bundle, missing or its content changed."""
         self._verify(artifact.file, artifact.sha256, f"artifact {artifact.file}")
 
-    def golden_file(self, key: str) -> Path:
-        """golden inputs or outputs ("inputs" | "outputs"), checked against their hash."""
-        relative = self.manifest.golden[key]
-        return self._verify(relative, self.manifest.golden[f"{key}_sha256"], relative)
+    def golden_file(self, key: str, golden_set: Optional[dict] = None) -> Path:
+        """golden inputs or outputs ("inputs" | "outputs") of a golden set (the main one by default),
+        checked against their hash."""
+        golden_set = self.manifest.golden if golden_set is None else golden_set
+        relative = golden_set[key]
+        return self._verify(relative, golden_set[f"{key}_sha256"], relative)
 
     def _verify(self, relative: str, sha256: str, label: str) -> Path:
         path = self.file(relative)

@@ -40,6 +40,8 @@ class ArtifactResult:
     seconds: float = 0.0
     notes: List[str] = field(default_factory=list)  # e.g. a runtime/opt version mismatch, whatever the verdict
     actual: Optional[Dict] = field(default=None, repr=False)  # the outputs compared (for check --html figures)
+    # one entry per golden set, when the bundle has several input shapes: shapes, status, max_abs, cosine, reason
+    shapes: List[dict] = field(default_factory=list)
 
     def worst(self) -> Optional[parity.OutputParity]:
         """The output with the largest relative error (the one to show in a one-line summary)."""
@@ -54,13 +56,13 @@ class ArtifactResult:
         return cls(data["file"], data["format"], data["runtime"], data["precision"], data["arch"], data["size"],
                    status=data["status"], reason=data.get("reason", ""), seconds=float(data.get("seconds", 0.0)),
                    outputs=[parity.OutputParity.from_json(o) for o in data.get("outputs", [])],
-                   notes=list(data.get("notes", [])))
+                   notes=list(data.get("notes", [])), shapes=list(data.get("shapes", [])))
 
     def to_json(self) -> dict:
         return {"file": self.file, "format": self.format, "runtime": self.runtime, "precision": self.precision,
                 "arch": self.arch, "size": self.size, "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 4), "outputs": [o.to_json() for o in self.outputs],
-                "notes": self.notes}
+                "notes": self.notes, "shapes": self.shapes}
 
 
 @dataclass
@@ -142,6 +144,9 @@ class CheckReport:
                     notes.append(f"  {r.file}: output {o.name!r}: golden nearly constant; parity uninformative")
             if r.reason and r.status != PASSED:
                 notes.append(f"  {r.file}: {r.reason}")
+            if len(r.shapes) > 1:
+                notes.append(f"  {r.file}: checked at {len(r.shapes)} input shapes: "
+                             + "; ".join(f"{shape_text(s['shapes'])} {s['status']}" for s in r.shapes))
             notes.extend(f"  {r.file}: {note}" for note in r.notes)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -204,13 +209,19 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def golden_data(bundle: Bundle, max_bytes: Optional[int] = None):
-    """(inputs, outputs) of a bundle's golden npz files, after checking their hashes.
+def shape_text(shapes: Mapping[str, Sequence[int]]) -> str:
+    """{"x": [1, 3, 32, 32]} -> "x=1,3,32,32" (the --shape spelling)."""
+    return " ".join(f"{name}={','.join(map(str, dims))}" for name, dims in shapes.items())
+
+
+def golden_data(bundle: Bundle, max_bytes: Optional[int] = None, golden_set: Optional[dict] = None):
+    """(inputs, outputs) of a bundle's golden npz files (the main set, or ``golden_set``), after checking
+    their hashes.
 
     Golden outputs with no array would make every check pass with nothing compared: refused."""
     from .npz import load_npz
 
-    paths = [bundle.golden_file(key) for key in ("inputs", "outputs")]
+    paths = [bundle.golden_file(key, golden_set) for key in ("inputs", "outputs")]
     try:
         feeds, outputs = (load_npz(p, max_bytes) for p in paths)
     except InputError as exc:
@@ -221,6 +232,15 @@ def golden_data(bundle: Bundle, max_bytes: Optional[int] = None):
         raise BundleError(f"golden outputs of {bundle.root} hold {len(outputs)} array(s) for the model's {expected} "
                           "output(s): there is nothing to compare some outputs with", "convert the model again")
     return feeds, outputs
+
+
+def other_golden_sets(bundle: Bundle, max_bytes: Optional[int] = None) -> List[tuple]:
+    """(shapes, inputs, outputs) of each golden set at another input shape (models with dynamic dims)."""
+    return [(g["shapes"], *golden_data(bundle, max_bytes, g)) for g in bundle.manifest.golden_sets()[1:]]
+
+
+def _shapes_of(feeds: Mapping) -> Dict[str, List[int]]:
+    return {name: list(value.shape) for name, value in feeds.items() if not name.endswith(".lengths")}
 
 
 def _align(golden: Mapping, actual: Mapping) -> Dict:
@@ -235,9 +255,11 @@ def _align(golden: Mapping, actual: Mapping) -> Dict:
 
 def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None, isolate: bool = True,
                    threads: Optional[int] = None, timeout: Optional[float] = None,
-                   max_npz_bytes: Optional[int] = None, child=None) -> ArtifactResult:
+                   max_npz_bytes: Optional[int] = None, child=None, others: Sequence[tuple] = ()) -> ArtifactResult:
     """``child`` (an isolate.SharedChild): run the artifact in that child, shared with the bundle's other
-    artifacts; a crash there is confirmed in a fresh child before it is this artifact's verdict."""
+    artifacts; a crash there is confirmed in a fresh child before it is this artifact's verdict.
+    ``others``: (shapes, feeds, golden) of the golden sets at other input shapes (other_golden_sets): the
+    artifact runs at each in the same session and fails if it fails at any."""
     from .session import open_session, unsupported_reason
 
     result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
@@ -255,27 +277,82 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     if version_note:
         result.notes.append(version_note)
 
-    def run(shared):
+    def run(shared):   # every golden set in one session: a load per artifact, not per shape
         with open_session(bundle, artifact=art.file, isolate=isolate, threads=threads,
                           timeout=timeout, max_reply_bytes=max_npz_bytes, child=shared) as session:
-            return session.run(feeds)
+            return session.run(feeds), [_run_at(session, other_feeds) for _, other_feeds, _ in others]
 
     try:
         try:
-            actual = run(child)
+            actual, other_actuals = run(child)
         except NativeCrash:
             if child is None or child.fresh:
                 raise
             # the child had run other artifacts first: only a crash in a child of its own is its verdict
             log.info("%s crashed in a shared child; trying it in a fresh one", art.file)
-            actual = run(None)
+            actual, other_actuals = run(None)
     except WherryError as exc:
         result.reason = str(exc) + (" (see the version note: it is the likely cause)" if version_note else "")
         result.seconds = time.perf_counter() - start
         return result
     judge(result, art, golden, actual, overrides)
+    if others:
+        def alone(other_feeds):   # a fresh session that runs only this shape
+            with open_session(bundle, artifact=art.file, isolate=isolate, threads=threads, timeout=timeout,
+                              max_reply_bytes=max_npz_bytes) as session:
+                return _run_at(session, other_feeds)
+        _judge_other_shapes(result, art, feeds, others, other_actuals, overrides, alone)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _run_at(session, feeds):
+    """The outputs at one more golden set, or the error that stopped it there, a crash included (the
+    verdict at that shape; the shapes before it keep theirs): an artifact that lost a dynamic dimension
+    refuses another shape, and a runtime may abort on a change of shape."""
+    try:
+        return session.run(feeds)
+    except WherryError as exc:
+        return exc
+
+
+def _judge_other_shapes(result: ArtifactResult, art: Artifact, feeds, others, other_actuals, overrides,
+                        alone) -> None:
+    """Record the verdict at each golden set in ``result.shapes``; the artifact passes only if every one does.
+
+    The shapes run one after another in one session, as an application with a dynamic input does. A shape
+    that fails there is run again in a session of its own (``alone``): when it passes alone, the cause is
+    named (the runtime mishandles a change of input shape; Paddle Lite 2.13's x86 predictor does) and so is
+    the way around it, one predictor per input shape."""
+    def entry(shapes, judged: ArtifactResult) -> dict:
+        worst = judged.worst()
+        return {"shapes": shapes, "status": judged.status, "reason": judged.reason,
+                "max_abs": worst.max_abs if worst else None, "cosine": worst.cosine if worst else None}
+
+    def verdict(golden, actual) -> ArtifactResult:
+        judged = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
+        if isinstance(actual, WherryError):   # its first line, and the last log line of a crash
+            lines = [line.strip() for line in actual.message.splitlines() if line.strip()]
+            judged.reason = lines[0] + (f" ({lines[-1]})" if len(lines) > 1 else "")
+        else:
+            judge(judged, art, golden, actual, overrides)
+        return judged
+
+    result.shapes.append(entry(_shapes_of(feeds), result))
+    for (shapes, other_feeds, golden), actual in zip(others, other_actuals):
+        judged = verdict(golden, actual)
+        if judged.status != PASSED:
+            try:
+                by_itself = verdict(golden, alone(other_feeds))
+            except WherryError as exc:
+                by_itself = verdict(golden, exc)
+            if by_itself.status == PASSED:
+                judged.reason = (f"{judged.reason or 'wrong outputs'} after the same session ran "
+                                 f"{shape_text(_shapes_of(feeds))}; correct in a session of its own: the runtime "
+                                 "mishandles a change of input shape (create one predictor per input shape)")
+        result.shapes.append(entry(shapes, judged))
+        if judged.status != PASSED and result.status == PASSED:
+            result.status, result.reason = FAILED, f"at {shape_text(shapes)}: {judged.reason}"
 
 
 def judge(result: ArtifactResult, art: Artifact, golden, actual, overrides=None) -> ArtifactResult:
@@ -345,6 +422,7 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
     overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle, max_npz_bytes)
+    others = other_golden_sets(bundle, max_npz_bytes)
     # One isolated child serves the artifacts in turn (one interpreter start and one set of imports);
     # one that crashes or times out takes only its own verdict down, the next gets a new child.
     own_child = isolate and child is None
@@ -354,7 +432,7 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
         child = SharedChild(threads, timeout, max_npz_bytes)
     try:
         results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads, timeout, max_npz_bytes,
-                                  child if isolate else None) for art in chosen]
+                                  child if isolate else None, others) for art in chosen]
     finally:
         if own_child:
             child.close()

@@ -56,13 +56,14 @@ class WherryBundle(pytest.Collector):
     def result(self, artifact: str):
         """Check an artifact once and share the result among its outputs' tests."""
         if artifact not in self._results:
-            from .checker import check_artifact, golden_data
+            from .checker import check_artifact, golden_data, other_golden_sets
 
             if self._golden is None:
-                self._golden = golden_data(self._bundle)
-            feeds, golden = self._golden
+                self._golden = (*golden_data(self._bundle), other_golden_sets(self._bundle))
+            feeds, golden, others = self._golden
             self._results[artifact] = check_artifact(self._bundle, self._bundle.manifest.artifact(artifact), feeds,
-                                                     golden, isolate=not self.config.getoption("wherry_no_isolate"))
+                                                     golden, isolate=not self.config.getoption("wherry_no_isolate"),
+                                                     others=others)
         return self._results[artifact]
 
 
