@@ -146,7 +146,8 @@ def _strict_problems(result, args) -> List[str]:
     return sorted(set(problems))
 
 
-_ORIGIN = {"user": "real data (--inputs)", "random": "seeded random", "images": "real images"}
+_ORIGIN = {"user": "real data (--inputs)", "random": "seeded random", "images": "real images",
+           "calib": "from --calib"}
 
 
 def _print_summary(result) -> None:
@@ -156,7 +157,7 @@ def _print_summary(result) -> None:
     source = result.manifest.source
     fixes = Counter(line.split(":", 1)[0] for line in source.get("legalized", []))
     made = ", ".join(f"{name} x{count}" for name, count in fixes.items()) or "none needed"
-    origin_text = _ORIGIN.get(result.manifest.golden.get("origin"), "?")
+    origin_text = result.manifest.golden.get("from") or _ORIGIN.get(result.manifest.golden.get("origin"), "?")
     origin = "translated from PIR" if source.get("translated") else source.get("format")
     print(f"source {origin}; legalization: {made}; golden inputs: {origin_text}")
     if result.check is not None:

@@ -189,6 +189,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     preprocess_spec = None
     if options.inputs and options.images:
         raise WherryError("give golden inputs either as --inputs or as --images, not both")
+    quant = _prepare_quantization(options, profiles, info)   # first: the calibration data may give golden inputs
+    golden_text = None
     if options.images:
         feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, _spec_text(options.preprocess))
     elif options.inputs:
@@ -196,9 +198,22 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         feeds = golden.user_inputs(Path(options.inputs), info.inputs, options.lod)
         if options.shapes:
             log.warning("--shape is ignored when --inputs gives real data")
+    elif quant.samples is not None and not any(s.lod_level for s in info.inputs):
+        from wherry.convert.quantize.calibration import MAX_CALIB_SAMPLES
+        feeds, quant.calib, golden_text = golden.from_calibration(quant.samples, info.inputs, Path(options.calib).name,
+                                                                  MAX_CALIB_SAMPLES)
+        logging.getLogger("wherry").info("golden inputs: %s", golden_text)
+        if options.shapes:
+            log.warning("--shape is ignored: the golden inputs come from --calib")
     else:
         feeds = golden.random_inputs(info.inputs, options.shapes, options.seed, options.lod)
-    quant = _prepare_quantization(options, profiles, info)
+        quantized = sorted(quant.wanted - {"fp32"})
+        if quantized:   # said before the long work: the user can still stop and pass real data
+            quant.random_warning = (golden.RANDOM_GOLDEN_WARNING.format(precisions=", ".join(quantized))
+                                    + "; " + golden.RANDOM_GOLDEN_HINT)
+            log.warning("warning: %s", quant.random_warning)
+    quant.samples = None   # split into golden and calibration feeds; not needed any more
+    golden_origin = golden.golden_origin(options.inputs, options.images, golden_text is not None)
     if options.verify:   # the check child starts and imports its runtimes while the golden run and exports go on
         check_child.prewarm(["onnxruntime", "paddlelite"])
 
@@ -213,6 +228,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     warnings = golden.degenerate_outputs(reference)
     for w in warnings:
         log.warning(w)
+    if quant.random_warning:
+        warnings.insert(0, quant.random_warning)
 
     with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work:
         work = Path(work)
@@ -227,7 +244,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
                                                                        work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
-                         check_child=check_child)
+                         check_child=check_child, golden_origin=golden_origin, golden_text=golden_text)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         built: List[_Built] = []
@@ -269,6 +286,8 @@ class _Shared:
     source_files: List[Path] = field(default_factory=list)  # the user's model files (hashed in the manifest)
     source_notes: List[str] = field(default_factory=list)   # what was done to the source first (--without-nms)
     check_child: Optional[SharedChild] = None   # verifies every target's artifacts (convert())
+    golden_origin: str = "random"               # user | images | calib | random (manifest.golden.origin)
+    golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
 
 
 def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]:
@@ -358,6 +377,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
+            _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board)
     except BaseException:
@@ -488,7 +508,8 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
-                "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed},
+                "origin": shared.golden_origin, "seed": options.seed,
+                **({"from": shared.golden_text} if shared.golden_text else {})},
         preprocess=_preprocess_record(options, shared),
         not_built=list(missing),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
@@ -516,6 +537,10 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
               "verification": check.to_json() if check is not None else None}
     if emulated is not None:  # ARM .nb results of the emulated aarch64 board (file -> check result)
         report["emulated_verification"] = emulated
+        hint = calibration_range_hint(shared)
+        int8 = {a.file for a in artifacts if a.precision == "int8"}
+        warnings += [f"{file} failed on the emulated board: {hint}" for file, result in emulated.items()
+                     if hint and file in int8 and (result or {}).get("status") == checker.FAILED]
     quant = shared.quant
     if extra or quant.eval_data is not None:
         from wherry.convert.quantize import evaluate
@@ -534,11 +559,38 @@ def _spec_text(preprocess: Optional[str]) -> Optional[str]:
     return preprocess
 
 
+def _explain_calibration_failures(check, artifacts, shared: _Shared) -> None:
+    """An int8 artifact that fails on golden inputs outside the calibration range: say so, and the fix."""
+    hint = calibration_range_hint(shared)
+    if hint is None:
+        return
+    int8 = {a.file for a in artifacts if a.precision == "int8"}
+    for result in check.results:
+        if result.file in int8 and result.status == checker.FAILED:
+            result.reason = f"{result.reason}; {hint}" if result.reason else hint
+
+
+def calibration_range_hint(shared: _Shared) -> Optional[str]:
+    """Why an int8 verdict may mean little: golden inputs outside the range of the calibration data."""
+    if shared.quant.calib is None:
+        return None
+    outside = golden.outside_calibration(shared.feeds, shared.quant.calib)
+    if not outside:
+        return None
+    return ("the golden inputs lie outside the calibration data's range (" + "; ".join(outside) + "): int8 "
+            "activation ranges come from --calib, so this compares inputs the artifact was not calibrated for; "
+            "pass real inputs like the calibration data with --inputs (or leave --inputs out: golden inputs are "
+            "then taken from --calib)")
+
+
 @dataclass
 class _Quantization:
     calib: Optional[dict] = None
     eval_data: Optional[tuple] = None          # (feeds, labels)
     reference_accuracy: Optional[float] = None
+    samples: Optional[dict] = None             # every calibration sample, before golden inputs are split off
+    wanted: set = field(default_factory=set)   # every precision asked for, over all targets
+    random_warning: Optional[str] = None       # random golden inputs with a quantized precision
 
 
 def _prepare_quantization(options, profiles, info) -> _Quantization:
@@ -546,9 +598,11 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     from wherry.convert.quantize import calibration
 
     quant = _Quantization()
-    wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
+    wanted = quant.wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
     if options.calib:
-        quant.calib = calibration.load_calibration(options.calib, info.inputs, _spec_text(options.preprocess))
+        quant.samples = calibration.load_samples(options.calib, info.inputs, _spec_text(options.preprocess),
+                                                 extra=golden.GOLDEN_FROM_CALIB)
+        quant.calib = {k: v[:calibration.MAX_CALIB_SAMPLES] for k, v in quant.samples.items()}
     if wanted - {"fp32"}:
         from wherry.convert.quantize import check_precisions
         check_precisions(sorted(wanted), quant.calib)
