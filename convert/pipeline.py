@@ -310,6 +310,7 @@ class _Built:
     extra: List[str]
     quant_notes: List[str]
     board: Optional[board_check.BoardCheck]
+    coverage: Dict[str, dict] = field(default_factory=dict)   # .nb file -> its int8 kernel counts (quantize)
 
     def discard(self) -> None:
         if self.board is not None:
@@ -324,7 +325,7 @@ def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
         emulated, built.board = built.board.finish(), None
         built.manifest.write(built.stage)  # with the board's verdicts among the artifacts' notes
     report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
-                           built.quant_notes, built.manifest.not_built, emulated)
+                           built.quant_notes, built.manifest.not_built, emulated, built.coverage)
     return BundleResult(built.profile.name, built.final, built.manifest, built.check, report)
 
 
@@ -353,11 +354,12 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         artifacts += _fp32_onnx(profile, shared, stage, formats, failures)
         fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
+        coverage: Dict[str, dict] = {}
         if extra and shared.legal_model is None:
             raise pir_route.untranslated_error(shared.legacy, "quantized artifacts")
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
-                                              quant_notes, failures)
+                                              quant_notes, failures, coverage)
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -379,7 +381,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                 check = checker.check(stage, child=shared.check_child)
             _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
-        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board)
+        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
     except BaseException:
         if board is not None:
             board.cancel()
@@ -474,7 +476,7 @@ def _shared_onnx(profile, shared: _Shared):
 
 
 def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extra, fp32_onnx, artifacts,
-                         quant_notes, failures: Failures) -> List[Artifact]:
+                         quant_notes, failures: Failures, coverage: Dict[str, dict]) -> List[Artifact]:
     from wherry.convert import quantize
     from wherry.convert.quantize import evaluate
 
@@ -484,7 +486,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
             stage_dir=stage, precisions=extra, model_file=shared.legal_model, params_file=shared.legal_params,
             fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
             lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
-            work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures,
+            work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures, coverage=coverage,
             onnx_requested="onnx" in formats and not any(s.lod_level for s in shared.info.inputs))
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
     if options.max_drop is not None and int8_onnx is not None:
@@ -528,7 +530,7 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
 
 
 def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing,
-                  emulated: Optional[dict] = None) -> dict:
+                  emulated: Optional[dict] = None, coverage: Optional[Dict[str, dict]] = None) -> dict:
     warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n] \
         + [f"{n.file}: not built ({n.tool}): {n.reason.splitlines()[0]}" for n in missing]
     report = {"model": shared.name, "target": profile.name, "timings": shared.timeline.to_json(),
@@ -547,7 +549,8 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
         with shared.timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
             report["quantization"] = {
                 "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
-                "rows": evaluate.measure(stage, artifacts, shared.feeds, quant.eval_data, quant.reference_accuracy)}
+                "rows": evaluate.measure(stage, artifacts, shared.feeds, quant.eval_data, quant.reference_accuracy,
+                                         coverage)}
     (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
 

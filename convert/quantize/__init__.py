@@ -59,7 +59,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
                     calib: Optional[Dict[str, np.ndarray]], opset: Optional[int] = None, *,
                     output_specs: Optional[List[TensorSpec]] = None, work: Optional[Path] = None,
                     notes: Optional[List[str]] = None, failures=None,
-                    onnx_requested: bool = False) -> List[Artifact]:
+                    onnx_requested: bool = False, coverage: Optional[Dict[str, dict]] = None) -> List[Artifact]:
     """Write the quantized artifacts into stage_dir and describe them.
 
     ``model_file``/``params_file`` are the legalized legacy program (Lite and Paddle PTQ read it);
@@ -71,6 +71,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     makes each variant independent: a tool error is recorded there and the other variants are still built;
     without it the first error is raised. ``onnx_requested`` with no ``fp32_onnx`` records the ONNX variants
     as not built (their fp32 base failed). fp32 in ``precisions`` is skipped: the caller builds it.
+    ``coverage`` collects, per int8 .nb file, how many of its weight layers opt gave int8 kernels
+    (the ONNX artifacts' share is read from their files: ``onnx_quant.coverage``).
     """
     if output_specs is None:
         from wherry.convert import source
@@ -81,7 +83,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
         with tempfile.TemporaryDirectory(prefix="wherry-quant-") as tmp:
             return build_quantized(stage_dir, precisions, model_file, params_file, fp32_onnx, input_specs,
                                    lite_places, calib, opset, output_specs=output_specs, work=Path(tmp), notes=notes,
-                                   failures=failures, onnx_requested=onnx_requested)
+                                   failures=failures, onnx_requested=onnx_requested, coverage=coverage)
     precisions = [p for p in precisions if p != "fp32"]
     stage_dir, model_file, params_file = Path(stage_dir), Path(model_file), Path(params_file)
     work = Path(work)
@@ -115,7 +117,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
             continue
         name = f"model.arm.{precision}.nb"
         made = attempt(lambda: _lite_variant(stage_dir, name, precision, model_file, params_file, lite_places,
-                                             calib, work, ptq, notes),
+                                             calib, work, ptq, notes, coverage),
                        name, "nb", precision, "arm", "Paddle PTQ" if precision == "int8" else lite_export.TOOL)
         if made is None:
             continue
@@ -131,7 +133,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
 
 
 def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, params_file: Path, lite_places,
-                  calib, work: Path, ptq: dict, notes: List[str]):
+                  calib, work: Path, ptq: dict, notes: List[str], coverage: Optional[Dict[str, dict]] = None):
     """Build one quantized/fp16 .nb; (structure, structural check) notes, or None when deliberately not kept."""
     if precision == "int8":
         if "model" not in ptq:
@@ -143,6 +145,8 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
             notes.append("int8 .nb not kept: opt chose no int8 kernels for the PTQ program")
             (stage_dir / name).unlink()
             return None
+        if coverage is not None:
+            coverage[name] = lite_coverage(result.kernels)
     elif precision == "fp16":
         result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places, enable_fp16=True)
         if result.count("fp16") == 0:
@@ -157,6 +161,17 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
     structure = (result.describe() if precision in ("int8", "fp16") else
                  f"weights stored as {WEIGHT_BITS[precision]}-bit integers, dequantized at load (float kernels)")
     return structure, _structural_check(stage_dir / name, result)
+
+
+LITE_WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "fc", "matmul", "matmul_v2", "mul")
+
+
+def lite_coverage(kernels) -> Dict[str, object]:
+    """Weight layers of an optimized Lite program and how many run int8 kernels (opt's final program);
+    weight and MAC shares are not in opt's log, so they stay unknown for a .nb."""
+    layers = sum(n for (op, _), n in kernels.items() if op in LITE_WEIGHT_OPS)
+    int8 = sum(n for (op, prec), n in kernels.items() if op in LITE_WEIGHT_OPS and prec == "int8")
+    return {"quantized_layers": int8, "weight_layers": layers, "quantized_weights": None, "quantized_macs": None}
 
 
 def _structural_check(nb_file: Path, result) -> str:
@@ -189,8 +204,7 @@ def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, 
     if precision == "fp16":
         detail = ["float16 weights and math, float32 inputs/outputs"]
     elif precision == "int8":
-        detail = [f"{onnx_quant.quantized_node_count(dst)} QuantizeLinear nodes (uint8 activations, "
-                  "int8 per-channel weights)"]
+        detail = [onnx_quant.int8_note(dst)]
     else:
         detail = [f"{count} weight(s) stored as {WEIGHT_BITS[precision]}-bit integers, dequantized to float in the "
                   "graph (activations stay float)"]
