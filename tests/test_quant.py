@@ -258,3 +258,34 @@ def test_build_quantized_called_as_the_pipeline_does(digits, tmp_path):
         assert art.arch == ("arm" if art.format == "nb" else "any")
         assert set(art.tolerance) == {o.name for o in info.outputs}
         assert art.tolerance[info.outputs[0].name] == parity.default_tolerance(art.precision)
+
+
+def test_int8_failing_on_golden_inputs_outside_the_calibration_range_says_why(wherry, tmp_path):
+    """Random N(0, 1) golden inputs for a model calibrated on pixels in [0, 1]: the int8 ONNX fails (the
+    README recipe did, before golden inputs came from --calib), and its reason names the cause and the fix."""
+    from wherry.convert import example
+    np.savez(tmp_path / "noise.npz", x=np.random.default_rng(0).standard_normal((1, 1, 8, 8)).astype("float32"))
+    proc = wherry("convert", example.MODEL, "--inputs", tmp_path / "noise.npz", "-t", "desktop-x86_64", "--format",
+                  "onnx", "-o", tmp_path / "out", "--precision", "fp32,int8", "--calib", example.CALIB, "--json")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["bundles"][0]
+    int8 = next(a for a in result["artifacts"] if a["file"] == "model.int8.onnx")
+    assert int8["verdict"] == "failed"
+    assert "outside the calibration data's range" in int8["reason"] and "calibration 0..1" in int8["reason"]
+    assert "--inputs" in int8["reason"]
+    fp32 = next(a for a in result["artifacts"] if a["file"] == "model.onnx")
+    assert fp32["verdict"] == "passed" and "calibration" not in fp32["reason"]
+
+
+def test_random_golden_inputs_with_a_quantized_precision_warn_before_work(wherry, tmp_path):
+    from wherry.convert import example
+    proc = wherry("convert", example.MODEL, "-t", "desktop-x86_64", "--format", "onnx", "-o", tmp_path,
+                  "--precision", "fp32,int8-weight", check=0)
+    warning = "golden inputs are seeded random N(0, 1) data"
+    assert warning in proc.stderr
+    assert proc.stderr.index(warning) < proc.stderr.index("golden run")   # before the work starts
+    report = json.loads(next(tmp_path.glob("*/report.json")).read_text())
+    assert any(w.startswith(warning) for w in report["warnings"])
+    proc = wherry("convert", example.MODEL, "-t", "desktop-x86_64", "--format", "onnx", "-o", tmp_path / "fp32",
+                  check=0)
+    assert warning not in proc.stderr   # fp32 alone: random golden data judge it well enough
