@@ -64,6 +64,9 @@ def _add_convert(sub):
                    help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
     p.add_argument("--calib", type=Path, metavar="CALIB.npz",
                    help="calibration data for int8: arrays keyed by input name, first axis = samples")
+    p.add_argument("--calib-method", choices=("minmax", "kl", "percentile"), default="minmax",
+                   help="how int8 activation ranges come from --calib: minmax (observed range, default), kl "
+                        "(KL-divergence threshold), percentile (99.999th); ONNX and Lite alike")
     p.add_argument("--eval", type=Path, dest="eval_data", metavar="EVAL.npz",
                    help="labelled data (inputs + 'labels'): report every artifact's accuracy and its drop")
     p.add_argument("--max-drop", type=float, metavar="PP",
@@ -105,7 +108,7 @@ def cmd_convert(args) -> int:
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=_parse_shapes(args.shape), lod=_parse_lod(args.lod), precisions=_split(args.precision),
-        calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
+        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
     if args.images and not args.preprocess:
         log.warning("--images without --preprocess: images are resized to the model's input size and scaled "
                     "to [0, 1] with mean 0 and std 1; give --preprocess to match your model's training")

@@ -57,6 +57,7 @@ class ConvertOptions:
     lod: Dict[str, List[int]] = field(default_factory=dict)   # sequence lengths of LoD inputs (--lod)
     precisions: Optional[Sequence[str]] = None        # default: the profile's
     calib: Optional[Path] = None
+    calib_method: str = "minmax"                      # int8 activation ranges: minmax | kl | percentile
     eval_data: Optional[Path] = None                  # labelled npz: task accuracy of every artifact
     max_drop: Optional[float] = None                  # accuracy guard for int8 (points, or % cosine loss)
     seed: int = 0
@@ -498,6 +499,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
             stage_dir=stage, precisions=extra, model_file=shared.legal_model, params_file=shared.legal_params,
             fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
             lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
+            calib_method=options.calib_method,
             work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures, coverage=coverage,
             onnx_requested="onnx" in formats and not any(s.lod_level for s in shared.info.inputs))
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
@@ -505,7 +507,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
         with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
             quant_notes += evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
                                                quant.eval_data, quant.reference_accuracy,
-                                               shared.work / f"guard-{profile.name}")
+                                               shared.work / f"guard-{profile.name}", options.calib_method)
     return made
 
 
@@ -624,6 +626,9 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     if options.eval_data:
         quant.eval_data = calibration.load_eval(options.eval_data, info.inputs)
         calibration.check_labels_fit(info.outputs[0].shape, quant.eval_data[1])
+    from wherry.convert.quantize.onnx_quant import CALIB_METHODS
+    if options.calib_method not in CALIB_METHODS:
+        raise WherryError(f"unknown calibration method {options.calib_method!r}", f"choose from {', '.join(CALIB_METHODS)}")
     if options.max_drop is not None and "int8" not in wanted:
         raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
                           "add --precision int8 (with --calib), or drop --max-drop")

@@ -289,3 +289,29 @@ def test_random_golden_inputs_with_a_quantized_precision_warn_before_work(wherry
     proc = wherry("convert", example.MODEL, "-t", "desktop-x86_64", "--format", "onnx", "-o", tmp_path / "fp32",
                   check=0)
     assert warning not in proc.stderr   # fp32 alone: random golden data judge it well enough
+
+
+def test_calibration_methods_make_different_ranges_and_say_so(tmp_path):
+    """--calib-method picks how activation ranges come from the calibration data (ORT MinMax / Entropy with a
+    2048-bin histogram / Percentile); each int8 ONNX passes on the example's golden digits and names its method.
+    KL's clipped ranges really differ: with quantize_static's own 128 bins it silently equalled MinMax."""
+    from wherry.convert import convert, example
+    made = {}
+    for method in ("minmax", "kl", "percentile"):
+        bundle, = convert(example.MODEL, targets="desktop-x86_64", formats="onnx", precision=["fp32", "int8"],
+                          calib=example.CALIB, calib_method=method, out=tmp_path / method)
+        int8 = next(a for a in bundle.artifacts if a.file == "model.int8.onnx")
+        assert bundle.ok and int8.verdict == "passed", int8.reason
+        notes = next(a for a in bundle.report["artifacts"] if a["file"] == "model.int8.onnx")["notes"]
+        assert f"activation ranges: {method} on 120 calibration samples" in notes
+        made[method] = (bundle.path / "model.int8.onnx").read_bytes()
+    assert len(set(made.values())) == 3
+
+
+def test_unknown_calibration_method_is_refused(wherry, tmp_path):
+    from wherry.convert import example
+    from wherry.convert import convert
+    from wherry.runtimes.errors import WherryError
+    with pytest.raises(WherryError, match="unknown calibration method 'entropy'"):
+        convert(example.MODEL, precision=["int8"], calib=example.CALIB, calib_method="entropy", out=tmp_path)
+    assert not any(tmp_path.iterdir())

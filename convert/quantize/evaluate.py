@@ -145,7 +145,7 @@ SENSITIVITY_SAMPLES = 32  # enough to rank layers; each probe re-calibrates, so 
 
 
 def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str, np.ndarray], max_drop: float,
-               eval_data, reference_accuracy: Optional[float], work: Path) -> List[str]:
+               eval_data, reference_accuracy: Optional[float], work: Path, method: str = "minmax") -> List[str]:
     """Keep the int8 ONNX artifact within --max-drop, leaving the most damaging layers in float.
 
     The bound: with labelled eval data, accuracy points lost against the original model; without, the int8
@@ -181,7 +181,7 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
     probe = work / "probe.onnx"
     for i, node in enumerate(nodes, 1):  # quantize one layer alone: the damage it does by itself
         log.info("sensitivity %d/%d: %s", i, len(nodes), node)
-        onnx_quant.static_int8(prepared, probe, probe_feeds, only=[node])
+        onnx_quant.static_int8(prepared, probe, probe_feeds, only=[node], method=method)
         sensitivity[node] = cosine_loss(probe, probe_feeds, probe_ref)
     ranked = sorted(nodes, key=lambda n: -sensitivity[n])
     lines.append("layer sensitivity (% cosine loss on calibration data when quantized alone): " +
@@ -189,7 +189,7 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
     steps = [("all-int8", current)]   # the cost after each layer went back to float, for the user
     for keep in range(1, len(ranked) + 1):
         excluded = ranked[:keep]
-        onnx_quant.static_int8(prepared, path, calib, exclude=excluded)
+        onnx_quant.static_int8(prepared, path, calib, exclude=excluded, method=method)
         current = cost(path)
         steps.append((f"+{excluded[-1]} in float" if keep > 1 else f"{excluded[-1]} in float", current))
         log.info("int8 with %s in float: %.4f %s", excluded, current, unit)
