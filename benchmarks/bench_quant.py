@@ -54,10 +54,11 @@ def _latency_and_output(path: Path, x: np.ndarray):
     return statistics.median(times) * 1000.0, out
 
 
-def wherry_table(model: Path, calib: Path, work: Path) -> None:
+def wherry_table(model: Path, calib: Path, work: Path, inputs: Path) -> None:
+    # golden inputs given (one image, as before golden inputs came from --calib): latency is per image
     result = pipeline.convert(pipeline.ConvertOptions(
         model=str(model), targets=["desktop-x86_64"], formats=["onnx"], out_dir=work / "out",
-        precisions=["fp32", "fp16", "int8-weight", "int16-weight", "int8"], calib=calib))[0]
+        precisions=["fp32", "fp16", "int8-weight", "int16-weight", "int8"], calib=calib, inputs=inputs))[0]
     rows = {r["artifact"]: r for r in result.report["quantization"]["rows"]}
     checks = {a.file: a for a in result.check.results}
     print(f"wherry convert --precision fp32,fp16,int8-weight,int16-weight,int8 (ONNX Runtime "
@@ -116,9 +117,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         np.savez(work / "calib.npz", x=samples)
-        wherry_table(model, work / "calib.npz", work)
+        golden = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype("float32")
+        np.savez(work / "golden.npz", x=golden)
+        wherry_table(model, work / "calib.npz", work, work / "golden.npz")
         if not args.no_routes:
-            golden = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype("float32")
             route_table(model, {"x": samples}, golden, work / "routes")
 
 

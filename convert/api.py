@@ -91,13 +91,15 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
             preprocess: Optional[Union[str, Mapping]] = None,
             shapes: Optional[Union[Mapping[str, Sequence[int]], Sequence[Mapping[str, Sequence[int]]]]] = None,
             lod: Optional[Mapping[str, Sequence[int]]] = None, without_nms: bool = False, require_all: bool = False,
-            calib: Optional[PathLike] = None, eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
+            calib: Optional[PathLike] = None, calib_method: str = "minmax",
+            eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
             max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
             force: bool = False, verify: bool = True) -> List[ConvertedBundle]:
     """Convert a Paddle inference model into one verified bundle per target; the keywords are the
     options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
 
-    ``lod`` = ``--lod`` (sequence lengths per LoD input), ``without_nms`` / ``require_all`` = the flags.
+    ``lod`` = ``--lod`` (sequence lengths per LoD input), ``without_nms`` / ``require_all`` = the flags,
+    ``calib_method`` = ``--calib-method`` (minmax | kl | percentile).
     ``shapes``: one mapping (input -> shape), or a list of them: several golden sets, every artifact
     checked at each (as ``--shape`` naming an input again).
     Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
@@ -118,7 +120,7 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
         shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:],
         lod={k: [int(n) for n in v] for k, v in (lod or {}).items()}, without_nms=without_nms, require_all=require_all,
         precisions=_names(precision),
-        calib=Path(calib) if calib else None, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
+        calib=Path(calib) if calib else None, calib_method=calib_method, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
         skip_passes=list(skip_passes), force=force, verify=verify, name=name)
     with default_mode_for_children():
         return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]

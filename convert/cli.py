@@ -66,6 +66,9 @@ def _add_convert(sub):
                    help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
     p.add_argument("--calib", type=Path, metavar="CALIB.npz",
                    help="calibration data for int8: arrays keyed by input name, first axis = samples")
+    p.add_argument("--calib-method", choices=("minmax", "kl", "percentile"), default="minmax",
+                   help="how int8 activation ranges come from --calib: minmax (observed range, default), kl "
+                        "(KL-divergence threshold), percentile (99.999th); ONNX and Lite alike")
     p.add_argument("--eval", type=Path, dest="eval_data", metavar="EVAL.npz",
                    help="labelled data (inputs + 'labels'): report every artifact's accuracy and its drop")
     p.add_argument("--max-drop", type=float, metavar="PP",
@@ -109,7 +112,7 @@ def cmd_convert(args) -> int:
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:], lod=_parse_lod(args.lod), precisions=_split(args.precision),
-        calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
+        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
     if args.images and not args.preprocess:
         log.warning("--images without --preprocess: images are resized to the model's input size and scaled "
                     "to [0, 1] with mean 0 and std 1; give --preprocess to match your model's training")
@@ -155,7 +158,8 @@ def _strict_problems(result, args) -> List[str]:
     return sorted(set(problems))
 
 
-_ORIGIN = {"user": "real data (--inputs)", "random": "seeded random", "images": "real images"}
+_ORIGIN = {"user": "real data (--inputs)", "random": "seeded random", "images": "real images",
+           "calib": "from --calib"}
 
 
 def _print_summary(result) -> None:
@@ -165,7 +169,7 @@ def _print_summary(result) -> None:
     source = result.manifest.source
     fixes = Counter(line.split(":", 1)[0] for line in source.get("legalized", []))
     made = ", ".join(f"{name} x{count}" for name, count in fixes.items()) or "none needed"
-    origin_text = _ORIGIN.get(result.manifest.golden.get("origin"), "?")
+    origin_text = result.manifest.golden.get("from") or _ORIGIN.get(result.manifest.golden.get("origin"), "?")
     origin = "translated from PIR" if source.get("translated") else source.get("format")
     print(f"source {origin}; legalization: {made}; golden inputs: {origin_text}")
     if result.check is not None:
@@ -189,12 +193,15 @@ def _print_summary(result) -> None:
 def _quantization_table(quant: dict) -> str:
     def fmt(value, spec, suffix=""):
         return "-" if value is None else f"{value:{spec}}{suffix}"
-    rows = [("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", "accuracy", "drop", "top-1 = fp32")]
+    rows = [("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", "accuracy", "drop", "top-1 = fp32",
+             "quantized: layers", "weights", "MACs")]
     for r in quant["rows"]:
+        layers = (f"{r['quantized_layers']}/{r['weight_layers']}" if r.get("weight_layers") is not None else "-")
         rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
                      fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"] else "ARM only",
                      fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
-                     fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%")))
+                     fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
+                     layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

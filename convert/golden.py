@@ -232,5 +232,62 @@ def degenerate_outputs(outputs: Dict[str, np.ndarray]) -> List[str]:
     return warnings
 
 
-def golden_origin(inputs_path: Optional[Path], images: Optional[Path] = None) -> str:
-    return "images" if images else ("user" if inputs_path else "random")
+def golden_origin(inputs_path: Optional[Path], images: Optional[Path] = None, calib: bool = False) -> str:
+    return "images" if images else ("user" if inputs_path else ("calib" if calib else "random"))
+
+
+GOLDEN_FROM_CALIB = 8        # golden samples taken from --calib data when no --inputs/--images are given
+MIN_CALIB_AFTER_HOLDOUT = 32  # hold golden samples out of calibration only when this many calibrate
+
+
+def from_calibration(samples: Dict[str, np.ndarray], specs: List[TensorSpec], label: str, max_calib: int):
+    """Golden inputs taken from the calibration data: ``(golden feeds, calibration feeds, description)``.
+
+    Random N(0, 1) golden inputs judge a quantized artifact on data its activation ranges were never
+    calibrated for (the digits CNN, calibrated on pixels in [0, 1], "failed" int8 on them with max abs
+    error 30.8; on real digits it passes). Samples the calibration does not use are the honest choice:
+    those past ``max_calib``, else the last few held out of calibration when enough remain, else (a
+    small calibration set) the first few, which calibration uses as well - said in the description.
+    """
+    total = len(next(iter(samples.values())))
+    # a model with a fixed batch of 1 takes one sample per run (calibration.py refuses larger fixed batches)
+    count = 1 if any(s.shape and s.shape[0] == 1 for s in specs) else GOLDEN_FROM_CALIB
+    count = min(count, total)
+    if total - count >= max_calib:
+        golden = {k: v[-count:] for k, v in samples.items()}
+        calib = {k: v[:max_calib] for k, v in samples.items()}
+        text = f"{count} sample(s) of {label} that calibration does not use (it uses the first {max_calib})"
+    elif total - count >= MIN_CALIB_AFTER_HOLDOUT:
+        golden = {k: v[-count:] for k, v in samples.items()}
+        calib = {k: v[:-count] for k, v in samples.items()}
+        text = f"{count} sample(s) held out of {label} (calibration uses the other {total - count})"
+    else:
+        golden = {k: v[:count] for k, v in samples.items()}
+        calib = {k: v[:max_calib] for k, v in samples.items()}
+        text = (f"the first {count} sample(s) of {label}, also used for calibration ({total} samples are too few "
+                f"to hold any out; give more than {MIN_CALIB_AFTER_HOLDOUT + count} or real data with --inputs)")
+    return {k: np.ascontiguousarray(v) for k, v in golden.items()}, calib, text
+
+
+RANDOM_GOLDEN_WARNING = ("golden inputs are seeded random N(0, 1) data, not real inputs: the verdict of a quantized "
+                         "artifact ({precisions}) on them says little (its ranges are not made for such data)")
+RANDOM_GOLDEN_HINT = "pass real samples with --inputs in.npz or --images DIR (or --calib data, which golden inputs are then taken from)"
+
+
+def outside_calibration(golden_feeds: Dict[str, np.ndarray], calib: Dict[str, np.ndarray], margin: float = 0.1):
+    """Golden inputs that lie outside the calibration data's range, one text per input (empty: none).
+
+    int8 activation ranges come from the calibration data; a golden input well beyond them (more than
+    ``margin`` of the calibration range on either side) tests the quantized model where it clips."""
+    found = []
+    for name, value in golden_feeds.items():
+        ref = calib.get(name)
+        if ref is None or value.dtype.kind != "f" or ref.size == 0 or value.size == 0:
+            continue
+        lo, hi = float(ref.min()), float(ref.max())
+        slack = margin * max(hi - lo, 1e-12)
+        outside = float(np.mean((value < lo - slack) | (value > hi + slack)))
+        if outside > 0:
+            found.append(f"{name}: golden {float(value.min()):.3g}..{float(value.max()):.3g}, calibration "
+                         f"{lo:.3g}..{hi:.3g} ({outside:.0%} of golden values outside)")
+    return found

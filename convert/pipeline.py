@@ -57,6 +57,7 @@ class ConvertOptions:
     lod: Dict[str, List[int]] = field(default_factory=dict)   # sequence lengths of LoD inputs (--lod)
     precisions: Optional[Sequence[str]] = None        # default: the profile's
     calib: Optional[Path] = None
+    calib_method: str = "minmax"                      # int8 activation ranges: minmax | kl | percentile
     eval_data: Optional[Path] = None                  # labelled npz: task accuracy of every artifact
     max_drop: Optional[float] = None                  # accuracy guard for int8 (points, or % cosine loss)
     seed: int = 0
@@ -192,6 +193,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     preprocess_spec = None
     if options.inputs and options.images:
         raise WherryError("give golden inputs either as --inputs or as --images, not both")
+    quant = _prepare_quantization(options, profiles, info)   # first: the calibration data may give golden inputs
+    golden_text = None
     if options.images:
         feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, _spec_text(options.preprocess))
     elif options.inputs:
@@ -199,24 +202,51 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         feeds = golden.user_inputs(Path(options.inputs), info.inputs, options.lod)
         if options.shapes:
             log.warning("--shape is ignored when --inputs gives real data")
+    elif quant.samples is not None and not any(s.lod_level for s in info.inputs):
+        from wherry.convert.quantize.calibration import MAX_CALIB_SAMPLES
+        feeds, quant.calib, golden_text = golden.from_calibration(quant.samples, info.inputs, Path(options.calib).name,
+                                                                  MAX_CALIB_SAMPLES)
+        logging.getLogger("wherry").info("golden inputs: %s", golden_text)
+        if options.shapes:
+            log.warning("--shape is ignored: the golden inputs come from --calib")
     else:
         feeds = golden.random_inputs(info.inputs, options.shapes, options.seed, options.lod)
-    quant = _prepare_quantization(options, profiles, info)
+        quantized = sorted(quant.wanted - {"fp32"})
+        if quantized:   # said before the long work: the user can still stop and pass real data
+            quant.random_warning = (golden.RANDOM_GOLDEN_WARNING.format(precisions=", ".join(quantized))
+                                    + "; " + golden.RANDOM_GOLDEN_HINT)
+            log.warning("warning: %s", quant.random_warning)
+    quant.samples = None   # split into golden and calibration feeds; not needed any more
+    golden_origin = golden.golden_origin(options.inputs, options.images, golden_text is not None)
     if options.verify:   # the check child starts and imports its runtimes while the golden run and exports go on
         check_child.prewarm(["onnxruntime", "paddlelite"])
 
     with timeline.step("golden run (Paddle Inference on the original model)"):
         start = time.perf_counter()
-        reference = golden.reference_outputs(info.files.model_file if info.format != "paddle1"
-                                             else info.files.param_dir, feeds)
+        reference_model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
+        try:
+            reference = golden.reference_outputs(reference_model, feeds)
+        except WherryError as exc:
+            # calibration runs one sample at a time; a model whose batch is declared dynamic may still take
+            # only one (detectors with per-image shape inputs): golden data from --calib then is one sample
+            if golden_text is None or len(next(iter(feeds.values()))) == 1:
+                raise
+            log.warning("the golden run on %d calibration samples at once failed (%s); retrying with one sample",
+                        len(next(iter(feeds.values()))), exc.message.splitlines()[0])
+            feeds = {k: v[:1] for k, v in feeds.items()}
+            golden_text = golden_text.replace(f"{golden.GOLDEN_FROM_CALIB} sample(s)", "1 sample", 1) + \
+                " (one: the model failed on a batch)"
+            reference = golden.reference_outputs(reference_model, feeds)
         timeline.book_tool("paddle inference", time.perf_counter() - start)
-    other_golden = _other_golden_sets(options, info, feeds, timeline)
+    other_golden = _other_golden_sets(options, info, feeds, timeline, golden_origin)
     if quant.eval_data is not None:
         with timeline.step("evaluating the original model on --eval data"):
             quant.reference_accuracy = _reference_accuracy(info, quant.eval_data)
     warnings = golden.degenerate_outputs(reference)
     for w in warnings:
         log.warning(w)
+    if quant.random_warning:
+        warnings.insert(0, quant.random_warning)
 
     with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work:
         work = Path(work)
@@ -231,7 +261,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
                                                                        work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
-                         check_child=check_child, other_golden=other_golden)
+                         check_child=check_child, golden_origin=golden_origin, golden_text=golden_text,
+                         other_golden=other_golden)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         built: List[_Built] = []
@@ -273,17 +304,19 @@ class _Shared:
     source_files: List[Path] = field(default_factory=list)  # the user's model files (hashed in the manifest)
     source_notes: List[str] = field(default_factory=list)   # what was done to the source first (--without-nms)
     check_child: Optional[SharedChild] = None   # verifies every target's artifacts (convert())
+    golden_origin: str = "random"               # user | images | calib | random (manifest.golden.origin)
+    golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
     other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
 
 
-def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline) -> List[tuple]:
+def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, origin: str) -> List[tuple]:
     """(shapes, feeds, reference) of the golden sets beyond the first: the --shape sets the user named, else,
     for random golden inputs of a model with dynamic non-batch dims, one at a smaller shape. A shape the
     original model itself cannot run is an error when the user named it, and dropped with a warning when
     wherry chose it."""
-    if options.inputs or options.images:
+    if origin != "random":   # real data (--inputs, --images, or held out of --calib): the data's shape
         if options.other_shapes:
-            log.warning("--shape is ignored when --inputs or --images give real data")
+            log.warning("--shape is ignored when the golden inputs are real data")
         return []
     chosen = list(options.other_shapes)
     if not chosen:
@@ -330,6 +363,7 @@ class _Built:
     extra: List[str]
     quant_notes: List[str]
     board: Optional[board_check.BoardCheck]
+    coverage: Dict[str, dict] = field(default_factory=dict)   # .nb file -> its int8 kernel counts (quantize)
 
     def discard(self) -> None:
         if self.board is not None:
@@ -346,7 +380,7 @@ def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
         if built.check is not None:   # the bundle's verdict counts the .nb files the board ran, as check would
             built.check.adopt(emulated, "the emulated aarch64 board (qemu user-mode, Paddle Lite's ARM kernels)")
     report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
-                           built.quant_notes, built.manifest.not_built, emulated)
+                           built.quant_notes, built.manifest.not_built, emulated, built.coverage)
     return BundleResult(built.profile.name, built.final, built.manifest, built.check, report)
 
 
@@ -375,11 +409,12 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         artifacts += _fp32_onnx(profile, shared, stage, formats, failures)
         fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
+        coverage: Dict[str, dict] = {}
         if extra and shared.legal_model is None:
             raise pir_route.untranslated_error(shared.legacy, "quantized artifacts")
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
-                                              quant_notes, failures)
+                                              quant_notes, failures, coverage)
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -399,8 +434,9 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
+            _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
-        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board)
+        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
     except BaseException:
         if board is not None:
             board.cancel()
@@ -495,7 +531,7 @@ def _shared_onnx(profile, shared: _Shared):
 
 
 def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extra, fp32_onnx, artifacts,
-                         quant_notes, failures: Failures) -> List[Artifact]:
+                         quant_notes, failures: Failures, coverage: Dict[str, dict]) -> List[Artifact]:
     from wherry.convert import quantize
     from wherry.convert.quantize import evaluate
 
@@ -505,14 +541,15 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
             stage_dir=stage, precisions=extra, model_file=shared.legal_model, params_file=shared.legal_params,
             fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
             lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
-            work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures,
+            calib_method=options.calib_method,
+            work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures, coverage=coverage,
             onnx_requested="onnx" in formats and not any(s.lod_level for s in shared.info.inputs))
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
     if options.max_drop is not None and int8_onnx is not None:
         with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
             quant_notes += evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
                                                quant.eval_data, quant.reference_accuracy,
-                                               shared.work / f"guard-{profile.name}")
+                                               shared.work / f"guard-{profile.name}", options.calib_method)
     return made
 
 
@@ -535,7 +572,8 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
-                "origin": golden.golden_origin(options.inputs, options.images), "seed": options.seed,
+                "origin": shared.golden_origin, "seed": options.seed,
+                **({"from": shared.golden_text} if shared.golden_text else {}),
                 **({"other_shapes": others} if others else {})},
         preprocess=_preprocess_record(options, shared),
         not_built=list(missing),
@@ -555,7 +593,7 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
 
 
 def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing,
-                  emulated: Optional[dict] = None) -> dict:
+                  emulated: Optional[dict] = None, coverage: Optional[Dict[str, dict]] = None) -> dict:
     warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n] \
         + [f"{n.file}: not built ({n.tool}): {n.reason.splitlines()[0]}" for n in missing]
     report = {"model": shared.name, "target": profile.name, "timings": shared.timeline.to_json(),
@@ -564,13 +602,18 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
               "verification": check.to_json() if check is not None else None}
     if emulated is not None:  # ARM .nb results of the emulated aarch64 board (file -> check result)
         report["emulated_verification"] = emulated
+        hint = calibration_range_hint(shared)
+        int8 = {a.file for a in artifacts if a.precision == "int8"}
+        warnings += [f"{file} failed on the emulated board: {hint}" for file, result in emulated.items()
+                     if hint and file in int8 and (result or {}).get("status") == checker.FAILED]
     quant = shared.quant
     if extra or quant.eval_data is not None:
         from wherry.convert.quantize import evaluate
         with shared.timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
             report["quantization"] = {
                 "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
-                "rows": evaluate.measure(stage, artifacts, shared.feeds, quant.eval_data, quant.reference_accuracy)}
+                "rows": evaluate.measure(stage, artifacts, shared.feeds, quant.eval_data, quant.reference_accuracy,
+                                         coverage)}
     (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
 
@@ -582,11 +625,38 @@ def _spec_text(preprocess: Optional[str]) -> Optional[str]:
     return preprocess
 
 
+def _explain_calibration_failures(check, artifacts, shared: _Shared) -> None:
+    """An int8 artifact that fails on golden inputs outside the calibration range: say so, and the fix."""
+    hint = calibration_range_hint(shared)
+    if hint is None:
+        return
+    int8 = {a.file for a in artifacts if a.precision == "int8"}
+    for result in check.results:
+        if result.file in int8 and result.status == checker.FAILED:
+            result.reason = f"{result.reason}; {hint}" if result.reason else hint
+
+
+def calibration_range_hint(shared: _Shared) -> Optional[str]:
+    """Why an int8 verdict may mean little: golden inputs outside the range of the calibration data."""
+    if shared.quant.calib is None:
+        return None
+    outside = golden.outside_calibration(shared.feeds, shared.quant.calib)
+    if not outside:
+        return None
+    return ("the golden inputs lie outside the calibration data's range (" + "; ".join(outside) + "): int8 "
+            "activation ranges come from --calib, so this compares inputs the artifact was not calibrated for; "
+            "pass real inputs like the calibration data with --inputs (or leave --inputs out: golden inputs are "
+            "then taken from --calib)")
+
+
 @dataclass
 class _Quantization:
     calib: Optional[dict] = None
     eval_data: Optional[tuple] = None          # (feeds, labels)
     reference_accuracy: Optional[float] = None
+    samples: Optional[dict] = None             # every calibration sample, before golden inputs are split off
+    wanted: set = field(default_factory=set)   # every precision asked for, over all targets
+    random_warning: Optional[str] = None       # random golden inputs with a quantized precision
 
 
 def _prepare_quantization(options, profiles, info) -> _Quantization:
@@ -594,15 +664,20 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     from wherry.convert.quantize import calibration
 
     quant = _Quantization()
-    wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
+    wanted = quant.wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
     if options.calib:
-        quant.calib = calibration.load_calibration(options.calib, info.inputs, _spec_text(options.preprocess))
+        quant.samples = calibration.load_samples(options.calib, info.inputs, _spec_text(options.preprocess),
+                                                 extra=golden.GOLDEN_FROM_CALIB)
+        quant.calib = {k: v[:calibration.MAX_CALIB_SAMPLES] for k, v in quant.samples.items()}
     if wanted - {"fp32"}:
         from wherry.convert.quantize import check_precisions
         check_precisions(sorted(wanted), quant.calib)
     if options.eval_data:
         quant.eval_data = calibration.load_eval(options.eval_data, info.inputs)
         calibration.check_labels_fit(info.outputs[0].shape, quant.eval_data[1])
+    from wherry.convert.quantize.onnx_quant import CALIB_METHODS
+    if options.calib_method not in CALIB_METHODS:
+        raise WherryError(f"unknown calibration method {options.calib_method!r}", f"choose from {', '.join(CALIB_METHODS)}")
     if options.max_drop is not None and "int8" not in wanted:
         raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
                           "add --precision int8 (with --calib), or drop --max-drop")

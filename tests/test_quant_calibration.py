@@ -98,3 +98,42 @@ def test_bad_calibration_is_refused(tmp_path, case, needle):
     with pytest.raises(InputError) as err:
         load_calibration(path, specs)
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("total, held_out, calibrated", [
+    (300, True, MAX_CALIB_SAMPLES),   # samples calibration does not use: the last 8
+    (128, True, 120),                 # enough to hold 8 out
+    (20, False, 20),                  # too few: the first 8, calibrated on as well, and said so
+])
+def test_golden_inputs_from_calibration_data(total, held_out, calibrated):
+    from wherry.convert.golden import GOLDEN_FROM_CALIB, from_calibration
+
+    samples = {"x": np.arange(total, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 8, 8), np.float32)}
+    golden, calib, text = from_calibration(samples, GRAY, "calib.npz", MAX_CALIB_SAMPLES)
+    ids = golden["x"][:, 0, 0, 0].astype(int).tolist()
+    used = set(calib["x"][:, 0, 0, 0].astype(int).tolist())
+    assert len(ids) == GOLDEN_FROM_CALIB and len(used) == calibrated
+    if held_out:
+        assert ids == list(range(total - 8, total)) and not used & set(ids)
+        assert "calib.npz" in text and ("held out" in text or "does not use" in text)
+    else:
+        assert ids == list(range(8)) and set(ids) <= used and "also used for calibration" in text
+
+
+def test_golden_inputs_from_calibration_for_a_fixed_batch_of_one():
+    from wherry.convert.golden import from_calibration
+
+    samples = {"x": np.zeros((64, 1, 8, 8), np.float32)}
+    golden, calib, text = from_calibration(samples, [TensorSpec("x", "float32", (1, 1, 8, 8))], "c.npz", 256)
+    assert golden["x"].shape == (1, 1, 8, 8) and len(calib["x"]) == 63 and text.startswith("1 sample(s) held out")
+
+
+def test_golden_inputs_outside_the_calibration_range_are_named():
+    from wherry.convert.golden import outside_calibration
+
+    calib = {"x": np.linspace(0, 1, 64 * 8, dtype=np.float32).reshape(8, 1, 8, 8)}
+    inside = {"x": np.full((1, 1, 8, 8), 0.5, np.float32)}
+    noise = {"x": np.random.default_rng(0).standard_normal((1, 1, 8, 8)).astype(np.float32)}
+    assert outside_calibration(inside, calib) == []
+    found = outside_calibration(noise, calib)
+    assert len(found) == 1 and found[0].startswith("x: golden -") and "calibration 0..1" in found[0]

@@ -13,6 +13,7 @@ HERE = Path(__file__).parent
 MODEL = HERE / "digits_cnn.pdmodel"
 INPUTS = HERE / "digits_inputs.npz"     # 16 real test digits, input name "x"
 EVAL = HERE / "digits_eval.npz"         # held-out digits with labels, for --eval
+CALIB = HERE / "digits_calib.npz"       # 128 training digits, for --calib (never in EVAL or INPUTS)
 
 
 def train_digits(out_prefix: str, fmt: str = "legacy", epochs: int = 30, seed: int = 0) -> dict:

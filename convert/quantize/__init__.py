@@ -59,7 +59,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
                     calib: Optional[Dict[str, np.ndarray]], opset: Optional[int] = None, *,
                     output_specs: Optional[List[TensorSpec]] = None, work: Optional[Path] = None,
                     notes: Optional[List[str]] = None, failures=None,
-                    onnx_requested: bool = False) -> List[Artifact]:
+                    onnx_requested: bool = False, coverage: Optional[Dict[str, dict]] = None,
+                    calib_method: str = "minmax") -> List[Artifact]:
     """Write the quantized artifacts into stage_dir and describe them.
 
     ``model_file``/``params_file`` are the legalized legacy program (Lite and Paddle PTQ read it);
@@ -71,6 +72,9 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     makes each variant independent: a tool error is recorded there and the other variants are still built;
     without it the first error is raised. ``onnx_requested`` with no ``fp32_onnx`` records the ONNX variants
     as not built (their fp32 base failed). fp32 in ``precisions`` is skipped: the caller builds it.
+    ``calib_method`` (minmax | kl | percentile) is how int8 activation ranges come from ``calib``, for the
+    ONNX and the Lite artifact alike. ``coverage`` collects, per int8 .nb file, how many of its weight layers opt gave int8 kernels
+    (the ONNX artifacts' share is read from their files: ``onnx_quant.coverage``).
     """
     if output_specs is None:
         from wherry.convert import source
@@ -81,7 +85,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
         with tempfile.TemporaryDirectory(prefix="wherry-quant-") as tmp:
             return build_quantized(stage_dir, precisions, model_file, params_file, fp32_onnx, input_specs,
                                    lite_places, calib, opset, output_specs=output_specs, work=Path(tmp), notes=notes,
-                                   failures=failures, onnx_requested=onnx_requested)
+                                   failures=failures, onnx_requested=onnx_requested, coverage=coverage,
+                                   calib_method=calib_method)
     precisions = [p for p in precisions if p != "fp32"]
     stage_dir, model_file, params_file = Path(stage_dir), Path(model_file), Path(params_file)
     work = Path(work)
@@ -102,7 +107,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
         onnx_name = f"model.{precision}.onnx"
         if fp32_onnx is not None:
             artifacts += attempt(lambda: _onnx_variant(stage_dir, precision, fp32_onnx, calib, output_specs, work,
-                                                       notes), onnx_name, "onnx", precision, "any",
+                                                       notes, calib_method), onnx_name, "onnx", precision, "any",
                                  "ONNX Runtime quantization") or []
         elif onnx_requested and failures is not None:
             failures.add(NotBuilt(onnx_name, "onnx", precision, "any", "paddle2onnx",
@@ -115,7 +120,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
             continue
         name = f"model.arm.{precision}.nb"
         made = attempt(lambda: _lite_variant(stage_dir, name, precision, model_file, params_file, lite_places,
-                                             calib, work, ptq, notes),
+                                             calib, work, ptq, notes, coverage, calib_method),
                        name, "nb", precision, "arm", "Paddle PTQ" if precision == "int8" else lite_export.TOOL)
         if made is None:
             continue
@@ -131,11 +136,12 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
 
 
 def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, params_file: Path, lite_places,
-                  calib, work: Path, ptq: dict, notes: List[str]):
+                  calib, work: Path, ptq: dict, notes: List[str], coverage: Optional[Dict[str, dict]] = None,
+                  calib_method: str = "minmax"):
     """Build one quantized/fp16 .nb; (structure, structural check) notes, or None when deliberately not kept."""
     if precision == "int8":
         if "model" not in ptq:
-            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq")
+            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq", calib_method)
             # PTQ re-saves the program and clips the same attributes export did: legalize again
             ptq["model"] = legalize.legalize(quantized, quantized.with_suffix(".pdiparams"), work / "ptq-legal")[:2]
         result = lite_export.export_nb(ptq["model"][0], ptq["model"][1], stage_dir / name, lite_places)
@@ -143,6 +149,8 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
             notes.append("int8 .nb not kept: opt chose no int8 kernels for the PTQ program")
             (stage_dir / name).unlink()
             return None
+        if coverage is not None:
+            coverage[name] = lite_coverage(result.kernels)
     elif precision == "fp16":
         result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places, enable_fp16=True)
         if result.count("fp16") == 0:
@@ -156,7 +164,25 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
                                        quant_type=lite_quant.QUANT_TYPES[precision])
     structure = (result.describe() if precision in ("int8", "fp16") else
                  f"weights stored as {WEIGHT_BITS[precision]}-bit integers, dequantized at load (float kernels)")
+    if precision == "int8":
+        structure += f"; {calibration_note(calib_method, calib)} (Paddle PTQ {lite_quant.PTQ_ALGOS[calib_method]})"
     return structure, _structural_check(stage_dir / name, result)
+
+
+def calibration_note(method: str, calib) -> str:
+    """Which data and method set an int8 artifact's activation ranges (its figures mean little without them)."""
+    return f"activation ranges: {method} on {len(next(iter(calib.values())))} calibration samples"
+
+
+LITE_WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "fc", "matmul", "matmul_v2", "mul")
+
+
+def lite_coverage(kernels) -> Dict[str, object]:
+    """Weight layers of an optimized Lite program and how many run int8 kernels (opt's final program);
+    weight and MAC shares are not in opt's log, so they stay unknown for a .nb."""
+    layers = sum(n for (op, _), n in kernels.items() if op in LITE_WEIGHT_OPS)
+    int8 = sum(n for (op, prec), n in kernels.items() if op in LITE_WEIGHT_OPS and prec == "int8")
+    return {"quantized_layers": int8, "weight_layers": layers, "quantized_weights": None, "quantized_macs": None}
 
 
 def _structural_check(nb_file: Path, result) -> str:
@@ -169,7 +195,8 @@ def _structural_check(nb_file: Path, result) -> str:
     return f"re-read by Lite: {sum(ops.values())} ops" + (f", calib x{logged}" if logged else "")
 
 
-def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, work: Path, notes) -> List[Artifact]:
+def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, work: Path, notes,
+                  calib_method: str = "minmax") -> List[Artifact]:
     name = f"model.{precision}.onnx"
     dst = stage / name
     try:
@@ -182,15 +209,14 @@ def _onnx_variant(stage: Path, precision: str, fp32_onnx: Path, calib, outputs, 
             if precision.endswith("-weight"):
                 count = onnx_quant.weight_only(prepared, dst, WEIGHT_BITS[precision])
             else:
-                onnx_quant.static_int8(prepared, dst, calib)
+                onnx_quant.static_int8(prepared, dst, calib, method=calib_method)
     except Exception as exc:  # noqa: BLE001 - ORT's tools raise plain ValueError/KeyError on graphs they cannot handle
         raise ToolError(f"ONNX Runtime could not make the {precision} ONNX artifact: {type(exc).__name__}: {exc}",
                         f"leave {precision} out of --precision for this model, or report it to wherry") from None
     if precision == "fp16":
         detail = ["float16 weights and math, float32 inputs/outputs"]
     elif precision == "int8":
-        detail = [f"{onnx_quant.quantized_node_count(dst)} QuantizeLinear nodes (uint8 activations, "
-                  "int8 per-channel weights)"]
+        detail = [onnx_quant.int8_note(dst), calibration_note(calib_method, calib)]
     else:
         detail = [f"{count} weight(s) stored as {WEIGHT_BITS[precision]}-bit integers, dequantized to float in the "
                   "graph (activations stay float)"]

@@ -57,9 +57,20 @@ def load_calibration(path, input_specs: List[TensorSpec], preprocess=None) -> Di
     derived from the input shape: 0..1 scaling, RGB, the input's layout and size).
     Everything is checked here, before any long work starts.
     """
+    feeds = load_samples(path, input_specs, preprocess)
+    count = len(next(iter(feeds.values())))
+    if count > MAX_CALIB_SAMPLES:
+        log.info("using the first %d of %d calibration samples", MAX_CALIB_SAMPLES, count)
+    return {k: v[:MAX_CALIB_SAMPLES] for k, v in feeds.items()}
+
+
+def load_samples(path, input_specs: List[TensorSpec], preprocess=None, extra: int = 0) -> Dict[str, np.ndarray]:
+    """Every sample of the calibration data, checked (an image folder: at most MAX_CALIB_SAMPLES + ``extra``
+    images are decoded; the extra ones can serve as golden inputs calibration does not use)."""
     path = Path(path)
     if path.is_dir():
-        feeds = {input_specs[0].name: _images(path, input_specs, preprocess)} if len(input_specs) == 1 else None
+        feeds = ({input_specs[0].name: _images(path, input_specs, preprocess, MAX_CALIB_SAMPLES + extra)}
+                 if len(input_specs) == 1 else None)
         if feeds is None:
             raise InputError(f"an image folder can feed one input; the model has {len(input_specs)} "
                              f"({', '.join(s.name for s in input_specs)})",
@@ -71,9 +82,7 @@ def load_calibration(path, input_specs: List[TensorSpec], preprocess=None) -> Di
     if count < MIN_CALIB_SAMPLES:
         raise InputError(f"calibration data {path} has {count} sample(s); int8 needs at least {MIN_CALIB_SAMPLES}",
                          "pass 50-200 representative inputs")
-    if count > MAX_CALIB_SAMPLES:
-        log.info("using the first %d of %d calibration samples", MAX_CALIB_SAMPLES, count)
-    return {k: v[:MAX_CALIB_SAMPLES] for k, v in feeds.items()}
+    return feeds
 
 
 def resolve_preprocess(preprocess, spec: TensorSpec) -> PreprocessSpec:
@@ -95,13 +104,13 @@ def preprocess_record(path, input_specs: List[TensorSpec], preprocess=None) -> O
     return spec.to_json()
 
 
-def _images(folder: Path, input_specs: List[TensorSpec], preprocess) -> np.ndarray:
+def _images(folder: Path, input_specs: List[TensorSpec], preprocess, limit: int = MAX_CALIB_SAMPLES) -> np.ndarray:
     spec = resolve_preprocess(preprocess, input_specs[0])
     files = image_files(folder)  # refuses an empty folder before anything is decoded
     if len(files) < MIN_CALIB_SAMPLES:
         raise InputError(f"image folder {folder} has {len(files)} image(s); int8 needs at least {MIN_CALIB_SAMPLES}",
                          "pass 50-200 representative images")
-    return load_folder(folder, spec, limit=MAX_CALIB_SAMPLES)
+    return load_folder(folder, spec, limit=limit)
 
 
 def load_eval(path, input_specs: List[TensorSpec]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:

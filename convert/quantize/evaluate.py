@@ -28,6 +28,17 @@ class AccuracyBoundError(WherryError):
     """The int8 artifact stays beyond --max-drop even with its most sensitive layers in float."""
 
 
+class NotInt8Error(WherryError):
+    """--max-drop kept so much in float that the "int8" artifact is no smaller than fp32."""
+
+
+# An int8 artifact must be smaller than this share of the fp32 artifact's size, or it is fp32 under an
+# int8 name. All-int8 ONNX is ~0.25x on real-sized models (0.40x on the 65 KB digits CNN, whose graph
+# is a large share of its file); with every weight layer in float it is 1.00x (measured on the digits
+# CNN). 0.9 leaves room for a few layers in float while refusing an artifact that saves next to nothing.
+MAX_INT8_SIZE_RATIO = 0.9
+
+
 def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> List[np.ndarray]:
     """First output of a model over all samples, run in batches."""
     with runtimes.open(session_path, **open_args) as session:
@@ -40,6 +51,18 @@ def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> 
             raise InputError(f"{count} samples do not split into the model's fixed batch of {size}",
                              f"give a multiple of {size} samples")
         return np.concatenate([session.run(batch)[first] for batch in batches(feeds, size)])
+
+
+INTEGER_PRECISIONS = ("int8", "int8-weight", "int16-weight")
+
+
+def _coverage(stage: Path, art: Artifact, known: Dict[str, dict]) -> dict:
+    empty = {"quantized_layers": None, "weight_layers": None, "quantized_weights": None, "quantized_macs": None}
+    if art.precision not in INTEGER_PRECISIONS:
+        return empty
+    if art.format == "onnx":
+        return onnx_quant.coverage(stage / art.file)
+    return known.get(art.file, empty)
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -75,17 +98,22 @@ def latency_ms(paths: List[str], feeds: Dict[str, np.ndarray], runs: int = LATEN
 
 
 def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.ndarray],
-            eval_data: Optional[Tuple[Dict[str, np.ndarray], np.ndarray]], reference_accuracy: Optional[float]):
+            eval_data: Optional[Tuple[Dict[str, np.ndarray], np.ndarray]], reference_accuracy: Optional[float],
+            coverage: Optional[Dict[str, dict]] = None):
     """One row per artifact: size and ratio to the fp32 artifact of the same format, median host latency
     and its ratio, and with eval data: accuracy, its drop against the original model, and top-1 agreement
-    (% of eval samples whose predicted class equals the fp32 artifact's; ONNX fp32 matches Paddle to ~1e-6)."""
+    (% of eval samples whose predicted class equals the fp32 artifact's; ONNX fp32 matches Paddle to ~1e-6).
+    Integer-quantized artifacts also say how much of them really is: weight layers with integer weights
+    (of all), and their share of the weights and of the multiply-accumulates (ONNX; ``coverage`` gives
+    the int8 .nb files' kernel counts)."""
     fp32 = {a.format: a for a in artifacts if a.precision == "fp32"}
     rows, predictions = [], {}
     for art in artifacts:
         row = {"artifact": art.file, "precision": art.precision, "size": art.size,
                "size_ratio": round(art.size / fp32[art.format].size, 3) if art.format in fp32 else None,
                "latency_ms": None, "latency_ratio": None, "accuracy": None, "accuracy_drop": None,
-               "top1_agreement": None, "runs_here": unsupported_reason(art.arch, art.runtime) is None}
+               "top1_agreement": None, "runs_here": unsupported_reason(art.arch, art.runtime) is None,
+               **_coverage(stage, art, coverage or {})}
         if row["runs_here"] and eval_data is not None:
             scores = outputs_on(str(stage / art.file), eval_data[0])
             predictions[art.file] = scores.reshape(len(eval_data[1]), -1).argmax(1)
@@ -117,7 +145,7 @@ SENSITIVITY_SAMPLES = 32  # enough to rank layers; each probe re-calibrates, so 
 
 
 def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str, np.ndarray], max_drop: float,
-               eval_data, reference_accuracy: Optional[float], work: Path) -> List[str]:
+               eval_data, reference_accuracy: Optional[float], work: Path, method: str = "minmax") -> List[str]:
     """Keep the int8 ONNX artifact within --max-drop, leaving the most damaging layers in float.
 
     The bound: with labelled eval data, accuracy points lost against the original model; without, the int8
@@ -153,18 +181,23 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
     probe = work / "probe.onnx"
     for i, node in enumerate(nodes, 1):  # quantize one layer alone: the damage it does by itself
         log.info("sensitivity %d/%d: %s", i, len(nodes), node)
-        onnx_quant.static_int8(prepared, probe, probe_feeds, only=[node])
+        onnx_quant.static_int8(prepared, probe, probe_feeds, only=[node], method=method)
         sensitivity[node] = cosine_loss(probe, probe_feeds, probe_ref)
     ranked = sorted(nodes, key=lambda n: -sensitivity[n])
     lines.append("layer sensitivity (% cosine loss on calibration data when quantized alone): " +
                  ", ".join(f"{n} {sensitivity[n]:.4f}" for n in ranked))
+    steps = [("all-int8", current)]   # the cost after each layer went back to float, for the user
     for keep in range(1, len(ranked) + 1):
         excluded = ranked[:keep]
-        onnx_quant.static_int8(prepared, path, calib, exclude=excluded)
+        onnx_quant.static_int8(prepared, path, calib, exclude=excluded, method=method)
         current = cost(path)
+        steps.append((f"+{excluded[-1]} in float" if keep > 1 else f"{excluded[-1]} in float", current))
         log.info("int8 with %s in float: %.4f %s", excluded, current, unit)
         if current <= max_drop:
+            _refuse_if_not_smaller(path, fp32_onnx, excluded, ranked, max_drop, steps, unit)
             artifact.size, artifact.sha256 = path.stat().st_size, content_hash(path)
+            artifact.notes[:] = [onnx_quant.int8_note(path) if n.endswith(onnx_quant.INT8_NOTE_END) else n
+                                 for n in artifact.notes]
             note = f"kept in float to meet --max-drop {max_drop}: {', '.join(excluded)}"
             artifact.notes.append(note)
             lines += [note, f"int8 ONNX now: {current:.4f} {unit}"]
@@ -172,3 +205,21 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
     raise AccuracyBoundError(f"the int8 ONNX artifact loses {current:.4f} {unit} even with every quantized layer "
                              f"in float; --max-drop {max_drop} cannot be met",
                              "raise --max-drop, give more representative --calib data, or use int8-weight/fp16")
+
+
+def _refuse_if_not_smaller(path: Path, fp32_onnx: Path, excluded: List[str], ranked: List[str], max_drop: float,
+                           steps: List[Tuple[str, float]], unit: str) -> None:
+    """An "int8" artifact that keeps so much in float that it is no smaller than fp32 is not shipped as int8."""
+    ratio = path.stat().st_size / fp32_onnx.stat().st_size
+    if ratio <= MAX_INT8_SIZE_RATIO:
+        return
+    share = onnx_quant.coverage(path)
+    weights = share["quantized_weights"]
+    raise NotInt8Error(
+        f"--max-drop {max_drop} keeps {len(excluded)} of {len(ranked)} weight layers in float "
+        f"({', '.join(excluded)}; {'?' if weights is None else f'{weights:.0%}'} of the weights stay int8): "
+        f"model.int8.onnx would be {ratio:.2f}x the size of model.onnx (an int8 artifact must be under "
+        f"{MAX_INT8_SIZE_RATIO}x), an fp32 model under an int8 name; not shipped",
+        f"measured {unit}: " + ", ".join(f"{what} {cost:.4f}" for what, cost in steps) + "; raise --max-drop to "
+        "a bound that keeps fewer layers in float, give more representative --calib data, or ask for int8-weight "
+        "(int8 weights, float math: near-float accuracy, ~4x smaller) or fp16 instead")

@@ -20,20 +20,26 @@ log = logging.getLogger(__name__)
 QUANT_TYPES = {"int8-weight": "QUANT_INT8", "int16-weight": "QUANT_INT16"}
 
 
-def paddle_ptq(model_file: Path, params_file: Path, calib: Dict[str, np.ndarray], out_dir: Path) -> Path:
+# --calib-method -> Paddle PTQ's algo: abs_max is the observed |x| range, KL the KL-divergence threshold,
+# hist the hist_percent (0.99999) percentile of |x|
+PTQ_ALGOS = {"minmax": "abs_max", "kl": "KL", "percentile": "hist"}
+
+
+def paddle_ptq(model_file: Path, params_file: Path, calib: Dict[str, np.ndarray], out_dir: Path,
+               method: str = "minmax") -> Path:
     """Post-training quantization with Paddle (static graph, legacy program): returns the quantized model file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     calib_file = out_dir / "calib.npz"
     np.savez(calib_file, **calib)
     value, _, _ = child.run("wherry.convert.quantize.lite_quant:_ptq_in_child",
                             {"model_file": str(model_file), "params_file": str(params_file),
-                             "calib_file": str(calib_file), "out_dir": str(out_dir)},
+                             "calib_file": str(calib_file), "out_dir": str(out_dir), "algo": PTQ_ALGOS[method]},
                             tool="Paddle PTQ", what="calibrating int8 ranges",
                             env={"FLAGS_enable_pir_api": "0"})  # PTQ works on legacy programs only
     return Path(value["model_file"])
 
 
-def _ptq_in_child(model_file, params_file, calib_file, out_dir):
+def _ptq_in_child(model_file, params_file, calib_file, out_dir, algo="abs_max"):
     import paddle
     from paddle.static.quantization import PostTrainingQuantization
 
@@ -48,7 +54,7 @@ def _ptq_in_child(model_file, params_file, calib_file, out_dir):
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(paddle.CPUPlace()), model_dir=str(Path(model_file).parent),
         model_filename=Path(model_file).name, params_filename=Path(params_file).name, data_loader=samples,
-        batch_nums=count, algo="abs_max", onnx_format=True, weight_quantize_type="channel_wise_abs_max")
+        batch_nums=count, algo=algo, onnx_format=True, weight_quantize_type="channel_wise_abs_max")
     ptq.quantize()
     ptq.save_quantized_model(out_dir, model_filename="model.pdmodel", params_filename="model.pdiparams")
     return {"model_file": str(Path(out_dir) / "model.pdmodel")}

@@ -31,7 +31,7 @@ else:
 
 PATH_KEYS = ("inputs", "images", "calib", "eval")
 MODEL_KEYS = {"path", "targets", "precisions", "formats", "inputs", "images", "preprocess", "shapes", "lod", "calib",
-              "eval", "max_drop", "seed", "skip_passes", "without_nms", "verify"}
+              "eval", "max_drop", "seed", "skip_passes", "without_nms", "verify", "calib_method"}
 TOP_KEYS = {"targets", "precisions", "formats", "models"}
 
 
@@ -139,7 +139,8 @@ def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> Mode
                 raise ZooError(f"models.{name}.{key} must map input names to lists of integers",
                                f"{key} = {{ x = [1, 3, 224, 224] }}")
             options[key] = {k: list(v) for k, v in table.items()}
-    for key, kind in (("max_drop", (int, float)), ("seed", int), ("without_nms", bool), ("verify", bool)):
+    for key, kind in (("max_drop", (int, float)), ("seed", int), ("without_nms", bool), ("verify", bool),
+                      ("calib_method", str)):
         if key in merged:
             if not isinstance(merged[key], kind) or (kind is int and isinstance(merged[key], bool)):
                 raise ZooError(f"models.{name}.{key} has the wrong type ({type(merged[key]).__name__})")
