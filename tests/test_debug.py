@@ -152,3 +152,51 @@ def test_cli_json_exit_codes_and_wrong_model(pads_bundle, tmp_path):
     proc = subprocess.run(run + ["--model", str(example.MODEL)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not the model" in proc.stderr
+
+
+@pytest.mark.parametrize("name, fmt, size", [("mobilenet_v3_large", "legacy", 64), ("googlenet", "legacy", 224),
+                                             ("mobilenet_v3_small", "pir", 64)])
+def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_path):
+    """Legacy Paddle 3.3.1 exports carry dropout (whose Mask legalization adds and no inference kernel writes):
+    the tapped reference fetched it and Paddle Inference refused the whole run. Every healthy artifact
+    now ends in a verdict, with the op-by-op walk reaching the model's last op."""
+    from conftest import export_vision_model
+
+    model = export_vision_model(name, fmt, size)
+    bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name=name, out=tmp_path)
+    assert bundle.ok
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), "--model",
+                           str(model), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    document = json.loads(proc.stdout)
+    assert {a["file"]: a["status"] for a in document["artifacts"]} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
+    lite = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
+    assert len(lite["ops"]) > 100 and lite["unmatched"] == []
+
+
+def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
+    """Intermediate slots (dropout's Mask, batch_norm's saved statistics, XShape) are hidden, so are
+    overwritten values (in place: the last writer owns the name) and a sub-block's values never written in
+    block 0 (a branch not taken leaves them empty)."""
+    from conftest import export_vision_model
+
+    from wherry.convert.debug import program as program_io
+
+    model = export_vision_model("mobilenet_v3_large", "legacy", 64)
+    legal, params, changes = legalize.legalize(model, model.with_suffix(".pdiparams"), tmp_path / "legal")
+    assert any("dropout" in c and "Mask" in c for c in changes)  # legalization adds the Mask Lite parses
+    program = program_io.read(legal)
+    dropout = next(op for op in program.ops if op.type == "dropout")
+    assert dropout.data_outputs(program.tensors) == dropout.outputs["Out"]
+    assert dropout.outputs["Mask"][0] not in program.tensors
+    norm = next(op for op in program.ops if op.type == "batch_norm")
+    assert norm.data_outputs(program.tensors) == norm.outputs["Y"]
+    _, _, fetched = program_io.tapped_copy(legal, params, tmp_path / "tapped")
+    assert not any(name.endswith(".mask") or name in program.params for name in fetched)
+
+    ops = [program_io.OpRecord(0, "scale", {"X": ["x"]}, {"Out": ["a"]}),
+           program_io.OpRecord(1, "increment", {"X": ["a"]}, {"Out": ["a"]}),
+           program_io.OpRecord(2, "conditional_block", {"Input": ["a"]}, {"Out": ["b", "a"]}, {"sub_block": None}),
+           program_io.OpRecord(3, "select_input", {"X": ["b"]}, {"Out": ["c"]})]
+    program_io._hide_unwritten(ops, ["x"])
+    assert [op.hidden for op in ops] == [{"a"}, {"a"}, {"b"}, set()]
