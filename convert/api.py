@@ -35,6 +35,7 @@ class ArtifactOutcome:
     verdict: str                # passed | failed | not verifiable here | not verified | not built | not representable
     reason: str = ""            # why, when not passed
     board_verdict: Optional[str] = None  # an ARM .nb also run on the emulated aarch64 board: passed | failed | ...
+    debug_command: Optional[str] = None  # a failed artifact: the `wherry debug` command that finds the diverging layer
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,14 @@ class ConvertedBundle:
 
     @classmethod
     def from_result(cls, result) -> "ConvertedBundle":
-        verdicts = {r.file: (r.status, r.reason) for r in result.check.results} if result.check is not None else {}
+        check = result.check
+        verdicts = {r.file: (r.status, r.reason) for r in check.results} if check is not None else {}
+        commands = {r.file: check.debug_command(r) for r in check.results} if check is not None else {}
         board = result.report.get("emulated_verification") or {}
         artifacts = [ArtifactOutcome(a.file, a.format, a.precision, a.arch, a.size,
                                      *verdicts.get(a.file, (NOT_VERIFIED, "")),
-                                     board_verdict=(board.get(a.file) or {}).get("status"))
+                                     board_verdict=(board.get(a.file) or {}).get("status"),
+                                     debug_command=commands.get(a.file))
                      for a in result.manifest.artifacts]
         # Requested but not built (a tool failed, or the format cannot express the model): listed, never passed.
         artifacts += [ArtifactOutcome(n.file, n.format, n.precision, n.arch, 0,

@@ -482,7 +482,8 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
     np.savez(stage / GOLDEN_OUTPUTS, **shared.reference)
     manifest = Manifest(
         name=shared.name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
-        source={"format": info.format, "translated": shared.legacy.translated,
+        # path: the model as converted, so a failed check can name the exact `wherry debug` command
+        source={"format": info.format, "translated": shared.legacy.translated, "path": str(Path(options.model).resolve()),
                 "files": [{"name": p.name, "sha256": source_sha256(p)} for p in shared.source_files],
                 "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
         tools={**tool_versions(), "onnx_opset": profile.onnx_opset},

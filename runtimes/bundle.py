@@ -155,7 +155,7 @@ class Manifest:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     artifacts: List[Artifact]
-    source: dict = field(default_factory=dict)   # format, files [{name, sha256}], translated
+    source: dict = field(default_factory=dict)   # format, path, files [{name, sha256}], translated
     tools: dict = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, onnxruntime
     target: dict = field(default_factory=dict)   # name, arch, os
     golden: dict = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed

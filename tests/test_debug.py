@@ -200,3 +200,46 @@ def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
            program_io.OpRecord(3, "select_input", {"X": ["b"]}, {"Out": ["c"]})]
     program_io._hide_unwritten(ops, ["x"])
     assert [op.hidden for op in ops] == [{"a"}, {"a"}, {"b"}, set()]
+
+
+def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path):
+    """convert's and check's summaries, their JSON and check.html name the exact `wherry debug` command of a
+    failed artifact (the pads model's .nb fails for a real Lite bug); that command, run as printed, names
+    the culprit."""
+    import shlex
+
+    _, model = pads_bundle
+    wherry = [sys.executable, "-m", "wherry.convert.cli"]
+    proc = subprocess.run(wherry + ["convert", str(model), "-t", "desktop-x86_64", "-o", str(tmp_path / "out"),
+                                    "--name", "pads", "--inputs", str(model.parent / "inputs.npz")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    bundle = tmp_path / "out" / "pads.desktop-x86_64"
+    expected = f"wherry debug {shlex.quote(str(bundle))} --model {shlex.quote(str(model.resolve()))} " \
+               "--artifact model.x86.nb"
+    assert f"model.x86.nb: find the first diverging layer: {expected}" in proc.stdout
+    assert "model.onnx: find" not in proc.stdout  # the passing artifact names none
+
+    proc = subprocess.run(wherry + ["convert", str(model), "-t", "desktop-x86_64", "-o", str(tmp_path / "out"),
+                                    "--name", "pads", "--inputs", str(model.parent / "inputs.npz"), "--force",
+                                    "--json"], capture_output=True, text=True, timeout=600)
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "convert.schema.json").read_text()))
+    commands = {a["file"]: a["debug_command"] for a in document["bundles"][0]["artifacts"]}
+    assert commands == {"model.x86.nb": expected, "model.onnx": None}
+
+    html = tmp_path / "check.html"
+    proc = subprocess.run(wherry + ["check", str(bundle), "--html", str(html)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 1 and f"find the first diverging layer: {expected}" in proc.stdout
+    assert expected.replace("'", "&#x27;") in html.read_text()
+    proc = subprocess.run(wherry + ["check", str(bundle), "--json"], capture_output=True, text=True, timeout=600)
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "check.schema.json").read_text()))
+    assert {a["file"]: a["debug_command"] for a in document["artifacts"]} == commands
+
+    words = shlex.split(expected)
+    assert words[0] == "wherry"
+    proc = subprocess.run(wherry + words[1:], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # diverged: the command ran to a verdict
+    assert "first divergence at op pad3d" in proc.stdout
