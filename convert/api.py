@@ -92,11 +92,12 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
             lod: Optional[Mapping[str, Sequence[int]]] = None, without_nms: bool = False, require_all: bool = False,
             calib: Optional[PathLike] = None, eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
             max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
-            force: bool = False, verify: bool = True) -> List[ConvertedBundle]:
+            force: bool = False, verify: bool = True, debug_program: str = "auto") -> List[ConvertedBundle]:
     """Convert a Paddle inference model into one verified bundle per target; the keywords are the
     options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
 
-    ``lod`` = ``--lod`` (sequence lengths per LoD input), ``without_nms`` / ``require_all`` = the flags.
+    ``lod`` = ``--lod`` (sequence lengths per LoD input), ``without_nms`` / ``require_all`` = the flags,
+    ``debug_program`` = ``--debug-program`` (auto | always | never).
     Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
     ``.message`` and ``.hint``) and leaves no half-written bundle; a failed parity check does not raise:
     look at ``bundle.ok`` and each artifact's ``verdict``.
@@ -114,6 +115,6 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
         lod={k: [int(n) for n in v] for k, v in (lod or {}).items()}, without_nms=without_nms, require_all=require_all,
         precisions=_names(precision),
         calib=Path(calib) if calib else None, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
-        skip_passes=list(skip_passes), force=force, verify=verify, name=name)
+        skip_passes=list(skip_passes), force=force, verify=verify, name=name, debug_program=debug_program)
     with default_mode_for_children():
         return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]

@@ -58,6 +58,7 @@ class CheckReport:
     device: dict
     results: List[ArtifactResult]
     source: Optional[str] = None    # the model the bundle was converted from (manifest source.path), if recorded
+    program_kept: bool = False      # the bundle keeps the exporters' program: debug needs no --model
 
     def debug_command(self, result: ArtifactResult) -> Optional[str]:
         """The `wherry debug` command that finds where a failed artifact leaves the original model (None
@@ -65,7 +66,8 @@ class CheckReport:
         conversion checks its bundle before renaming it into place)."""
         if result.status != FAILED:
             return None
-        return debug_command(self.bundle, self.source, result.file if _debuggable(result) else None)
+        return debug_command(self.bundle, None if self.program_kept else (self.source or "MODEL"),
+                             result.file if _debuggable(result) else None)
 
     @property
     def verified(self) -> List[ArtifactResult]:
@@ -179,12 +181,14 @@ def _debuggable(result: ArtifactResult) -> bool:
     return result.format == "onnx" or (result.format == "nb" and result.precision == "fp32")
 
 
-def debug_command(bundle: str, source: Optional[str], artifact: Optional[str] = None) -> str:
-    """`wherry debug BUNDLE --model SOURCE [--artifact FILE]`, quoted for a POSIX shell. ``source`` is
-    the path the conversion recorded; a bundle without one (converted by an older wherry) gets MODEL."""
+def debug_command(bundle: str, model: Optional[str], artifact: Optional[str] = None) -> str:
+    """`wherry debug BUNDLE [--model MODEL] [--artifact FILE]`, quoted for a POSIX shell. ``model``: None
+    when the bundle keeps its program; the source path the conversion recorded, or MODEL for a bundle
+    without one (converted by an older wherry)."""
     import shlex
 
-    words = ["wherry", "debug", bundle, "--model", source or "MODEL"] + (["--artifact", artifact] if artifact else [])
+    words = ["wherry", "debug", bundle] + (["--model", model] if model else []) \
+        + (["--artifact", artifact] if artifact else [])
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -355,4 +359,4 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
     for r in results:
         log.info("%s: %s %s", r.file, r.status, r.reason)
     return CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device.describe(), results,
-                       bundle.manifest.source.get("path"))
+                       bundle.manifest.source.get("path"), bool(bundle.manifest.program))

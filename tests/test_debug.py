@@ -165,13 +165,16 @@ def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_pa
     model = export_vision_model(name, fmt, size)
     bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name=name, out=tmp_path)
     assert bundle.ok
-    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), "--model",
-                           str(model), "--json"], capture_output=True, text=True, timeout=600)
+    # the PIR model is debugged from the bundle alone: its translated, legalized program is kept in it
+    given = [] if fmt == "pir" else ["--model", str(model)]
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), *given, "--json"],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     document = json.loads(proc.stdout)
     assert {a["file"]: a["status"] for a in document["artifacts"]} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
     lite = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
     assert len(lite["ops"]) > 100 and lite["unmatched"] == []
+    assert document["model"] == (None if fmt == "pir" else str(model))
 
 
 def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
@@ -205,26 +208,36 @@ def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
 def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path):
     """convert's and check's summaries, their JSON and check.html name the exact `wherry debug` command of a
     failed artifact (the pads model's .nb fails for a real Lite bug); that command, run as printed, names
-    the culprit."""
+    the culprit. A bundle that keeps its program (the default for a small model) needs no --model."""
     import shlex
 
     _, model = pads_bundle
     wherry = [sys.executable, "-m", "wherry.convert.cli"]
-    proc = subprocess.run(wherry + ["convert", str(model), "-t", "desktop-x86_64", "-o", str(tmp_path / "out"),
-                                    "--name", "pads", "--inputs", str(model.parent / "inputs.npz")],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    bundle = tmp_path / "out" / "pads.desktop-x86_64"
-    expected = f"wherry debug {shlex.quote(str(bundle))} --model {shlex.quote(str(model.resolve()))} " \
-               "--artifact model.x86.nb"
-    assert f"model.x86.nb: find the first diverging layer: {expected}" in proc.stdout
-    assert "model.onnx: find" not in proc.stdout  # the passing artifact names none
+    convert_pads = wherry + ["convert", str(model), "-t", "desktop-x86_64", "--name", "pads",
+                             "--inputs", str(model.parent / "inputs.npz")]
 
-    proc = subprocess.run(wherry + ["convert", str(model), "-t", "desktop-x86_64", "-o", str(tmp_path / "out"),
-                                    "--name", "pads", "--inputs", str(model.parent / "inputs.npz"), "--force",
-                                    "--json"], capture_output=True, text=True, timeout=600)
+    def run_printed(command):
+        words = shlex.split(command)
+        assert words[0] == "wherry"
+        proc = subprocess.run(wherry + words[1:], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr[-2000:]  # diverged: the command ran to a verdict
+        assert "first divergence at op pad3d" in proc.stdout
+
+    proc = subprocess.run(convert_pads + ["-o", "kept"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    kept = "kept/pads.desktop-x86_64"
+    assert f"model.x86.nb: find the first diverging layer: wherry debug {kept} --artifact model.x86.nb" in proc.stdout
+    assert "model.onnx: find" not in proc.stdout  # the passing artifact names none
+    run_printed(f"wherry debug {kept} --artifact model.x86.nb")
+
+    proc = subprocess.run(convert_pads + ["-o", str(tmp_path / "out"), "--debug-program", "never", "--json"],
+                          capture_output=True, text=True, timeout=600)
     document = json.loads(proc.stdout)
     jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "convert.schema.json").read_text()))
+    bundle = tmp_path / "out" / "pads.desktop-x86_64"
+    assert not (bundle / "debug").exists()
+    expected = f"wherry debug {shlex.quote(str(bundle))} --model {shlex.quote(str(model.resolve()))} " \
+               "--artifact model.x86.nb"
     commands = {a["file"]: a["debug_command"] for a in document["bundles"][0]["artifacts"]}
     assert commands == {"model.x86.nb": expected, "model.onnx": None}
 
@@ -237,9 +250,23 @@ def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path)
     document = json.loads(proc.stdout)
     jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "check.schema.json").read_text()))
     assert {a["file"]: a["debug_command"] for a in document["artifacts"]} == commands
+    run_printed(expected)
 
-    words = shlex.split(expected)
-    assert words[0] == "wherry"
-    proc = subprocess.run(wherry + words[1:], capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr[-2000:]  # diverged: the command ran to a verdict
-    assert "first divergence at op pad3d" in proc.stdout
+    # without a kept program and without --model there is nothing to run op by op: one readable error
+    proc = subprocess.run(wherry + ["debug", str(bundle)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "keeps no program" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kept_program_is_hashed_like_every_file(pads_bundle, tmp_path):
+    """The program a bundle keeps for debug is checked against the manifest before it is run."""
+    bundle, _ = pads_bundle
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    program = manifest["program"]
+    assert program["model"] == "debug/model.pdmodel" and len(program["params_sha256"]) == 64
+    copy = _copy(bundle.path, tmp_path)
+    with open(copy / "debug" / "model.pdiparams", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x7f\x7f\x7f\x7f")
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(copy)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 2 and "does not match its manifest hash" in proc.stderr, proc.stderr[-2000:]
