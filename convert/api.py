@@ -35,6 +35,7 @@ class ArtifactOutcome:
     verdict: str                # passed | failed | not verifiable here | not verified | not built | not representable
     reason: str = ""            # why, when not passed
     board_verdict: Optional[str] = None  # an ARM .nb also run on the emulated aarch64 board: passed | failed | ...
+    debug_command: Optional[str] = None  # a failed artifact: the `wherry debug` command that finds the diverging layer
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,14 @@ class ConvertedBundle:
 
     @classmethod
     def from_result(cls, result) -> "ConvertedBundle":
-        verdicts = {r.file: (r.status, r.reason) for r in result.check.results} if result.check is not None else {}
+        check = result.check
+        verdicts = {r.file: (r.status, r.reason) for r in check.results} if check is not None else {}
+        commands = {r.file: check.debug_command(r) for r in check.results} if check is not None else {}
         board = result.report.get("emulated_verification") or {}
         artifacts = [ArtifactOutcome(a.file, a.format, a.precision, a.arch, a.size,
                                      *verdicts.get(a.file, (NOT_VERIFIED, "")),
-                                     board_verdict=(board.get(a.file) or {}).get("status"))
+                                     board_verdict=(board.get(a.file) or {}).get("status"),
+                                     debug_command=commands.get(a.file))
                      for a in result.manifest.artifacts]
         # Requested but not built (a tool failed, or the format cannot express the model): listed, never passed.
         artifacts += [ArtifactOutcome(n.file, n.format, n.precision, n.arch, 0,
@@ -94,7 +98,7 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
             calib: Optional[PathLike] = None, calib_method: str = "minmax",
             eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
             max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
-            force: bool = False, verify: bool = True) -> List[ConvertedBundle]:
+            force: bool = False, verify: bool = True, debug_program: str = "auto") -> List[ConvertedBundle]:
     """Convert a Paddle inference model into one verified bundle per target; the keywords are the
     options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
 
@@ -102,6 +106,7 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
     ``calib_method`` = ``--calib-method`` (minmax | kl | percentile).
     ``shapes``: one mapping (input -> shape), or a list of them: several golden sets, every artifact
     checked at each (as ``--shape`` naming an input again).
+    ``debug_program`` = ``--debug-program`` (auto | always | never).
     Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
     ``.message`` and ``.hint``) and leaves no half-written bundle; a failed parity check does not raise:
     look at ``bundle.ok`` and each artifact's ``verdict``.
@@ -121,6 +126,6 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
         lod={k: [int(n) for n in v] for k, v in (lod or {}).items()}, without_nms=without_nms, require_all=require_all,
         precisions=_names(precision),
         calib=Path(calib) if calib else None, calib_method=calib_method, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
-        skip_passes=list(skip_passes), force=force, verify=verify, name=name)
+        skip_passes=list(skip_passes), force=force, verify=verify, name=name, debug_program=debug_program)
     with default_mode_for_children():
         return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]

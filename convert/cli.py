@@ -77,6 +77,9 @@ def _add_convert(sub):
     p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
                    help="disable a legalization pass (add-xshape, restore-attrs, attr-widths, add-outputs, zero-d, "
                         "unpersist-empty, layer-norm-affine, identity-adaptive-pool): to see what it repairs")
+    p.add_argument("--debug-program", choices=("auto", "always", "never"), default="auto",
+                   help="keep the program that fed the exporters (legalized, translated from PIR) in the bundle, so "
+                        "`wherry debug BUNDLE` needs no --model: auto (default) keeps it up to 32 MB, always, never")
     p.add_argument("--without-nms", action="store_true",
                    help="detectors: export the network without its NMS tail (multiclass_nms*, matrix_nms): the "
                         "bundle returns raw boxes and class scores and its manifest says which NMS to apply")
@@ -112,7 +115,8 @@ def cmd_convert(args) -> int:
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:], lod=_parse_lod(args.lod), precisions=_split(args.precision),
-        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name)
+        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name,
+        debug_program=args.debug_program)
     if args.images and not args.preprocess:
         log.warning("--images without --preprocess: images are resized to the model's input size and scaled "
                     "to [0, 1] with mean 0 and std 1; give --preprocess to match your model's training")

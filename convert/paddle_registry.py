@@ -19,7 +19,7 @@ from typing import Optional
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1   # bump when the file's layout changes
+FORMAT = 2   # bump when the file's layout changes (2: outputs flagged intermediate)
 
 
 def cache_file() -> Optional[Path]:
@@ -34,7 +34,9 @@ def cache_file() -> Optional[Path]:
 
 @lru_cache(maxsize=1)
 def registry() -> dict:
-    """op type -> {"inputs": [...], "outputs": [...], "defaults": {...} | None, "extra": {...} | None}."""
+    """op type -> {"inputs": [...], "outputs": [...], "intermediate": [...], "defaults": {...} | None,
+    "extra": {...} | None}. ``intermediate`` are the output slots Paddle declares as internal to the op (XShape,
+    dropout's Mask, batch_norm's saved statistics): kernels need not write them at inference."""
     file = cache_file()
     if file is not None:
         try:
@@ -59,7 +61,8 @@ def _read_from_paddle() -> dict:
     for raw in core.get_all_op_protos():
         proto = proto_module.OpProto.FromString(raw)
         entry = table[proto.type] = {"inputs": [s.name for s in proto.inputs],
-                                     "outputs": [s.name for s in proto.outputs]}
+                                     "outputs": [s.name for s in proto.outputs],
+                                     "intermediate": [s.name for s in proto.outputs if s.intermediate]}
         for key, read in (("defaults", lambda: core.get_op_attrs_default_value(proto.type.encode())),
                           ("extra", lambda: core.get_op_extra_attrs(proto.type))):
             try:

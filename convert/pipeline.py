@@ -70,6 +70,7 @@ class ConvertOptions:
     other_shapes: Sequence[Dict[str, Tuple[int, ...]]] = ()
     without_nms: bool = False                         # cut the NMS tail: ship raw boxes and scores
     require_all: bool = False                         # a requested artifact that cannot be built fails the call
+    debug_program: str = "auto"                       # keep the exporters' program for `wherry debug`: auto|always|never
 
 
 @dataclass
@@ -159,6 +160,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     if unknown_passes:
         raise WherryError(f"unknown legalization pass(es) {', '.join(unknown_passes)}",
                           f"passes: {', '.join(legalize.PASSES)}")
+    if options.debug_program not in DEBUG_PROGRAM_CHOICES:
+        raise WherryError(f"unknown debug_program {options.debug_program!r}", f"choose one of {DEBUG_PROGRAM_CHOICES}")
     profiles = [load_profile(t) for t in options.targets]
     _check_names(options.name, profiles)
     unknown = [f for f in options.formats or () if f not in FORMATS]
@@ -429,7 +432,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                               + "; ".join(f"{n.file} ({n.status}, {n.tool}: {n.reason})" for n in failures.records),
                               "without --require-all wherry ships the artifacts that were built and lists the rest "
                               "in manifest.json and report.json")
-        manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records)
+        manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records,
+                                   _keep_program(options, shared, stage))
         check = None
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
@@ -553,7 +557,35 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
     return made
 
 
-def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, missing) -> Manifest:
+# `--debug-program auto` keeps the program when its files are at most this large together (it doubles the
+# weights a bundle carries; beyond this, ask for it with `always`)
+DEBUG_PROGRAM_AUTO_BYTES = 32 << 20
+DEBUG_PROGRAM_CHOICES = ("auto", "always", "never")
+DEBUG_PROGRAM_DIR = "debug"
+
+
+def _keep_program(options: ConvertOptions, shared: _Shared, stage: Path) -> Optional[dict]:
+    """Copy the program that fed the exporters into the bundle, so `wherry debug BUNDLE` needs no --model;
+    the manifest's record of it (hashed like every other file), or None when it is not kept."""
+    if options.debug_program == "never" or shared.legal_model is None:  # None: an untranslated PIR program
+        return None
+    files = (Path(shared.legal_model), Path(shared.legal_params))
+    size = sum(f.stat().st_size for f in files)
+    if options.debug_program == "auto" and size > DEBUG_PROGRAM_AUTO_BYTES:
+        log.info("the program (%.1f MB) is not kept in the bundle (--debug-program auto keeps up to %d MB); "
+                 "wherry debug will need --model", size / 1e6, DEBUG_PROGRAM_AUTO_BYTES >> 20)
+        return None
+    (stage / DEBUG_PROGRAM_DIR).mkdir()
+    record = {}
+    for key, src, name in (("model", files[0], "model.pdmodel"), ("params", files[1], "model.pdiparams")):
+        relative = f"{DEBUG_PROGRAM_DIR}/{name}"
+        shutil.copyfile(src, stage / relative)
+        record.update({key: relative, f"{key}_sha256": content_hash(stage / relative)})
+    return record
+
+
+def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, missing,
+                    program: Optional[dict] = None) -> Manifest:
     info = shared.info
     (stage / "golden").mkdir()
     np.savez(stage / GOLDEN_INPUTS, **shared.feeds)
@@ -566,7 +598,8 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         others.append({**files, "shapes": shapes})
     manifest = Manifest(
         name=shared.name, inputs=info.inputs, outputs=info.outputs, artifacts=artifacts,
-        source={"format": info.format, "translated": shared.legacy.translated,
+        # path: the model as converted, so a failed check can name the exact `wherry debug` command
+        source={"format": info.format, "translated": shared.legacy.translated, "path": str(Path(options.model).resolve()),
                 "files": [{"name": p.name, "sha256": source_sha256(p)} for p in shared.source_files],
                 "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
         tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
@@ -576,6 +609,7 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
                 **({"from": shared.golden_text} if shared.golden_text else {}),
                 **({"other_shapes": others} if others else {})},
         preprocess=_preprocess_record(options, shared),
+        program=program,
         not_built=list(missing),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     manifest.write(stage)

@@ -158,11 +158,14 @@ class Manifest:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     artifacts: List[Artifact]
-    source: dict = field(default_factory=dict)   # format, files [{name, sha256}], translated
+    source: dict = field(default_factory=dict)   # format, path, files [{name, sha256}], translated
     tools: dict = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, onnxruntime
     target: dict = field(default_factory=dict)   # name, arch, os
     golden: dict = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed
     preprocess: Optional[dict] = None             # how real images became inputs, for devices to repeat
+    # the program that fed the exporters (legalized legacy ProgramDesc + params), kept for `wherry debug`:
+    # model, model_sha256, params, params_sha256; None when the conversion did not keep it
+    program: Optional[dict] = None
     not_built: List[NotBuilt] = field(default_factory=list)  # requested artifacts that could not be built
     schema: str = SCHEMA
     created: str = ""
@@ -190,6 +193,7 @@ class Manifest:
             "outputs": [s.to_json() for s in self.outputs],
             "golden": self.golden,
             "preprocess": self.preprocess,
+            "program": self.program,
             "artifacts": [a.to_json() for a in self.artifacts],
             "not_built": [n.to_json() for n in self.not_built],
         }
@@ -223,6 +227,7 @@ class Manifest:
             target=data.get("target") or {},
             golden=data["golden"],
             preprocess=data.get("preprocess"),
+            program=data.get("program"),
             not_built=[NotBuilt.from_json(n) for n in data.get("not_built") or []],
             created=data.get("created", ""),
         )
@@ -355,6 +360,11 @@ def _validate(data) -> None:
         for key in ("source", "tools", "target"):
             _field(data, key, dict, "manifest", required=False)
         _field(data, "preprocess", (dict, type(None)), "manifest", required=False)
+        program = _field(data, "program", (dict, type(None)), "manifest", required=False)
+        for key in ("model", "params") if program is not None else ():
+            _relative_file(program, key, "manifest.program")
+            digest = _field(program, f"{key}_sha256", str, "manifest.program")
+            _expect(bool(_SHA256.fullmatch(digest)), f"manifest.program.{key}_sha256", "must be 64 hex digits")
         for key in ("inputs", "outputs"):
             specs = _field(data, key, list, "manifest")
             _expect(bool(specs), f"manifest.{key}", "is empty")
@@ -421,6 +431,15 @@ class Bundle:
         golden_set = self.manifest.golden if golden_set is None else golden_set
         relative = golden_set[key]
         return self._verify(relative, golden_set[f"{key}_sha256"], relative)
+
+    def program_files(self) -> Optional[tuple]:
+        """(model, params) of the program the bundle keeps for `wherry debug`, checked against their hashes;
+        None when the conversion kept none."""
+        program = self.manifest.program
+        if not program:
+            return None
+        return tuple(self._verify(program[key], program[f"{key}_sha256"], f"kept program file {program[key]}")
+                     for key in ("model", "params"))
 
     def _verify(self, relative: str, sha256: str, label: str) -> Path:
         path = self.file(relative)

@@ -72,6 +72,17 @@ class CheckReport:
     target: dict
     device: dict
     results: List[ArtifactResult]
+    source: Optional[str] = None    # the model the bundle was converted from (manifest source.path), if recorded
+    program_kept: bool = False      # the bundle keeps the exporters' program: debug needs no --model
+
+    def debug_command(self, result: ArtifactResult) -> Optional[str]:
+        """The `wherry debug` command that finds where a failed artifact leaves the original model (None
+        for an artifact that did not fail). Built when shown, from the bundle path of that moment (a
+        conversion checks its bundle before renaming it into place)."""
+        if result.status != FAILED:
+            return None
+        return debug_command(self.bundle, None if self.program_kept else (self.source or "MODEL"),
+                             result.file if _debuggable(result) else None)
 
     @property
     def verified(self) -> List[ArtifactResult]:
@@ -122,7 +133,8 @@ class CheckReport:
 
     def to_json(self) -> dict:
         return {"bundle": self.bundle, "name": self.name, "target": self.target, "device": self.device,
-                "ok": self.ok, "verdict": self.verdict, "artifacts": [r.to_json() for r in self.results]}
+                "ok": self.ok, "verdict": self.verdict,
+                "artifacts": [{**r.to_json(), "debug_command": self.debug_command(r)} for r in self.results]}
 
     def table(self) -> str:
         rows = [("artifact", "size", "precision", "max abs err", "cosine", "verdict")]
@@ -148,6 +160,8 @@ class CheckReport:
                 notes.append(f"  {r.file}: checked at {len(r.shapes)} input shapes: "
                              + "; ".join(f"{shape_text(s['shapes'])} {s['status']}" for s in r.shapes))
             notes.extend(f"  {r.file}: {note}" for note in r.notes)
+            if self.debug_command(r):
+                notes.append(f"  {r.file}: find the first diverging layer: {self.debug_command(r)}")
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -199,6 +213,23 @@ class CheckReport:
         root.append(suite)
         ET.indent(root)
         return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _debuggable(result: ArtifactResult) -> bool:
+    """Whether `wherry debug` can take this artifact itself (ONNX, fp32 .nb); for the others it debugs the
+    bundle's ONNX and fp32 twins."""
+    return result.format == "onnx" or (result.format == "nb" and result.precision == "fp32")
+
+
+def debug_command(bundle: str, model: Optional[str], artifact: Optional[str] = None) -> str:
+    """`wherry debug BUNDLE [--model MODEL] [--artifact FILE]`, quoted for a POSIX shell. ``model``: None
+    when the bundle keeps its program; the source path the conversion recorded, or MODEL for a bundle
+    without one (converted by an older wherry)."""
+    import shlex
+
+    words = ["wherry", "debug", bundle] + (["--model", model] if model else []) \
+        + (["--artifact", artifact] if artifact else [])
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _size(n: int) -> str:
@@ -440,4 +471,5 @@ def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
         results += [not_built_result(n) for n in bundle.manifest.not_built]
     for r in results:
         log.info("%s: %s %s", r.file, r.status, r.reason)
-    return CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device.describe(), results)
+    return CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device.describe(), results,
+                       bundle.manifest.source.get("path"), bool(bundle.manifest.program))

@@ -30,7 +30,7 @@ table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}th,td{border:1px
 th{background:#eef2f6}.pass{background:#d9f2dc;color:#0f5c1d;font-weight:600}
 .fail{background:#fbd9d7;color:#8c1b13;font-weight:600}.muted{color:#66707c}.skip{background:#f3efd9}
 .fig{display:inline-block;margin:0 16px 12px 0;vertical-align:top}.fig figcaption{font-size:12px;color:#445}
-img{border:1px solid #c9d1db}code{background:#f2f4f7;padding:0 3px;border-radius:3px}
+img{border:1px solid #c9d1db}code{background:#f2f4f7;padding:0 3px;border-radius:3px}pre{white-space:pre-wrap;word-break:break-all}
 """
 
 
@@ -144,7 +144,7 @@ def _verdict_class(status: str) -> str:
     return {"passed": "pass", "failed": "fail", "no divergence": "pass", "diverged": "fail"}.get(status, "skip")
 
 
-def _verdict_section(check: dict) -> str:
+def _verdict_section(check: dict, with_debug_commands: bool = True) -> str:
     rows = ["<tr><th>artifact</th><th>format</th><th>precision</th><th>size</th><th>max abs err</th>"
             "<th>min cosine</th><th>min SNR (dB)</th><th>verdict</th><th>reason</th></tr>"]
     for art in check.get("artifacts", []):
@@ -165,7 +165,10 @@ def _verdict_section(check: dict) -> str:
     said = (f'<p>{len(ran)} of {len(arts)} artifacts ran on this device ({_e(where)})'
             + (f'; not run here, so not verified: {", ".join(f"<code>{_e(f)}</code>" for f in idle)}' if idle else "")
             + "</p>")
-    return "<h2>Verdicts</h2>" + said + "<table>" + "".join(rows) + "</table>"
+    commands = [(a["file"], a["debug_command"]) for a in arts if a.get("debug_command")]
+    hints = "".join(f'<p><code>{_e(file)}</code> failed; to find the first layer where it leaves the original model, '
+                    f'run:</p><pre><code>{_e(command)}</code></pre>' for file, command in commands)
+    return "<h2>Verdicts</h2>" + said + "<table>" + "".join(rows) + "</table>" + (hints if with_debug_commands else "")
 
 
 def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]]) -> str:
@@ -288,7 +291,7 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
             f'<p class="muted">bundle <code>{_e(bundle_dir)}</code>, written '
             f'{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}</p>']
     if check is not None:
-        body.append(_verdict_section(check))
+        body.append(_verdict_section(check, with_debug_commands=debug is None))
     if debug is not None:
         body.append(_debug_section(debug))
     body.append(_quantization_section(quant))

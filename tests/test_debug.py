@@ -152,3 +152,121 @@ def test_cli_json_exit_codes_and_wrong_model(pads_bundle, tmp_path):
     proc = subprocess.run(run + ["--model", str(example.MODEL)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "not the model" in proc.stderr
+
+
+@pytest.mark.parametrize("name, fmt, size", [("mobilenet_v3_large", "legacy", 64), ("googlenet", "legacy", 224),
+                                             ("mobilenet_v3_small", "pir", 64)])
+def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_path):
+    """Legacy Paddle 3.3.1 exports carry dropout (whose Mask legalization adds and no inference kernel writes):
+    the tapped reference fetched it and Paddle Inference refused the whole run. Every healthy artifact
+    now ends in a verdict, with the op-by-op walk reaching the model's last op."""
+    from conftest import export_vision_model
+
+    model = export_vision_model(name, fmt, size)
+    bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name=name, out=tmp_path)
+    assert bundle.ok
+    # the PIR model is debugged from the bundle alone: its translated, legalized program is kept in it
+    given = [] if fmt == "pir" else ["--model", str(model)]
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), *given, "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    document = json.loads(proc.stdout)
+    assert {a["file"]: a["status"] for a in document["artifacts"]} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
+    lite = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
+    assert len(lite["ops"]) > 100 and lite["unmatched"] == []
+    assert document["model"] == (None if fmt == "pir" else str(model))
+
+
+def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
+    """Intermediate slots (dropout's Mask, batch_norm's saved statistics, XShape) are hidden, so are
+    overwritten values (in place: the last writer owns the name) and a sub-block's values never written in
+    block 0 (a branch not taken leaves them empty)."""
+    from conftest import export_vision_model
+
+    from wherry.convert.debug import program as program_io
+
+    model = export_vision_model("mobilenet_v3_large", "legacy", 64)
+    legal, params, changes = legalize.legalize(model, model.with_suffix(".pdiparams"), tmp_path / "legal")
+    assert any("dropout" in c and "Mask" in c for c in changes)  # legalization adds the Mask Lite parses
+    program = program_io.read(legal)
+    dropout = next(op for op in program.ops if op.type == "dropout")
+    assert dropout.data_outputs(program.tensors) == dropout.outputs["Out"]
+    assert dropout.outputs["Mask"][0] not in program.tensors
+    norm = next(op for op in program.ops if op.type == "batch_norm")
+    assert norm.data_outputs(program.tensors) == norm.outputs["Y"]
+    _, _, fetched = program_io.tapped_copy(legal, params, tmp_path / "tapped")
+    assert not any(name.endswith(".mask") or name in program.params for name in fetched)
+
+    ops = [program_io.OpRecord(0, "scale", {"X": ["x"]}, {"Out": ["a"]}),
+           program_io.OpRecord(1, "increment", {"X": ["a"]}, {"Out": ["a"]}),
+           program_io.OpRecord(2, "conditional_block", {"Input": ["a"]}, {"Out": ["b", "a"]}, {"sub_block": None}),
+           program_io.OpRecord(3, "select_input", {"X": ["b"]}, {"Out": ["c"]})]
+    program_io._hide_unwritten(ops, ["x"])
+    assert [op.hidden for op in ops] == [{"a"}, {"a"}, {"b"}, set()]
+
+
+def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path):
+    """convert's and check's summaries, their JSON and check.html name the exact `wherry debug` command of a
+    failed artifact (the pads model's .nb fails for a real Lite bug); that command, run as printed, names
+    the culprit. A bundle that keeps its program (the default for a small model) needs no --model."""
+    import shlex
+
+    _, model = pads_bundle
+    wherry = [sys.executable, "-m", "wherry.convert.cli"]
+    convert_pads = wherry + ["convert", str(model), "-t", "desktop-x86_64", "--name", "pads",
+                             "--inputs", str(model.parent / "inputs.npz")]
+
+    def run_printed(command):
+        words = shlex.split(command)
+        assert words[0] == "wherry"
+        proc = subprocess.run(wherry + words[1:], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr[-2000:]  # diverged: the command ran to a verdict
+        assert "first divergence at op pad3d" in proc.stdout
+
+    proc = subprocess.run(convert_pads + ["-o", "kept"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    kept = "kept/pads.desktop-x86_64"
+    assert f"model.x86.nb: find the first diverging layer: wherry debug {kept} --artifact model.x86.nb" in proc.stdout
+    assert "model.onnx: find" not in proc.stdout  # the passing artifact names none
+    run_printed(f"wherry debug {kept} --artifact model.x86.nb")
+
+    proc = subprocess.run(convert_pads + ["-o", str(tmp_path / "out"), "--debug-program", "never", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "convert.schema.json").read_text()))
+    bundle = tmp_path / "out" / "pads.desktop-x86_64"
+    assert not (bundle / "debug").exists()
+    expected = f"wherry debug {shlex.quote(str(bundle))} --model {shlex.quote(str(model.resolve()))} " \
+               "--artifact model.x86.nb"
+    commands = {a["file"]: a["debug_command"] for a in document["bundles"][0]["artifacts"]}
+    assert commands == {"model.x86.nb": expected, "model.onnx": None}
+
+    html = tmp_path / "check.html"
+    proc = subprocess.run(wherry + ["check", str(bundle), "--html", str(html)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 1 and f"find the first diverging layer: {expected}" in proc.stdout
+    assert expected.replace("'", "&#x27;") in html.read_text()
+    proc = subprocess.run(wherry + ["check", str(bundle), "--json"], capture_output=True, text=True, timeout=600)
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "check.schema.json").read_text()))
+    assert {a["file"]: a["debug_command"] for a in document["artifacts"]} == commands
+    run_printed(expected)
+
+    # without a kept program and without --model there is nothing to run op by op: one readable error
+    proc = subprocess.run(wherry + ["debug", str(bundle)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "keeps no program" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kept_program_is_hashed_like_every_file(pads_bundle, tmp_path):
+    """The program a bundle keeps for debug is checked against the manifest before it is run."""
+    bundle, _ = pads_bundle
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    program = manifest["program"]
+    assert program["model"] == "debug/model.pdmodel" and len(program["params_sha256"]) == 64
+    copy = _copy(bundle.path, tmp_path)
+    with open(copy / "debug" / "model.pdiparams", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x7f\x7f\x7f\x7f")
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(copy)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 2 and "does not match its manifest hash" in proc.stderr, proc.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""`wherry debug BUNDLE --model MODEL [--artifact F] [--json] [--html F]`."""
+"""`wherry debug BUNDLE [--model MODEL] [--artifact F] [--json] [--html F]`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +11,10 @@ def add_debug_command(sub) -> None:
                                    "across formats and report the first op whose output leaves tolerance, with "
                                    "its inputs' errors (docs/debug.md).")
     p.add_argument("bundle", help="bundle directory")
-    p.add_argument("--model", required=True,
-                   help="the source model the bundle was converted from (a bundle keeps no program to run op by "
-                        "op; its manifest records the source files' sha256, checked against this one)")
+    p.add_argument("--model",
+                   help="the source model the bundle was converted from, to rebuild the program that fed the "
+                        "exporters (its files are checked against the sha256 the manifest records); needed only "
+                        "when the bundle keeps no program (convert --debug-program)")
     p.add_argument("--artifact", action="append", metavar="FILE",
                    help="artifact file to debug; repeat for several (default: every ONNX and fp32 .nb artifact)")
     p.add_argument("--device", default="local", metavar="DEVICE",

@@ -111,7 +111,7 @@ class ArtifactDebug:
 class DebugReport:
     bundle: str
     name: str
-    model: str
+    model: Optional[str]                 # the source model given, None: the bundle's kept program
     device: dict
     tools: dict
     reference_notes: List[str]
@@ -140,9 +140,9 @@ class _Reference:
     notes: List[str]
 
 
-def _reference(bundle, model: str, feeds, golden, work: Path) -> _Reference:
-    """The legalized legacy program ``convert`` fed the exporters, rebuilt from the source model, and all
-    its tensors from Paddle Inference."""
+def _rebuild(bundle, model: str, work: Path):
+    """The exporters' program rebuilt from the source model as ``convert`` does: (model, params, notes,
+    translated)."""
     from wherry.convert import legalize, pir_route, source
 
     info = source.read(model)
@@ -161,6 +161,22 @@ def _reference(bundle, model: str, feeds, golden, work: Path) -> _Reference:
     if changes != list(bundle.manifest.source.get("legalized", [])):
         notes.append("legalization of the given model differs from the bundle's record (a --skip-pass at convert "
                      "time?): the reference program may not be the one that fed the exporters")
+    return legal_model, legal_params, notes, legacy.translated
+
+
+def _reference(bundle, model: Optional[str], feeds, golden, work: Path) -> _Reference:
+    """The legalized legacy program ``convert`` fed the exporters (kept in the bundle, or rebuilt from the
+    source model ``model``), and all its tensors from Paddle Inference."""
+    if model is None:
+        kept = bundle.program_files()
+        if kept is None:
+            raise InputError(f"bundle {bundle.root} keeps no program to run op by op (converted with "
+                             "--debug-program never, a program over the auto limit, or an older wherry)",
+                             "pass the source model with --model, or convert again with --debug-program always")
+        legal_model, legal_params = kept
+        notes, translated = [], bool(bundle.manifest.source.get("translated"))
+    else:
+        legal_model, legal_params, notes, translated = _rebuild(bundle, model, work)
     program = program_io.read(legal_model)
     tensors = taps.paddle_tensors(legal_model, legal_params, feeds, work)
     # The reference program itself must still compute the golden outputs (legalization keeps the meaning).
@@ -170,8 +186,9 @@ def _reference(bundle, model: str, feeds, golden, work: Path) -> _Reference:
         notes.append("the legalized program already differs from the golden outputs of the original model ("
                      + "; ".join(f"{r.name}: {r.reason}" for r in bad) + "): legalization or translation changed "
                      "the result")
-    notes.append(f"reference: Paddle Inference on the legalized {'translated ' if legacy.translated else ''}"
-                 f"legacy program ({len(program.ops)} ops, {len(program.tensors)} tensors)")
+    notes.append(f"reference: Paddle Inference on the legalized {'translated ' if translated else ''}"
+                 f"legacy program {'kept in the bundle' if model is None else 'rebuilt from ' + str(model)} "
+                 f"({len(program.ops)} ops, {len(program.tensors)} tensors)")
     return _Reference(program, legal_model, legal_params, tensors, notes)
 
 
@@ -282,9 +299,12 @@ def _unsupported_reason(art) -> Optional[str]:
             "itself (its quantized or fp16 kernels); debug its ONNX twin or the fp32 .nb")
 
 
-def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, work: Optional[Path] = None,
+def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[str]] = None, work: Optional[Path] = None,
           nb_program: Optional[tuple] = None, device: Optional[str] = None) -> DebugReport:
     """Locate the first diverging op of each chosen artifact (default: every one debug can rebuild or run).
+
+    ``model`` is the source model, to rebuild the exporters' program from; None uses the program the bundle
+    keeps (``convert --debug-program``).
 
     ``device`` (local, emulated-aarch64, ssh://..., http://...) runs the ONNX artifacts there, through the
     connections of ``check --device``; the reference and Lite debug builds run on this host.
@@ -330,5 +350,5 @@ def debug(bundle_dir, model: str, artifacts: Optional[Sequence[str]] = None, wor
             log.info("%s: %s", art.file, found.status)
             results.append(found)
     here = device_info.describe() if device in (None, "local") else {"machine": device}
-    return DebugReport(str(bundle_dir), bundle.manifest.name, str(model), here,
+    return DebugReport(str(bundle_dir), bundle.manifest.name, str(model) if model else None, here,
                        dict(bundle.manifest.tools), ref.notes, results)

@@ -11,17 +11,28 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 from wherry.runtimes.paddle_model import framework_proto
 
 log = logging.getLogger(__name__)
 
-# Outputs that hold no data at inference (shape carriers, training statistics, rnn's training buffers)
-# are neither fetched nor compared: Paddle Inference refuses to fetch a tensor that holds no memory.
+# Output slots that hold no data at inference although Paddle's op protos do not flag them intermediate
+# (flatten's XShape, batch_norm's running statistics and ReserveSpace, rnn's training buffers). The slots
+# the protos do flag (XShape, dropout's Mask, saved statistics) come from Paddle's op registry. Neither
+# kind is fetched or compared: a kernel need not write them, and Paddle Inference refuses to fetch a
+# tensor that holds no memory.
 _NO_DATA_SLOTS = {"XShape", "SavedMean", "SavedVariance", "MeanOut", "VarianceOut", "ReserveSpace", "Reserve",
                   "DropoutState"}
 _SKIPPED_OPS = {"feed", "fetch"}
+
+
+def _hidden_slots(op_type: str) -> set:
+    """Output slots of ``op_type`` that an inference run need not materialise."""
+    from wherry.convert import paddle_registry
+
+    entry = paddle_registry.op(op_type) or {}
+    return _NO_DATA_SLOTS | set(entry.get("intermediate") or ())
 
 
 @dataclass
@@ -31,16 +42,19 @@ class OpRecord:
     inputs: Dict[str, List[str]]        # slot -> variable names
     outputs: Dict[str, List[str]]
     attrs: Dict[str, object] = field(default_factory=dict)
+    # outputs this op writes but that are not compared here: intermediate slots, a tensor a later op
+    # overwrites (in place: fetched, it holds the last writer's value), a value a sub-block may not write
+    hidden: Set[str] = field(default_factory=set)
 
     def data_outputs(self, tensors) -> List[str]:
-        return [n for slot, names in self.outputs.items() if slot not in _NO_DATA_SLOTS for n in names
-                if n in tensors]
+        return [n for names in self.outputs.values() for n in names if n in tensors and n not in self.hidden]
 
     def data_inputs(self, tensors) -> List[str]:
         return [n for names in self.inputs.values() for n in names if n in tensors]
 
     def label(self) -> str:
-        first = next((n for s, names in self.outputs.items() if s not in _NO_DATA_SLOTS for n in names), "?")
+        shown = [n for names in self.outputs.values() for n in names if n not in self.hidden]
+        first = shown[0] if shown else next((n for names in self.outputs.values() for n in names), "?")
         return f"{self.type} #{self.index} -> {first}"
 
 
@@ -53,12 +67,9 @@ class Program:
     fetches: List[str]
 
     def producer(self) -> Dict[str, OpRecord]:
-        made = {}
-        for op in self.ops:
-            for names in op.outputs.values():
-                for name in names:
-                    made.setdefault(name, op)
-        return made
+        """tensor -> the op whose result it holds (its last writer)."""
+        return {name: op for op in self.ops for names in op.outputs.values() for name in names
+                if name not in op.hidden}
 
 
 def _attr_value(attr):
@@ -100,10 +111,32 @@ def read(model_file: Path) -> Program:
             continue
         attrs = {a.name: _attr_value(a) for a in op.attrs if not a.name.startswith("op_")}
         ops.append(OpRecord(i, op.type, inputs, outputs, attrs))
-    # a tensor is worth comparing when an op writes data into it
-    written = {n for op in ops for slot, ns in op.outputs.items() if slot not in _NO_DATA_SLOTS for n in ns}
+    _hide_unwritten(ops, feeds)
+    # a tensor is worth comparing when an op really writes data into it
+    written = {n for op in ops for names in op.outputs.values() for n in names if n not in op.hidden}
     tensors = {n: t for n, t in tensors.items() if n in written or n in feeds}
     return Program(ops, tensors, params, feeds, fetches)
+
+
+def _hide_unwritten(ops: List[OpRecord], feeds: List[str]) -> None:
+    """Mark, per op, the outputs a run does not leave as this op's result (``OpRecord.hidden``)."""
+    written_before = set(feeds)
+    last_writer: Dict[str, OpRecord] = {}
+    for op in ops:
+        hidden_slots = _hidden_slots(op.type)
+        # an op running a sub-block (conditional_block, while) writes its outputs there, maybe never (a
+        # branch not taken): such a value is data only if block 0 wrote it before (a loop variable)
+        runs_block = "sub_block" in op.attrs or "sub_blocks" in op.attrs
+        for slot, names in op.outputs.items():
+            for name in names:
+                if slot in hidden_slots or (runs_block and name not in written_before):
+                    op.hidden.add(name)
+                else:
+                    last_writer[name] = op
+        written_before.update(n for names in op.outputs.values() for n in names if n not in op.hidden)
+    for op in ops:
+        for names in op.outputs.values():
+            op.hidden.update(n for n in names if last_writer.get(n) is not op)
 
 
 def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optional[List[str]] = None) -> tuple:

@@ -23,7 +23,8 @@ def _tensor_line(prefix: str, check) -> str:
 
 
 def text(report) -> str:
-    lines: List[str] = [f"debug {report.name} ({report.bundle}) against {report.model}"]
+    against = report.model or "the program the bundle keeps"
+    lines: List[str] = [f"debug {report.name} ({report.bundle}) against {against}"]
     lines += [f"  {note}" for note in report.reference_notes]
     for art in report.artifacts:
         head = f"{art.file} ({art.format}, {art.precision})"

@@ -102,5 +102,6 @@ def check_many(bundle_dirs: Sequence[os.PathLike], ep: str = "wasm", threads: in
         for r in results:
             log.info("%s: %s %s", r.file, r.status, r.reason)
         reports.append(CheckReport(str(Path(bundle_dir)), bundle.manifest.name, bundle.manifest.target, device,
-                                   results))
+                                   results, bundle.manifest.source.get("path"),
+                                   bool(bundle.manifest.program)))
     return reports
