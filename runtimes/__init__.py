@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Union
 from .errors import (ArchMismatch, BackendUnavailable, BundleError, InputError, ModelError,
                      NativeCrash, SessionClosed, WherryError)
 from .specs import TensorSpec
-from .version import __version__
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:  # imported lazily at run time (numpy, backends)
     from .checker import CheckReport

@@ -3,7 +3,6 @@ in a ``Session`` that validates feeds before they reach native code."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence

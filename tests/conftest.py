@@ -13,8 +13,12 @@ import sys
 import zipfile
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("WHERRY_CACHE", REPO / ".cache"))

@@ -2,7 +2,8 @@
 
     python tests/export_paddle1.py MODEL_PREFIX OUT_DIR
 """
-import os, sys
+import os
+import sys
 os.environ["FLAGS_enable_pir_api"] = "0"
 import paddle
 paddle.enable_static()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
-from test_runtime_minimal_env import CACHE, make_venv
+from test_runtime_minimal_env import make_venv
 
 if sys.version_info >= (3, 11):
     import tomllib

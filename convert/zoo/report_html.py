@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from urllib.parse import quote
 
-from wherry.runtimes.checker import FAILED, NOT_BUILT, PASSED, UNVERIFIABLE
+from wherry.runtimes.checker import FAILED, NOT_BUILT, PASSED
 from wherry.runtimes.report_html import escape, page
 
 from .report import SHORT, summary_line

@@ -58,7 +58,7 @@ def _is_function(domain: str, op: str, version: int) -> bool:
 
     try:
         schema = defs.get_schema(op, version, domain)
-    except Exception:
+    except defs.SchemaError:
         return False
     return bool(schema.has_function or getattr(schema, "has_context_dependent_function", False))
 
@@ -78,7 +78,7 @@ def model_ops(path: Path) -> Dict[Tuple[str, str, int], int]:
             version = opsets.get(domain, 1)
             try:  # the kernel that runs a node is the one registered for its schema's since-version
                 version = defs.get_schema(node.op_type, version, node.domain or "").since_version
-            except Exception:  # a domain onnx has no schemas for (com.microsoft): the opset itself
+            except defs.SchemaError:  # a domain onnx has no schemas for (com.microsoft): the opset itself
                 pass
             counts[(domain, node.op_type, version)] += 1
             for attr in node.attribute:
