@@ -163,9 +163,14 @@ QUICK = (
 
 
 def pytest_collection_modifyitems(config, items):
-    """The quick tier gets its marker; the zoo (every model family in PIR and legacy format) runs only when
-    asked for: -m zoo."""
+    """The quick tier gets its marker; tests that need Paddle Lite's ARM runtime run last, so its background
+    build (lite_prebuild) overlaps the rest of the run instead of being waited for; the zoo (every model
+    family in PIR and legacy format) runs only when asked for: -m zoo."""
     from fnmatch import fnmatchcase
+
+    import lite_prebuild
+
+    items.sort(key=lambda item: bool(lite_prebuild.FIXTURES_NEEDING_IT & set(getattr(item, "fixturenames", ()))))
 
     for item in items:
         test_id = item.nodeid.split("tests/", 1)[-1]
