@@ -159,6 +159,7 @@ QUICK = (
     "test_preprocess.py::test_bad_specs_are_refused_with_the_field_named*",
     "test_preprocess.py::test_normalization_channel_order_and_layout",
     "test_preprocess.py::test_empty_or_missing_folder_and_bad_image",
+    "test_shapes.py::test_shape_sets_are_parsed*", "test_shapes.py::test_a_zoo_model_may_name_several_shapes",
 )
 
 

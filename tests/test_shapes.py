@@ -100,3 +100,16 @@ def test_named_shape_sets_are_each_checked_and_their_golden_files_are_hashed(dyn
     np.savez(other, **{k: v + 1 for k, v in np.load(other).items()})   # a changed golden set is refused
     tampered = _cli("check", folder)
     assert tampered.returncode == 2 and "golden/outputs.1.npz" in tampered.stderr and "Traceback" not in tampered.stderr
+
+
+def test_a_zoo_model_may_name_several_shapes(tmp_path):
+    from wherry.convert.example import MODEL
+    from wherry.convert.zoo.spec import ZooError, load_zoo
+
+    zoo = tmp_path / "zoo.toml"
+    zoo.write_text(f"[models.a]\npath = '{MODEL}'\nshapes = [{{ x = [1, 1, 8, 8] }}, {{ x = [2, 1, 8, 8] }}]\n")
+    (entry,) = load_zoo(zoo).models
+    assert entry.options["shapes"] == [{"x": [1, 1, 8, 8]}, {"x": [2, 1, 8, 8]}]
+    zoo.write_text(f"[models.a]\npath = '{MODEL}'\nshapes = [{{ x = [1, 1, 8, 8] }}, {{ x = 'wide' }}]\n")
+    with pytest.raises(ZooError, match="list of such tables"):
+        load_zoo(zoo)

@@ -133,12 +133,16 @@ def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> Mode
         options["preprocess"] = json.dumps(pre) if isinstance(pre, dict) else str(pre)
     for key in ("shapes", "lod"):
         if key in merged:
-            table = merged[key]
-            if not isinstance(table, dict) or not all(isinstance(v, list) and all(isinstance(d, int) for d in v)
-                                                      for v in table.values()):
-                raise ZooError(f"models.{name}.{key} must map input names to lists of integers",
-                               f"{key} = {{ x = [1, 3, 224, 224] }}")
-            options[key] = {k: list(v) for k, v in table.items()}
+            # shapes may also be a list of such tables: one golden set per shape, every artifact checked at each
+            tables = merged[key] if key == "shapes" and isinstance(merged[key], list) and merged[key] else [merged[key]]
+            for table in tables:
+                if not isinstance(table, dict) or not all(isinstance(v, list) and all(isinstance(d, int) for d in v)
+                                                          for v in table.values()):
+                    raise ZooError(f"models.{name}.{key} must map input names to lists of integers"
+                                   + (" (or, for shapes, be a list of such tables)" if key == "shapes" else ""),
+                                   f"{key} = {{ x = [1, 3, 224, 224] }}")
+            copies = [{k: list(v) for k, v in table.items()} for table in tables]
+            options[key] = copies if isinstance(merged[key], list) else copies[0]
     for key, kind in (("max_drop", (int, float)), ("seed", int), ("without_nms", bool), ("verify", bool),
                       ("calib_method", str)):
         if key in merged:
