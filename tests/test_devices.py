@@ -98,6 +98,12 @@ def test_check_on_emulated_aarch64_board(wherry, rpi4_bundle, lite_runtime_settl
         assert results["model.arm.nb"]["status"] == "not verifiable here"
         assert "no Paddle Lite runtime on this device" in results["model.arm.nb"]["reason"]
     assert report["device"]["machine"] == "aarch64" and report["device"]["cpu"] == "0xd08"  # Cortex-A72
+    assert report["device"]["emulated"] == "qemu user-mode"   # never passed off as a real board
+    table = wherry("check", rpi4_bundle, "--device", "emulated-aarch64", "--artifact", "model.onnx", timeout=900)
+    assert "(device aarch64, emulated (qemu user-mode))" in table.stdout, table.stdout
+    bench = wherry("bench", rpi4_bundle, "--artifact", "model.onnx", "--device", "emulated-aarch64", "--runs", "2",
+                   "--warmup", "0", timeout=900)
+    assert bench.returncode == 0 and "the emulator's times" in bench.stdout, bench.stdout + bench.stderr
 
 
 @pytest.mark.slow
