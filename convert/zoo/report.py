@@ -45,6 +45,21 @@ def _mb(value) -> str:
     return f"{value / (1 << 20):.0f} MB" if value else "-"
 
 
+def debug_commands(cell: Cell) -> List[Tuple[str, str]]:
+    """(file, command) of each failed artifact of the cell: the `wherry debug` command the conversion named,
+    aimed at the cell's bundle where it is now (a cached cell's bundle was restored to another path)."""
+    import shlex
+
+    path = (cell.bundle or {}).get("path")
+    found = []
+    for art in (cell.bundle or {}).get("artifacts", []):
+        words = shlex.split(art.get("debug_command") or "")
+        if len(words) > 2 and path:
+            words[2] = str(path)
+            found.append((art["file"], shlex.join(words)))
+    return found
+
+
 def _status(cell: Cell) -> str:
     return cell.status.upper() if cell.status in ("failed", "error", "crashed") else cell.status
 
@@ -65,6 +80,8 @@ def table(run: ZooRun) -> str:
         if cell.error:
             hint = f" (hint: {cell.error['hint']})" if cell.error.get("hint") else ""
             lines.append(f"{cell.model} x {cell.target}: {cell.status}: {cell.error.get('message', '')}{hint}")
+        for file, command in debug_commands(cell):
+            lines.append(f"{cell.model} x {cell.target}: {file} failed; find its first diverging layer: {command}")
     lines.append(summary_line(run))
     return "\n".join(lines)
 
