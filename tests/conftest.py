@@ -126,7 +126,8 @@ def wherry():
 def pytest_collection_finish(session):
     """Paddle Lite's ARM runtime starts building in the background when collected tests need it."""
     import lite_prebuild
-    lite_prebuild.start(session.items)
+    if not session.config.option.collectonly:
+        lite_prebuild.start(session.items)
 
 
 def pytest_sessionfinish(session, exitstatus):
