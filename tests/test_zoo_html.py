@@ -108,13 +108,18 @@ def test_page_shows_every_cell_with_its_verdicts_memory_and_time(zoo_run):
     _, doc, page = zoo_run
     cells = matrix(page)
     statuses = {(c["model"], c["target"]): c["status"] for c in doc["cells"]}
-    assert statuses == {("digits", "desktop-x86_64"): "passed", ("digits", "rpi4"): "passed",
+    rpi4 = next(c for c in doc["cells"] if c["target"] == "rpi4")
+    board = next(a.get("board_verdict") for a in rpi4["artifacts"] if a["file"] == "model.arm.nb")
+    # the rpi4 cell passes only where the emulated board ran its .nb (Paddle Lite's ARM runtime built here)
+    assert statuses == {("digits", "desktop-x86_64"): "passed",
+                        ("digits", "rpi4"): "passed" if board == "passed" else "partly verified",
                         ("pads", "desktop-x86_64"): "failed", ("quiet", "desktop-x86_64"): "unverified",
                         (HOSTILE, "desktop-x86_64"): "error"}
     for key, status in statuses.items():
         cell = cells[key]
         assert cell["text"].strip().startswith(status) and "peak memory" in cell["text"] and " MB" in cell["text"]
-        assert {"passed": "pass", "failed": "fail", "error": "fail", "unverified": "skip"}[status] in cell["classes"]
+        assert {"passed": "pass", "failed": "fail", "error": "fail", "unverified": "skip",
+                "partly verified": "skip"}[status] in cell["classes"]
     assert "not in the zoo" in cells[("pads", "rpi4")]["text"]
     x86 = cells[("digits", "desktop-x86_64")]["text"]
     assert "model.x86.nb" in x86 and "model.onnx" in x86 and "max abs" in x86 and "cos 1.0000" in x86
@@ -122,7 +127,8 @@ def test_page_shows_every_cell_with_its_verdicts_memory_and_time(zoo_run):
     assert "model.x86.nb" in pads["text"] and "FAIL" in pads["text"]
     text = page.read_text()
     summary = doc["summary"]
-    assert (f"{summary['cells']} cells: {summary['passed']} passed, {summary['unverified']} unverified, "
+    assert (f"{summary['cells']} cells: {summary['passed']} passed, {summary['partly verified']} partly verified, "
+            f"{summary['unverified']} unverified, "
             f"{summary['failed']} failed, {summary['error']} errors") in text
     assert "paddlelite" in text and "paddle2onnx" in text          # tool versions
     why = text.split("Why cells failed", 1)[1].split("<h2>", 1)[0]

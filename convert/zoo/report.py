@@ -87,7 +87,8 @@ def table(run: ZooRun) -> str:
 
 
 def _counts(run: ZooRun) -> dict:
-    counts = {s: sum(c.status == s for c in run.cells) for s in ("passed", "unverified", "failed", "error", "crashed")}
+    counts = {s: sum(c.status == s for c in run.cells)
+              for s in ("passed", "partly verified", "unverified", "failed", "error", "crashed")}
     counts.update(cells=len(run.cells), cached=sum(c.cached for c in run.cells))
     return counts
 
@@ -95,7 +96,8 @@ def _counts(run: ZooRun) -> dict:
 def summary_line(run: ZooRun) -> str:
     c = _counts(run)
     where = "on Ray" if run.backend == "ray" else f"-j {run.jobs}"
-    return (f"{c['cells']} cells: {c['passed']} passed, {c['unverified']} unverified, {c['failed']} failed, "
+    return (f"{c['cells']} cells: {c['passed']} passed, {c['partly verified']} partly verified, "
+            f"{c['unverified']} unverified, {c['failed']} failed, "
             f"{c['error']} errors, "
             f"{c['crashed']} crashed; {c['cached']} cached; {run.wall_s:.1f} s ({where})")
 

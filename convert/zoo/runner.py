@@ -22,14 +22,14 @@ log = logging.getLogger(__name__)
 
 GIB = 1 << 30
 FIRST_ESTIMATE = 1 * GIB     # a worker's memory before any has been measured (a big model's conversion)
-CACHEABLE = ("passed", "unverified", "failed")   # verdicts are results; errors and crashes may be the environment's
+CACHEABLE = ("passed", "partly verified", "unverified", "failed")   # verdicts are results; errors and crashes may be the environment's
 
 
 @dataclass
 class Cell:
     model: str
     target: str
-    status: str = "pending"          # passed | unverified | failed | error | crashed
+    status: str = "pending"          # passed | partly verified | unverified | failed | error | crashed
     cached: bool = False
     bundle: Optional[dict] = None    # ConvertedBundle.to_json() without its report
     error: Optional[dict] = None
@@ -42,7 +42,7 @@ class Cell:
     def ok(self) -> bool:
         """Nothing failed. An unverified cell is ok (the zoo asked for no verification, or this host
         cannot run its artifacts) but never counted as passed."""
-        return self.status in ("passed", "unverified")
+        return self.status in ("passed", "partly verified", "unverified")
 
 
 @dataclass

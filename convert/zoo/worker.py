@@ -32,12 +32,13 @@ def _cell(bundle) -> dict:
 
 
 def cell_status(bundle) -> str:
-    """failed: an artifact failed or was not built; unverified: nothing failed but no artifact was run
-    against golden (verify = false, or only artifacts this host cannot run); passed otherwise."""
-    if not bundle.ok:
+    """The bundle's verdict as a cell status: failed (an artifact failed or was not built), passed (every
+    artifact ran and passed, ARM .nb files on the emulated board), partly verified (nothing failed, some
+    artifacts could not run here), unverified (none ran: verify = false, or only artifacts this host
+    cannot run); never passed for an artifact that did not run."""
+    if any(a.verdict in ("failed", "not built") for a in bundle.artifacts):
         return "failed"
-    ran = [a for a in bundle.artifacts if a.verdict == "passed" or a.board_verdict == "passed"]
-    return "passed" if ran else "unverified"
+    return {"passed": "passed", "partly verified": "partly verified"}.get(bundle.verdict, "unverified")
 
 
 def run(task: dict) -> dict:
