@@ -167,5 +167,5 @@ def restore(cache_bundle: Path, final: Path) -> None:
 
 
 def publish(stage: Path, final: Path) -> None:
-    from ..pipeline import replace_bundle
+    from ..publish import replace_bundle
     replace_bundle(stage, final)
