@@ -189,9 +189,46 @@ def test_ctrl_c_stops_the_running_workers(zoo_file, tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
     time.sleep(0.5)
-    alive = [p for p in workers if Path(f"/proc/{p}").exists()
-             and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
-    assert alive == []
+    assert _alive(workers) == []
+
+
+def _alive(pids) -> list:
+    return [p for p in pids if Path(f"/proc/{p}").exists()
+            and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+
+
+def test_kill_9_of_the_zoo_ends_its_workers_and_nothing_is_published_after(tmp_path):
+    """A SIGKILLed zoo runs no clean-up: its workers (and their tools) must die with it by themselves,
+    and never publish a bundle into -o for a job that is gone."""
+    import signal
+
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["desktop-x86_64"]
+[models.digits]
+path = "{example.MODEL}"
+inputs = "{example.INPUTS}"
+[models.swish]
+path = "{export_legal_model('swish')}"
+""")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "wherry.convert.cli", "zoo", str(tmp_path / "zoo.toml"), "-o",
+                             str(out), "--no-cache", "-j", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
+    deadline, workers = time.monotonic() + 120, set()
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = _descendants(proc.pid)
+    assert workers, "no worker process started"
+    time.sleep(1)
+    workers |= _descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(workers) == []
+    time.sleep(1)
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_a_cell_nobody_verified_is_unverified_never_passed(tmp_path):
