@@ -192,6 +192,43 @@ def test_ctrl_c_stops_the_running_workers(zoo_file, tmp_path):
     assert _alive(workers) == []
 
 
+def _profile_file(folder: Path, name: str) -> Path:
+    from wherry.targets.profile import PROFILE_DIR
+    text = (PROFILE_DIR / "desktop-x86_64.toml").read_text().replace('name = "desktop-x86_64"', f'name = "{name}"')
+    assert f'name = "{name}"' in text
+    (folder / f"{name}.toml").write_text(text)
+    return folder / f"{name}.toml"
+
+
+def test_a_target_given_as_a_profile_file_gets_its_result_and_bundle(tmp_path):
+    """The worker reported the cell under the profile's name, the zoo looked it up under the file's path:
+    "error: no result" though the bundle was written."""
+    profile = _profile_file(tmp_path, "my-desktop")
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["{profile}"]
+[models.digits]
+path = "{example.MODEL}"
+inputs = "{example.INPUTS}"
+""")
+    doc, proc = run_json(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache", code=0)
+    (cell,) = doc["cells"]
+    assert cell["status"] == "passed", cell
+    assert (tmp_path / "out" / "digits.my-desktop" / "manifest.json").is_file()
+
+
+def test_two_targets_with_one_profile_name_are_refused_before_work(tmp_path):
+    _profile_file(tmp_path, "desktop-x86_64")   # a copy that names itself like the built-in profile
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["desktop-x86_64", "desktop-x86_64.toml"]
+[models.digits]
+path = "{example.MODEL}"
+""")
+    proc = zoo_cli(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "both the profile 'desktop-x86_64'" in proc.stderr and "overwrite" in proc.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def _alive(pids) -> list:
     return [p for p in pids if Path(f"/proc/{p}").exists()
             and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]

@@ -55,8 +55,10 @@ def run(task: dict) -> dict:
     cells = {}
     start = time.perf_counter()
     try:
-        for bundle in attempt(targets):
-            cells[bundle.target] = _cell(bundle)
+        # keyed by the target as the zoo gave it (a profile file's path, not the profile name inside it);
+        # convert returns one bundle per target, in order
+        for target, bundle in zip(targets, attempt(targets)):
+            cells[target] = _cell(bundle)
     except WherryError as exc:
         if len(targets) == 1:
             cells[targets[0]] = {"status": "error", "error": _error(exc)}
