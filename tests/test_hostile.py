@@ -365,6 +365,21 @@ def test_6_convert_name_must_be_a_plain_name(wherry, tmp_path, name):
 
 # ------------------------------------------------------------------ 7. work dir removed
 
+@pytest.mark.parametrize("address", ["ssh://-oProxyCommand={pwn}@localhost", "ssh://root@-oProxyCommand={pwn}",
+                                     "ssh://-F/dev/null@localhost:22"])
+def test_6_ssh_address_that_is_an_option_is_refused(wherry, onnx_only, tmp_path, address):
+    """An ssh device address (maybe listed by a labgrid coordinator) starting with '-' would reach ssh
+    and scp as an option; -oProxyCommand runs a command on this machine. Refused before ssh starts."""
+    marker = tmp_path / "pwned"
+    pwn = tmp_path / "pwn"
+    for name in (pwn, tmp_path / "pwn@localhost"):
+        name.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        name.chmod(0o755)
+    line = _one_error(wherry("check", onnx_only, "--device", address.format(pwn=pwn)), prog="wherry")
+    assert "may not start with '-'" in line
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_7_runner_removes_its_work_dir_and_uploads_on_exit(onnx_only, tmp_path, how):
     tmp = tmp_path / "tmp"

@@ -9,7 +9,8 @@ A job holds at most one place at a time, so two jobs over overlapping places nev
 waits while the other checks, and a place freed by one is handed to the waiting one as soon as its
 reservation is cancelled. Release and cancel always run (errors, Ctrl-C). labgrid's lock is
 cooperative - a client that ignores it is not stopped by the coordinator - so the runner's token
-(from this job's environment, never from the coordinator) stays the real access control.
+(from this job's environment, never from the coordinator) stays the real access control, and it is
+sent only to an address the job's environment lists (WHERRY_FLEET_HOSTS; labgrid_driver.token_for).
 """
 from __future__ import annotations
 
@@ -188,7 +189,8 @@ def resolve_device(place: str, env_file: Path, coordinator: str):
     environment = Environment(config_file=str(env_file))
     target = environment.get_target("main")
     driver = target.get_driver("WherryDriver")
-    return driver.device_url(), driver.token()
+    url = driver.device_url()
+    return url, driver.token()
 
 
 @dataclass
@@ -215,8 +217,8 @@ def check_place(coordinator: Coordinator, place: str, tags: Dict[str, str], bund
         coordinator.acquire(place)
         acquired = True
         log.info("acquired %s after %.1f s", place, run.waited_s)
-        run.url, board_token = resolve_device(place, env_file, coordinator.address)
         try:
+            run.url, board_token = resolve_device(place, env_file, coordinator.address)
             for bundle in bundles:
                 code, report, message = check_on_device(run.url, board_token, bundle, options)
                 run.checks[Path(bundle).name] = {"exit_code": code, "report": report, "message": message}
