@@ -143,6 +143,55 @@ def test_retries_end_in_one_readable_error():
         stop(server)
 
 
+def _fake_runner(replies: dict):
+    """An HTTP server that answers each path with a canned (status, body): a runner gone wrong, or
+    something else listening at the board's address."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            key = next((k for k in replies if self.path.endswith(k)), None)
+            status, body = replies.get(key, (404, b"{}"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+INFO = (200, b'{"protocol": 2}')
+
+
+@pytest.mark.parametrize("replies, expected", [
+    ({"/info": (200, b"[1, 2]")}, "GET /info: it is not a JSON object"),
+    ({"/info": (200, b'{"protocol": "two"}')}, "GET /info: its protocol is not a number"),
+    ({"/info": INFO, "/bundles": (201, b"{}")}, "POST /bundles: it lacks id"),
+    ({"/info": INFO, "/bundles": (201, b'{"id": "../x"}')}, "not a plain name"),
+    ({"/info": INFO, "/bundles": (201, b'{"id": "abc"}'), "/check": (200, b'{"ok": true}')},
+     "POST check: it lacks report, table"),
+    ({"/info": INFO, "/bundles": (201, b'{"id": "abc"}'), "/check": (200, b"<html>")}, "POST check: it is not JSON"),
+    ({"/info": INFO, "/bundles": (500, b"<html>oops</html>")}, "refused POST /bundles: HTTP Error 500"),
+])
+def test_a_malformed_runner_reply_is_one_error_not_a_crash(onnx_only, replies, expected):
+    """One malformed reply used to abort a whole fleet job with KeyError: 'id'."""
+    server, url = _fake_runner(replies)
+    try:
+        with pytest.raises(DeviceError) as info:
+            HttpDevice(url).run(["check", str(onnx_only)], None)
+        assert expected in info.value.message
+    finally:
+        stop(server)
+
+
 CLIENTS = 64
 
 

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import List
 
@@ -82,7 +83,10 @@ class HttpDevice(Device):
             try:
                 detail = json.loads(exc.read())
             except (ValueError, OSError, http.client.HTTPException):
-                detail = {"error": str(exc)}
+                detail = {}
+            if not isinstance(detail, dict) or not isinstance(detail.get("error", ""), str):
+                detail = {}
+            detail.setdefault("error", str(exc))
             if exc.code == 503:
                 raise _Retry(DeviceError(f"runner at {self.base} stayed busy (503) for {self.retry_for:g} s during "
                                          f"{method} {path}: {detail.get('error')}",
@@ -106,6 +110,24 @@ class HttpDevice(Device):
             raise DeviceError(f"the runner at {self.base} stopped answering during {method} {path}: {exc}",
                               "see the runner's log; a job longer than its --job-timeout is stopped") from None
 
+    def _reply(self, body: bytes, what: str, *keys: str) -> dict:
+        """A runner's JSON reply as a dict holding ``keys``; anything else is one DeviceError, never a
+        KeyError (a fleet job goes on with its other boards)."""
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise self._unreadable(what, "it is not JSON") from None
+        if not isinstance(document, dict):
+            raise self._unreadable(what, "it is not a JSON object")
+        missing = [k for k in keys if k not in document]
+        if missing:
+            raise self._unreadable(what, f"it lacks {', '.join(missing)}")
+        return document
+
+    def _unreadable(self, what: str, why: str) -> DeviceError:
+        return DeviceError(f"the runner at {self.base} sent an unreadable reply to {what}: {why}",
+                           "is that address a wherry runner (python -m wherry.runtimes serve) of this version?")
+
     def _dropped(self, method: str, path: str, exc) -> DeviceError:
         return DeviceError(f"the runner at {self.base} kept dropping the connection during {method} {path} "
                            f"(retried for {self.retry_for:g} s): {exc!r}",
@@ -124,7 +146,10 @@ class HttpDevice(Device):
         """The runner's protocol version (1 for a runner that does not say); the /info request also proves
         the token before a large upload (a runner refusing it closes the connection mid-upload)."""
         _, body, _ = self._request("GET", "/info", timeout=60)
-        return int(json.loads(body).get("protocol", 1))
+        protocol = self._reply(body, "GET /info").get("protocol", 1)
+        if not isinstance(protocol, int) or isinstance(protocol, bool):
+            raise self._unreadable("GET /info", "its protocol is not a number")
+        return protocol
 
     def _require(self, version: int, have: int, what: str) -> None:
         if have < version:
@@ -137,13 +162,16 @@ class HttpDevice(Device):
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             archive.add(bundle, arcname=bundle.name)
         _, body, _ = self._request("POST", "/bundles", buffer.getvalue())
-        return json.loads(body)["id"]
+        bundle_id = self._reply(body, "POST /bundles", "id")["id"]
+        if not isinstance(bundle_id, str) or not bundle_id.isalnum():
+            raise self._unreadable("POST /bundles", "the bundle id is not a plain name")
+        return bundle_id
 
     def run(self, argv: List[str], paths) -> RunnerResult:
         command = argv[0]
         if command == "info":
             _, body, _ = self._request("GET", "/info")
-            info = json.loads(body)
+            info = self._reply(body, "GET /info")
             text = json.dumps({"schema": schema_id("info"), **info}, indent=2) if "--json" in argv \
                 else "\n".join(f"{k:<18} {v}" for k, v in info.items())
             return RunnerResult(0, text + "\n", "")
@@ -184,11 +212,12 @@ class HttpDevice(Device):
             body = json.dumps(request).encode() if protocol >= 2 else None
             _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/check", body,
                                         headers={"Content-Type": "application/json"})
-            return capture_output(lambda: remote.print_check(json.loads(reply), args))
+            document = self._reply(reply, "POST check", "ok", "report", "table")
+            return capture_output(lambda: remote.print_check(document, args))
         if command == "bench":
             _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/bench", json.dumps(request).encode(),
                                         headers={"Content-Type": "application/json"})
-            result = json.loads(reply)
+            result = self._reply(reply, "POST bench")
             result["artifact"] = f"{args.path}/{args.artifact}" if args.artifact else args.path
             return capture_output(lambda: remote.print_bench(result, args))
         return self._run(bundle_id, args, query)
@@ -199,8 +228,11 @@ class HttpDevice(Device):
         body = Path(args.inputs).read_bytes() if args.inputs else b""
         suffix = "?" + urllib.parse.urlencode(query) if query else ""
         _, reply, headers = self._request("POST", f"/bundles/{bundle_id}/run{suffix}", body)
-        with np.load(io.BytesIO(reply), allow_pickle=False) as data:
-            outputs = {name: data[name] for name in data.files}
+        try:
+            with np.load(io.BytesIO(reply), allow_pickle=False) as data:
+                outputs = {name: data[name] for name in data.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise self._unreadable("POST run", f"its outputs are not a readable .npz ({exc})") from None
         backend = headers.get("X-Wherry-Backend") or "?"
         seconds = float(headers.get("X-Wherry-Seconds") or 0.0)
         return capture_output(lambda: remote.print_run(outputs, backend, seconds, args))
