@@ -203,6 +203,33 @@ def test_a_place_moved_to_an_unlisted_address_gets_no_token(farm, bundle):
     assert boards["rpi-http-2"]["status"] == "passed"   # a runner without a token: nothing withheld
 
 
+_BOMB = "targets: {main: {}}\n" + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize("text, expected", [
+    (_BOMB, "anchors or aliases"),
+    ("targets: [unclosed\n", "not valid YAML"),
+    ("- just\n- a list\n", "no top-level 'targets'"),
+    (None, "cannot read the --env file"),
+    (b"\xff\xfe targets", "not UTF-8"),
+])
+def test_a_bad_env_file_is_refused_before_any_place_is_reserved(bundle, tmp_path, text, expected):
+    """A 1.3 KB alias bomb as --env hung the job for minutes while it held a board; other bad files
+    were tracebacks. Each is one error, at once, before the coordinator is even asked."""
+    env = tmp_path / "env.yaml"
+    if isinstance(text, bytes):
+        env.write_bytes(text)
+    elif text is not None:
+        env.write_text(text)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "fleet", "check", str(bundle), "--coordinator",
+                           "127.0.0.1:1", "--env", str(env)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert expected in proc.stderr and "coordinator" not in proc.stderr.split("hint")[0], proc.stderr
+    assert time.monotonic() - start < 30
+
+
 def test_fleet_without_a_coordinator_is_a_clear_error(bundle):
     port = free_port()
     proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "fleet", "check", str(bundle),

@@ -178,6 +178,44 @@ class Coordinator:
             self.loop.run_until_complete(self.session.close())
 
 
+# ----------------------------------------------------------------------------- the environment file
+
+MAX_ENV_BYTES = 256 << 10
+
+
+def check_env_file(path: Path) -> None:
+    """Refuse an --env file labgrid would choke or hang on, before any place is reserved: unreadable, not
+    YAML, not a mapping with ``targets``, or using anchors and aliases (a kilobyte of nested aliases
+    expands to billions of nodes; labgrid walks them while the job holds a board)."""
+    _labgrid()   # labgrid brings PyYAML; without it, one error that says so
+    import yaml
+
+    try:
+        data = Path(path).read_bytes()[:MAX_ENV_BYTES + 1]
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise FleetError(f"cannot read the --env file {path}: {exc.strerror or exc}",
+                         "pass a labgrid environment file (wherry fleet template env prints one)") from None
+    except UnicodeDecodeError:
+        raise FleetError(f"the --env file {path} is not UTF-8 text", "pass a labgrid environment YAML file") from None
+    if len(data) > MAX_ENV_BYTES:
+        raise FleetError(f"the --env file {path} is larger than {MAX_ENV_BYTES >> 10} KiB",
+                         "a labgrid environment for one place is a few lines")
+    try:
+        for token in yaml.scan(text):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                raise FleetError(f"the --env file {path} uses YAML anchors or aliases (line {token.start_mark.line + 1})",
+                                 "write the environment out in full: wherry fleet does not expand aliases")
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise FleetError(f"the --env file {path} is not valid YAML: {str(exc).splitlines()[0]}",
+                         "wherry fleet template env prints a valid one") from None
+    keys = [k.value for k, _ in root.value] if isinstance(root, yaml.MappingNode) else []
+    if "targets" not in keys:
+        raise FleetError(f"the --env file {path} is not a labgrid environment (no top-level 'targets')",
+                         "wherry fleet template env prints one to start from")
+
+
 # ----------------------------------------------------------------------------- one place
 
 def resolve_device(place: str, env_file: Path, coordinator: str):
