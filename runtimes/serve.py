@@ -67,6 +67,7 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
 _MAX_TAR_READ = 1 << 20     # no tar header legitimately needs more in one piece (pax/long-name records)
 _MAX_OPTIONS = 1 << 20     # a JSON options body (check, bench) is a few hundred bytes
+_MAX_DEPTH = 32             # folders a bundle member may be nested in (a bundle has two levels)
 _LENGTH = re.compile(r"[0-9]{1,19}")
 _MIN_REFUSERS = 64          # connections beyond --max-connections read and answered 503 at once (more: closed)
 _LINGER_S = 2.0             # after a reply, how long unread client bytes are drained so close() sends no reset
@@ -183,6 +184,9 @@ def _check_member(member: tarfile.TarInfo) -> None:
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise HttpError(400, f"archive member {member.name!r} points outside the bundle",
                         "archive the bundle directory with relative paths")
+    if len(path.parts) > _MAX_DEPTH:
+        raise HttpError(400, f"an archive member is nested {len(path.parts)} folders deep (at most {_MAX_DEPTH})",
+                        "archive the bundle directory as `wherry convert` wrote it")
     if not (member.isfile() or member.isdir()):
         raise HttpError(400, f"archive member {member.name!r} is not a plain file or directory",
                         "bundles hold only files and directories (no links or devices)")
@@ -309,6 +313,20 @@ def make_handler(runner: Runner, refuse: bool = False):
             self.end_headers()
             self.wfile.write(body)
 
+        def send_error(self, code, message=None, explain=None):
+            """The stdlib's own refusals (a malformed request line, headers too long, an unknown method) as
+            this runner's JSON errors instead of an HTML page (or, for a garbled request line, a bare body)."""
+            self.close_connection = True
+            if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"   # answer with a status line and headers all the same
+            short = self.responses.get(code, ("error",))[0]
+            try:
+                self._reply(code, json.dumps({"error": f"{code} {short}: {message or short}",
+                                              "hint": "send an HTTP/1.x request; the protocol is in "
+                                                      "runtimes/serve.py"}).encode(), headers={"Connection": "close"})
+            except OSError:
+                pass
+
         def _json(self, status: int, data, headers=None) -> None:
             self._reply(status, json.dumps(data).encode(), headers=headers)
 
@@ -399,6 +417,9 @@ def make_handler(runner: Runner, refuse: bool = False):
                 self._json(exc.status, {"error": exc.message, "hint": exc.hint})
             except WherryError as exc:
                 self._json(400, {"error": exc.message, "hint": exc.hint})
+            except RecursionError:
+                self._json(400, {"error": "the request is nested too deeply to read", "hint": "send a bundle "
+                                 "archive or options as wherry writes them"})
             except Exception as exc:  # noqa: BLE001 - a request must never take the runner down
                 log.exception("request failed")
                 self._json(500, {"error": f"{type(exc).__name__}: {exc}", "hint": "see the runner's log"})

@@ -555,6 +555,37 @@ def test_10_many_member_npz_loads_in_linear_time(tmp_path):
 
 # ------------------------------------------------------------------ 11. convert: shapes, inputs, SIGTERM
 
+def test_11_a_deeply_nested_upload_is_400_not_a_500():
+    """A member nested 2 000 folders deep made os.makedirs recurse to a RecursionError: a 500."""
+    server, url = serve_in_thread()
+    try:
+        info = tarfile.TarInfo("/".join(["a"] * 2000) + "/f")
+        info.size = 1
+        status, body = request(url + "/bundles", "POST", tar_bytes(extra=[(info, b"x")]))
+        assert status == 400 and "nested 2001 folders deep" in json.loads(body)["error"]
+        still_serving(url)
+    finally:
+        stop(server)
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"PUT /info HTTP/1.0\r\n\r\n", 501),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", 414),
+    (b"GET /info HTTP/1.0\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+])
+def test_11_malformed_http_gets_a_json_error(raw, status):
+    """The stdlib's own refusals were HTML pages (or, for a garbled request line, a bare body)."""
+    server, url = serve_in_thread()
+    try:
+        got, body = raw_request(url, raw)
+        assert got == status
+        assert json.loads(body)["error"].startswith(str(status))
+        still_serving(url)
+    finally:
+        stop(server)
+
+
 @pytest.mark.parametrize("shape", ["x=1000000000,1,8,8", "x=2000000,1,8,8"])
 def test_11_huge_shape_is_refused_before_allocating(wherry, tmp_path, shape):
     start = time.monotonic()
