@@ -143,6 +143,18 @@ def test_zoo_file_mistakes_are_user_errors(tmp_path, text, expected):
     assert expected in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("where", ["zoo-file", "profile-file"])
+def test_a_zoo_or_profile_file_that_is_not_text_is_one_error(tmp_path, where):
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe[models]\n")
+    zoo = tmp_path / "binary.toml"
+    if where == "profile-file":
+        zoo = tmp_path / "zoo.toml"
+        zoo.write_text(f'[models.a]\npath = "{example.MODEL}"\ntargets = ["binary.toml"]\n')
+    proc = zoo_cli(zoo, "-o", tmp_path / "out", "--no-cache")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "binary.toml" in proc.stderr
+
+
 @pytest.mark.ray
 def test_ray_gives_the_same_verdicts_as_a_local_run(first_run, zoo_file, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'wherry[ray]'")

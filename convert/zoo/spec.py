@@ -126,6 +126,8 @@ def load_zoo(path) -> Zoo:
         raise ZooError(f"zoo file {path} not found", "give the path of a TOML zoo file (docs/zoo.md)") from None
     except OSError as exc:
         raise ZooError(f"cannot read zoo file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ZooError(f"zoo file {path} is not UTF-8 text", "a zoo file is TOML (docs/zoo.md)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ZooError(f"zoo file {path} is not valid TOML: {exc}", "see docs/zoo.md for the format") from None
     unknown = sorted(set(data) - TOP_KEYS)
