@@ -555,6 +555,28 @@ def test_10_many_member_npz_loads_in_linear_time(tmp_path):
 
 # ------------------------------------------------------------------ 11. convert: shapes, inputs, SIGTERM
 
+@pytest.mark.parametrize("damage", ["artifact-loop", "golden-loop", "long-name"])
+def test_11_symlink_loops_and_overlong_names_in_a_bundle_are_one_message(onnx_only, damage):
+    """A symlink loop (RuntimeError from Path.resolve) and a file name longer than the file system allows
+    (OSError ENAMETOOLONG) were tracebacks."""
+    if damage == "long-name":
+        data = _manifest(onnx_only)
+        data["artifacts"][0]["file"] = "m" * 300 + ".onnx"
+        _write_manifest(onnx_only, data)
+    else:
+        target = onnx_only / ("model.onnx" if damage == "artifact-loop" else "golden/outputs.npz")
+        target.unlink()
+        os.symlink(target.name + ".loop", target)
+        os.symlink(target.name, target.parent / (target.name + ".loop"))
+    proc = _cli("check", onnx_only)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if damage == "golden-loop":
+        assert "not a file inside the bundle" in _one_error(proc)
+    else:
+        assert proc.returncode == 1
+        assert "not a file inside the bundle" in proc.stdout or "missing" in proc.stdout
+
+
 def test_11_a_deeply_nested_upload_is_400_not_a_500():
     """A member nested 2 000 folders deep made os.makedirs recurse to a RecursionError: a 500."""
     server, url = serve_in_thread()
