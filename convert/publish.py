@@ -8,13 +8,21 @@ cannot exchange (another OS, NFS, FUSE), two renames are the fallback: old → h
 stage → final, and a failure of the second rename renames the old bundle back. Only a kill -9
 between those two renames can leave the path empty there; the next publish at that path puts the
 old bundle back first (``_recover``).
+
+Staging folders are named ``.NAME.tmp-HOST-PID-XXXX`` (``stage_dir``), so a publish can sweep the ones a
+killed run left beside its bundle (``sweep``): same host, a process that is gone, untouched for
+``STALE_S`` seconds. A live run's folders are never touched.
 """
 from __future__ import annotations
 
 import errno
 import logging
 import os
+import re
 import shutil
+import socket
+import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -73,6 +81,45 @@ def _libc():
     return _LIBC[0]
 
 
+STALE_S = 600.0   # a leftover of a dead run younger than this is kept (its owner may be on another host)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:32] or "host"
+
+
+def stage_dir(final: Path) -> Path:
+    """A new hidden staging folder beside ``final``, named so that ``sweep`` can tell when its run is gone."""
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{_host()}-{os.getpid()}-", dir=final.parent))
+
+
+def sweep(final: Path) -> None:
+    """Remove the staging and replaced-bundle folders that killed runs left beside ``final``."""
+    final = Path(final)
+    pattern = re.compile(re.escape(f".{final.name}.") + r"(?:tmp-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-\w+|"
+                         r"old-(?P<oldpid>\d+))$")
+    try:
+        entries = list(final.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match:
+            continue
+        pid = int(match.group("pid") or match.group("oldpid"))
+        if match.group("host") not in (None, _host()) or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            if time.time() - entry.lstat().st_mtime < STALE_S:
+                continue
+            if match.group("oldpid") and not (final.exists() or final.is_symlink()):
+                continue   # the only copy of a bundle: _recover puts it back
+            shutil.rmtree(entry)
+            log.info("removed %s, left by an interrupted run", entry)
+        except OSError:
+            continue
+
+
 def _old_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.old-{os.getpid()}")
 
@@ -111,6 +158,7 @@ def replace_bundle(stage: Path, final: Path) -> None:
     for its owner to discard."""
     stage, final = Path(stage), Path(final)
     _recover(final)
+    sweep(final)
     try:
         if not (final.exists() or final.is_symlink()):
             _step("move-new")

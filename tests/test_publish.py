@@ -3,10 +3,12 @@ I/O error at any point leaves the old bundle or the new one at its path, never n
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +127,33 @@ def test_zoo_cache_restore_killed_mid_publish_keeps_the_old_bundle(tmp_path):
     assert _tag(final) == "old"
     zoo_cache.restore(cached, final)
     assert _tag(final) == "cached"
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_killed_runs_are_swept_by_the_next_publish(tmp_path):
+    """A killed convert leaves its staging folder (or, killed right after the exchange, the old bundle
+    under the staging name) beside the bundle; the next publish there removes what a dead run left
+    and keeps what a live one is still writing."""
+    final = _bundle(tmp_path / "m.t", "old")
+    host, dead, alive = publish._host(), _dead_pid(), os.getpid()
+    stale = [_bundle(tmp_path / f".m.t.tmp-{host}-{dead}-abc123", "x"), _bundle(tmp_path / f".m.t.old-{dead}", "y")]
+    kept = [_bundle(tmp_path / f".m.t.tmp-{host}-{os.getppid()}-live01", "live"),          # a live run
+            _bundle(tmp_path / f".m.t.tmp-otherhost-{dead}-abc123", "remote"),              # maybe alive elsewhere
+            _bundle(tmp_path / f".m.t.tmp-{host}-{_dead_pid()}-young1", "young"),           # just made
+            _bundle(tmp_path / ".other.t.tmp-x-1-abc", "another bundle's")]
+    old = time.time() - 2 * publish.STALE_S
+    for folder in stale + kept[:2] + kept[3:]:
+        os.utime(folder, (old, old))
+    stage = publish.stage_dir(final)
+    assert stage.name.startswith(f".m.t.tmp-{host}-{alive}-")
+    _bundle(stage / "b", "new")
+    replace_bundle(stage / "b", final)
+    shutil.rmtree(stage)
+    assert _tag(final) == "new"
+    assert [p.exists() for p in stale] == [False, False]
+    assert all(p.exists() for p in kept)

@@ -160,7 +160,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 def restore(cache_bundle: Path, final: Path) -> None:
     """Put a cached bundle at its place in -o, replacing the bundle there as a whole."""
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    from ..publish import stage_dir
+    stage = stage_dir(final)
     shutil.rmtree(stage)
     _copy_tree(Path(cache_bundle), stage)
     publish(stage, final)
