@@ -96,7 +96,7 @@ class Coordinator:
                 manager.url, manager.env = address, None
                 manager._start()
             self.session = manager.session
-        except Exception as exc:  # grpc or OS errors: one message
+        except Exception as exc:  # noqa: BLE001 - grpc or OS errors: one message
             raise FleetError(f"cannot reach the labgrid coordinator at {address}: {exc}",
                              "start labgrid-coordinator there, or pass --coordinator HOST:PORT "
                              "(default $LG_COORDINATOR)") from None

@@ -122,7 +122,7 @@ class PageServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     server.on_post(path, {k: v[-1] for k, v in parse_qs(parsed.query).items()}, body)
-                except Exception as exc:  # a malformed report must not kill the server thread
+                except Exception as exc:  # noqa: BLE001 - a malformed report must not kill the server thread
                     log.warning("page server: cannot take %s: %s", parsed.path, exc)
                     self._send(HTTPStatus.BAD_REQUEST, json.dumps({"error": str(exc)}).encode(), "application/json")
                     return
