@@ -69,6 +69,7 @@ def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 180
         child_env = dict(os.environ)
         child_env.update(env or {})
         child_env["WHERRY_CHILD_RESULT"] = str(result_path)
+        child_env["WHERRY_CHILD_PARENT"] = str(os.getpid())   # the tool dies with this process
         # The project root must be importable in the child even when wherry is not installed.
         root = str(Path(__file__).resolve().parent.parent)
         child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
@@ -107,6 +108,9 @@ def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 180
 def _main(argv) -> int:
     target = argv[1]
     result_path = Path(os.environ["WHERRY_CHILD_RESULT"])
+    if os.environ.get("WHERRY_CHILD_PARENT", "").isdigit():
+        from wherry.runtimes.lifeline import die_with_parent
+        die_with_parent(int(os.environ["WHERRY_CHILD_PARENT"]))
     module_name, func_name = target.split(":")
     kwargs = json.loads(sys.stdin.read() or "{}")
     try:

@@ -28,6 +28,7 @@ from wherry.convert import board_check, golden, legalize, lite_export, nms_tail,
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
+from wherry.convert.publish import OutputError, replace_bundle, stage_dir
 from wherry.runtimes import checker, parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
@@ -38,10 +39,6 @@ from wherry.targets import Profile, load_profile
 log = logging.getLogger(__name__)
 
 FORMATS = ("nb", "onnx")
-
-
-class OutputError(WherryError):
-    """The output location cannot be written."""
 
 
 @dataclass
@@ -391,7 +388,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
     """Build one target's bundle in a hidden staging directory and check it on this host; unpublished."""
     formats = _target_formats(profile, options.formats)
     precisions = list(options.precisions or profile.precisions)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    stage = stage_dir(final)
     board: Optional[board_check.BoardCheck] = None
 
     def board_bundle(folder, nbs):   # golden data and a manifest naming only the .nb files, as in the bundle
@@ -771,12 +768,3 @@ def _publish(stage: Path, final: Path, force: bool) -> None:
     replace_bundle(stage, final)
 
 
-def replace_bundle(stage: Path, final: Path) -> None:
-    """Rename a staged bundle to ``final``, swapping out an existing one as a whole (never half of each)."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.rename(final, old)
-        os.rename(stage, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(stage, final)

@@ -412,7 +412,12 @@ class Bundle:
         The message is the same whether or not the outside path exists, so it tells nothing about
         the machine's files."""
         root = self.root.resolve()
-        path = (root / relative).resolve()
+        try:
+            path = (root / relative).resolve()
+        except (RuntimeError, OSError):   # a symlink loop (RuntimeError before Python 3.13), a name too long
+            # the same message as for a path outside: replies tell nothing about what is out there
+            raise BundleError(f"the manifest names {relative!r}, which is not a file inside the bundle",
+                              "a bundle must hold its own files; convert the model again") from None
         if root not in path.parents:
             raise BundleError(f"the manifest names {relative!r}, which is not a file inside the bundle",
                               "a bundle must hold its own files; convert the model again")
@@ -443,10 +448,13 @@ class Bundle:
 
     def _verify(self, relative: str, sha256: str, label: str) -> Path:
         path = self.file(relative)
-        if not path.is_file():
+        try:
+            info = path.stat() if path.is_file() else None
+        except OSError:                   # e.g. a file name longer than the file system allows
+            info = None
+        if info is None:
             raise BundleError(f"{label} is missing from bundle {self.root}",
                               "copy the whole bundle directory to the device")
-        info = path.stat()
         stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         if self._verified.get((relative, sha256)) == stamp:
             return path

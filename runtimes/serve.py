@@ -20,7 +20,14 @@ disk under a size limit; archives are unpacked member by member under limits on 
 members must be plain files or directories inside the bundle (no absolute paths, no ``..``, no links);
 every file a manifest names must resolve inside its bundle; .npz bodies are size-checked and never
 unpickled; every check runs artifacts in isolated child processes with a time limit, one job at a
-time; slow or silent clients are dropped; the work directory is removed when the runner stops.
+time; slow or silent clients are dropped (headers must arrive within --header-timeout); the work
+directory is removed when the runner stops.
+
+Load: at most --max-connections requests are served at once. A connection beyond that is still read
+(its headers and a body up to 64 MiB, within the same time limits) and answered with a JSON 503 and
+``Retry-After``, so the client sees a clean refusal it can retry, never a connection reset; the host
+side (targets/devices/http.py) retries 503s and resets with backoff. Every connection carries one
+request; its slot is freed as soon as the reply is sent.
 """
 from __future__ import annotations
 
@@ -60,7 +67,11 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
 _MAX_TAR_READ = 1 << 20     # no tar header legitimately needs more in one piece (pax/long-name records)
 _MAX_OPTIONS = 1 << 20     # a JSON options body (check, bench) is a few hundred bytes
+_MAX_DEPTH = 32             # folders a bundle member may be nested in (a bundle has two levels)
 _LENGTH = re.compile(r"[0-9]{1,19}")
+_MIN_REFUSERS = 64          # connections beyond --max-connections read and answered 503 at once (more: closed)
+_LINGER_S = 2.0             # after a reply, how long unread client bytes are drained so close() sends no reset
+_RETRY_AFTER_S = 1
 
 
 @dataclass
@@ -73,6 +84,7 @@ class Limits:
     max_arrays: int = 256 << 20                       # bytes of arrays in one .npz (inputs, golden data, outputs)
     client_timeout: float = 30.0                      # seconds a client may stay silent
     request_timeout: float = 600.0                    # seconds to receive one whole request
+    header_timeout: float = 10.0                      # seconds to receive the request line and headers
     job_timeout: float = 600.0                        # seconds for loading or running one artifact
     max_connections: int = 16                         # requests served at once; more get 503
 
@@ -172,6 +184,9 @@ def _check_member(member: tarfile.TarInfo) -> None:
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise HttpError(400, f"archive member {member.name!r} points outside the bundle",
                         "archive the bundle directory with relative paths")
+    if len(path.parts) > _MAX_DEPTH:
+        raise HttpError(400, f"an archive member is nested {len(path.parts)} folders deep (at most {_MAX_DEPTH})",
+                        "archive the bundle directory as `wherry convert` wrote it")
     if not (member.isfile() or member.isdir()):
         raise HttpError(400, f"archive member {member.name!r} is not a plain file or directory",
                         "bundles hold only files and directories (no links or devices)")
@@ -253,6 +268,10 @@ class _DeadlineReader(io.RawIOBase):
         super().__init__()
         self._sock, self._idle, self._deadline = sock, idle, deadline
 
+    def extend(self, deadline: float) -> None:
+        """The headers are in: the body may take until ``deadline``."""
+        self._deadline = deadline
+
     def readable(self):
         return True
 
@@ -264,7 +283,8 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buffer)
 
 
-def make_handler(runner: Runner):
+def make_handler(runner: Runner, refuse: bool = False):
+    """The request handler; with ``refuse`` it reads a request the runner has no slot for and answers 503."""
     limits = runner.limits
 
     class Handler(BaseHTTPRequestHandler):
@@ -273,8 +293,11 @@ def make_handler(runner: Runner):
 
         def setup(self):
             super().setup()
-            deadline = time.monotonic() + limits.request_timeout
-            self.rfile = io.BufferedReader(_DeadlineReader(self.connection, limits.client_timeout, deadline))
+            self._start = time.monotonic()
+            # a slow client (slowloris) gets header_timeout for its request line and headers
+            deadline = self._start + min(limits.header_timeout, limits.request_timeout)
+            self._reader = _DeadlineReader(self.connection, limits.client_timeout, deadline)
+            self.rfile = io.BufferedReader(self._reader)
 
         def log_message(self, fmt, *args):  # through logging, not stderr prints
             log.info("%s %s", self.address_string(), fmt % args)
@@ -290,8 +313,22 @@ def make_handler(runner: Runner):
             self.end_headers()
             self.wfile.write(body)
 
-        def _json(self, status: int, data) -> None:
-            self._reply(status, json.dumps(data).encode())
+        def send_error(self, code, message=None, explain=None):
+            """The stdlib's own refusals (a malformed request line, headers too long, an unknown method) as
+            this runner's JSON errors instead of an HTML page (or, for a garbled request line, a bare body)."""
+            self.close_connection = True
+            if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"   # answer with a status line and headers all the same
+            short = self.responses.get(code, ("error",))[0]
+            try:
+                self._reply(code, json.dumps({"error": f"{code} {short}: {message or short}",
+                                              "hint": "send an HTTP/1.x request; the protocol is in "
+                                                      "runtimes/serve.py"}).encode(), headers={"Connection": "close"})
+            except OSError:
+                pass
+
+        def _json(self, status: int, data, headers=None) -> None:
+            self._reply(status, json.dumps(data).encode(), headers=headers)
 
         def _length(self) -> int:
             """The declared body length: digits only, one value, no chunked bodies (never read unbounded)."""
@@ -342,8 +379,26 @@ def make_handler(runner: Runner):
                 raise HttpError(503, "the runner is busy with another check", "try again later")
             return _Release(runner.jobs)
 
-        def _handle(self, method: str) -> None:
+        def _refuse(self) -> None:
+            """Read what is refused (so the client, maybe still sending, gets this answer and not a reset)."""
             try:
+                length = self._length()
+                if length <= _DRAIN_LIMIT:
+                    self._copy(length, None)
+            except HttpError:
+                pass
+            self._json(503, {"error": f"the runner is busy: it serves {limits.max_connections} requests at once",
+                             "hint": "try again in a moment (wherry retries by itself), or start the runner with a "
+                                     "larger --max-connections"}, {"Retry-After": str(_RETRY_AFTER_S)})
+
+        def _handle(self, method: str) -> None:
+            self.close_connection = True  # one request per connection: its slot is free once answered
+            # a refused body gets less time than a served one: the refusers are few and must turn over
+            self._reader.extend(self._start + (min(limits.request_timeout, 3 * limits.header_timeout) if refuse
+                                               else limits.request_timeout))
+            try:
+                if refuse:
+                    return self._refuse()
                 if not runner.authorized(self.headers.get("Authorization")):
                     self.close_connection = True
                     raise HttpError(401, "missing or wrong token", "send Authorization: Bearer <token>")
@@ -362,6 +417,9 @@ def make_handler(runner: Runner):
                 self._json(exc.status, {"error": exc.message, "hint": exc.hint})
             except WherryError as exc:
                 self._json(400, {"error": exc.message, "hint": exc.hint})
+            except RecursionError:
+                self._json(400, {"error": "the request is nested too deeply to read", "hint": "send a bundle "
+                                 "archive or options as wherry writes them"})
             except Exception as exc:  # noqa: BLE001 - a request must never take the runner down
                 log.exception("request failed")
                 self._json(500, {"error": f"{type(exc).__name__}: {exc}", "hint": "see the runner's log"})
@@ -478,31 +536,59 @@ class _Release:
 
 
 class RunnerServer(ThreadingHTTPServer):
-    """A threading HTTP server that serves at most ``max_connections`` requests at once (a 503 for the
-    rest) and removes its uploads and work directory when closed."""
+    """A threading HTTP server that serves at most ``max_connections`` requests at once (a read-and-answered
+    503 for the rest) and removes its uploads and work directory when closed."""
 
     daemon_threads = True
+    request_queue_size = 128   # a burst of clients waits in the kernel's backlog instead of being dropped there
 
     def __init__(self, address, runner: Runner):
         self.runner = runner
         self._slots = threading.BoundedSemaphore(runner.limits.max_connections)
+        self._refusers = threading.BoundedSemaphore(max(_MIN_REFUSERS, 4 * runner.limits.max_connections))
+        self._refuse_handler = make_handler(runner, refuse=True)
         super().__init__(address, make_handler(runner))
 
     def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            try:
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-            except OSError:
-                pass
+        if self._slots.acquire(blocking=False):
+            handler, slots = self.RequestHandlerClass, self._slots
+        elif self._refusers.acquire(blocking=False):
+            handler, slots = self._refuse_handler, self._refusers
+        else:  # beyond every bound (a flood): close at once, the only case a client may see a reset
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        thread = threading.Thread(target=self._serve_one, args=(request, client_address, handler, slots),
+                                  daemon=True)
+        thread.start()
 
-    def process_request_thread(self, request, client_address):
+    def _serve_one(self, request, client_address, handler, slots) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            handler(request, client_address, self)
+        except Exception:  # noqa: BLE001 - as socketserver does
+            self.handle_error(request, client_address)
         finally:
-            self._slots.release()
+            slots.release()   # the reply is sent: the slot is free while the connection closes
+            self.shutdown_request(request)
+
+    def shutdown_request(self, request):
+        """Close after a lingering read: bytes the client sent that were not read (a refused or early-answered
+        request) would make close() send a reset that destroys the reply still in flight."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _LINGER_S
+            drained = 0
+            while drained <= _DRAIN_LIMIT:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                request.settimeout(left)
+                chunk = request.recv(_CHUNK)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
 
     def handle_error(self, request, client_address):
         # a client that vanishes mid-request is routine for a server, not a traceback in its log
@@ -571,6 +657,9 @@ def main(argv=None) -> int:
     parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout, metavar="S",
                         help=f"drop a client whose request takes longer to arrive (default "
                              f"{defaults.request_timeout:g} s)")
+    parser.add_argument("--header-timeout", type=float, default=defaults.header_timeout, metavar="S",
+                        help=f"drop a client whose request line and headers take longer (default "
+                             f"{defaults.header_timeout:g} s)")
     parser.add_argument("--job-timeout", type=float, default=defaults.job_timeout, metavar="S",
                         help=f"stop loading or running an artifact after this long (default "
                              f"{defaults.job_timeout:g} s)")
@@ -581,7 +670,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     limits = Limits(max_upload=int(args.max_upload_mb * (1 << 20)), max_bundle=int(args.max_bundle_mb * (1 << 20)),
                     max_arrays=int(args.max_arrays_mb * (1 << 20)), client_timeout=args.client_timeout,
-                    request_timeout=args.request_timeout, job_timeout=args.job_timeout,
+                    request_timeout=args.request_timeout, header_timeout=args.header_timeout, job_timeout=args.job_timeout,
                     max_connections=max(1, args.max_connections))
     server = make_server(args.host, args.port, _read_token(args), workdir=args.dir, limits=limits)
     signal.signal(signal.SIGTERM, _stop)

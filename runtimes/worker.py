@@ -2,28 +2,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this child when its parent dies (even by SIGKILL), so a model stuck in native
-    code never outlives the runner or check that started it. Elsewhere the pipe's EOF ends an idle child."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def main(argv) -> int:
     read_fd, write_fd = int(argv[1]), int(argv[2])
     if len(argv) > 3:
-        _die_with_parent(int(argv[3]))
+        # Linux: killed by the kernel when the parent dies, so a model stuck in native code never
+        # outlives the runner or check that started it; elsewhere the pipe's EOF ends an idle child
+        from .lifeline import die_with_parent
+        die_with_parent(int(argv[3]))
     from . import backends
     from .isolate import _ChildGone, error_to_json, receive, send
     from .specs import TensorSpec

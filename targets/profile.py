@@ -80,6 +80,6 @@ def load_profile(name_or_path: str) -> Profile:
                                f"choose one of {', '.join(list_profiles())} or pass a profile file (.toml)")
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"cannot read target profile {path}: {exc}") from None
     return _validate(data, str(path))

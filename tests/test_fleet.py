@@ -81,7 +81,7 @@ def farm(tmp_path_factory):
             assert time.monotonic() < deadline, (work / "exporter.log").read_text()
             time.sleep(0.3)
         # per-board secrets come from the job's environment, never from the coordinator
-        job_env = {**ssh_env, "WHERRY_TOKEN_RPI_HTTP_1": "board-1-secret",
+        job_env = {**ssh_env, "WHERRY_TOKEN_RPI_HTTP_1": "board-1-secret", "WHERRY_FLEET_HOSTS": "127.0.0.1",
                    "WHERRY_PYTHON_RPI_SSH_1": sys.executable}
         yield coordinator, job_env, log
 
@@ -171,6 +171,63 @@ def test_network_service_to_device_url_and_per_place_secrets():
     assert place_setting("WHERRY_TOKEN", "rpi4-01", environ) == "own"
     assert place_setting("WHERRY_TOKEN", "rpi4-02", environ) == "shared"
     assert place_setting("WHERRY_PYTHON", "rpi4-02", environ) is None
+
+
+def test_a_token_goes_only_to_addresses_the_job_lists():
+    """The coordinator (no authentication) says where a place's board is: a token must not follow it
+    to an address the job's own environment does not list."""
+    from wherry.targets.fleet.labgrid_driver import TokenWithheld, token_for
+
+    environ = {"WHERRY_TOKEN": "shared", "WHERRY_TOKEN_RPI4_01": "own",
+               "WHERRY_FLEET_HOSTS": "rpi4-01.lab:8765, 10.0.0.7 ,[fe80::1]:8765"}
+    assert token_for("rpi4-01", "rpi4-01.lab", 8765, environ) == "own"
+    assert token_for("rpi4-02", "10.0.0.7", 9000, environ) == "shared"      # a host alone: any port
+    assert token_for("rpi4-02", "fe80::1", 8765, environ) == "shared"
+    for address, port in [("evil.example", 8765), ("rpi4-01.lab", 8766), ("10.0.0.70", 9000), ("fe80::1", 1)]:
+        with pytest.raises(TokenWithheld, match="WHERRY_FLEET_HOSTS"):
+            token_for("rpi4-01", address, port, environ)
+    with pytest.raises(TokenWithheld):
+        token_for("rpi4-01", "127.0.0.1", 8765, {"WHERRY_TOKEN": "shared"})   # nothing listed: nowhere
+    assert token_for("rpi4-01", "evil.example", 1, {}) is None            # no token, nothing to withhold
+
+
+def test_a_place_moved_to_an_unlisted_address_gets_no_token(farm, bundle):
+    coordinator, env, _ = farm
+    job = _fleet(coordinator, {**env, "LG_USERNAME": "ci-d", "WHERRY_FLEET_HOSTS": "board.lab"}, bundle,
+                 "--tag", "board=digits-ci")
+    stdout, stderr = job.communicate(timeout=300)
+    boards = {b["place"]: b for b in json.loads(stdout)["boards"]}
+    assert job.returncode != 0, stderr
+    assert boards["rpi-http-1"]["status"] == "error"
+    assert "its token was not sent" in boards["rpi-http-1"]["message"]
+    assert boards["rpi-http-2"]["status"] == "passed"   # a runner without a token: nothing withheld
+
+
+_BOMB = "targets: {main: {}}\n" + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize("text, expected", [
+    (_BOMB, "anchors or aliases"),
+    ("targets: [unclosed\n", "not valid YAML"),
+    ("- just\n- a list\n", "no top-level 'targets'"),
+    (None, "cannot read the --env file"),
+    (b"\xff\xfe targets", "not UTF-8"),
+])
+def test_a_bad_env_file_is_refused_before_any_place_is_reserved(bundle, tmp_path, text, expected):
+    """A 1.3 KB alias bomb as --env hung the job for minutes while it held a board; other bad files
+    were tracebacks. Each is one error, at once, before the coordinator is even asked."""
+    env = tmp_path / "env.yaml"
+    if isinstance(text, bytes):
+        env.write_bytes(text)
+    elif text is not None:
+        env.write_text(text)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "fleet", "check", str(bundle), "--coordinator",
+                           "127.0.0.1:1", "--env", str(env)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert expected in proc.stderr and "coordinator" not in proc.stderr.split("hint")[0], proc.stderr
+    assert time.monotonic() - start < 30
 
 
 def test_fleet_without_a_coordinator_is_a_clear_error(bundle):

@@ -365,6 +365,21 @@ def test_6_convert_name_must_be_a_plain_name(wherry, tmp_path, name):
 
 # ------------------------------------------------------------------ 7. work dir removed
 
+@pytest.mark.parametrize("address", ["ssh://-oProxyCommand={pwn}@localhost", "ssh://root@-oProxyCommand={pwn}",
+                                     "ssh://-F/dev/null@localhost:22"])
+def test_6_ssh_address_that_is_an_option_is_refused(wherry, onnx_only, tmp_path, address):
+    """An ssh device address (maybe listed by a labgrid coordinator) starting with '-' would reach ssh
+    and scp as an option; -oProxyCommand runs a command on this machine. Refused before ssh starts."""
+    marker = tmp_path / "pwned"
+    pwn = tmp_path / "pwn"
+    for name in (pwn, tmp_path / "pwn@localhost"):
+        name.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        name.chmod(0o755)
+    line = _one_error(wherry("check", onnx_only, "--device", address.format(pwn=pwn)), prog="wherry")
+    assert "may not start with '-'" in line
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_7_runner_removes_its_work_dir_and_uploads_on_exit(onnx_only, tmp_path, how):
     tmp = tmp_path / "tmp"
@@ -539,6 +554,59 @@ def test_10_many_member_npz_loads_in_linear_time(tmp_path):
 
 
 # ------------------------------------------------------------------ 11. convert: shapes, inputs, SIGTERM
+
+@pytest.mark.parametrize("damage", ["artifact-loop", "golden-loop", "long-name"])
+def test_11_symlink_loops_and_overlong_names_in_a_bundle_are_one_message(onnx_only, damage):
+    """A symlink loop (RuntimeError from Path.resolve) and a file name longer than the file system allows
+    (OSError ENAMETOOLONG) were tracebacks."""
+    if damage == "long-name":
+        data = _manifest(onnx_only)
+        data["artifacts"][0]["file"] = "m" * 300 + ".onnx"
+        _write_manifest(onnx_only, data)
+    else:
+        target = onnx_only / ("model.onnx" if damage == "artifact-loop" else "golden/outputs.npz")
+        target.unlink()
+        os.symlink(target.name + ".loop", target)
+        os.symlink(target.name, target.parent / (target.name + ".loop"))
+    proc = _cli("check", onnx_only)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if damage == "golden-loop":
+        assert "not a file inside the bundle" in _one_error(proc)
+    else:
+        assert proc.returncode == 1
+        assert "not a file inside the bundle" in proc.stdout or "missing" in proc.stdout
+
+
+def test_11_a_deeply_nested_upload_is_400_not_a_500():
+    """A member nested 2 000 folders deep made os.makedirs recurse to a RecursionError: a 500."""
+    server, url = serve_in_thread()
+    try:
+        info = tarfile.TarInfo("/".join(["a"] * 2000) + "/f")
+        info.size = 1
+        status, body = request(url + "/bundles", "POST", tar_bytes(extra=[(info, b"x")]))
+        assert status == 400 and "nested 2001 folders deep" in json.loads(body)["error"]
+        still_serving(url)
+    finally:
+        stop(server)
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"PUT /info HTTP/1.0\r\n\r\n", 501),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", 414),
+    (b"GET /info HTTP/1.0\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+])
+def test_11_malformed_http_gets_a_json_error(raw, status):
+    """The stdlib's own refusals were HTML pages (or, for a garbled request line, a bare body)."""
+    server, url = serve_in_thread()
+    try:
+        got, body = raw_request(url, raw)
+        assert got == status
+        assert json.loads(body)["error"].startswith(str(status))
+        still_serving(url)
+    finally:
+        stop(server)
+
 
 @pytest.mark.parametrize("shape", ["x=1000000000,1,8,8", "x=2000000,1,8,8"])
 def test_11_huge_shape_is_refused_before_allocating(wherry, tmp_path, shape):

@@ -149,6 +149,18 @@ def test_zoo_file_mistakes_are_user_errors(tmp_path, text, expected):
     assert expected in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("where", ["zoo-file", "profile-file"])
+def test_a_zoo_or_profile_file_that_is_not_text_is_one_error(tmp_path, where):
+    (tmp_path / "binary.toml").write_bytes(b"\xff\xfe[models]\n")
+    zoo = tmp_path / "binary.toml"
+    if where == "profile-file":
+        zoo = tmp_path / "zoo.toml"
+        zoo.write_text(f'[models.a]\npath = "{example.MODEL}"\ntargets = ["binary.toml"]\n')
+    proc = zoo_cli(zoo, "-o", tmp_path / "out", "--no-cache")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "binary.toml" in proc.stderr
+
+
 @pytest.mark.ray
 def test_ray_gives_the_same_verdicts_as_a_local_run(first_run, zoo_file, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'wherry[ray]'")
@@ -195,9 +207,83 @@ def test_ctrl_c_stops_the_running_workers(zoo_file, tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
     time.sleep(0.5)
-    alive = [p for p in workers if Path(f"/proc/{p}").exists()
-             and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
-    assert alive == []
+    assert _alive(workers) == []
+
+
+def _profile_file(folder: Path, name: str) -> Path:
+    from wherry.targets.profile import PROFILE_DIR
+    text = (PROFILE_DIR / "desktop-x86_64.toml").read_text().replace('name = "desktop-x86_64"', f'name = "{name}"')
+    assert f'name = "{name}"' in text
+    (folder / f"{name}.toml").write_text(text)
+    return folder / f"{name}.toml"
+
+
+def test_a_target_given_as_a_profile_file_gets_its_result_and_bundle(tmp_path):
+    """The worker reported the cell under the profile's name, the zoo looked it up under the file's path:
+    "error: no result" though the bundle was written."""
+    profile = _profile_file(tmp_path, "my-desktop")
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["{profile}"]
+[models.digits]
+path = "{example.MODEL}"
+inputs = "{example.INPUTS}"
+""")
+    doc, proc = run_json(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache", code=0)
+    (cell,) = doc["cells"]
+    assert cell["status"] == "passed", cell
+    assert (tmp_path / "out" / "digits.my-desktop" / "manifest.json").is_file()
+
+
+def test_two_targets_with_one_profile_name_are_refused_before_work(tmp_path):
+    _profile_file(tmp_path, "desktop-x86_64")   # a copy that names itself like the built-in profile
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["desktop-x86_64", "desktop-x86_64.toml"]
+[models.digits]
+path = "{example.MODEL}"
+""")
+    proc = zoo_cli(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "both the profile 'desktop-x86_64'" in proc.stderr and "overwrite" in proc.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def _alive(pids) -> list:
+    return [p for p in pids if Path(f"/proc/{p}").exists()
+            and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+
+
+def test_kill_9_of_the_zoo_ends_its_workers_and_nothing_is_published_after(tmp_path):
+    """A SIGKILLed zoo runs no clean-up: its workers (and their tools) must die with it by themselves,
+    and never publish a bundle into -o for a job that is gone."""
+    import signal
+
+    (tmp_path / "zoo.toml").write_text(f"""
+targets = ["desktop-x86_64"]
+[models.digits]
+path = "{example.MODEL}"
+inputs = "{example.INPUTS}"
+[models.swish]
+path = "{export_legal_model('swish')}"
+""")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "wherry.convert.cli", "zoo", str(tmp_path / "zoo.toml"), "-o",
+                             str(out), "--no-cache", "-j", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
+    deadline, workers = time.monotonic() + 120, set()
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = _descendants(proc.pid)
+    assert workers, "no worker process started"
+    time.sleep(1)
+    workers |= _descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive(workers) == []
+    time.sleep(1)
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_a_cell_nobody_verified_is_unverified_never_passed(tmp_path):

@@ -160,12 +160,13 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 def restore(cache_bundle: Path, final: Path) -> None:
     """Put a cached bundle at its place in -o, replacing the bundle there as a whole."""
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    from ..publish import stage_dir
+    stage = stage_dir(final)
     shutil.rmtree(stage)
     _copy_tree(Path(cache_bundle), stage)
     publish(stage, final)
 
 
 def publish(stage: Path, final: Path) -> None:
-    from ..pipeline import replace_bundle
+    from ..publish import replace_bundle
     replace_bundle(stage, final)

@@ -61,8 +61,9 @@ def run_task(task: dict, timeout: Optional[float] = None) -> dict:
         start = time.perf_counter()
         # stderr goes to a file, not a pipe: a chatty tool must never block on a full pipe
         with open(Path(scratch) / "stderr.txt", "w+") as err:
+            # the worker is started (and waited for) by this thread, which its PDEATHSIG is tied to
             proc = subprocess.Popen([sys.executable, "-m", "wherry.convert.zoo.worker", str(task_file),
-                                     str(result_file)], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                     str(result_file), str(os.getpid())], stdout=subprocess.DEVNULL, stderr=err, env=env,
                                     start_new_session=True)
             sampler = PeakSampler(proc.pid)
             with _running_lock:

@@ -23,6 +23,7 @@ from wherry.runtimes.errors import WherryError
 
 from . import cache as cache_mod
 from .execute import run_task
+from .spec import bundle_name
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ def convert_on_node(task: dict, timeout: Optional[float]) -> dict:
     with tempfile.TemporaryDirectory(prefix="wherry-zoo-ray-") as scratch:
         result = run_task({**task, "out": scratch}, timeout)
         name = task["model"]["name"]
-        result["bundles"] = {t: _tar(Path(scratch) / f"{name}.{t}") for t in task["targets"]
-                             if (Path(scratch) / f"{name}.{t}").is_dir()}
+        folders = {t: Path(scratch) / bundle_name(name, t) for t in task["targets"]}
+        result["bundles"] = {folder.name: _tar(folder) for folder in folders.values() if folder.is_dir()}
     result["node_tools"] = [list(cache_mod.tool_versions()), cache_mod.code_hash()]
     return result
 
@@ -98,8 +99,9 @@ def run_tasks_on_ray(tasks, address: str, out: Path, finish, timeout: Optional[f
             result = ray.get(done[0])
         except Exception as exc:  # noqa: BLE001 - a lost node or worker: the task's cells crashed, the zoo goes on
             result = {"crashed": f"the Ray task failed: {str(exc).splitlines()[0][:300]}"}
-        for target, data in result.pop("bundles", {}).items():
-            _unpack(data, out, f"{task['model']['name']}.{target}")
+        for folder, data in result.pop("bundles", {}).items():
+            if folder in {bundle_name(task["model"]["name"], t) for t in task["targets"]}:
+                _unpack(data, out, folder)
         if result.pop("node_tools", here) != here:
             log.warning("%s: the Ray node runs other tool versions or wherry code than this machine: its "
                         "results are reported but not cached", task["model"]["name"])

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional
 from . import cache as cache_mod
 from .execute import allow_running, kill_running, run_task
 from .memory import available_bytes
-from .spec import Zoo
+from .spec import Zoo, bundle_name
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,10 @@ def run_zoo(zoo: Zoo, out: Path, jobs: int = 1, cache_dir: Optional[Path] = None
         cell = cells[(entry.name, target)] = Cell(entry.name, target, key=cache_mod.cell_key(entry, target))
         hit = store.get(cell.key) if store is not None else None
         if hit is not None:
-            cache_mod.restore(Path(hit["cache_bundle"]), out / f"{entry.name}.{target}")
+            cache_mod.restore(Path(hit["cache_bundle"]), out / bundle_name(entry.name, target))
             _fill(cell, hit)
             cell.cached = True
-            cell.bundle["path"] = str(out / f"{entry.name}.{target}")
+            cell.bundle["path"] = str(out / bundle_name(entry.name, target))
             if on_cell:
                 on_cell(cell)
         else:
@@ -116,9 +116,9 @@ def run_zoo(zoo: Zoo, out: Path, jobs: int = 1, cache_dir: Optional[Path] = None
             else:
                 _fill(cell, result["cells"].get(target, {"status": "error", "error": {"message": "no result"}}))
                 if cell.bundle:  # the worker may have written it elsewhere (a Ray node's scratch folder)
-                    cell.bundle["path"] = str(out / f"{cell.model}.{target}")
+                    cell.bundle["path"] = str(out / bundle_name(cell.model, target))
                 if store is not None and cell.status in CACHEABLE and not result.get("uncacheable"):
-                    store.put(cell.key, out / f"{cell.model}.{target}", _record(cell))
+                    store.put(cell.key, out / bundle_name(cell.model, target), _record(cell))
             if on_cell:
                 on_cell(cell)
 

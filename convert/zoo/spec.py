@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List
 
@@ -66,6 +67,42 @@ class Zoo:
         return [(m, t) for m in self.models for t in m.targets]
 
 
+@lru_cache(maxsize=None)
+def target_name(target: str) -> str:
+    """The profile name a target (a built-in name or a profile file) stands for: its bundles' suffix."""
+    from wherry.targets import load_profile
+    return load_profile(target).name
+
+
+def bundle_name(model: str, target: str) -> str:
+    """The folder in -o of a cell: MODEL.PROFILE_NAME, as `wherry convert --name MODEL -t TARGET` writes it."""
+    return f"{model}.{target_name(target)}"
+
+
+def _targets(name: str, targets: List[str], base: Path) -> List[str]:
+    """The model's targets, profile files made absolute (relative to the zoo file); each must load, and no
+    two may be the same profile, since their bundles would be one folder and overwrite each other."""
+    resolved, seen = [], {}
+    for target in targets:
+        if target.endswith(".toml"):
+            file = base / target
+            if not file.is_file():
+                raise ZooError(f"models.{name}: target profile {file} not found",
+                               "a profile file's path is relative to the zoo file")
+            target = str(file.resolve())
+        try:
+            profile = target_name(target)
+        except WherryError as exc:
+            raise ZooError(f"models.{name}: {exc.message}", exc.hint) from None
+        if profile in seen:
+            raise ZooError(f"models.{name}: targets {seen[profile]!r} and {target!r} are both the profile "
+                           f"{profile!r}: both bundles would be {name}.{profile} and overwrite each other",
+                           "list each target once, or give the profile file another `name`")
+        seen[profile] = target
+        resolved.append(target)
+    return resolved
+
+
 def _names(value, what: str) -> List[str]:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -89,6 +126,8 @@ def load_zoo(path) -> Zoo:
         raise ZooError(f"zoo file {path} not found", "give the path of a TOML zoo file (docs/zoo.md)") from None
     except OSError as exc:
         raise ZooError(f"cannot read zoo file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ZooError(f"zoo file {path} is not UTF-8 text", "a zoo file is TOML (docs/zoo.md)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ZooError(f"zoo file {path} is not valid TOML: {exc}", "see docs/zoo.md for the format") from None
     unknown = sorted(set(data) - TOP_KEYS)
@@ -117,7 +156,7 @@ def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> Mode
     model_path = base / entry["path"]
     if not model_path.exists() and not any(model_path.parent.glob(model_path.name + ".*")):
         raise ZooError(f"models.{name}: model {model_path} not found", "paths are relative to the zoo file")
-    targets = _names(merged.get("targets", ["desktop-x86_64"]), f"models.{name}.targets")
+    targets = _targets(name, _names(merged.get("targets", ["desktop-x86_64"]), f"models.{name}.targets"), base)
     options: Dict[str, object] = {}
     for key in ("precisions", "formats", "skip_passes"):
         if key in merged:

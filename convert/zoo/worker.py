@@ -1,11 +1,13 @@
 """One zoo task in its own process: convert one model for its targets, write the verdicts as JSON.
 
-    python -m wherry.convert.zoo.worker TASK.json RESULT.json
+    python -m wherry.convert.zoo.worker TASK.json RESULT.json [PARENT_PID]
 
 The task's targets are converted in one call, so they share the golden run, the legalized
 program and the ONNX export. When that call fails with an error, each target is retried alone:
 one target's problem (a format it cannot build, say) does not fail the model's other targets.
-A native crash kills only this process; the parent reports the cell as crashed.
+A native crash kills only this process; the parent reports the cell as crashed. The worker dies
+with the zoo that started it (even a kill -9 of it): it never converts on, nor publishes into -o,
+for a job that is gone.
 """
 from __future__ import annotations
 
@@ -54,8 +56,10 @@ def run(task: dict) -> dict:
     cells = {}
     start = time.perf_counter()
     try:
-        for bundle in attempt(targets):
-            cells[bundle.target] = _cell(bundle)
+        # keyed by the target as the zoo gave it (a profile file's path, not the profile name inside it);
+        # convert returns one bundle per target, in order
+        for target, bundle in zip(targets, attempt(targets)):
+            cells[target] = _cell(bundle)
     except WherryError as exc:
         if len(targets) == 1:
             cells[targets[0]] = {"status": "error", "error": _error(exc)}
@@ -70,7 +74,11 @@ def run(task: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    task_file, result_file = (argv or sys.argv[1:])[:2]
+    args = argv or sys.argv[1:]
+    task_file, result_file = args[:2]
+    if len(args) > 2:
+        from wherry.runtimes.lifeline import die_with_parent
+        die_with_parent(int(args[2]))
     # SIGTERM cleans up like Ctrl-C; paddle, imported later by a step that needs it, keeps this handler
     from wherry.runtimes.cli import interrupt_on_sigterm
     interrupt_on_sigterm()

@@ -230,6 +230,12 @@ class SshDevice(Device):
         parsed = urlparse(url)
         if not parsed.hostname:
             raise DeviceError(f"bad ssh device {url!r}", "use ssh://user@host or ssh://user@host:port")
+        # ssh and scp read a destination starting with '-' as an option (-oProxyCommand=... runs a command
+        # here); an address from a labgrid coordinator is not trusted, so such names are refused outright
+        for part in (parsed.username, parsed.hostname):
+            if part and (part.startswith("-") or any(c.isspace() or ord(c) < 32 for c in part)):
+                raise DeviceError(f"bad ssh device {url!r}: a user or host name may not start with '-' or hold "
+                                  "spaces or control characters", "use ssh://user@host with a real host name")
         self.name = url
         query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
         self.python = query.get("python", "python3")

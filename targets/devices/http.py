@@ -4,16 +4,26 @@ The token comes from WHERRY_TOKEN. ``check``, ``run`` and ``bench`` send the com
 runner (runtimes/remote.py: protocol 2) and print the same table or JSON the local command would;
 --junit and --out files are written here. An option the runner cannot honour is refused, and a
 runner too old for the options asked of it says so instead of dropping them.
+
+A busy runner (503) and a dropped connection are retried with exponential backoff for up to
+``RETRY_FOR_S`` seconds (the runner reads what it refuses, so a refusal is a clean 503); a refused
+connection (no runner listening) and a runner that stays silent are not retried. The clean-up DELETE
+of the uploaded bundle never throws a finished check away: its failure is a warning.
 """
 from __future__ import annotations
 
+import http.client
 import io
 import json
+import logging
 import os
+import random
 import tarfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import List
 
@@ -21,14 +31,45 @@ from wherry.runtimes import remote
 from wherry.runtimes.cli import build_parser, schema_id
 from wherry.targets.devices import BoardUnavailable, Device, DeviceError, RunnerResult, capture_output
 
+log = logging.getLogger(__name__)
+
+RETRY_FOR_S = 120.0          # how long in all a busy runner or dropped connection is retried
+_FIRST_DELAY_S, _MAX_DELAY_S = 0.25, 5.0
+_DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException)
+
+
+class _Retry(Exception):
+    """A transient failure: ``error`` is what the user sees if retrying runs out of time."""
+
+    def __init__(self, error: DeviceError, after: float = 0.0):
+        super().__init__(error.message)
+        self.error, self.after = error, after
+
 
 class HttpDevice(Device):
     def __init__(self, url: str):
         self.name = url
         self.base = url.rstrip("/")
         self.token = os.environ.get("WHERRY_TOKEN")  # the fleet job sets a per-board one
+        self.retry_for = RETRY_FOR_S
 
     def _request(self, method: str, path: str, body: bytes = None, timeout: float = 600, headers=None):
+        """One request, retried with jittered exponential backoff while the runner is busy (503) or drops the
+        connection, for at most ``retry_for`` seconds."""
+        deadline = time.monotonic() + self.retry_for
+        delay = _FIRST_DELAY_S
+        while True:
+            try:
+                return self._request_once(method, path, body, timeout, headers)
+            except _Retry as retry:
+                wait = max(retry.after, delay * random.uniform(0.5, 1.5))
+                if time.monotonic() + wait > deadline:
+                    raise retry.error from None
+                log.info("%s; retrying in %.1f s", retry.error.message, wait)
+                time.sleep(wait)
+                delay = min(delay * 2, _MAX_DELAY_S)
+
+    def _request_once(self, method: str, path: str, body, timeout: float, headers):
         request = urllib.request.Request(self.base + path, data=body, method=method)
         token = self.token
         if token:
@@ -41,8 +82,15 @@ class HttpDevice(Device):
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read())
-            except ValueError:
-                detail = {"error": str(exc)}
+            except (ValueError, OSError, http.client.HTTPException):
+                detail = {}
+            if not isinstance(detail, dict) or not isinstance(detail.get("error", ""), str):
+                detail = {}
+            detail.setdefault("error", str(exc))
+            if exc.code == 503:
+                raise _Retry(DeviceError(f"runner at {self.base} stayed busy (503) for {self.retry_for:g} s during "
+                                         f"{method} {path}: {detail.get('error')}",
+                                         detail.get("hint") or "try again later"), _retry_after(exc.headers))
             if exc.code == 401:
                 raise DeviceError(f"runner at {self.base} answered 401: "
                                   f"{'wrong token' if token else 'a token is required'}",
@@ -50,19 +98,58 @@ class HttpDevice(Device):
             raise DeviceError(f"runner at {self.base} refused {method} {path}: {detail.get('error')}",
                               detail.get("hint") or "see the runner's log") from None
         except urllib.error.URLError as exc:  # no connection: refused, no route, unknown name, connect timeout
+            if isinstance(exc.reason, _DROPPED):   # connected, then dropped while sending the request
+                raise _Retry(self._dropped(method, path, exc.reason)) from None
             raise BoardUnavailable(f"board unavailable: cannot reach the runner at {self.base}: {exc.reason}",
                                    "start it on the device (python -m wherry.runtimes serve --host 0.0.0.0 "
                                    "--token-file FILE), or check that the board is powered and on the network") \
                 from None
-        except OSError as exc:  # connected, then the runner went silent or dropped the connection
+        except _DROPPED as exc:  # connected, then the runner dropped the connection
+            raise _Retry(self._dropped(method, path, exc)) from None
+        except OSError as exc:  # connected, then the runner went silent
             raise DeviceError(f"the runner at {self.base} stopped answering during {method} {path}: {exc}",
                               "see the runner's log; a job longer than its --job-timeout is stopped") from None
+
+    def _reply(self, body: bytes, what: str, *keys: str) -> dict:
+        """A runner's JSON reply as a dict holding ``keys``; anything else is one DeviceError, never a
+        KeyError (a fleet job goes on with its other boards)."""
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise self._unreadable(what, "it is not JSON") from None
+        if not isinstance(document, dict):
+            raise self._unreadable(what, "it is not a JSON object")
+        missing = [k for k in keys if k not in document]
+        if missing:
+            raise self._unreadable(what, f"it lacks {', '.join(missing)}")
+        return document
+
+    def _unreadable(self, what: str, why: str) -> DeviceError:
+        return DeviceError(f"the runner at {self.base} sent an unreadable reply to {what}: {why}",
+                           "is that address a wherry runner (python -m wherry.runtimes serve) of this version?")
+
+    def _dropped(self, method: str, path: str, exc) -> DeviceError:
+        return DeviceError(f"the runner at {self.base} kept dropping the connection during {method} {path} "
+                           f"(retried for {self.retry_for:g} s): {exc!r}",
+                           "see the runner's log; is it overloaded (--max-connections) or restarting?")
+
+    def _forget(self, bundle_id: str) -> str:
+        """Delete the uploaded bundle; a failure is a warning line, never the command's error."""
+        try:
+            self._request("DELETE", f"/bundles/{bundle_id}", timeout=60)
+        except DeviceError as exc:
+            return (f"warning: could not remove bundle {bundle_id} from the runner at {self.base}: {exc.message} "
+                    f"(the runner removes it when it stops)\n")
+        return ""
 
     def protocol(self) -> int:
         """The runner's protocol version (1 for a runner that does not say); the /info request also proves
         the token before a large upload (a runner refusing it closes the connection mid-upload)."""
         _, body, _ = self._request("GET", "/info", timeout=60)
-        return int(json.loads(body).get("protocol", 1))
+        protocol = self._reply(body, "GET /info").get("protocol", 1)
+        if not isinstance(protocol, int) or isinstance(protocol, bool):
+            raise self._unreadable("GET /info", "its protocol is not a number")
+        return protocol
 
     def _require(self, version: int, have: int, what: str) -> None:
         if have < version:
@@ -75,13 +162,16 @@ class HttpDevice(Device):
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             archive.add(bundle, arcname=bundle.name)
         _, body, _ = self._request("POST", "/bundles", buffer.getvalue())
-        return json.loads(body)["id"]
+        bundle_id = self._reply(body, "POST /bundles", "id")["id"]
+        if not isinstance(bundle_id, str) or not bundle_id.isalnum():
+            raise self._unreadable("POST /bundles", "the bundle id is not a plain name")
+        return bundle_id
 
     def run(self, argv: List[str], paths) -> RunnerResult:
         command = argv[0]
         if command == "info":
             _, body, _ = self._request("GET", "/info")
-            info = json.loads(body)
+            info = self._reply(body, "GET /info")
             text = json.dumps({"schema": schema_id("info"), **info}, indent=2) if "--json" in argv \
                 else "\n".join(f"{k:<18} {v}" for k, v in info.items())
             return RunnerResult(0, text + "\n", "")
@@ -93,6 +183,7 @@ class HttpDevice(Device):
             raise DeviceError(f"{bundle} is not a bundle directory: over HTTP the runner gets a whole bundle",
                               "pass the bundle directory (and --artifact FILE), or use --device ssh://")
         # every option is turned into the request (or refused) before anything is uploaded
+        request = query = None
         if command == "check":
             request = remote.check_request(args)
             needed = "check with " + ", ".join(sorted(request.keys() - {"timeout"})) \
@@ -109,20 +200,27 @@ class HttpDevice(Device):
             self._require(2, protocol, needed)
         bundle_id = self._upload(bundle)
         try:
-            if command == "check":
-                body = json.dumps(request).encode() if protocol >= 2 else None
-                _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/check", body,
-                                            headers={"Content-Type": "application/json"})
-                return capture_output(lambda: remote.print_check(json.loads(reply), args))
-            if command == "bench":
-                _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/bench", json.dumps(request).encode(),
-                                            headers={"Content-Type": "application/json"})
-                result = json.loads(reply)
-                result["artifact"] = f"{args.path}/{args.artifact}" if args.artifact else args.path
-                return capture_output(lambda: remote.print_bench(result, args))
-            return self._run(bundle_id, args, query)
-        finally:
-            self._request("DELETE", f"/bundles/{bundle_id}")
+            result = self._command(command, bundle_id, args, protocol, request, query)
+        except BaseException:
+            self._forget(bundle_id)
+            raise
+        warning = self._forget(bundle_id)
+        return RunnerResult(result.exit_code, result.stdout, result.stderr + warning) if warning else result
+
+    def _command(self, command: str, bundle_id: str, args, protocol: int, request, query) -> RunnerResult:
+        if command == "check":
+            body = json.dumps(request).encode() if protocol >= 2 else None
+            _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/check", body,
+                                        headers={"Content-Type": "application/json"})
+            document = self._reply(reply, "POST check", "ok", "report", "table")
+            return capture_output(lambda: remote.print_check(document, args))
+        if command == "bench":
+            _, reply, _ = self._request("POST", f"/bundles/{bundle_id}/bench", json.dumps(request).encode(),
+                                        headers={"Content-Type": "application/json"})
+            result = self._reply(reply, "POST bench")
+            result["artifact"] = f"{args.path}/{args.artifact}" if args.artifact else args.path
+            return capture_output(lambda: remote.print_bench(result, args))
+        return self._run(bundle_id, args, query)
 
     def _run(self, bundle_id: str, args, query) -> RunnerResult:
         import numpy as np
@@ -130,8 +228,19 @@ class HttpDevice(Device):
         body = Path(args.inputs).read_bytes() if args.inputs else b""
         suffix = "?" + urllib.parse.urlencode(query) if query else ""
         _, reply, headers = self._request("POST", f"/bundles/{bundle_id}/run{suffix}", body)
-        with np.load(io.BytesIO(reply), allow_pickle=False) as data:
-            outputs = {name: data[name] for name in data.files}
+        try:
+            with np.load(io.BytesIO(reply), allow_pickle=False) as data:
+                outputs = {name: data[name] for name in data.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise self._unreadable("POST run", f"its outputs are not a readable .npz ({exc})") from None
         backend = headers.get("X-Wherry-Backend") or "?"
         seconds = float(headers.get("X-Wherry-Seconds") or 0.0)
         return capture_output(lambda: remote.print_run(outputs, backend, seconds, args))
+
+
+def _retry_after(headers) -> float:
+    """A runner's Retry-After in seconds (bounded: a hostile value cannot park the client)."""
+    try:
+        return min(float((headers or {}).get("Retry-After") or 0), _MAX_DELAY_S)
+    except ValueError:
+        return 0.0

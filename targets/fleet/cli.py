@@ -26,7 +26,8 @@ def add_fleet_command(sub) -> None:
                    help="the labgrid coordinator (default $LG_COORDINATOR)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="check the places with this tag (repeatable: all must match)")
-    p.add_argument("--env", metavar="FILE", help="labgrid environment template (default: wherry's, with WherryDriver)")
+    p.add_argument("--env", metavar="FILE", help="labgrid environment template (default: wherry's, with WherryDriver); "
+                                                 "its imports: are Python modules the job imports, so it is code")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="a board that cannot be reached is reported and skipped instead of failing the job")
     p.add_argument("--wait-timeout", type=float, default=600.0, metavar="S",
@@ -57,7 +58,7 @@ def _options(args):
 def cmd_fleet(args) -> int:
     from wherry.runtimes.cli import emit_json
 
-    from .job import ENV_TEMPLATE, EXPORTER_TEMPLATE, run_fleet
+    from .job import ENV_TEMPLATE, EXPORTER_TEMPLATE, check_env_file, run_fleet
     from . import report
 
     if args.action == "template":
@@ -80,8 +81,9 @@ def cmd_fleet(args) -> int:
         if not sep or not key:
             raise InputError(f"--tag {item!r} is not KEY=VALUE", "e.g. --tag board=rpi4")
         tags[key] = value
-    runs = run_fleet(args.coordinator, tags, bundles, _options(args),
-                     Path(args.env) if args.env else ENV_TEMPLATE, args.wait_timeout)
+    env_file = Path(args.env) if args.env else ENV_TEMPLATE
+    check_env_file(env_file)   # before any place is reserved
+    runs = run_fleet(args.coordinator, tags, bundles, _options(args), env_file, args.wait_timeout)
     names = [b.name for b in bundles]
     failed = any(r.status in ("failed", "error") for r in runs)
     unavailable = any(r.status == "unavailable" for r in runs)

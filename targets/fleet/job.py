@@ -9,7 +9,8 @@ A job holds at most one place at a time, so two jobs over overlapping places nev
 waits while the other checks, and a place freed by one is handed to the waiting one as soon as its
 reservation is cancelled. Release and cancel always run (errors, Ctrl-C). labgrid's lock is
 cooperative - a client that ignores it is not stopped by the coordinator - so the runner's token
-(from this job's environment, never from the coordinator) stays the real access control.
+(from this job's environment, never from the coordinator) stays the real access control, and it is
+sent only to an address the job's environment lists (WHERRY_FLEET_HOSTS; labgrid_driver.token_for).
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ class Coordinator:
                 manager.url, manager.env = address, None
                 manager._start()
             self.session = manager.session
-        except Exception as exc:  # grpc or OS errors: one message
+        except Exception as exc:  # noqa: BLE001 - grpc or OS errors: one message
             raise FleetError(f"cannot reach the labgrid coordinator at {address}: {exc}",
                              "start labgrid-coordinator there, or pass --coordinator HOST:PORT "
                              "(default $LG_COORDINATOR)") from None
@@ -177,6 +178,44 @@ class Coordinator:
             self.loop.run_until_complete(self.session.close())
 
 
+# ----------------------------------------------------------------------------- the environment file
+
+MAX_ENV_BYTES = 256 << 10
+
+
+def check_env_file(path: Path) -> None:
+    """Refuse an --env file labgrid would choke or hang on, before any place is reserved: unreadable, not
+    YAML, not a mapping with ``targets``, or using anchors and aliases (a kilobyte of nested aliases
+    expands to billions of nodes; labgrid walks them while the job holds a board)."""
+    _labgrid()   # labgrid brings PyYAML; without it, one error that says so
+    import yaml
+
+    try:
+        data = Path(path).read_bytes()[:MAX_ENV_BYTES + 1]
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise FleetError(f"cannot read the --env file {path}: {exc.strerror or exc}",
+                         "pass a labgrid environment file (wherry fleet template env prints one)") from None
+    except UnicodeDecodeError:
+        raise FleetError(f"the --env file {path} is not UTF-8 text", "pass a labgrid environment YAML file") from None
+    if len(data) > MAX_ENV_BYTES:
+        raise FleetError(f"the --env file {path} is larger than {MAX_ENV_BYTES >> 10} KiB",
+                         "a labgrid environment for one place is a few lines")
+    try:
+        for token in yaml.scan(text):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                raise FleetError(f"the --env file {path} uses YAML anchors or aliases (line {token.start_mark.line + 1})",
+                                 "write the environment out in full: wherry fleet does not expand aliases")
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise FleetError(f"the --env file {path} is not valid YAML: {str(exc).splitlines()[0]}",
+                         "wherry fleet template env prints a valid one") from None
+    keys = [k.value for k, _ in root.value] if isinstance(root, yaml.MappingNode) else []
+    if "targets" not in keys:
+        raise FleetError(f"the --env file {path} is not a labgrid environment (no top-level 'targets')",
+                         "wherry fleet template env prints one to start from")
+
+
 # ----------------------------------------------------------------------------- one place
 
 def resolve_device(place: str, env_file: Path, coordinator: str):
@@ -188,7 +227,8 @@ def resolve_device(place: str, env_file: Path, coordinator: str):
     environment = Environment(config_file=str(env_file))
     target = environment.get_target("main")
     driver = target.get_driver("WherryDriver")
-    return driver.device_url(), driver.token()
+    url = driver.device_url()
+    return url, driver.token()
 
 
 @dataclass
@@ -215,8 +255,8 @@ def check_place(coordinator: Coordinator, place: str, tags: Dict[str, str], bund
         coordinator.acquire(place)
         acquired = True
         log.info("acquired %s after %.1f s", place, run.waited_s)
-        run.url, board_token = resolve_device(place, env_file, coordinator.address)
         try:
+            run.url, board_token = resolve_device(place, env_file, coordinator.address)
             for bundle in bundles:
                 code, report, message = check_on_device(run.url, board_token, bundle, options)
                 run.checks[Path(bundle).name] = {"exit_code": code, "report": report, "message": message}

@@ -11,6 +11,13 @@ Python come from the job's environment, per place:
 
 with <PLACE> the place name upper-cased, every other character than A-Z and 0-9 as ``_``.
 
+The coordinator also says *where* a place's board is, and anyone who can reach it can change that. So
+a token is sent only to an address the job's own environment lists:
+
+    WHERRY_FLEET_HOSTS     comma-separated host or host:port entries ([v6addr]:port for IPv6)
+
+A place whose board is elsewhere is not checked ("error", its token withheld).
+
 In a labgrid environment file::
 
     targets:
@@ -27,6 +34,8 @@ import os
 import re
 from typing import Mapping, Optional
 from urllib.parse import quote
+
+from wherry.targets.devices import DeviceError
 
 import attr
 from labgrid.driver.common import Driver
@@ -45,6 +54,38 @@ def place_setting(prefix: str, place: Optional[str], environ: Mapping[str, str] 
     if place and place_variable(prefix, place) in environ:
         return environ[place_variable(prefix, place)]
     return environ.get(prefix) or None
+
+
+class TokenWithheld(DeviceError):
+    """A place's board is at an address the job's environment does not list: its token is not sent."""
+
+
+def _listed(address: str, port: int, environ: Mapping[str, str]) -> bool:
+    host = address.strip("[]").lower()
+    for entry in (e.strip() for e in environ.get("WHERRY_FLEET_HOSTS", "").split(",")):
+        if not entry:
+            continue
+        if entry.startswith("["):   # [v6]:port or [v6]
+            name, _, rest = entry[1:].partition("]")
+            entry_port = rest[1:] if rest.startswith(":") else ""
+        elif entry.count(":") == 1:
+            name, entry_port = entry.split(":")
+        else:                        # a host name, IPv4 or bare IPv6 address: any port
+            name, entry_port = entry, ""
+        if name.lower() == host and (not entry_port or entry_port == str(port)):
+            return True
+    return False
+
+
+def token_for(place: Optional[str], address: str, port: int, environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """The place's token (see place_setting), only for an address WHERRY_FLEET_HOSTS lists; no token, no check."""
+    token = place_setting("WHERRY_TOKEN", place, environ)
+    if token is None or _listed(address, port, environ):
+        return token
+    raise TokenWithheld(f"place {place}: the coordinator lists its board at {address}:{port}, which "
+                        "WHERRY_FLEET_HOSTS does not name: its token was not sent",
+                        f"if that is your board, add {address} (or {address}:{port}) to WHERRY_FLEET_HOSTS "
+                        "(comma-separated); the coordinator is not trusted with where tokens go")
 
 
 def device_url(address: str, username: str, port: int, python: Optional[str] = None) -> str:
@@ -72,7 +113,9 @@ class WherryDriver(Driver):
                           place_setting("WHERRY_PYTHON", self.place_name()))
 
     def token(self) -> Optional[str]:
-        return place_setting("WHERRY_TOKEN", self.place_name())
+        if self.service.username != HTTP_USERNAME:   # an ssh board: its key, not a token, lets wherry in
+            return None
+        return token_for(self.place_name(), self.service.address, self.service.port)
 
     @Driver.check_active
     @step(args=["bundle"])

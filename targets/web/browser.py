@@ -2,6 +2,7 @@
 (no driver protocol, no extra package)."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -56,8 +57,14 @@ class Headless:
         if webgpu:
             # a headless Linux Chromium exposes WebGPU only behind this flag (here: SwiftShader's software adapter)
             args.append("--enable-unsafe-webgpu")
-        args.append(url)
-        log.info("starting %s", " ".join(args))
+        # The page's URL holds the page server's session secret, and any local user can read a command
+        # line (ps, /proc/PID/cmdline): the browser opens a file in its private profile (mode 0700)
+        # that moves on to the URL, so the secret never appears in the process table.
+        start = Path(self.profile) / "start.html"
+        start.write_text(f"<!doctype html><meta charset=\"utf-8\"><script>location.replace({json.dumps(url)})"
+                         f"</script>\n")
+        args.append(start.as_uri())
+        log.info("starting %s (it moves on to the page server)", " ".join(args))
         self._out = open(self.log, "w")
         self.proc: Optional[subprocess.Popen] = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT,
                                                                  stdin=subprocess.DEVNULL, start_new_session=True)

@@ -3,11 +3,18 @@
 
 Every response carries COOP/COEP headers: they make the page cross-origin isolated, which is what
 lets onnxruntime-web's WebAssembly use more than one thread (without them it silently runs on one).
+
+Any local process can find the port, so everything is served under a per-session secret path,
+``http://127.0.0.1:PORT/<secret>/`` (256 random bits, compared in constant time): a request without it
+gets 404 before its body is read, so another process can neither fetch the models and inputs nor
+post a forged output or verdict. The page uses relative URLs only, so it never needs to know the secret.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import secrets
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +37,7 @@ class PageServer:
 
     def __init__(self, dist: Path, files: Dict[str, object], on_post: Callable[[str, dict, bytes], None]):
         self.dist, self.files, self.on_post = dist, dict(files), on_post
+        self.secret = secrets.token_urlsafe(32)
         self.files.setdefault("/", PAGE_DIR / "index.html")
         self.files.setdefault("/runner.js", PAGE_DIR / "runner.js")
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -39,7 +47,14 @@ class PageServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host}:{port}/{self.secret}/"
+
+    def local_path(self, request_path: str) -> Optional[str]:
+        """The path below the secret prefix (``/`` for the page), or None when the secret is missing or wrong."""
+        head, sep, rest = request_path.lstrip("/").partition("/")
+        if not sep or not hmac.compare_digest(head.encode("utf-8", "surrogateescape"), self.secret.encode()):
+            return None
+        return "/" + rest
 
     def __enter__(self) -> "PageServer":
         self.thread.start()
@@ -77,8 +92,16 @@ class PageServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _refuse(self) -> None:
+                # the same answer for every wrong path: nothing tells a prober it is near the secret
+                self.close_connection = True
+                self._send(HTTPStatus.NOT_FOUND, b"not found")
+
             def do_GET(self):
-                path = urlparse(self.path).path
+                path = server.local_path(urlparse(self.path).path)
+                if path is None:
+                    self._refuse()
+                    return
                 try:
                     body = server._lookup(path)
                 except OSError as exc:
@@ -92,10 +115,14 @@ class PageServer:
 
             def do_POST(self):
                 parsed = urlparse(self.path)
+                path = server.local_path(parsed.path)
+                if path is None:
+                    self._refuse()   # before the body is read: a stranger's upload costs nothing
+                    return
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    server.on_post(parsed.path, {k: v[-1] for k, v in parse_qs(parsed.query).items()}, body)
-                except Exception as exc:  # a malformed report must not kill the server thread
+                    server.on_post(path, {k: v[-1] for k, v in parse_qs(parsed.query).items()}, body)
+                except Exception as exc:  # noqa: BLE001 - a malformed report must not kill the server thread
                     log.warning("page server: cannot take %s: %s", parsed.path, exc)
                     self._send(HTTPStatus.BAD_REQUEST, json.dumps({"error": str(exc)}).encode(), "application/json")
                     return

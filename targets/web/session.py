@@ -77,8 +77,8 @@ def _input_files(feeds: Mapping[str, np.ndarray], prefix: str = ""):
         if array.dtype.name not in _NUMPY:
             raise WherryError(f"input {name!r} has dtype {array.dtype}, which onnxruntime-web cannot take",
                               "feed one of: " + ", ".join(_NUMPY))
-        url = f"/input/{prefix}{i}.bin"
-        files[url] = array.tobytes()
+        url = f"input/{prefix}{i}.bin"   # relative: the page server's secret prefix stays out of the job
+        files["/" + url] = array.tobytes()
         specs.append({"name": name, "dtype": array.dtype.name, "dims": list(array.shape), "url": url})
     return files, specs
 
@@ -98,15 +98,15 @@ def run(models: Sequence[Path], feeds, ep: str = "wasm", threads: int = 1,
     files, shared = ({}, []) if per_model else _input_files(feeds)
     tasks = []
     for i, model in enumerate(models):
-        url = f"/model/{i}.onnx"
-        files[url] = Path(model)
+        url = f"model/{i}.onnx"
+        files["/" + url] = Path(model)
         inputs = shared
         if per_model:
             more, inputs = _input_files(feeds[i], prefix=f"{i}-")
             files.update(more)
         tasks.append({"id": str(i), "file": Path(model).name, "url": url, "runs": runs, "warmup": warmup,
                       "inputs": inputs})
-    job = {"ep": ep, "build": f"/ort/{ortweb.BUILDS[ep]}", "threads": threads, "tasks": tasks}
+    job = {"ep": ep, "build": f"ort/{ortweb.BUILDS[ep]}", "threads": threads, "tasks": tasks}
     files["/job"] = json.dumps(job).encode()
 
     results = {t["id"]: ModelResult(t["file"]) for t in tasks}

@@ -1,8 +1,11 @@
 // wherry's browser runner: fetch the job, run each ONNX artifact with onnxruntime-web on the inputs,
-// post the outputs (raw bytes) and timings back to the page server, then post /done with the facts.
+// post the outputs (raw bytes) and timings back to the page server, then post done with the facts.
+// Every URL is relative to the page's own (http://127.0.0.1:PORT/<session secret>/): the page server
+// answers nothing outside that secret prefix, and here is the only place the page learns it.
+const here = (path) => new URL(path, location.href).href;
 const post = (path, body, type = 'application/json') =>
-  fetch(path, {method: 'POST', body, headers: {'Content-Type': type}});
-const say = (level, message) => post('/log', JSON.stringify({level, message: String(message)}));
+  fetch(here(path), {method: 'POST', body, headers: {'Content-Type': type}});
+const say = (level, message) => post('log', JSON.stringify({level, message: String(message)}));
 window.addEventListener('error', (e) => say('error', e.message));
 window.addEventListener('unhandledrejection', (e) => say('error', (e.reason && e.reason.stack) || e.reason));
 
@@ -17,7 +20,7 @@ const TYPES = {
 async function makeFeeds(ort, inputs) {
   const feeds = {};
   for (const spec of inputs) {
-    const bytes = await (await fetch(spec.url)).arrayBuffer();
+    const bytes = await (await fetch(here(spec.url))).arrayBuffer();
     const [type, Typed] = TYPES[spec.dtype];
     feeds[spec.name] = new ort.Tensor(type, new Typed(bytes), spec.dims);
   }
@@ -28,7 +31,7 @@ async function runTask(ort, job, task, feeds) {
   const options = {executionProviders: [job.ep.startsWith('webgpu') ? 'webgpu' : 'wasm'],
                    graphOptimizationLevel: 'all'};
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(task.url, options);
+  const session = await ort.InferenceSession.create(here(task.url), options);
   const loadMs = performance.now() - t0;
   try {
     const t1 = performance.now();
@@ -39,7 +42,7 @@ async function runTask(ort, job, task, feeds) {
       const data = t.data;
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
       const query = new URLSearchParams({type: t.type, dims: t.dims.join(',')});
-      await post(`/output/${task.id}/${encodeURIComponent(name)}?${query}`, bytes, 'application/octet-stream');
+      await post(`output/${task.id}/${encodeURIComponent(name)}?${query}`, bytes, 'application/octet-stream');
     }
     const times = [];
     for (let i = 0; i < task.warmup; i++) await session.run(feeds);
@@ -64,18 +67,18 @@ async function adapterFacts() {
 }
 
 async function main() {
-  const job = await (await fetch('/job')).json();
+  const job = await (await fetch(here('job'))).json();
   const facts = {user_agent: navigator.userAgent, cross_origin_isolated: self.crossOriginIsolated,
                  hardware_concurrency: navigator.hardwareConcurrency, build: job.build};
   if (job.ep.startsWith('webgpu')) facts.webgpu = await adapterFacts();
   let ort;
   try {
-    ort = await import(job.build);
+    ort = await import(here(job.build));
   } catch (e) {
-    await post('/done', JSON.stringify({...facts, fatal: `cannot load onnxruntime-web (${job.build}): ${e}`}));
+    await post('done', JSON.stringify({...facts, fatal: `cannot load onnxruntime-web (${job.build}): ${e}`}));
     return;
   }
-  ort.env.wasm.wasmPaths = '/ort/';
+  ort.env.wasm.wasmPaths = here('ort/');
   ort.env.wasm.numThreads = job.threads;
   ort.env.logLevel = 'error';
   facts.ort_version = (ort.env.versions && ort.env.versions.web) || null;
@@ -86,11 +89,11 @@ async function main() {
     } catch (e) {
       result = {ok: false, error: String((e && e.message) || e)};
     }
-    await post(`/result/${task.id}`, JSON.stringify(result));
+    await post(`result/${task.id}`, JSON.stringify(result));
   }
   facts.threads = ort.env.wasm.numThreads;
   document.getElementById('status').textContent = 'done';
-  await post('/done', JSON.stringify(facts));
+  await post('done', JSON.stringify(facts));
 }
 
-main().catch((e) => post('/done', JSON.stringify({fatal: String((e && e.stack) || e)})));
+main().catch((e) => post('done', JSON.stringify({fatal: String((e && e.stack) || e)})));
