@@ -45,6 +45,8 @@ RUN_BY = {
     "pip install ./runtimes": "tests/test_packaging.py::test_board_install_runs_the_runner",
     "pip install numpy onnxruntime": "tests/test_packaging.py::test_board_install_runs_the_runner",
     "pip install paddlelite": "tests/test_packaging.py::test_host_install_runs_wherry",
+    "wherry convert rec/model.json --shape x=1,3,48,320 --shape x=1,3,48,160 --shape x=1,3,48,640":
+        "tests/test_shapes.py::test_named_shape_sets_are_each_checked_and_their_golden_files_are_hashed",
     "wherry convert model.json -t desktop-x86_64 -t rpi4 --shape x=1,3,224,224":
         "tests/test_cli_convert.py::test_dynamic_dims_need_a_shape",
     "wherry convert cls/ --images photos/ --preprocess '{\"size\": [48, 192], \"mean\": [0.5,0.5,0.5], "
