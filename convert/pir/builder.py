@@ -160,6 +160,17 @@ class Builder:
         self.split_results[value.id] = names
         return names
 
+    def cast(self, vid: int, dtype: str, hint: str = "cast") -> str:
+        """The legacy variable of value ``vid`` in ``dtype`` (a cast is emitted only if it has another dtype)."""
+        name = self.name_of(vid)
+        source = self.values.get(vid)
+        if source is None or not source.dtype or source.dtype == dtype:
+            return name
+        out = self.declare(self.fresh(hint), dtype, source.shape)
+        self.emit("cast", {"X": [name]}, {"Out": [out]},
+                  {"in_dtype": INT(PROTO_DTYPE[source.dtype]), "out_dtype": INT(PROTO_DTYPE[dtype])})
+        return out
+
     def has_input(self, op: PirOp, k: int) -> bool:
         return k < len(op.inputs) and op.inputs[k] != 0
 
@@ -185,7 +196,8 @@ class Builder:
             self.declare(name, dtype, shape)
             self.emit("assign_value", {}, {"Out": [name]}, attrs)
         else:
-            shape = list(shape) if shape else [1]
+            # a 0-D value stays 0-D (stack/concat with 0-D run-time values need equal ranks); unknown: [1]
+            shape = [1] if shape is None else list(shape)
             self.declare(name, dtype, shape)
             self.emit("fill_constant", {}, {"Out": [name]},
                       {"shape": LONGS(shape), "dtype": INT(PROTO_DTYPE[dtype]), "value": FLOAT(value),

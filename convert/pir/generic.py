@@ -142,16 +142,12 @@ def translate_generic(b: Builder, op: PirOp, route: Optional[Route] = None) -> s
             continue
         as_attr = _match(pir_name, attr_types, route.inputs)
         slot = _match(pir_name, slots, route.inputs)
-        tensor_slot = slots.get(_norm(route.inputs.get(pir_name, pir_name)) + "tensor")
-        if as_attr is not None and b.is_const(vid):
-            attrs[as_attr[0]] = typed(as_attr[1], b.consts[vid], what)
+        if as_attr is not None and (b.is_const(vid) or slot is None or slot.name in tensor_twins(legacy_type)):
+            # an attribute, or at run time the tensor input the legacy op takes it through (reshape2's Shape)
+            const_or_tensor(b, op, k, legacy_type, as_attr[0], inputs, attrs,
+                            lambda value, t=as_attr[1], w=what: typed(t, value, w))
         elif slot is not None:
             inputs[slot.name] = _operand_names(b, vid, slot, what)
-        elif tensor_slot is not None and not tensor_slot.duplicable:
-            inputs[tensor_slot.name] = [b.name_of(vid)]
-        elif as_attr is not None:
-            raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it as the "
-                                   f"attribute {as_attr[0]}")
         else:
             raise TranslationError(f"{what} has no counterpart in legacy {legacy_type}")
 
@@ -202,6 +198,46 @@ def translate_generic(b: Builder, op: PirOp, route: Optional[Route] = None) -> s
             outputs[slot.name] = [b.declare(b.fresh(f"{legacy_type}.{slot.name}"), None, [])]
     b.emit(legacy_type, inputs, outputs, attrs)
     return legacy_type
+
+
+_INTEGER_ATTRS = (schema.ATTR_INT, schema.ATTR_INTS, schema.ATTR_LONG, schema.ATTR_LONGS)
+
+
+def tensor_twins(legacy_type: str) -> set:
+    """Names of the input slots of ``legacy_type`` that carry one of its attributes at run time."""
+    proto = schema.legacy_op(legacy_type)
+    twins = (schema.tensor_input(legacy_type, a) for a in (proto.attrs if proto else ()))
+    return {t.name for t in twins if t is not None}
+
+
+def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, inputs: dict, attrs: dict,
+                    make, default=None) -> None:
+    """Operand ``k`` of ``op`` as legacy attribute ``attr``: its value when it is a constant, else the
+    tensor input the legacy op reads it from at run time (``schema.tensor_input``). An absent operand
+    gives ``default`` (None: the attribute is left to Paddle's default)."""
+    if not b.has_input(op, k):
+        if default is not None:
+            attrs[attr] = make(default)
+        return
+    vid = op.inputs[k]
+    if b.is_const(vid):
+        attrs[attr] = make(b.consts[vid])
+        return
+    what = f"operand {op.input_names[k] if k < len(op.input_names) else k}"
+    slot = schema.tensor_input(legacy_type, attr)
+    if slot is None:
+        raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it only as the "
+                               f"attribute {attr}")
+    if vid in b.vectors:
+        raise TranslationError(f"{what} is a vector; legacy slot {slot.name} takes one tensor")
+    source = b.values.get(vid)
+    integer = schema.legacy_op(legacy_type).attrs[attr] in _INTEGER_ATTRS
+    # shapes, indices and counts go as int32, as legacy programs hold them (paddle.shape was int32 before
+    # PIR) and as Paddle Lite's kernels read them
+    if integer and source is not None and source.dtype == "int64":
+        inputs[slot.name] = [b.cast(vid, "int32", f"{attr}_i32")]
+    else:
+        inputs[slot.name] = [b.name_of(vid)]
 
 
 def _operand_names(b: Builder, vid: int, slot: schema.Slot, what: str):

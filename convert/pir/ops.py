@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
-from .builder import BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError
-from .generic import Route, legacy_type_for, translate_generic
+from .builder import BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError, UpstreamFailed
+from .generic import Route, const_or_tensor, legacy_type_for, translate_generic
 from .reader import PirOp
 
 TRANSLATORS: Dict[str, Callable[[Builder, PirOp], None]] = {}
@@ -108,14 +108,7 @@ def arange(b, op):
         if b.is_const(vid):
             slots[slot] = [b.constant(b.consts[vid], dtype, [1])]
         else:
-            source = b.values.get(vid)
-            name = b.name_of(vid)
-            if source is not None and source.dtype != dtype:
-                cast_to = b.declare(b.fresh("range_arg"), dtype, [1])
-                b.emit("cast", {"X": [name]}, {"Out": [cast_to]},
-                       {"in_dtype": INT(PROTO_DTYPE[source.dtype]), "out_dtype": INT(PROTO_DTYPE[dtype])})
-                name = cast_to
-            slots[slot] = [name]
+            slots[slot] = [b.cast(vid, dtype, "range_arg")]
     b.emit("range", slots, {"Out": [b.output(op)]}, {})
 
 
@@ -127,6 +120,8 @@ def combine(b, op):
 @translates("builtin.split")
 def builtin_split(b, op):
     names = b.split_results.get(op.inputs[0])
+    if names is None and op.inputs[0] in b.failed:
+        raise UpstreamFailed(f"value %{op.inputs[0]} comes from an op that was not translated")
     if names is None:
         raise TranslationError("builtin.split of a value that no split op produced")
     for value, name in zip(op.outputs, names):
@@ -307,7 +302,9 @@ def _with_xshape(b, op, legacy_type, inputs, attrs):
 
 @translates("pd_op.reshape", "pd_op.reshape_")
 def reshape(b, op):
-    _with_xshape(b, op, "reshape2", {"X": [_x(b, op)]}, {"shape": INTS(b.const(op, 1))})
+    inputs, attrs = {"X": [_x(b, op)]}, {"shape": INTS([])}
+    const_or_tensor(b, op, 1, "reshape2", "shape", inputs, attrs, INTS)   # run time: reshape2's Shape input
+    _with_xshape(b, op, "reshape2", inputs, attrs)
 
 
 @translates("pd_op.flatten", "pd_op.flatten_")
@@ -340,6 +337,27 @@ def concat(b, op):
            {"axis": INT(b.const(op, 1, 0))})
 
 
+@translates("pd_op.stack")
+def stack(b, op):
+    """Scalars stacked into a vector (a shape or a slice bound computed at run time: ``[n, -1, w]``)
+    become ``reshape2`` to [1] + ``concat``, as legacy programs build them. A ``stack`` of 0-D tensors
+    would make the same vector, but Lite cannot run 0-D tensors and the zero-d pass that makes them
+    [1] would turn that vector into an [n, 1] matrix, which Paddle, Lite and paddle2onnx refuse as a shape."""
+    members = b.vectors.get(op.inputs[0])
+    scalars = members and all((b.values.get(m) or op.outputs[0]).shape == [] for m in members)
+    if not scalars or int(op.attrs.get("axis", 0)) not in (0, -1):
+        translate_generic(b, op)
+        return
+    parts = []
+    for m in members:
+        value = b.values.get(m)
+        part = b.declare(b.fresh("stack_part"), value.dtype, [1])
+        xshape = b.declare(part + ".xshape", value.dtype, [0])
+        b.emit("reshape2", {"X": [b.name_of(m)]}, {"Out": [part], "XShape": [xshape]}, {"shape": INTS([1])})
+        parts.append(part)
+    b.emit("concat", {"X": parts}, {"Out": [b.output(op)]}, {"axis": INT(0)})
+
+
 def _split_outputs(b, op, count):
     value = op.outputs[0]
     names = []
@@ -369,15 +387,25 @@ def split_with_num(b, op):
 
 @translates("pd_op.slice")
 def slice_(b, op):
-    b.emit("slice", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"axes": INTS(op.attrs["axes"]), "starts": INTS(b.const(op, 1)), "ends": INTS(b.const(op, 2)),
-            "infer_flags": INTS(op.attrs.get("infer_flags") or [1] * len(op.attrs["axes"])),
-            "decrease_axis": INTS(op.attrs.get("decrease_axis") or [])})
+    inputs = {"Input": [_x(b, op)]}
+    attrs = {"axes": INTS(op.attrs["axes"]), "starts": INTS([]), "ends": INTS([]),
+             "infer_flags": INTS(op.attrs.get("infer_flags") or [1] * len(op.attrs["axes"])),
+             "decrease_axis": INTS(op.attrs.get("decrease_axis") or [])}
+    for k, attr in ((1, "starts"), (2, "ends")):   # run time: slice's StartsTensor / EndsTensor
+        const_or_tensor(b, op, k, "slice", attr, inputs, attrs, INTS)
+    b.emit("slice", inputs, {"Out": [b.output(op)]}, attrs)
 
 
 @translates("pd_op.shape", "pd_op.shape64")
 def shape(b, op):
-    b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]}, {})
+    if op.name == "shape":
+        b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]}, {})
+        return
+    # legacy shape always makes int32; shape64's users (slice, stack with int64 constants) expect int64
+    dims = b.declare(b.fresh("shape"), "int32", op.outputs[0].shape)
+    b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [dims]}, {})
+    b.emit("cast", {"X": [dims]}, {"Out": [b.output(op)]},
+           {"in_dtype": INT(PROTO_DTYPE["int32"]), "out_dtype": INT(PROTO_DTYPE["int64"])})
 
 
 @translates("pd_op.cast", "pd_op.cast_")
