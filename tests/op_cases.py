@@ -36,6 +36,12 @@ def i64(name, low, high, *shape):
     return (name, list(shape), "int64", low, high)
 
 
+def dyn(name, spec, *shapes):
+    """A float32 input exported with dynamic dims (None in ``spec``) and fed at each of ``shapes``
+    (inputs.npz holds the first, inputs.K.npz the K-th): run-time shape arithmetic must hold at all."""
+    return (name, list(spec), F32, -2.0, 2.0, [list(s) for s in shapes])
+
+
 # ------------------------------------------------------------------ cases
 # Each forward uses `paddle` from module scope (imported in main, after the PIR flag is set).
 
@@ -220,6 +226,47 @@ def while_loop(self, x):
 case(f("x", 2, 3))(while_loop)
 
 
+# Shapes computed at run time (shape64 -> slice -> stack/arithmetic) feeding the legacy ops' tensor inputs
+
+def runtime_reshape(self, x):
+    y = self.conv(x) + self.zero
+    n, c, h, w = y.shape  # n, h, w are tensors at run time
+    return y.reshape([0, -1, w]), y.transpose([0, 3, 1, 2]).reshape([n, w, c * h]), y.reshape([n, c, h * 2, w // 2])
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)),
+     layers=lambda nn: {"conv": nn.Conv2D(3, 4, 3, padding=1)})(runtime_reshape)
+
+
+def runtime_slice(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    return x[:, :, : h // 2, w // 4:], x[:, :, :, : w % 5 + 1], x[:, 1:, h - 3:]
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 17)))(runtime_slice)
+
+
+def runtime_full(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    return (paddle.full([n, h, 1], 0.5) + x[:, 0, :, :1], paddle.zeros([n, w]) + x[:, 0, 0, :],
+            paddle.full([n, 2], paddle.mean(x)))
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_full)
+
+
+def runtime_expand_tile(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    return (paddle.expand(x[:, :, :, :1], [n, c, h, w]), paddle.tile(x[:, :, :1, :1], [1, 1, h, w]),
+            paddle.expand(x[:1], [n * 2, c, h, w]))
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_expand_tile)
+
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):
@@ -240,10 +287,16 @@ def _layer(name):
     return layer
 
 
-def make_inputs(name, seed=0):
+def input_sets(name) -> int:
+    """How many input sets a case is checked at (one per shape of its dynamic inputs)."""
+    return max(len(spec[5]) if len(spec) > 5 else 1 for spec in CASES[name][1])
+
+
+def make_inputs(name, seed=0, which=0):
     rng = np.random.default_rng(seed)
     feeds = {}
-    for input_name, shape, dtype, low, high in CASES[name][1]:
+    for input_name, shape, dtype, low, high, *shapes in CASES[name][1]:
+        shape = shapes[0][which] if shapes else shape
         if dtype.startswith("int"):
             feeds[input_name] = rng.integers(low, high, shape).astype(dtype)
         else:
@@ -262,10 +315,12 @@ def export(name, out_dir):
             continue
         param.set_value(rng.normal(0, 0.5, param.shape).astype("float32"))
     layer.eval()
-    specs = [paddle.static.InputSpec(shape, dtype, n) for n, shape, dtype, _, _ in CASES[name][1]]
+    specs = [paddle.static.InputSpec(spec[1], spec[2], spec[0]) for spec in CASES[name][1]]
     os.makedirs(out_dir, exist_ok=True)
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=specs, full_graph=True), os.path.join(out_dir, "model"))
     np.savez(os.path.join(out_dir, "inputs.npz"), **make_inputs(name))
+    for which in range(1, input_sets(name)):
+        np.savez(os.path.join(out_dir, f"inputs.{which}.npz"), **make_inputs(name, which=which))
 
 
 

@@ -181,6 +181,11 @@ class Builder:
 
     def constant(self, value, dtype: str, shape: Optional[List[int]] = None) -> str:
         """Emit a constant tensor (fill_constant / assign_value) into the current block; returns its name."""
+        if (not isinstance(value, list) and dtype in ("int32", "int64") and shape and float(np.float32(value)) != value
+                and int(np.prod(shape)) <= 4096):
+            # fill_constant's float "value" (read by Lite and paddle2onnx; Paddle reads str_value) cannot hold it:
+            # PIR's slice-to-the-end bound 2147483647 would become 2^31 and overflow int32
+            return self.constant([int(value)] * int(np.prod(shape)), dtype, shape)
         name = self.fresh("const")
         if isinstance(value, list):
             if not shape or int(np.prod(shape)) != len(value):

@@ -393,6 +393,10 @@ def slice_(b, op):
              "decrease_axis": INTS(op.attrs.get("decrease_axis") or [])}
     for k, attr in ((1, "starts"), (2, "ends")):   # run time: slice's StartsTensor / EndsTensor
         const_or_tensor(b, op, k, "slice", attr, inputs, attrs, INTS)
+        if not attrs[attr][1]:
+            # read from a tensor: the attribute still needs one (ignored) entry per axis, or Paddle's shape
+            # inference reads past its end and crashes; -1 is what Paddle 2 wrote there
+            attrs[attr] = INTS([-1] * len(op.attrs["axes"]))
     b.emit("slice", inputs, {"Out": [b.output(op)]}, attrs)
 
 
