@@ -91,17 +91,18 @@ class MiscOps(paddle.nn.Layer):
 
 
 class Untranslatable(paddle.nn.Layer):
-    """Shapes computed at run time (full_with_tensor, reshape to a computed shape): no legacy form in wherry's
-    translator, so the error must name them, and ONNX must still come straight from the PIR program."""
+    """An op with no legacy form in wherry's translator (tril: legacy Paddle calls it tril_triu) whose result
+    feeds further ops: the error must name it alone (its users are not reported again, nor as values "used
+    before they are defined"), and ONNX must still come straight from the PIR program."""
 
     def __init__(self):
         super().__init__()
         self.conv = paddle.nn.Conv2D(3, 4, 3)
+        self.conv2 = paddle.nn.Conv2D(4, 4, 1)
 
     def forward(self, x):
-        y = self.conv(x)
-        batch = paddle.shape(x)[0]
-        return y.reshape([batch, -1]) + paddle.full([batch, 1], 0.5)
+        y = paddle.tril(self.conv(x))
+        return self.conv2(paddle.nn.functional.relu(y * 2.0)) + y
 
 
 paddle.seed(0)

@@ -2,6 +2,7 @@
 
     python tests/op_cases.py FORMAT OUT_DIR [CASE ...]
 
+FORMAT is pir, legacy, or feed (a legacy export translated to PIR by Paddle itself: pd_op.feed inputs);
 exports every case (or the named ones) as OUT_DIR/CASE/model.{json|pdmodel} + model.pdiparams with
 inputs OUT_DIR/CASE/inputs.npz, in one process (the PIR flag is read when paddle is imported).
 Adding an op to the translator adds one entry to CASES.
@@ -304,7 +305,21 @@ def make_inputs(name, seed=0, which=0):
     return feeds
 
 
-def export(name, out_dir):
+def to_feed_program(prefix):
+    """Replace a legacy export by the PIR program Paddle's own translator makes of it (paddle.pir.translate_to_pir):
+    its inputs are pd_op.feed ops, not pd_op.data, and Paddle Inference runs it as it is."""
+    from paddle.base import core
+
+    paddle.enable_static()
+    try:
+        program, _, _ = paddle.static.load_inference_model(prefix, paddle.static.Executor(paddle.CPUPlace()))
+        core.serialize_pir_program(paddle.pir.translate_to_pir(program.desc), prefix + ".json")
+    finally:
+        paddle.disable_static()
+    os.remove(prefix + ".pdmodel")
+
+
+def export(name, out_dir, fmt="pir"):
     import paddle
 
     paddle.seed(0)
@@ -318,6 +333,8 @@ def export(name, out_dir):
     specs = [paddle.static.InputSpec(spec[1], spec[2], spec[0]) for spec in CASES[name][1]]
     os.makedirs(out_dir, exist_ok=True)
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=specs, full_graph=True), os.path.join(out_dir, "model"))
+    if fmt == "feed":
+        to_feed_program(os.path.join(out_dir, "model"))
     np.savez(os.path.join(out_dir, "inputs.npz"), **make_inputs(name))
     for which in range(1, input_sets(name)):
         np.savez(os.path.join(out_dir, f"inputs.{which}.npz"), **make_inputs(name, which=which))
@@ -326,14 +343,14 @@ def export(name, out_dir):
 
 def main(argv):
     fmt, out = argv[0], argv[1]
-    os.environ["FLAGS_enable_pir_api"] = "0" if fmt == "legacy" else "1"
+    os.environ["FLAGS_enable_pir_api"] = "0" if fmt in ("legacy", "feed") else "1"
     global paddle
     import paddle  # noqa: F401
 
     failed = []
     for name in argv[2:] or sorted(CASES):
         try:
-            export(name, os.path.join(out, name))
+            export(name, os.path.join(out, name), fmt)
         except Exception as exc:  # noqa: BLE001 - report every case that Paddle itself cannot export
             failed.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     for line in failed:

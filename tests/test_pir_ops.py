@@ -12,7 +12,7 @@ import pytest
 from conftest import CACHE, PADDLE_VERSION, REPO
 from op_cases import CASES, input_sets
 from wherry import runtimes
-from wherry.convert import pir
+from wherry.convert import pir, source
 from wherry.runtimes import parity
 
 
@@ -82,6 +82,29 @@ def test_runtime_shapes_reach_an_x86_nb(name, pir_cases, wherry, tmp_path):
         for inputs in input_files(folder, name)[1:]:
             feeds = dict(np.load(inputs))
             assert_same(original.run(feeds), lite.run(feeds))
+
+
+def test_a_program_paddle_translated_from_legacy_has_feed_inputs_and_converts(wherry, tmp_path):
+    """paddle.pir.translate_to_pir writes pd_op.feed inputs (and shape lists as vectors): read, translated and
+    converted like a jit.save export, and right at two shapes."""
+    folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "feed"
+    name = "runtime_reshape"
+    if not (folder / name / "model.json").is_file():
+        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "feed", str(folder), name], check=True,
+                       capture_output=True)
+    folder = folder / name
+    assert '"1.feed"' in (folder / "model.json").read_text() and '"1.data"' not in (folder / "model.json").read_text()
+    info = source.read(folder / "model.json")
+    assert [(s.name, s.shape) for s in info.inputs] == [("x", (None, 3, None, None))]
+    result = pir.translate(folder / "model.json", folder / "model.pdiparams", tmp_path / "legacy")
+    with runtimes.open(str(folder / "model.json")) as original, runtimes.open(str(result.model_file)) as translated:
+        for inputs in input_files(folder, name):
+            feeds = dict(np.load(inputs))
+            assert_same(original.run(feeds), translated.run(feeds))
+    proc = wherry("convert", folder, "-t", "desktop-x86_64", "-o", tmp_path / "out", "--inputs", folder / "inputs.npz",
+                  "--json")
+    results = {a["file"]: a for a in json.loads(proc.stdout)["bundles"][0]["report"]["verification"]["artifacts"]}
+    assert [results[f]["status"] for f in ("model.x86.nb", "model.onnx")] == ["passed", "passed"], results
 
 
 def test_an_inherited_legacy_mode_flag_does_not_break_pir_reading(pir_cases, tmp_path):

@@ -224,20 +224,44 @@ def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, 
         attrs[attr] = make(b.consts[vid])
         return
     what = f"operand {op.input_names[k] if k < len(op.input_names) else k}"
+    integer = schema.legacy_op(legacy_type).attrs[attr] in _INTEGER_ATTRS
+    # shapes, indices and counts go as int32, as legacy programs hold them (paddle.shape was int32 before
+    # PIR) and as Paddle Lite's kernels read them
+    if vid in b.vectors:  # one value per entry (programs Paddle translated from legacy ones keep such lists)
+        slot = schema.tensor_list_input(legacy_type, attr)
+        if slot is None:
+            raise TranslationError(f"{what} is a list computed at run time; legacy {legacy_type} takes it only "
+                                   f"as the attribute {attr}")
+        inputs[slot.name] = scalar_parts(b, b.vectors[vid], "int32" if integer else None)
+        return
     slot = schema.tensor_input(legacy_type, attr)
     if slot is None:
         raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it only as the "
                                f"attribute {attr}")
-    if vid in b.vectors:
-        raise TranslationError(f"{what} is a vector; legacy slot {slot.name} takes one tensor")
     source = b.values.get(vid)
-    integer = schema.legacy_op(legacy_type).attrs[attr] in _INTEGER_ATTRS
-    # shapes, indices and counts go as int32, as legacy programs hold them (paddle.shape was int32 before
-    # PIR) and as Paddle Lite's kernels read them
     if integer and source is not None and source.dtype == "int64":
         inputs[slot.name] = [b.cast(vid, "int32", f"{attr}_i32")]
     else:
         inputs[slot.name] = [b.name_of(vid)]
+
+
+def scalar_parts(b: Builder, members, dtype: Optional[str] = None) -> list:
+    """Each scalar value (0-D or one element) as a [1] tensor, in ``dtype`` if given: the form in which
+    legacy programs pass lists of run-time numbers (shape lists, slice bounds). A reshape, not an unsqueeze:
+    the zero-d pass later makes 0-D values [1], and a reshape to [1] means the same for both."""
+    parts = []
+    for m in members:
+        value = b.values.get(m)
+        name = b.cast(m, dtype, "scalar") if dtype and value is not None and value.dtype != dtype else b.name_of(m)
+        kind = dtype or (value.dtype if value is not None else "float32")
+        if value is not None and value.shape == [1]:
+            parts.append(name)
+            continue
+        part = b.declare(b.fresh("scalar"), kind, [1])
+        b.emit("reshape2", {"X": [name]}, {"Out": [part], "XShape": [b.declare(part + ".xshape", kind, [0])]},
+               {"shape": INTS([1])})
+        parts.append(part)
+    return parts
 
 
 def _operand_names(b: Builder, vid: int, slot: schema.Slot, what: str):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional
 
 from .builder import BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError, UpstreamFailed
-from .generic import Route, const_or_tensor, legacy_type_for, translate_generic
+from .generic import Route, const_or_tensor, legacy_type_for, scalar_parts, translate_generic
 from .reader import PirOp
 
 TRANSLATORS: Dict[str, Callable[[Builder, PirOp], None]] = {}
@@ -348,14 +348,7 @@ def stack(b, op):
     if not scalars or int(op.attrs.get("axis", 0)) not in (0, -1):
         translate_generic(b, op)
         return
-    parts = []
-    for m in members:
-        value = b.values.get(m)
-        part = b.declare(b.fresh("stack_part"), value.dtype, [1])
-        xshape = b.declare(part + ".xshape", value.dtype, [0])
-        b.emit("reshape2", {"X": [b.name_of(m)]}, {"Out": [part], "XShape": [xshape]}, {"shape": INTS([1])})
-        parts.append(part)
-    b.emit("concat", {"X": parts}, {"Out": [b.output(op)]}, {"axis": INT(0)})
+    b.emit("concat", {"X": scalar_parts(b, members)}, {"Out": [b.output(op)]}, {"axis": INT(0)})
 
 
 def _split_outputs(b, op, count):

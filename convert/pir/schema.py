@@ -98,6 +98,22 @@ def tensor_input(op_type: str, attr: str) -> Optional[Slot]:
     return None
 
 
+def tensor_list_input(op_type: str, attr: str) -> Optional[Slot]:
+    """The input slot through which legacy ``op_type`` takes list attribute ``attr`` as one 1-element tensor
+    per entry (``ShapeTensor`` of reshape2, ``ShapeTensorList`` of fill_constant, ``StartsTensorList`` of
+    slice, ``expand_shapes_tensor`` of expand_v2, ``repeat_times_tensor`` of tile): a dispensable,
+    duplicable slot named after the attribute and ending in Tensor or TensorList."""
+    proto = legacy_op(op_type)
+    if proto is None or attr not in proto.attrs:
+        return None
+    key = attr.replace("_", "").lower()
+    for slot in proto.inputs:
+        name = slot.name.replace("_", "").lower()
+        if slot.dispensable and slot.duplicable and key in name and name.endswith(("tensor", "tensorlist")):
+            return slot
+    return None
+
+
 _SIGNATURES: Dict[str, Optional[PirSignature]] = {}   # op kind -> names (None: Paddle has no yaml info)
 
 
