@@ -95,3 +95,21 @@ def test_every_op_kind_has_a_way_or_none():
     assert pir.describe("pd_op.gather_nd") == "generic -> gather_nd"      # from the wheel's op protos
     assert pir.describe("pd_op.one_hot") == "table -> one_hot_v2"
     assert pir.describe("pd_op.no_such_op") is None
+
+
+def test_a_dynamic_width_recognizer_reaches_a_passing_nb_at_two_widths(wherry, tmp_path):
+    """PP-OCR's recognizer pattern (conv backbone, reshapes that take the width at run time, CTC head), exported
+    with any width: inspect finds nothing computed at run time, and the x86 .nb and ONNX pass at two widths."""
+    model = export_vision_model("rec_dynamic", "pir", 32)
+    report = json.loads(wherry("inspect", model, "--json", check=0).stdout)
+    assert report["inputs"][0]["shape"] == [None, 3, 32, None]
+    assert report["targets"]["desktop-x86_64"]["lite_ok"] is True
+    assert not [row["problem"] for row in report["pir_ops"].values() if row["problem"]]
+    for width in (64, 160):
+        proc = wherry("convert", model, "-t", "desktop-x86_64", "-o", tmp_path / str(width), "--shape",
+                      f"x=1,3,32,{width}", "--json", check=0)
+        bundle = json.loads(proc.stdout)["bundles"][0]
+        results = {a["file"]: a["status"] for a in bundle["report"]["verification"]["artifacts"]}
+        assert results == {"model.x86.nb": "passed", "model.onnx": "passed"}, (width, results)
+        manifest = json.loads(next((tmp_path / str(width)).glob("*/manifest.json")).read_text())
+        assert manifest["source"]["translated"] is True
