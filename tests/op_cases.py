@@ -268,6 +268,17 @@ def runtime_expand_tile(self, x):
 case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_expand_tile)
 
 
+def runtime_interp(self, x, y):
+    F = paddle.nn.functional
+    x = x + self.zero
+    return (F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=False),
+            F.interpolate(x, size=paddle.shape(y)[2:], mode="nearest"))
+
+
+case(dyn("x", (None, 2, None, None), (1, 2, 4, 5), (2, 2, 3, 7)),
+     dyn("y", (None, 1, None, None), (1, 1, 8, 10), (2, 1, 9, 13)))(runtime_interp)
+
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):

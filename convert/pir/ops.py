@@ -280,9 +280,18 @@ def pool2d(b, op):
 
 @translates("pd_op.nearest_interp", "pd_op.bilinear_interp")
 def interpolate(b, op):
-    if any(b.has_input(op, k) for k in (1, 2, 3)):
-        raise TranslationError("run-time output size or scale tensors are not supported; use static sizes")
-    b.emit(f"{op.name}_v2", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+    # a size computed at run time (upsample to another tensor's size): PIR's out_size (one tensor),
+    # size_tensor (one value per dim) and scale_tensor are the legacy OutSize, SizeTensor and Scale inputs
+    inputs = {"X": [_x(b, op)]}
+    if b.has_input(op, 1):
+        inputs["OutSize"] = [b.cast(op.inputs[1], "int32", "out_size")]
+    if b.has_input(op, 2):
+        members = b.vectors.get(op.inputs[2])
+        inputs["SizeTensor"] = (scalar_parts(b, members, "int32") if members is not None
+                                else [b.cast(op.inputs[2], "int32", "size")])
+    if b.has_input(op, 3):
+        inputs["Scale"] = [b.cast(op.inputs[3], "float32", "scale")]
+    b.emit(f"{op.name}_v2", inputs, {"Out": [b.output(op)]},
            {"data_layout": STRING(op.attrs.get("data_format", "NCHW")), "out_d": INT(op.attrs.get("out_d", -1)),
             "out_h": INT(op.attrs.get("out_h", -1)), "out_w": INT(op.attrs.get("out_w", -1)),
             "scale": FLOATS(op.attrs.get("scale") or []), "interp_method": STRING(op.attrs["interp_method"]),
