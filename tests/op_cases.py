@@ -279,6 +279,16 @@ case(dyn("x", (None, 2, None, None), (1, 2, 4, 5), (2, 2, 3, 7)),
      dyn("y", (None, 1, None, None), (1, 1, 8, 10), (2, 1, 9, 13)))(runtime_interp)
 
 
+def runtime_scalars(self, x, y):
+    x = x + self.zero
+    lo, hi = paddle.min(y), paddle.max(y)
+    return (paddle.scale(x, scale=paddle.mean(y), bias=0.5), paddle.clip(x, min=lo * 0.5, max=hi * 0.5),
+            paddle.scale(x, scale=hi, bias=0.25, bias_after_scale=False))
+
+
+case(dyn("x", (None, 3, None), (2, 3, 4), (1, 3, 9)), f("y", 5))(runtime_scalars)
+
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):

@@ -211,13 +211,11 @@ def tensor_twins(legacy_type: str) -> set:
 
 
 def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, inputs: dict, attrs: dict,
-                    make, default=None) -> None:
-    """Operand ``k`` of ``op`` as legacy attribute ``attr``: its value when it is a constant, else the
-    tensor input the legacy op reads it from at run time (``schema.tensor_input``). An absent operand
-    gives ``default`` (None: the attribute is left to Paddle's default)."""
+                    make) -> None:
+    """Operand ``k`` of ``op`` as legacy attribute ``attr`` (``make`` types the value): its value when it is
+    a constant, else the tensor input the legacy op reads it from at run time (``schema.tensor_input``, or
+    ``schema.tensor_list_input`` for a list of values). An absent operand leaves ``attrs`` as it is."""
     if not b.has_input(op, k):
-        if default is not None:
-            attrs[attr] = make(default)
         return
     vid = op.inputs[k]
     if b.is_const(vid):

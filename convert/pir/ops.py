@@ -233,15 +233,34 @@ def softmax(b, op):
 
 @translates("pd_op.clip", "pd_op.clip_")
 def clip(b, op):
-    b.emit("clip", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"min": FLOAT(b.const(op, 1)), "max": FLOAT(b.const(op, 2))})
+    inputs, attrs = {"X": [_x(b, op)]}, {"min": FLOAT(-3.4e38), "max": FLOAT(3.4e38)}
+    for k, attr in ((1, "min"), (2, "max")):   # run time: clip's Min / Max inputs
+        const_or_tensor(b, op, k, "clip", attr, inputs, attrs, FLOAT)
+    b.emit("clip", inputs, {"Out": [b.output(op)]}, attrs)
 
 
 @translates("pd_op.scale", "pd_op.scale_")
 def scale(b, op):
-    b.emit("scale", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"scale": FLOAT(b.const(op, 1, 1.0)), "bias": FLOAT(op.attrs.get("bias", 0.0)),
-            "bias_after_scale": BOOL(op.attrs.get("bias_after_scale", True))})
+    bias, after = float(op.attrs.get("bias", 0.0)), bool(op.attrs.get("bias_after_scale", True))
+    if not b.has_input(op, 1) or b.is_const(op.inputs[1]):
+        b.emit("scale", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+               {"scale": FLOAT(b.const(op, 1, 1.0)), "bias": FLOAT(bias), "bias_after_scale": BOOL(after)})
+        return
+    # a factor computed at run time: legacy scale has a ScaleTensor input, but Lite registers no kernel
+    # reading it (opt aborts), so the product is an elementwise_mul and the bias a scale by 1
+    x = _x(b, op)
+    if not after and bias:
+        shifted = b.declare(b.fresh("scale_in"), op.outputs[0].dtype, op.outputs[0].shape)
+        b.emit("scale", {"X": [x]}, {"Out": [shifted]}, {"scale": FLOAT(1.0), "bias": FLOAT(bias),
+                                                         "bias_after_scale": BOOL(True)})
+        x = shifted
+    if after and bias:
+        product = b.declare(b.fresh("scaled"), op.outputs[0].dtype, op.outputs[0].shape)
+        b.emit("elementwise_mul", {"X": [x], "Y": [_x(b, op, 1)]}, {"Out": [product]}, {"axis": INT(-1)})
+        b.emit("scale", {"X": [product]}, {"Out": [b.output(op)]},
+               {"scale": FLOAT(1.0), "bias": FLOAT(bias), "bias_after_scale": BOOL(True)})
+    else:
+        b.emit("elementwise_mul", {"X": [x], "Y": [_x(b, op, 1)]}, {"Out": [b.output(op)]}, {"axis": INT(-1)})
 
 
 # ------------------------------------------------------------------ elementwise and matmul
