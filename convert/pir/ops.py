@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
-from .builder import BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError, UpstreamFailed
+from .builder import (BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError,
+                      UpstreamFailed)
 from .generic import Route, const_or_tensor, legacy_type_for, scalar_parts, translate_generic
 from .reader import PirOp
 
@@ -248,7 +249,7 @@ def scale(b, op):
         return
     # a factor computed at run time: legacy scale has a ScaleTensor input, but Lite registers no kernel
     # reading it (opt aborts), so the product is an elementwise_mul and the bias a scale by 1
-    x = _x(b, op)
+    x, factor = _x(b, op), b.cast(op.inputs[1], op.outputs[0].dtype or "float32", "scale_factor")
     if not after and bias:
         shifted = b.declare(b.fresh("scale_in"), op.outputs[0].dtype, op.outputs[0].shape)
         b.emit("scale", {"X": [x]}, {"Out": [shifted]}, {"scale": FLOAT(1.0), "bias": FLOAT(bias),
@@ -256,11 +257,11 @@ def scale(b, op):
         x = shifted
     if after and bias:
         product = b.declare(b.fresh("scaled"), op.outputs[0].dtype, op.outputs[0].shape)
-        b.emit("elementwise_mul", {"X": [x], "Y": [_x(b, op, 1)]}, {"Out": [product]}, {"axis": INT(-1)})
+        b.emit("elementwise_mul", {"X": [x], "Y": [factor]}, {"Out": [product]}, {"axis": INT(-1)})
         b.emit("scale", {"X": [product]}, {"Out": [b.output(op)]},
                {"scale": FLOAT(1.0), "bias": FLOAT(bias), "bias_after_scale": BOOL(True)})
     else:
-        b.emit("elementwise_mul", {"X": [x], "Y": [_x(b, op, 1)]}, {"Out": [b.output(op)]}, {"axis": INT(-1)})
+        b.emit("elementwise_mul", {"X": [x], "Y": [factor]}, {"Out": [b.output(op)]}, {"axis": INT(-1)})
 
 
 # ------------------------------------------------------------------ elementwise and matmul
@@ -372,7 +373,7 @@ def stack(b, op):
     would make the same vector, but Lite cannot run 0-D tensors and the zero-d pass that makes them
     [1] would turn that vector into an [n, 1] matrix, which Paddle, Lite and paddle2onnx refuse as a shape."""
     members = b.vectors.get(op.inputs[0])
-    scalars = members and all((b.values.get(m) or op.outputs[0]).shape == [] for m in members)
+    scalars = members and all(m in b.values and b.values[m].shape == [] for m in members)
     if not scalars or int(op.attrs.get("axis", 0)) not in (0, -1):
         translate_generic(b, op)
         return
