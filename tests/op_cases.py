@@ -232,7 +232,9 @@ case(f("x", 2, 3))(while_loop)
 def runtime_reshape(self, x):
     y = self.conv(x) + self.zero
     n, c, h, w = y.shape  # n, h, w are tensors at run time
-    return y.reshape([0, -1, w]), y.transpose([0, 3, 1, 2]).reshape([n, w, c * h]), y.reshape([n, c, h * 2, w // 2])
+    dims = paddle.shape(y)  # the shape as one tensor, cut and joined (shape64 -> slice -> concat), as PP-OCR's nets do
+    return (y.reshape([0, -1, w]), y.transpose([0, 3, 1, 2]).reshape([n, w, c * h]), y.reshape([n, c, h * 2, w // 2]),
+            y.reshape(paddle.concat([dims[:1], paddle.full([1], -1, dims.dtype), dims[3:]])))
 
 
 case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)),

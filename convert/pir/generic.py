@@ -225,17 +225,23 @@ def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, 
     integer = schema.legacy_op(legacy_type).attrs[attr] in _INTEGER_ATTRS
     # shapes, indices and counts go as int32, as legacy programs hold them (paddle.shape was int32 before
     # PIR) and as Paddle Lite's kernels read them
-    if vid in b.vectors:  # one value per entry (programs Paddle translated from legacy ones keep such lists)
-        slot = schema.tensor_list_input(legacy_type, attr)
+    members = b.vectors.get(vid)  # programs Paddle translated from legacy ones keep lists of values
+    if members is not None and all(m in b.values and b.values[m].shape in ([], [1]) for m in members):
+        slot = schema.tensor_list_input(legacy_type, attr)   # one value per entry
         if slot is None:
             raise TranslationError(f"{what} is a list computed at run time; legacy {legacy_type} takes it only "
                                    f"as the attribute {attr}")
-        inputs[slot.name] = scalar_parts(b, b.vectors[vid], "int32" if integer else None)
+        inputs[slot.name] = scalar_parts(b, members, "int32" if integer else None)
         return
     slot = schema.tensor_input(legacy_type, attr)
     if slot is None:
         raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it only as the "
                                f"attribute {attr}")
+    if members is not None:  # one tensor holding all the values (the legacy Shape input, translated by Paddle)
+        if len(members) != 1:
+            raise TranslationError(f"{what} is a list of {len(members)} tensors of several values each; legacy "
+                                   f"{legacy_type} takes one tensor or one value per entry")
+        vid = members[0]
     source = b.values.get(vid)
     if integer and source is not None and source.dtype == "int64":
         inputs[slot.name] = [b.cast(vid, "int32", f"{attr}_i32")]
