@@ -39,7 +39,7 @@ def _pir_ops(info: source.ModelInfo, targets: List[str], supported_by_places) ->
             supported_by_places[p] = lite_export.supported_ops(p)
     rows = {}
     for name, kind in sorted(pir.analyze(info.files.model_file).items()):
-        if name in ("pd_op.data", "pd_op.fetch", "builtin.combine", "builtin.split", "cf.yield"):
+        if name in ("pd_op.data", "pd_op.feed", "pd_op.fetch", "builtin.combine", "builtin.split", "cf.yield"):
             continue
         legacy = sorted(kind.legacy)
         artifacts = []

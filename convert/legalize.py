@@ -274,8 +274,9 @@ def _slot_for(slots, name):
     return slot
 
 
-# Ops whose "shape" attribute makes their output; an empty shape is a 0-D tensor.
-_SHAPE_MAKERS = ("fill_constant", "gaussian_random", "uniform_random", "fill_any_like", "full_like")
+# Ops whose "shape" attribute makes their output; an empty shape is a 0-D tensor (reshape2: a 1-element
+# tensor made 0-D, as PIR programs do before stacking scalars into a shape).
+_SHAPE_MAKERS = ("fill_constant", "gaussian_random", "uniform_random", "fill_any_like", "full_like", "reshape2")
 
 
 @legalization_pass("zero-d", "Paddle Lite cannot run 0-D tensors (fill_constant shape=[] from `x > 0`, Python `if` "
@@ -290,7 +291,8 @@ def zero_d(program: Program) -> List[str]:
             shape = _attr(op, "shape")
             if op.type not in _SHAPE_MAKERS or shape is None or len(shape.longs) or len(shape.ints):
                 continue
-            if any(len(s.arguments) for s in op.inputs if s.parameter.startswith("ShapeTensor")):
+            if any(len(s.arguments) for s in op.inputs if s.parameter.startswith("ShapeTensor")
+                   or s.parameter == "Shape"):
                 continue  # the shape comes from a tensor at run time
             if shape.type == framework_pb2.AttrType.LONGS:
                 shape.longs.append(1)

@@ -229,6 +229,12 @@ def _read_pir(json_path: Path) -> ModelInterface:
         if name == "data":
             shape = tuple(None if d < 0 else int(d) for d in attrs.get("shape") or [])
             inputs.append(TensorSpec(str(attrs.get("name")), str(attrs.get("dtype") or "float32"), shape))
+        elif name == "feed":
+            # the input op of programs Paddle translated from legacy ones (paddle.pir.translate_to_pir): name and
+            # column as attributes, dtype and shape only in its result type
+            ttype = op["O"][0]["TT"]["D"]
+            shape = tuple(None if d < 0 else int(d) for d in ttype[1])
+            inputs.append(TensorSpec(str(attrs.get("name")), pir_dtype(ttype[0]), shape))
         elif name == "fetch":
             ttype = op["O"][0]["TT"]["D"]
             shape = tuple(None if d < 0 else int(d) for d in ttype[1])
@@ -237,6 +243,6 @@ def _read_pir(json_path: Path) -> ModelInterface:
             ops[name] += 1
             control_flow = control_flow or bool(op.get("regions"))
     if not inputs or not outputs:
-        raise ModelError(f"{json_path} has no data/fetch ops; it is not an inference program",
+        raise ModelError(f"{json_path} has no data (or feed) and fetch ops; it is not an inference program",
                          "export it with paddle.jit.save(layer, path, input_spec=[...])")
     return ModelInterface(inputs, [spec for _, spec in sorted(outputs, key=lambda t: t[0])], ops, control_flow)

@@ -91,23 +91,58 @@ class MiscOps(paddle.nn.Layer):
 
 
 class Untranslatable(paddle.nn.Layer):
-    """Shapes computed at run time (full_with_tensor, reshape to a computed shape): no legacy form in wherry's
-    translator, so the error must name them, and ONNX must still come straight from the PIR program."""
+    """An op with no legacy form in wherry's translator (tril: legacy Paddle calls it tril_triu) whose result
+    feeds further ops: the error must name it alone (its users are not reported again, nor as values "used
+    before they are defined"), and ONNX must still come straight from the PIR program."""
 
     def __init__(self):
         super().__init__()
         self.conv = paddle.nn.Conv2D(3, 4, 3)
+        self.conv2 = paddle.nn.Conv2D(4, 4, 1)
 
     def forward(self, x):
-        y = self.conv(x)
-        batch = paddle.shape(x)[0]
-        return y.reshape([batch, -1]) + paddle.full([batch, 1], 0.5)
+        y = paddle.tril(self.conv(x))
+        return self.conv2(paddle.nn.functional.relu(y * 2.0)) + y
+
+
+class RecDynamic(paddle.nn.Layer):
+    """A PP-OCR text recognizer in small, exported as PaddleOCR 3.x does (PIR, any width): a conv backbone that
+    keeps the width, an SVTR-style neck whose reshapes take the width at run time (shape64 -> slice -> stack ->
+    reshape), and a CTC head (fc + softmax over the time steps)."""
+
+    def __init__(self):
+        super().__init__()
+        nn = paddle.nn
+        self.backbone = nn.Sequential(
+            nn.Conv2D(3, 16, 3, stride=2, padding=1), nn.BatchNorm2D(16), nn.Hardswish(),
+            nn.Conv2D(16, 32, 3, stride=(2, 1), padding=1), nn.BatchNorm2D(32), nn.ReLU(),
+            nn.Conv2D(32, 32, 3, stride=(2, 1), padding=1), nn.BatchNorm2D(32), nn.Hardswish())
+        self.norm = nn.LayerNorm(32)
+        self.qkv = nn.Linear(32, 96)
+        self.proj = nn.Linear(32, 32)
+        self.neck_out = nn.Conv2D(32, 32, 1)
+        self.fc = nn.Linear(32, 40)
+
+    def forward(self, x):
+        F = paddle.nn.functional
+        z = self.backbone(x)                         # [N, 32, H/8, W/2]
+        n, c, h, w = z.shape                         # w (and n) only known at run time
+        seq = z.flatten(2).transpose([0, 2, 1])      # [N, h*w, C]
+        qkv = self.qkv(self.norm(seq)).reshape([0, -1, 3, 2, c // 2]).transpose([2, 0, 3, 1, 4])
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = F.softmax(paddle.matmul(q, k, transpose_y=True) * (c // 2) ** -0.5, axis=-1)
+        ctx = paddle.matmul(att, v).transpose([0, 2, 1, 3]).reshape([0, -1, c])
+        seq = seq + self.proj(ctx)
+        z = self.neck_out(seq.reshape([0, h, w, c]).transpose([0, 3, 1, 2]))
+        z = paddle.mean(z, axis=2).transpose([0, 2, 1])  # [N, W/2, C]: one step per column
+        return F.softmax(self.fc(z), axis=-1)
 
 
 paddle.seed(0)
 kwargs = {"num_classes": 1000}
-custom = {"ocr_like": OcrLike, "misc_ops": MiscOps, "untranslatable": Untranslatable}
+custom = {"ocr_like": OcrLike, "misc_ops": MiscOps, "untranslatable": Untranslatable, "rec_dynamic": RecDynamic}
 model = custom[name]() if name in custom else getattr(models, name)(**kwargs)
 he_init(model)
 model.eval()
-paddle.jit.save(model, out_prefix, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")])
+shape = [None, 3, size, None] if name == "rec_dynamic" else [None, 3, size, size]  # a recognizer: any width
+paddle.jit.save(model, out_prefix, input_spec=[paddle.static.InputSpec(shape, "float32", "x")])

@@ -2,6 +2,7 @@
 
     python tests/op_cases.py FORMAT OUT_DIR [CASE ...]
 
+FORMAT is pir, legacy, or feed (a legacy export translated to PIR by Paddle itself: pd_op.feed inputs);
 exports every case (or the named ones) as OUT_DIR/CASE/model.{json|pdmodel} + model.pdiparams with
 inputs OUT_DIR/CASE/inputs.npz, in one process (the PIR flag is read when paddle is imported).
 Adding an op to the translator adds one entry to CASES.
@@ -34,6 +35,12 @@ def f(name, *shape):
 
 def i64(name, low, high, *shape):
     return (name, list(shape), "int64", low, high)
+
+
+def dyn(name, spec, *shapes):
+    """A float32 input exported with dynamic dims (None in ``spec``) and fed at each of ``shapes``
+    (inputs.npz holds the first, inputs.K.npz the K-th): run-time shape arithmetic must hold at all."""
+    return (name, list(spec), F32, -2.0, 2.0, [list(s) for s in shapes])
 
 
 # ------------------------------------------------------------------ cases
@@ -220,6 +227,70 @@ def while_loop(self, x):
 case(f("x", 2, 3))(while_loop)
 
 
+# Shapes computed at run time (shape64 -> slice -> stack/arithmetic) feeding the legacy ops' tensor inputs
+
+def runtime_reshape(self, x):
+    y = self.conv(x) + self.zero
+    n, c, h, w = y.shape  # n, h, w are tensors at run time
+    dims = paddle.shape(y)  # the shape as one tensor, cut and joined (shape64 -> slice -> concat), as PP-OCR's nets do
+    return (y.reshape([0, -1, w]), y.transpose([0, 3, 1, 2]).reshape([n, w, c * h]), y.reshape([n, c, h * 2, w // 2]),
+            y.reshape(paddle.concat([dims[:1], paddle.full([1], -1, dims.dtype), dims[3:]])))
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)),
+     layers=lambda nn: {"conv": nn.Conv2D(3, 4, 3, padding=1)})(runtime_reshape)
+
+
+def runtime_slice(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    return x[:, :, : h // 2, w // 4:], x[:, :, :, : w % 5 + 1], x[:, 1:, h - 3:]
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 17)))(runtime_slice)
+
+
+def runtime_full(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    return (paddle.full([n, h, 1], 0.5) + x[:, 0, :, :1], paddle.zeros([n, w]) + x[:, 0, 0, :],
+            paddle.full([n, 2], paddle.mean(x)))
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_full)
+
+
+def runtime_expand_tile(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    return (paddle.expand(x[:, :, :, :1], [n, c, h, w]), paddle.tile(x[:, :, :1, :1], [1, 1, h, w]),
+            paddle.expand(x[:1], [n * 2, c, h, w]))
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_expand_tile)
+
+
+def runtime_interp(self, x, y):
+    F = paddle.nn.functional
+    x = x + self.zero
+    return (F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=False),
+            F.interpolate(x, size=paddle.shape(y)[2:], mode="nearest"))
+
+
+case(dyn("x", (None, 2, None, None), (1, 2, 4, 5), (2, 2, 3, 7)),
+     dyn("y", (None, 1, None, None), (1, 1, 8, 10), (2, 1, 9, 13)))(runtime_interp)
+
+
+def runtime_scalars(self, x, y):
+    x = x + self.zero
+    lo, hi = paddle.min(y), paddle.max(y)
+    return (paddle.scale(x, scale=paddle.mean(y), bias=0.5), paddle.clip(x, min=lo * 0.5, max=hi * 0.5),
+            paddle.scale(x, scale=hi, bias=0.25, bias_after_scale=False))
+
+
+case(dyn("x", (None, 3, None), (2, 3, 4), (1, 3, 9)), f("y", 5))(runtime_scalars)
+
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):
@@ -240,10 +311,16 @@ def _layer(name):
     return layer
 
 
-def make_inputs(name, seed=0):
+def input_sets(name) -> int:
+    """How many input sets a case is checked at (one per shape of its dynamic inputs)."""
+    return max(len(spec[5]) if len(spec) > 5 else 1 for spec in CASES[name][1])
+
+
+def make_inputs(name, seed=0, which=0):
     rng = np.random.default_rng(seed)
     feeds = {}
-    for input_name, shape, dtype, low, high in CASES[name][1]:
+    for input_name, shape, dtype, low, high, *shapes in CASES[name][1]:
+        shape = shapes[0][which] if shapes else shape
         if dtype.startswith("int"):
             feeds[input_name] = rng.integers(low, high, shape).astype(dtype)
         else:
@@ -251,7 +328,21 @@ def make_inputs(name, seed=0):
     return feeds
 
 
-def export(name, out_dir):
+def to_feed_program(prefix):
+    """Replace a legacy export by the PIR program Paddle's own translator makes of it (paddle.pir.translate_to_pir):
+    its inputs are pd_op.feed ops, not pd_op.data, and Paddle Inference runs it as it is."""
+    from paddle.base import core
+
+    paddle.enable_static()
+    try:
+        program, _, _ = paddle.static.load_inference_model(prefix, paddle.static.Executor(paddle.CPUPlace()))
+        core.serialize_pir_program(paddle.pir.translate_to_pir(program.desc), prefix + ".json")
+    finally:
+        paddle.disable_static()
+    os.remove(prefix + ".pdmodel")
+
+
+def export(name, out_dir, fmt="pir"):
     import paddle
 
     paddle.seed(0)
@@ -262,23 +353,27 @@ def export(name, out_dir):
             continue
         param.set_value(rng.normal(0, 0.5, param.shape).astype("float32"))
     layer.eval()
-    specs = [paddle.static.InputSpec(shape, dtype, n) for n, shape, dtype, _, _ in CASES[name][1]]
+    specs = [paddle.static.InputSpec(spec[1], spec[2], spec[0]) for spec in CASES[name][1]]
     os.makedirs(out_dir, exist_ok=True)
     paddle.jit.save(paddle.jit.to_static(layer, input_spec=specs, full_graph=True), os.path.join(out_dir, "model"))
+    if fmt == "feed":
+        to_feed_program(os.path.join(out_dir, "model"))
     np.savez(os.path.join(out_dir, "inputs.npz"), **make_inputs(name))
+    for which in range(1, input_sets(name)):
+        np.savez(os.path.join(out_dir, f"inputs.{which}.npz"), **make_inputs(name, which=which))
 
 
 
 def main(argv):
     fmt, out = argv[0], argv[1]
-    os.environ["FLAGS_enable_pir_api"] = "0" if fmt == "legacy" else "1"
+    os.environ["FLAGS_enable_pir_api"] = "0" if fmt in ("legacy", "feed") else "1"
     global paddle
     import paddle  # noqa: F401
 
     failed = []
     for name in argv[2:] or sorted(CASES):
         try:
-            export(name, os.path.join(out, name))
+            export(name, os.path.join(out, name), fmt)
         except Exception as exc:  # noqa: BLE001 - report every case that Paddle itself cannot export
             failed.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     for line in failed:

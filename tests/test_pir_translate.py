@@ -55,13 +55,13 @@ def test_untranslatable_ops_are_named_and_onnx_comes_straight_from_pir(wherry, t
     model = export_vision_model("untranslatable", "pir", 16)
     with pytest.raises(pir.UntranslatableOps) as err:
         pir.translate(model, model.with_suffix(".pdiparams"), tmp_path / "t")
-    assert err.value.op_names == ["pd_op.full_with_tensor", "pd_op.reshape"]
-    assert "op #" in err.value.message
+    assert err.value.op_names == ["pd_op.tril"]  # its users fail with it, unreported (no "used before defined")
+    assert "op #" in err.value.message and "before it is defined" not in err.value.message
     assert not (tmp_path / "t").exists()
     # a .nb needs the legacy program: asked alone, it is a clear user error and nothing is written
     proc = wherry("convert", model, "-o", tmp_path / "nb", "--format", "nb")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "pd_op.full_with_tensor" in proc.stderr and "pd_op.reshape" in proc.stderr
+    assert "pd_op.tril" in proc.stderr
     assert not any((tmp_path / "nb").iterdir())
     # the ONNX artifact still ships, converted by paddle2onnx 2.x from the PIR program and verified; the .nb is
     # recorded as not built by the translator, naming the ops (so the conversion exits 1, as for any missing artifact)
@@ -70,8 +70,7 @@ def test_untranslatable_ops_are_named_and_onnx_comes_straight_from_pir(wherry, t
     results = {a["file"]: a for a in summary["report"]["verification"]["artifacts"]}
     assert results["model.onnx"]["status"] == "passed"
     nb = next(r for r in summary["report"]["not_built"] if r["file"] == "model.x86.nb")
-    assert nb["tool"] == "wherry PIR translator" and "pd_op.full_with_tensor" in nb["reason"]
-    assert "pd_op.reshape" in nb["reason"]
+    assert nb["tool"] == "wherry PIR translator" and "pd_op.tril" in nb["reason"]
 
 
 def test_inspect_lists_each_pir_op_and_its_artifacts(wherry):
@@ -83,9 +82,9 @@ def test_inspect_lists_each_pir_op_and_its_artifacts(wherry):
     conv = report["pir_ops"]["pd_op.conv2d"]
     assert conv["translates"] and conv["legacy_ops"] == ["conv2d"] and "nb (arm)" in conv["artifacts"]
     bad = json.loads(wherry("inspect", export_vision_model("untranslatable", "pir", 16), "--json", check=0).stdout)
-    assert any("full_with_tensor" in n for n in bad["notes"])
+    assert any("pd_op.tril" in n for n in bad["notes"])
     assert "lite_ok" not in bad["targets"]["rpi4"]
-    row = bad["pir_ops"]["pd_op.full_with_tensor"]
+    row = bad["pir_ops"]["pd_op.tril"]
     assert not row["translates"] and "paddle2onnx 2" in row["artifacts"][0] and row["problem"]
     assert bad["pir_ops"]["pd_op.conv2d"]["translates"]
 
@@ -96,3 +95,21 @@ def test_every_op_kind_has_a_way_or_none():
     assert pir.describe("pd_op.gather_nd") == "generic -> gather_nd"      # from the wheel's op protos
     assert pir.describe("pd_op.one_hot") == "table -> one_hot_v2"
     assert pir.describe("pd_op.no_such_op") is None
+
+
+def test_a_dynamic_width_recognizer_reaches_a_passing_nb_at_two_widths(wherry, tmp_path):
+    """PP-OCR's recognizer pattern (conv backbone, reshapes that take the width at run time, CTC head), exported
+    with any width: inspect finds nothing computed at run time, and the x86 .nb and ONNX pass at two widths."""
+    model = export_vision_model("rec_dynamic", "pir", 32)
+    report = json.loads(wherry("inspect", model, "--json", check=0).stdout)
+    assert report["inputs"][0]["shape"] == [None, 3, 32, None]
+    assert report["targets"]["desktop-x86_64"]["lite_ok"] is True
+    assert not [row["problem"] for row in report["pir_ops"].values() if row["problem"]]
+    for width in (64, 160):
+        proc = wherry("convert", model, "-t", "desktop-x86_64", "-o", tmp_path / str(width), "--shape",
+                      f"x=1,3,32,{width}", "--json", check=0)
+        bundle = json.loads(proc.stdout)["bundles"][0]
+        results = {a["file"]: a["status"] for a in bundle["report"]["verification"]["artifacts"]}
+        assert results == {"model.x86.nb": "passed", "model.onnx": "passed"}, (width, results)
+        manifest = json.loads(next((tmp_path / str(width)).glob("*/manifest.json")).read_text())
+        assert manifest["source"]["translated"] is True

@@ -8,7 +8,8 @@ translator, a ``Route`` for renamed slots, or the generic name match of
 ``generic.py`` over the wheel's own op definitions). Every op is checked before
 anything is written; untranslatable ops raise ``UntranslatableOps`` naming each
 op and where it occurs; ``analyze`` reports the same per op kind. ``pd_op.data``
-and ``pd_op.fetch`` (the program's frame) are handled here. The parameter file
+(``pd_op.feed`` in programs Paddle translated from legacy ones) and ``pd_op.fetch``
+(the program's frame) are handled here. The parameter file
 is copied as is: PIR and legacy exports store parameters identically (sorted by
 name).
 """
@@ -95,7 +96,7 @@ def translate_block(builder: Builder, ops, top_level=False) -> None:
     for op in ops:
         block, before = builder.block, len(builder.block.ops)
         try:
-            if top_level and op.full_name == "pd_op.data":
+            if top_level and op.full_name in ("pd_op.data", "pd_op.feed"):
                 name = str(op.attrs["name"])
                 value = op.outputs[0]
                 builder.alias(value.id, builder.declare(name, value.dtype, value.shape), value)
@@ -109,12 +110,15 @@ def translate_block(builder: Builder, ops, top_level=False) -> None:
                 route = translate_op(builder, op)
             builder.on_op(op, route=route, legacy=[o.type for o in block.ops[before:]])
         except UpstreamFailed:
-            pass  # an operand comes from an op that already failed: that op's problem is the one to report
+            # an operand comes from an op that already failed: that op's problem is the one to report. Its
+            # results fail too, or their users would report them as "used before it is defined"
+            builder.failed.update(v.id for v in op.outputs)
         except TranslationError as exc:
             builder.on_op(op, problem=str(exc))
             builder.failed.update(v.id for v in op.outputs)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             builder.on_op(op, problem=f"unexpected attributes ({type(exc).__name__}: {exc})")
+            builder.failed.update(v.id for v in op.outputs)
 
 
 def analyze(json_path) -> Dict[str, OpKind]:

@@ -160,6 +160,17 @@ class Builder:
         self.split_results[value.id] = names
         return names
 
+    def cast(self, vid: int, dtype: str, hint: str = "cast") -> str:
+        """The legacy variable of value ``vid`` in ``dtype`` (a cast is emitted only if it has another dtype)."""
+        name = self.name_of(vid)
+        source = self.values.get(vid)
+        if source is None or not source.dtype or source.dtype == dtype:
+            return name
+        out = self.declare(self.fresh(hint), dtype, source.shape)
+        self.emit("cast", {"X": [name]}, {"Out": [out]},
+                  {"in_dtype": INT(PROTO_DTYPE[source.dtype]), "out_dtype": INT(PROTO_DTYPE[dtype])})
+        return out
+
     def has_input(self, op: PirOp, k: int) -> bool:
         return k < len(op.inputs) and op.inputs[k] != 0
 
@@ -170,6 +181,11 @@ class Builder:
 
     def constant(self, value, dtype: str, shape: Optional[List[int]] = None) -> str:
         """Emit a constant tensor (fill_constant / assign_value) into the current block; returns its name."""
+        if (not isinstance(value, list) and dtype in ("int32", "int64") and shape and float(np.float32(value)) != value
+                and int(np.prod(shape)) <= 4096):
+            # fill_constant's float "value" (read by Lite and paddle2onnx; Paddle reads str_value) cannot hold it:
+            # PIR's slice-to-the-end bound 2147483647 would become 2^31 and overflow int32
+            return self.constant([int(value)] * int(np.prod(shape)), dtype, shape)
         name = self.fresh("const")
         if isinstance(value, list):
             if not shape or int(np.prod(shape)) != len(value):
@@ -185,7 +201,8 @@ class Builder:
             self.declare(name, dtype, shape)
             self.emit("assign_value", {}, {"Out": [name]}, attrs)
         else:
-            shape = list(shape) if shape else [1]
+            # a 0-D value stays 0-D (stack/concat with 0-D run-time values need equal ranks); unknown: [1]
+            shape = [1] if shape is None else list(shape)
             self.declare(name, dtype, shape)
             self.emit("fill_constant", {}, {"Out": [name]},
                       {"shape": LONGS(shape), "dtype": INT(PROTO_DTYPE[dtype]), "value": FLOAT(value),

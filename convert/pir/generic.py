@@ -142,16 +142,12 @@ def translate_generic(b: Builder, op: PirOp, route: Optional[Route] = None) -> s
             continue
         as_attr = _match(pir_name, attr_types, route.inputs)
         slot = _match(pir_name, slots, route.inputs)
-        tensor_slot = slots.get(_norm(route.inputs.get(pir_name, pir_name)) + "tensor")
-        if as_attr is not None and b.is_const(vid):
-            attrs[as_attr[0]] = typed(as_attr[1], b.consts[vid], what)
+        if as_attr is not None and (b.is_const(vid) or slot is None or slot.name in tensor_twins(legacy_type)):
+            # an attribute, or at run time the tensor input the legacy op takes it through (reshape2's Shape)
+            const_or_tensor(b, op, k, legacy_type, as_attr[0], inputs, attrs,
+                            lambda value, t=as_attr[1], w=what: typed(t, value, w))
         elif slot is not None:
             inputs[slot.name] = _operand_names(b, vid, slot, what)
-        elif tensor_slot is not None and not tensor_slot.duplicable:
-            inputs[tensor_slot.name] = [b.name_of(vid)]
-        elif as_attr is not None:
-            raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it as the "
-                                   f"attribute {as_attr[0]}")
         else:
             raise TranslationError(f"{what} has no counterpart in legacy {legacy_type}")
 
@@ -202,6 +198,74 @@ def translate_generic(b: Builder, op: PirOp, route: Optional[Route] = None) -> s
             outputs[slot.name] = [b.declare(b.fresh(f"{legacy_type}.{slot.name}"), None, [])]
     b.emit(legacy_type, inputs, outputs, attrs)
     return legacy_type
+
+
+_INTEGER_ATTRS = (schema.ATTR_INT, schema.ATTR_INTS, schema.ATTR_LONG, schema.ATTR_LONGS)
+
+
+def tensor_twins(legacy_type: str) -> set:
+    """Names of the input slots of ``legacy_type`` that carry one of its attributes at run time."""
+    proto = schema.legacy_op(legacy_type)
+    twins = (schema.tensor_input(legacy_type, a) for a in (proto.attrs if proto else ()))
+    return {t.name for t in twins if t is not None}
+
+
+def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, inputs: dict, attrs: dict,
+                    make) -> None:
+    """Operand ``k`` of ``op`` as legacy attribute ``attr`` (``make`` types the value): its value when it is
+    a constant, else the tensor input the legacy op reads it from at run time (``schema.tensor_input``, or
+    ``schema.tensor_list_input`` for a list of values). An absent operand leaves ``attrs`` as it is."""
+    if not b.has_input(op, k):
+        return
+    vid = op.inputs[k]
+    if b.is_const(vid):
+        attrs[attr] = make(b.consts[vid])
+        return
+    what = f"operand {op.input_names[k] if k < len(op.input_names) else k}"
+    integer = schema.legacy_op(legacy_type).attrs[attr] in _INTEGER_ATTRS
+    # shapes, indices and counts go as int32, as legacy programs hold them (paddle.shape was int32 before
+    # PIR) and as Paddle Lite's kernels read them
+    members = b.vectors.get(vid)  # programs Paddle translated from legacy ones keep lists of values
+    if members is not None and all(m in b.values and b.values[m].shape in ([], [1]) for m in members):
+        slot = schema.tensor_list_input(legacy_type, attr)   # one value per entry
+        if slot is None:
+            raise TranslationError(f"{what} is a list computed at run time; legacy {legacy_type} takes it only "
+                                   f"as the attribute {attr}")
+        inputs[slot.name] = scalar_parts(b, members, "int32" if integer else None)
+        return
+    slot = schema.tensor_input(legacy_type, attr)
+    if slot is None:
+        raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it only as the "
+                               f"attribute {attr}")
+    if members is not None:  # one tensor holding all the values (the legacy Shape input, translated by Paddle)
+        if len(members) != 1:
+            raise TranslationError(f"{what} is a list of {len(members)} tensors of several values each; legacy "
+                                   f"{legacy_type} takes one tensor or one value per entry")
+        vid = members[0]
+    source = b.values.get(vid)
+    if integer and source is not None and source.dtype == "int64":
+        inputs[slot.name] = [b.cast(vid, "int32", f"{attr}_i32")]
+    else:
+        inputs[slot.name] = [b.name_of(vid)]
+
+
+def scalar_parts(b: Builder, members, dtype: Optional[str] = None) -> list:
+    """Each scalar value (0-D or one element) as a [1] tensor, in ``dtype`` if given: the form in which
+    legacy programs pass lists of run-time numbers (shape lists, slice bounds). A reshape, not an unsqueeze:
+    the zero-d pass later makes 0-D values [1], and a reshape to [1] means the same for both."""
+    parts = []
+    for m in members:
+        value = b.values.get(m)
+        name = b.cast(m, dtype, "scalar") if dtype and value is not None and value.dtype != dtype else b.name_of(m)
+        kind = dtype or (value.dtype if value is not None else "float32")
+        if value is not None and value.shape == [1]:
+            parts.append(name)
+            continue
+        part = b.declare(b.fresh("scalar"), kind, [1])
+        b.emit("reshape2", {"X": [name]}, {"Out": [part], "XShape": [b.declare(part + ".xshape", kind, [0])]},
+               {"shape": INTS([1])})
+        parts.append(part)
+    return parts
 
 
 def _operand_names(b: Builder, vid: int, slot: schema.Slot, what: str):

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
-from .builder import BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError
-from .generic import Route, legacy_type_for, translate_generic
+from .builder import (BOOL, FLOAT, FLOATS, INT, INTS, LONG, PROTO_DTYPE, STRING, Builder, TranslationError,
+                      UpstreamFailed)
+from .generic import Route, const_or_tensor, legacy_type_for, scalar_parts, translate_generic
 from .reader import PirOp
 
 TRANSLATORS: Dict[str, Callable[[Builder, PirOp], None]] = {}
@@ -108,14 +109,7 @@ def arange(b, op):
         if b.is_const(vid):
             slots[slot] = [b.constant(b.consts[vid], dtype, [1])]
         else:
-            source = b.values.get(vid)
-            name = b.name_of(vid)
-            if source is not None and source.dtype != dtype:
-                cast_to = b.declare(b.fresh("range_arg"), dtype, [1])
-                b.emit("cast", {"X": [name]}, {"Out": [cast_to]},
-                       {"in_dtype": INT(PROTO_DTYPE[source.dtype]), "out_dtype": INT(PROTO_DTYPE[dtype])})
-                name = cast_to
-            slots[slot] = [name]
+            slots[slot] = [b.cast(vid, dtype, "range_arg")]
     b.emit("range", slots, {"Out": [b.output(op)]}, {})
 
 
@@ -127,6 +121,8 @@ def combine(b, op):
 @translates("builtin.split")
 def builtin_split(b, op):
     names = b.split_results.get(op.inputs[0])
+    if names is None and op.inputs[0] in b.failed:
+        raise UpstreamFailed(f"value %{op.inputs[0]} comes from an op that was not translated")
     if names is None:
         raise TranslationError("builtin.split of a value that no split op produced")
     for value, name in zip(op.outputs, names):
@@ -238,15 +234,34 @@ def softmax(b, op):
 
 @translates("pd_op.clip", "pd_op.clip_")
 def clip(b, op):
-    b.emit("clip", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"min": FLOAT(b.const(op, 1)), "max": FLOAT(b.const(op, 2))})
+    inputs, attrs = {"X": [_x(b, op)]}, {"min": FLOAT(-3.4e38), "max": FLOAT(3.4e38)}
+    for k, attr in ((1, "min"), (2, "max")):   # run time: clip's Min / Max inputs
+        const_or_tensor(b, op, k, "clip", attr, inputs, attrs, FLOAT)
+    b.emit("clip", inputs, {"Out": [b.output(op)]}, attrs)
 
 
 @translates("pd_op.scale", "pd_op.scale_")
 def scale(b, op):
-    b.emit("scale", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"scale": FLOAT(b.const(op, 1, 1.0)), "bias": FLOAT(op.attrs.get("bias", 0.0)),
-            "bias_after_scale": BOOL(op.attrs.get("bias_after_scale", True))})
+    bias, after = float(op.attrs.get("bias", 0.0)), bool(op.attrs.get("bias_after_scale", True))
+    if not b.has_input(op, 1) or b.is_const(op.inputs[1]):
+        b.emit("scale", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+               {"scale": FLOAT(b.const(op, 1, 1.0)), "bias": FLOAT(bias), "bias_after_scale": BOOL(after)})
+        return
+    # a factor computed at run time: legacy scale has a ScaleTensor input, but Lite registers no kernel
+    # reading it (opt aborts), so the product is an elementwise_mul and the bias a scale by 1
+    x, factor = _x(b, op), b.cast(op.inputs[1], op.outputs[0].dtype or "float32", "scale_factor")
+    if not after and bias:
+        shifted = b.declare(b.fresh("scale_in"), op.outputs[0].dtype, op.outputs[0].shape)
+        b.emit("scale", {"X": [x]}, {"Out": [shifted]}, {"scale": FLOAT(1.0), "bias": FLOAT(bias),
+                                                         "bias_after_scale": BOOL(True)})
+        x = shifted
+    if after and bias:
+        product = b.declare(b.fresh("scaled"), op.outputs[0].dtype, op.outputs[0].shape)
+        b.emit("elementwise_mul", {"X": [x], "Y": [factor]}, {"Out": [product]}, {"axis": INT(-1)})
+        b.emit("scale", {"X": [product]}, {"Out": [b.output(op)]},
+               {"scale": FLOAT(1.0), "bias": FLOAT(bias), "bias_after_scale": BOOL(True)})
+    else:
+        b.emit("elementwise_mul", {"X": [x], "Y": [factor]}, {"Out": [b.output(op)]}, {"axis": INT(-1)})
 
 
 # ------------------------------------------------------------------ elementwise and matmul
@@ -285,9 +300,18 @@ def pool2d(b, op):
 
 @translates("pd_op.nearest_interp", "pd_op.bilinear_interp")
 def interpolate(b, op):
-    if any(b.has_input(op, k) for k in (1, 2, 3)):
-        raise TranslationError("run-time output size or scale tensors are not supported; use static sizes")
-    b.emit(f"{op.name}_v2", {"X": [_x(b, op)]}, {"Out": [b.output(op)]},
+    # a size computed at run time (upsample to another tensor's size): PIR's out_size (one tensor),
+    # size_tensor (one value per dim) and scale_tensor are the legacy OutSize, SizeTensor and Scale inputs
+    inputs = {"X": [_x(b, op)]}
+    if b.has_input(op, 1):
+        inputs["OutSize"] = [b.cast(op.inputs[1], "int32", "out_size")]
+    if b.has_input(op, 2):
+        members = b.vectors.get(op.inputs[2])
+        inputs["SizeTensor"] = (scalar_parts(b, members, "int32") if members is not None
+                                else [b.cast(op.inputs[2], "int32", "size")])
+    if b.has_input(op, 3):
+        inputs["Scale"] = [b.cast(op.inputs[3], "float32", "scale")]
+    b.emit(f"{op.name}_v2", inputs, {"Out": [b.output(op)]},
            {"data_layout": STRING(op.attrs.get("data_format", "NCHW")), "out_d": INT(op.attrs.get("out_d", -1)),
             "out_h": INT(op.attrs.get("out_h", -1)), "out_w": INT(op.attrs.get("out_w", -1)),
             "scale": FLOATS(op.attrs.get("scale") or []), "interp_method": STRING(op.attrs["interp_method"]),
@@ -307,7 +331,9 @@ def _with_xshape(b, op, legacy_type, inputs, attrs):
 
 @translates("pd_op.reshape", "pd_op.reshape_")
 def reshape(b, op):
-    _with_xshape(b, op, "reshape2", {"X": [_x(b, op)]}, {"shape": INTS(b.const(op, 1))})
+    inputs, attrs = {"X": [_x(b, op)]}, {"shape": INTS([])}
+    const_or_tensor(b, op, 1, "reshape2", "shape", inputs, attrs, INTS)   # run time: reshape2's Shape input
+    _with_xshape(b, op, "reshape2", inputs, attrs)
 
 
 @translates("pd_op.flatten", "pd_op.flatten_")
@@ -340,6 +366,20 @@ def concat(b, op):
            {"axis": INT(b.const(op, 1, 0))})
 
 
+@translates("pd_op.stack")
+def stack(b, op):
+    """Scalars stacked into a vector (a shape or a slice bound computed at run time: ``[n, -1, w]``)
+    become ``reshape2`` to [1] + ``concat``, as legacy programs build them. A ``stack`` of 0-D tensors
+    would make the same vector, but Lite cannot run 0-D tensors and the zero-d pass that makes them
+    [1] would turn that vector into an [n, 1] matrix, which Paddle, Lite and paddle2onnx refuse as a shape."""
+    members = b.vectors.get(op.inputs[0])
+    scalars = members and all(m in b.values and b.values[m].shape == [] for m in members)
+    if not scalars or int(op.attrs.get("axis", 0)) not in (0, -1):
+        translate_generic(b, op)
+        return
+    b.emit("concat", {"X": scalar_parts(b, members)}, {"Out": [b.output(op)]}, {"axis": INT(0)})
+
+
 def _split_outputs(b, op, count):
     value = op.outputs[0]
     names = []
@@ -369,15 +409,29 @@ def split_with_num(b, op):
 
 @translates("pd_op.slice")
 def slice_(b, op):
-    b.emit("slice", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]},
-           {"axes": INTS(op.attrs["axes"]), "starts": INTS(b.const(op, 1)), "ends": INTS(b.const(op, 2)),
-            "infer_flags": INTS(op.attrs.get("infer_flags") or [1] * len(op.attrs["axes"])),
-            "decrease_axis": INTS(op.attrs.get("decrease_axis") or [])})
+    inputs = {"Input": [_x(b, op)]}
+    attrs = {"axes": INTS(op.attrs["axes"]), "starts": INTS([]), "ends": INTS([]),
+             "infer_flags": INTS(op.attrs.get("infer_flags") or [1] * len(op.attrs["axes"])),
+             "decrease_axis": INTS(op.attrs.get("decrease_axis") or [])}
+    for k, attr in ((1, "starts"), (2, "ends")):   # run time: slice's StartsTensor / EndsTensor
+        const_or_tensor(b, op, k, "slice", attr, inputs, attrs, INTS)
+        if not attrs[attr][1]:
+            # read from a tensor: the attribute still needs one (ignored) entry per axis, or Paddle's shape
+            # inference reads past its end and crashes; -1 is what Paddle 2 wrote there
+            attrs[attr] = INTS([-1] * len(op.attrs["axes"]))
+    b.emit("slice", inputs, {"Out": [b.output(op)]}, attrs)
 
 
 @translates("pd_op.shape", "pd_op.shape64")
 def shape(b, op):
-    b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]}, {})
+    if op.name == "shape":
+        b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [b.output(op)]}, {})
+        return
+    # legacy shape always makes int32; shape64's users (slice, stack with int64 constants) expect int64
+    dims = b.declare(b.fresh("shape"), "int32", op.outputs[0].shape)
+    b.emit("shape", {"Input": [_x(b, op)]}, {"Out": [dims]}, {})
+    b.emit("cast", {"X": [dims]}, {"Out": [b.output(op)]},
+           {"in_dtype": INT(PROTO_DTYPE["int32"]), "out_dtype": INT(PROTO_DTYPE["int64"])})
 
 
 @translates("pd_op.cast", "pd_op.cast_")

@@ -20,3 +20,7 @@ route("rnn", "rnn", "dropout state is an operand in PIR; it only matters in trai
 route("strided_slice", "strided_slice", "legacy needs one infer flag per axis (Paddle Inference crashes on none)",
       fixed={"infer_flags": lambda op, attrs: [1] * len(op.attrs["axes"])})
 route("det", "determinant", "renamed op")
+route("full_with_tensor", "fill_constant", "full with a run-time shape (or value): fill_constant's ShapeTensor "
+      "(ValueTensor) input")
+route("floor_divide", "elementwise_floordiv", "renamed op")
+route("remainder", "elementwise_mod", "renamed op")

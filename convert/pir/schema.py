@@ -80,6 +80,40 @@ def legacy_op(op_type: str) -> Optional[LegacyOp]:
     return legacy_ops().get(op_type)
 
 
+def tensor_input(op_type: str, attr: str) -> Optional[Slot]:
+    """The input slot through which legacy ``op_type`` takes attribute ``attr`` computed at run time.
+
+    Legacy ops name that twin after the attribute: ``shape`` -> ``Shape`` (reshape2, expand_v2) or
+    ``ShapeTensor`` (fill_constant), ``starts`` -> ``StartsTensor`` (slice), ``repeat_times`` ->
+    ``RepeatTimes`` (tile), ``value`` -> ``ValueTensor``, ``depth`` -> ``depth_tensor``. Only a
+    dispensable slot holding one tensor qualifies (the duplicable ``*TensorList`` twins hold one
+    tensor per element). None: the legacy op has no run-time form of the attribute."""
+    proto = legacy_op(op_type)
+    if proto is None or attr not in proto.attrs:
+        return None
+    key = attr.replace("_", "").lower()
+    for slot in proto.inputs:
+        if slot.dispensable and not slot.duplicable and slot.name.replace("_", "").lower() in (key, key + "tensor"):
+            return slot
+    return None
+
+
+def tensor_list_input(op_type: str, attr: str) -> Optional[Slot]:
+    """The input slot through which legacy ``op_type`` takes list attribute ``attr`` as one 1-element tensor
+    per entry (``ShapeTensor`` of reshape2, ``ShapeTensorList`` of fill_constant, ``StartsTensorList`` of
+    slice, ``expand_shapes_tensor`` of expand_v2, ``repeat_times_tensor`` of tile): a dispensable,
+    duplicable slot named after the attribute and ending in Tensor or TensorList."""
+    proto = legacy_op(op_type)
+    if proto is None or attr not in proto.attrs:
+        return None
+    key = attr.replace("_", "").lower()
+    for slot in proto.inputs:
+        name = slot.name.replace("_", "").lower()
+        if slot.dispensable and slot.duplicable and key in name and name.endswith(("tensor", "tensorlist")):
+            return slot
+    return None
+
+
 _SIGNATURES: Dict[str, Optional[PirSignature]] = {}   # op kind -> names (None: Paddle has no yaml info)
 
 
