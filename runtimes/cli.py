@@ -214,7 +214,8 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backends")
     p.add_argument("--strict", action="store_true",
                    help="also fail (exit 1) when a golden output is nearly constant (a pass would mean little) "
-                        "or any artifact could not be verified on this device (an ARM .nb on an x86 host, say)")
+                        "or any artifact could not be verified on this device (an ARM .nb on an x86 host, say) or "
+                        "gives wrong results when its input shape changes within one session")
     p.add_argument("--no-isolate", action="store_true",
                    help="run artifacts in this process (faster; a native crash then kills the runner, and "
                         "--timeout cannot apply)")
@@ -263,6 +264,8 @@ def strict_failures(report) -> List[str]:
     elif report.unverifiable:
         problems.append(f"{len(report.unverifiable)} artifact(s) not verified on this device: "
                         + ", ".join(r.file for r in report.unverifiable))
+    problems += [f"{r.file} mishandles a change of input shape within one session" for r in report.results
+                 if any(s.get("shape_change") for s in r.shapes)]
     return problems
 
 
