@@ -324,7 +324,7 @@ def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, ori
         chosen = golden.default_other_shapes(info.inputs, main)
     sets = []
     for index, shapes in enumerate(chosen, start=1):
-        text = " ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items())
+        text = checker.shape_text(shapes)
         other_feeds = golden.random_inputs(info.inputs, shapes, options.seed + index, options.lod)
         with timeline.step(f"golden run at {text}"):
             try:

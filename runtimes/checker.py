@@ -290,7 +290,7 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     """``child`` (an isolate.SharedChild): run the artifact in that child, shared with the bundle's other
     artifacts; a crash there is confirmed in a fresh child before it is this artifact's verdict.
     ``others``: (shapes, feeds, golden) of the golden sets at other input shapes (other_golden_sets): the
-    artifact runs at each in the same session and fails if it fails at any."""
+    artifact runs at each in the same session, and fails if it fails at any (_judge_other_shapes)."""
     from .session import open_session, unsupported_reason
 
     result = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
