@@ -469,3 +469,19 @@ def test_lite_arm_pool2d_takes_an_identity_adaptive_pool_for_a_global_one(arm_ru
     assert "arm kernels on emulated-aarch64" in report.artifacts[0].reason
     healthy = locate.debug(bundle.path, str(model), ["model.arm.nb"], device=EMULATED)
     assert healthy.artifacts[0].status == locate.HEALTHY, healthy.artifacts[0].reason
+
+
+def test_a_dynamic_width_recognizer_arm_nb_passes_at_two_widths_in_one_predictor(wherry, arm_runtime, tmp_path):
+    """The proof at several shapes on the ARM kernels: a PIR recognizer with a dynamic width, converted for the
+    Pi, runs on the emulated board at the width given and at half of it, one after the other in one predictor
+    (Lite's ARM runtime takes the change of shape that its x86 one mishandles), and the bundle's verdict
+    counts it."""
+    model = export_vision_model("rec_dynamic", "pir", 32)
+    proc = wherry("convert", model, "-t", "rpi4", "--shape", "x=1,3,32,160", "-o", tmp_path, "--json", "--strict")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (bundle,) = json.loads(proc.stdout)["bundles"]
+    assert bundle["verdict"] == "passed"
+    nb = {a["file"]: a for a in bundle["report"]["verification"]["artifacts"]}["model.arm.nb"]
+    assert nb["status"] == "passed" and "emulated aarch64 board" in nb["reason"]
+    assert [s["shapes"]["x"] for s in nb["shapes"]] == [[1, 3, 32, 160], [1, 3, 32, 64]]
+    assert all(s["status"] == "passed" and not s.get("shape_change") and s["cosine"] > 0.9999 for s in nb["shapes"])
