@@ -1,0 +1,60 @@
+"""Upstream zoo: model families built from the upstream projects' own model code (installed from PyPI).
+
+Each family names the upstream package that carries it, the import and constructor of its architecture,
+how the upstream export tool wraps it, the ``input_spec`` its export config uses (None = dynamic) and the
+concrete shape the tests feed. The code of the families is never copied here: ``export.py`` imports it in
+a virtual environment of its own (``venv.py``), because the upstream packages pin versions (numpy,
+opencv, huggingface-hub...) that must not enter the project's environment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Family:
+    package: str            # the PyPI distribution that carries the architecture
+    module: str             # the module imported from it
+    builder: str            # "ctor" -> the constructor call, evaluated in ``module``'s namespace
+    wrap: str               # how the upstream export tool wraps the layer: "none", "softmax", "first"
+    inputs: tuple           # (name, input_spec shape with None for dynamic dims, dtype, concrete shape, low, high)
+    note: str = ""
+    legacy: bool = field(default=False)
+
+
+# input_spec shapes follow the upstream export tools:
+# - PaddleClas tools/export_model.py: [None] + Global.image_shape ([3, 224, 224]; the text-line
+#   orientation classifier of PaddleX uses [3, 80, 160]); the output passes through softmax (Infer.PostProcess).
+# - PaddleSeg tools/export.py without --input_shape: [None, 3, None, None]; --output_op none keeps the logits.
+# - PaddleNLP ERNIE export (model_zoo/ernie-3.0/export_model.py): input_ids, token_type_ids [None, None] int64.
+FAMILIES = {
+    "ppcls_pplcnetv2_base": Family(
+        "paddleclas", "ppcls.arch.backbone.legendary_models.pp_lcnet_v2", "PPLCNetV2_base(class_num=1000)",
+        "softmax", (("x", [None, 3, 224, 224], "float32", [1, 3, 224, 224], -1.0, 1.0),)),
+    "ppcls_pphgnetv2_b0": Family(
+        "paddleclas", "ppcls.arch.backbone.legendary_models.pp_hgnet_v2", "PPHGNetV2_B0(class_num=1000)",
+        "softmax", (("x", [None, 3, 224, 224], "float32", [1, 3, 224, 224], -1.0, 1.0),)),
+    "ppcls_pplcnet_x0_25_textline_ori": Family(
+        "paddleclas", "ppcls.arch.backbone.legendary_models.pp_lcnet", "PPLCNet_x0_25(class_num=2)",
+        "softmax", (("x", [None, 3, 80, 160], "float32", [1, 3, 80, 160], -1.0, 1.0),),
+        note="PP-LCNet_x0_25 at the text-line orientation classifier's shape"),
+    "paddleseg_ppliteseg_stdc1": Family(
+        "paddleseg", "paddleseg.models",
+        "PPLiteSeg(num_classes=19, backbone=backbones.STDC1(), arm_out_chs=[32, 64, 128], "
+        "seg_head_inter_chs=[32, 64, 64])",
+        "first", (("x", [None, 3, None, None], "float32", [1, 3, 256, 256], -1.0, 1.0),),
+        note="configs/pp_liteseg/pp_liteseg_stdc1_cityscapes_1024x512_scale0.5_160k.yml"),
+    "paddleseg_ppmobileseg_base": Family(
+        "paddleseg", "paddleseg.models",
+        "PPMobileSeg(num_classes=150, backbone=backbones.MobileSeg_Base(inj_type='AAMSx8', out_feat_chs=[64, 128, 192]))",
+        "first", (("x", [None, 3, None, None], "float32", [1, 3, 256, 256], -1.0, 1.0),),
+        note="configs/pp_mobileseg/pp_mobileseg_base_ade20k_512x512_80k.yml (upsample 'intepolate': 'vim' gathers a data-dependent channel set)"),
+    "paddlenlp_ernie3_tiny": Family(
+        "paddlenlp", "paddlenlp.transformers",
+        "ErnieForSequenceClassification(ErnieConfig(vocab_size=40000, hidden_size=312, num_hidden_layers=4, "
+        "num_attention_heads=12, intermediate_size=1248, max_position_embeddings=2048, type_vocab_size=16, "
+        "hidden_act='gelu', hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, num_labels=2))",
+        "first", (("input_ids", [None, None], "int64", [1, 32], 1, 40000),
+                  ("token_type_ids", [None, None], "int64", [1, 32], 0, 1)),
+        note="ernie-3.0-tiny-medium-v2-zh sizes (4 layers, hidden 312)"),
+}
