@@ -55,10 +55,10 @@ def record_results():
 
 
 def convert_args(name, folder):
-    """--shape for float inputs with dynamic dims (seeded random goldens); an int input (token ids must stay
-    inside the vocabulary) is fed from the export's inputs.npz."""
+    """--shape for an image input with dynamic dims (seeded random goldens); token ids (they must stay inside
+    the vocabulary) and a detector's scale_factor (1.0, not noise) are fed from the export's inputs.npz."""
     family = FAMILIES[name]
-    if any(dtype.startswith("int") for _, _, dtype, _, _, _ in family.inputs):
+    if len(family.inputs) > 1 or any(dtype.startswith("int") for _, _, dtype, _, _, _ in family.inputs):
         return ["--inputs", folder / "inputs.npz"]
     args = []
     for input_name, spec, _, shape, _, _ in family.inputs:

@@ -53,7 +53,7 @@ def calibrate_batch_norm(layer, family, batch=4):
     """Random weights leave activations shrinking block by block where real weights keep them in range
     (PP-LCNet's hardswish halves a small signal: its softmax came out uniform to 1e-7, an uninformative
     golden). Real models' BN statistics normalize each channel; so set every BN's running mean/var from
-    one training-mode pass over a batch of random inputs (momentum 0), then go back to eval."""
+    one pass over a batch of random inputs (momentum 0), then go back to eval."""
     import paddle
 
     norms = [m for m in layer.sublayers() if isinstance(m, paddle.nn.layer.norm._BatchNormBase)]
@@ -62,10 +62,13 @@ def calibrate_batch_norm(layer, family, batch=4):
     for m in norms:
         m._momentum = 0.0
     feeds = inputs_for(family, seed=1, batch=batch)
-    layer.train()
+    layer.eval()  # only the norms in training mode: a ppdet architecture in training mode wants its targets
+    for m in norms:
+        m.train()
     with paddle.no_grad():
         layer(*[paddle.to_tensor(v) for v in feeds.values()])
-    layer.eval()
+    for m in norms:
+        m.eval()
 
 
 def _wrapped_class():
@@ -92,11 +95,21 @@ def _wrapped_class():
         def forward(self, input_ids, token_type_ids):
             return self.post(self.inner(input_ids, token_type_ids=token_type_ids))
 
-    return _One, _Two
+    class _Detector(_Wrapped):  # ppdet architectures take the reader's dict and return {'bbox', 'bbox_num'}
+        def forward(self, image, scale_factor=None):
+            self.inner.export_nms = self.how != "detector-nonms"  # PaddleDetection's export.nms option
+            if scale_factor is None:  # pruned from the input_spec: only the NMS reads it
+                scale_factor = paddle.ones([1, 2], "float32")
+            out = self.inner({"image": image, "scale_factor": scale_factor,
+                              "im_shape": paddle.shape(image)[2:].astype("float32").unsqueeze(0)})
+            return (out["bbox"], out["bbox_num"]) if self.inner.export_nms else (out["bbox"], out["scores"])
+
+    return {"detector": _Detector, "detector-nonms": _Detector, 1: _One, 2: _Two}
 
 
 def Wrapped(inner, how, n_inputs):  # noqa: N802 - classes built after paddle is imported with the right flag
-    return _wrapped_class()[n_inputs - 1](inner, how)
+    classes = _wrapped_class()
+    return classes.get(how, classes.get(n_inputs))(inner, how)
 
 
 def inputs_for(family, seed=0, batch=None):
