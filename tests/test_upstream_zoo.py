@@ -3,8 +3,8 @@
 Each family in tests/upstream/ is imported from its PyPI package (PaddleClas, PaddleSeg, PaddleNLP) in a
 virtual environment of its own (tests/upstream/venv.py, cached outside the checkout), given random
 He-normal weights at its real sizes, and saved with paddle.jit.save and the input_spec its upstream
-export tool uses (dynamic dims None): PIR, as Paddle 3.3.1 exports by default, and legacy
-(FLAGS_enable_pir_api=0) where Paddle 3.3.1 still exports it. Each export is then converted with the
+export tool uses (dynamic dims None): PIR, as Paddle 3.3.1 exports by default, and legacy as Paddle
+2.6.2 (the release these upstream versions target) exports it, each in a venv of its own. Each export is then converted with the
 wherry CLI as a user would (``wherry convert model.json -t desktop-x86_64 --inputs inputs.npz``).
 
 Every artifact must pass, or fail exactly as KNOWN records (the located op / tool message), so a fix
@@ -44,13 +44,21 @@ KNOWN = {
 _records = []
 
 
+def exporting_paddle(fmt: str) -> str:
+    """PIR from Paddle 3.3.1 (its default); legacy from Paddle 2.6.2, which these upstream releases were
+    written for (3.3.1 with FLAGS_enable_pir_api=0 rejects all but PP-HGNetV2: "must be Value, but got
+    Variable"), as tests/test_zoo.py does for its legacy twins."""
+    return "3.3.1" if fmt == "pir" else venv.LEGACY_PADDLE
+
+
 def exported(fmt: str, name: str):
     """The family exported in ``fmt`` by the upstream venv (cached by venv + export code)."""
+    paddle = exporting_paddle(fmt)
     code = b"".join((REPO / "tests" / "upstream" / f).read_bytes() for f in ("__init__.py", "export.py"))
-    folder = venv.cache_root() / "upstream-zoo" / f"{venv.key()}-{hashlib.sha256(code).hexdigest()[:10]}" / fmt
+    folder = venv.cache_root() / "upstream-zoo" / f"{venv.key(paddle)}-{hashlib.sha256(code).hexdigest()[:10]}" / fmt
     if not ((folder / name / "inputs.npz").is_file() or (folder / name / "export_error.txt").is_file()):
-        subprocess.run([str(venv.python()), str(REPO / "tests" / "upstream" / "export.py"), fmt, str(folder), name],
-                       check=True, capture_output=True, cwd=REPO / "tests")
+        subprocess.run([str(venv.python(paddle)), str(REPO / "tests" / "upstream" / "export.py"), fmt, str(folder),
+                        name], check=True, capture_output=True, cwd=REPO / "tests")
     return folder / name
 
 
@@ -76,7 +84,8 @@ def convert_args(name, folder):
 
 def record(name, fmt, **fields):
     family = FAMILIES[name]
-    _records.append({"model": f"upstream/{name}", "format": fmt, "package": family.package,
+    _records.append({"model": f"upstream/{name}", "format": fmt, "exported_by": f"paddle {exporting_paddle(fmt)}",
+                     "package": family.package,
                      "import": family.module, "builder": family.builder,
                      "input_spec": {n: s for n, s, *_ in family.inputs}, **fields})
 
@@ -124,7 +133,7 @@ def test_upstream_family(name, fmt, wherry, tmp_path):
     folder = exported(fmt, name)
     error = folder / "export_error.txt"
     if error.is_file():
-        reason = f"Paddle 3.3.1 could not export it ({fmt}): {error.read_text().strip()}"
+        reason = f"Paddle {exporting_paddle(fmt)} could not export it ({fmt}): {error.read_text().strip()}"
         record(name, fmt, artifact=None, verdict="not exported", reason=reason)
         pytest.skip(reason)
     model = folder / ("model.json" if fmt == "pir" else "model.pdmodel")

@@ -73,7 +73,6 @@ def calibrate_batch_norm(layer, family, batch=4):
 
 def _wrapped_class():
     import paddle
-    import paddle.nn.functional as F
 
     class _Wrapped(paddle.nn.Layer):
         """What the export tool appends: PaddleClas' softmax, PaddleSeg's first logit (--output_op none)."""
@@ -84,7 +83,7 @@ def _wrapped_class():
 
         def post(self, out):
             if self.how == "softmax":
-                return F.softmax(out, axis=-1)
+                return paddle.nn.functional.softmax(out, axis=-1)  # Paddle 2.6's dy2static: no closure names
             return out[0] if isinstance(out, (list, tuple)) else out
 
     class _One(_Wrapped):  # to_static reads the named arguments of forward (no *args)
