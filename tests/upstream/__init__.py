@@ -40,6 +40,13 @@ FAMILIES = {
         "paddleclas", "ppcls.arch.backbone.legendary_models.pp_lcnet", "PPLCNet_x0_25(class_num=2)",
         "softmax", (("x", [None, 3, 80, 160], "float32", [1, 3, 80, 160], -1.0, 1.0),),
         note="PP-LCNet_x0_25 at the text-line orientation classifier's shape"),
+    "ppcls_pplcnet_x1_0_doc_ori": Family(
+        "paddleclas", "ppcls.arch.backbone.legendary_models.pp_lcnet", "PPLCNet_x1_0(class_num=4)",
+        "softmax", (("x", [None, 3, 224, 224], "float32", [1, 3, 224, 224], -1.0, 1.0),),
+        note="PP-LCNet_x1_0 as the document orientation classifier (4 classes)"),
+    "ppcls_pphgnet_tiny": Family(
+        "paddleclas", "ppcls.arch.backbone.legendary_models.pp_hgnet", "PPHGNet_tiny(class_num=1000)",
+        "softmax", (("x", [None, 3, 224, 224], "float32", [1, 3, 224, 224], -1.0, 1.0),)),
     "paddleseg_ppliteseg_stdc1": Family(
         "paddleseg", "paddleseg.models",
         "PPLiteSeg(num_classes=19, backbone=backbones.STDC1(), arm_out_chs=[32, 64, 128], "
