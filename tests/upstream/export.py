@@ -25,7 +25,7 @@ def _import_path_for(package):
 
 
 def build(family):
-    import paddle
+    import paddle  # noqa: F401 - loaded before the upstream package, as its own tools do
     _import_path_for(family.package)
     namespace = vars(importlib.import_module(family.module))
     if family.package == "paddlenlp":
