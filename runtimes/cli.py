@@ -61,7 +61,8 @@ def _add_open_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="ARTIFACT",
                    help="a bundle directory, an .onnx or .nb file, or a Paddle model (.pdmodel/.json/1.x dir)")
     p.add_argument("--artifact", metavar="FILE", help="which artifact of a bundle (file name, e.g. model.onnx)")
-    p.add_argument("--backend", choices=("onnxruntime", "paddlelite", "paddle"), help="force a backend")
+    from .backends import NAMES as BACKENDS   # the backend registry, not a second list of its names
+    p.add_argument("--backend", choices=BACKENDS, help="force a backend")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backend")
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by input name (default: a bundle's golden inputs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -20,7 +20,8 @@ def add_targets_commands(sub) -> None:
                         "(for the emulated board and real boards; cached, ~20 min the first time)")
     p.add_argument("name", nargs="?", help="profile name or .toml file (for show)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.targets.v1)")
-    p.add_argument("--arch", default="aarch64", choices=["aarch64", "armv7hf"], help="build-lite: the board's CPU")
+    from wherry.targets.lite import ARCHES   # what build-lite has a recipe for
+    p.add_argument("--arch", default="aarch64", choices=list(ARCHES), help="build-lite: the board's CPU")
     p.add_argument("--source", metavar="DIR|ARCHIVE",
                    default=os.environ.get("WHERRY_LITE_SOURCE") or None,
                    help="build-lite: Paddle Lite's source at tag v2.13-rc (a directory or .tar.gz); "
