@@ -60,7 +60,8 @@ def exporting_paddle(fmt: str) -> str:
 def exported(fmt: str, name: str):
     """The family exported in ``fmt`` by the upstream venv (cached by venv + export code)."""
     paddle = exporting_paddle(fmt)
-    code = b"".join((REPO / "tests" / "upstream" / f).read_bytes() for f in ("__init__.py", "export.py"))
+    code = b"".join((REPO / "tests" / f).read_bytes() for f in ("upstream/__init__.py", "upstream/export.py",
+                                                                   "zoo/export.py"))
     folder = venv.cache_root() / "upstream-zoo" / f"{venv.key(paddle)}-{hashlib.sha256(code).hexdigest()[:10]}" / fmt
     if not ((folder / name / "inputs.npz").is_file() or (folder / name / "export_error.txt").is_file()):
         subprocess.run([str(venv.python(paddle)), str(REPO / "tests" / "upstream" / "export.py"), fmt, str(folder),

@@ -29,6 +29,20 @@ class Family:
 # - PaddleDetection tools/export_model.py: image [None, 3, H, W] at the TestReader's image_shape, scale_factor
 #   [None, 2]; the exported program ends in the post-process and NMS and returns (bbox, bbox_num).
 # - PaddleNLP ERNIE export (model_zoo/ernie-3.0/export_model.py): input_ids, token_type_ids [None, None] int64.
+# configs/picodet/picodet_s_320_coco_lcnet.yml as ppdet.modeling builds it (both PicoDet families)
+PICODET_S_320_LCNET = (
+    "PicoDet(backbone=(b := LCNet(scale=0.75, feature_maps=[3, 4, 5])), "
+    "neck=(n := LCPAN(in_channels=[s.channels for s in b.out_shape], out_channels=96, use_depthwise=True, "
+    "num_features=4)), "
+    "head=PicoHeadV2(conv_feat=PicoFeat(feat_in=96, feat_out=96, num_convs=2, num_fpn_stride=4, norm_type='bn', "
+    "share_cls_reg=True, use_se=True), fpn_stride=[8, 16, 32, 64], feat_in_chan=96, prior_prob=0.01, "
+    "reg_max=7, cell_offset=0.5, grid_cell_scale=5.0, use_align_head=True, static_assigner_epoch=100, "
+    "loss_class=__import__('ppdet.modeling.losses.varifocal_loss', fromlist=['_']).VarifocalLoss(use_sigmoid=False, iou_weighted=True, loss_weight=1.0), "
+    "loss_dfl=DistributionFocalLoss(loss_weight=0.5), loss_bbox=GIoULoss(loss_weight=2.5), "
+    "static_assigner=ATSSAssigner(topk=9), assigner=TaskAlignedAssigner(topk=13, alpha=1.0, beta=6.0), "
+    "nms=MultiClassNMS(nms_top_k=1000, keep_top_k=100, score_threshold=0.025, nms_threshold=0.6)))")
+
+
 FAMILIES = {
     "ppcls_pplcnetv2_base": Family(
         "paddleclas", "ppcls.arch.backbone.legendary_models.pp_lcnet_v2", "PPLCNetV2_base(class_num=1000)",
@@ -60,31 +74,13 @@ FAMILIES = {
         note="configs/pp_mobileseg/pp_mobileseg_base_ade20k_512x512_80k.yml (upsample 'intepolate': 'vim' gathers a data-dependent channel set)"),
     "ppdet_picodet_s_320_lcnet": Family(
         "paddledet", "ppdet.modeling",
-        "PicoDet(backbone=(b := LCNet(scale=0.75, feature_maps=[3, 4, 5])), "
-        "neck=(n := LCPAN(in_channels=[s.channels for s in b.out_shape], out_channels=96, use_depthwise=True, "
-        "num_features=4)), "
-        "head=PicoHeadV2(conv_feat=PicoFeat(feat_in=96, feat_out=96, num_convs=2, num_fpn_stride=4, norm_type='bn', "
-        "share_cls_reg=True, use_se=True), fpn_stride=[8, 16, 32, 64], feat_in_chan=96, prior_prob=0.01, "
-        "reg_max=7, cell_offset=0.5, grid_cell_scale=5.0, use_align_head=True, static_assigner_epoch=100, "
-        "loss_class=__import__('ppdet.modeling.losses.varifocal_loss', fromlist=['_']).VarifocalLoss(use_sigmoid=False, iou_weighted=True, loss_weight=1.0), "
-        "loss_dfl=DistributionFocalLoss(loss_weight=0.5), loss_bbox=GIoULoss(loss_weight=2.5), "
-        "static_assigner=ATSSAssigner(topk=9), assigner=TaskAlignedAssigner(topk=13, alpha=1.0, beta=6.0), "
-        "nms=MultiClassNMS(nms_top_k=1000, keep_top_k=100, score_threshold=0.025, nms_threshold=0.6)))",
+        PICODET_S_320_LCNET,
         "detector", (("image", [None, 3, 320, 320], "float32", [1, 3, 320, 320], -1.0, 1.0),
                      ("scale_factor", [None, 2], "float32", [1, 2], 1.0, 1.0)),
         note="configs/picodet/picodet_s_320_coco_lcnet.yml, with its NMS (export_post_process, export_nms)"),
     "ppdet_picodet_s_320_lcnet_nonms": Family(
         "paddledet", "ppdet.modeling",
-        "PicoDet(backbone=(b := LCNet(scale=0.75, feature_maps=[3, 4, 5])), "
-        "neck=(n := LCPAN(in_channels=[s.channels for s in b.out_shape], out_channels=96, use_depthwise=True, "
-        "num_features=4)), "
-        "head=PicoHeadV2(conv_feat=PicoFeat(feat_in=96, feat_out=96, num_convs=2, num_fpn_stride=4, norm_type='bn', "
-        "share_cls_reg=True, use_se=True), fpn_stride=[8, 16, 32, 64], feat_in_chan=96, prior_prob=0.01, "
-        "reg_max=7, cell_offset=0.5, grid_cell_scale=5.0, use_align_head=True, static_assigner_epoch=100, "
-        "loss_class=__import__('ppdet.modeling.losses.varifocal_loss', fromlist=['_']).VarifocalLoss(use_sigmoid=False, iou_weighted=True, loss_weight=1.0), "
-        "loss_dfl=DistributionFocalLoss(loss_weight=0.5), loss_bbox=GIoULoss(loss_weight=2.5), "
-        "static_assigner=ATSSAssigner(topk=9), assigner=TaskAlignedAssigner(topk=13, alpha=1.0, beta=6.0), "
-        "nms=MultiClassNMS(nms_top_k=1000, keep_top_k=100, score_threshold=0.025, nms_threshold=0.6)))",
+        PICODET_S_320_LCNET,
         "detector-nonms", (("image", [None, 3, 320, 320], "float32", [1, 3, 320, 320], -1.0, 1.0),),
         note="the same, exported with export.nms: False (raw boxes and scores, the NMS left to the app; "
              "scale_factor is then unused and pruned from the input_spec, as its export tool does)"),

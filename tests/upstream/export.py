@@ -35,20 +35,6 @@ def build(family):
     return Wrapped(layer, family.wrap, len(family.inputs))
 
 
-def he_init(layer, seed=0):
-    """He-normal weights at the real sizes: the upstream init is for training, pretrained weights can't
-    be fetched here, and random-but-scaled weights keep activations in range through deep stacks."""
-    rng = np.random.default_rng(seed)
-    for _, param in layer.named_parameters():
-        if param.ndim == 4:
-            std = np.sqrt(2.0 / np.prod(param.shape[1:]))
-        elif param.ndim == 2:
-            std = np.sqrt(1.0 / param.shape[0])
-        else:
-            continue
-        param.set_value(rng.normal(0, std, param.shape).astype("float32"))
-
-
 def calibrate_batch_norm(layer, family, batch=4):
     """Random weights leave activations shrinking block by block where real weights keep them in range
     (PP-LCNet's hardswish halves a small signal: its softmax came out uniform to 1e-7, an uninformative
@@ -134,6 +120,7 @@ def export(name, out_dir):
         os.remove(stale)
     paddle.seed(0)
     layer = build(family)
+    from zoo.export import he_init   # the zoo's He-normal draw, at the upstream layer's real sizes
     he_init(layer)
     calibrate_batch_norm(layer, family)
     specs = [paddle.static.InputSpec(spec, dtype, n) for n, spec, dtype, _, _, _ in family.inputs]
@@ -148,19 +135,9 @@ def main(argv):
     fmt, out = argv[0], argv[1]
     os.environ["FLAGS_enable_pir_api"] = "0" if fmt == "legacy" else "1"
     from upstream import FAMILIES
+    from zoo.export import export_each
 
-    for name in argv[2:] or sorted(FAMILIES):
-        folder = os.path.join(out, name)
-        try:
-            export(name, folder)
-        except Exception as exc:  # noqa: BLE001 - recorded: the upstream zoo shows what cannot be exported
-            os.makedirs(folder, exist_ok=True)
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            message = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
-            with open(os.path.join(folder, "export_error.txt"), "w") as fh:
-                fh.write(message + "\n")
-            print(f"EXPORT FAILED {name} ({fmt}): {message}", file=sys.stderr)
-    return 0
+    return export_each(fmt, out, argv[2:] or sorted(FAMILIES), export)
 
 
 if __name__ == "__main__":
