@@ -37,20 +37,25 @@ write_cpuinfo() {
   mv "$root/proc/cpuinfo.tmp" "$root/proc/cpuinfo"
 }
 
-if [ -f "$STAMP" ]; then write_cpuinfo "$ROOT"; echo "$BOARD"; exit 0; fi
+# qemu runs the board: checked on every use, not only when the board is built, since a cached board
+# (restored by CI, or kept across machines) can outlive the qemu that was installed beside it.
+ensure_qemu() {
+  command -v qemu-aarch64-static >/dev/null 2>&1 && return 0
+  say "installing qemu-user-static (apt)"
+  if [ "$(id -u)" != 0 ]; then say "need root to apt-get install qemu-user-static"; exit 1; fi
+  apt-get install -y -qq qemu-user-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; }
+}
+
+if [ -f "$STAMP" ]; then ensure_qemu; write_cpuinfo "$ROOT"; echo "$BOARD"; exit 0; fi
 # Two first uses at once (parallel test runs) must not build into the same partial directory.
 mkdir -p "$CACHE"
 exec 9>"$CACHE/emulated-aarch64.lock"
 if command -v flock >/dev/null 2>&1; then
   flock 9 || true
-  if [ -f "$STAMP" ]; then write_cpuinfo "$ROOT"; echo "$BOARD"; exit 0; fi
+  if [ -f "$STAMP" ]; then ensure_qemu; write_cpuinfo "$ROOT"; echo "$BOARD"; exit 0; fi
 fi
 
-if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
-  say "installing qemu-user-static (apt)"
-  if [ "$(id -u)" != 0 ]; then say "need root to apt-get install qemu-user-static"; exit 1; fi
-  apt-get install -y -qq qemu-user-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null; }
-fi
+ensure_qemu
 
 rm -rf "$BOARD.partial" && mkdir -p "$BOARD.partial"
 APT=$BOARD.partial/apt
