@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conftest import OCR_MODELS, export_vision_model, rapidocr_models  # noqa: E402
-from wherry.convert import example, pipeline  # noqa: E402
+from conftest import OCR_MODELS, export_vision_model, rapidocr_models
+from wherry.convert import example, pipeline
 
 
 def model_args(name):

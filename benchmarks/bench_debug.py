@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_convert import model_args  # noqa: E402
-from wherry import runtimes  # noqa: E402
-from wherry.convert import pipeline  # noqa: E402
-from wherry.convert.debug import debug  # noqa: E402
+from bench_convert import model_args
+from wherry import runtimes
+from wherry.convert import pipeline
+from wherry.convert.debug import debug
 
 
 def measure(name: str, work: Path) -> dict:

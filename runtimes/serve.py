@@ -420,17 +420,17 @@ def make_handler(runner: Runner, refuse: bool = False):
             except RecursionError:
                 self._json(400, {"error": "the request is nested too deeply to read", "hint": "send a bundle "
                                  "archive or options as wherry writes them"})
-            except Exception as exc:  # noqa: BLE001 - a request must never take the runner down
+            except Exception as exc:  # a request must never take the runner down (logged below)
                 log.exception("request failed")
                 self._json(500, {"error": f"{type(exc).__name__}: {exc}", "hint": "see the runner's log"})
 
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             self._handle("get")
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self._handle("post")
 
-        def do_DELETE(self):  # noqa: N802
+        def do_DELETE(self):
             self._handle("delete")
 
         # ------------------------------------------------------------------ endpoints

@@ -11,10 +11,10 @@ import sys
 
 os.environ["FLAGS_enable_pir_api"] = "0"
 
-import paddle  # noqa: E402
-import paddle.nn as nn  # noqa: E402
-import paddle.nn.functional as F  # noqa: E402
-from paddle.static import InputSpec  # noqa: E402
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle.static import InputSpec
 
 
 class Swish(nn.Layer):            # swish loses `beta` at export (clip_extra): opt aborts

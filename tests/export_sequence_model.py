@@ -12,9 +12,9 @@ import sys
 
 os.environ["FLAGS_enable_pir_api"] = "0"
 
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
-from paddle.base.layer_helper import LayerHelper  # noqa: E402
+import numpy as np
+import paddle
+from paddle.base.layer_helper import LayerHelper
 
 VOCAB, EMBED, HIDDEN, TAGS = 60, 16, 16, 7
 

@@ -368,7 +368,7 @@ def main(argv):
     fmt, out = argv[0], argv[1]
     os.environ["FLAGS_enable_pir_api"] = "0" if fmt in ("legacy", "feed") else "1"
     global paddle
-    import paddle  # noqa: F401
+    import paddle
 
     failed = []
     for name in argv[2:] or sorted(CASES):

@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("labgrid", reason="labgrid is not installed: pip install 'wherry[labgrid]' (or the test extra)")
 
-from board_fixtures import free_port, http_board, sshd_board, wait_for_port  # noqa: E402
-from conftest import REPO  # noqa: E402
-from wherry.convert.example import INPUTS, MODEL  # noqa: E402
+from board_fixtures import free_port, http_board, sshd_board, wait_for_port
+from conftest import REPO
+from wherry.convert.example import INPUTS, MODEL
 
 BIN = Path(sys.executable).parent
 BOARDS = ["rpi-http-1", "rpi-http-2", "rpi-ssh-1"]

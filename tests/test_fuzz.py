@@ -49,7 +49,7 @@ NPZ_PEAK = 3 * NPZ_LIMIT   # its memory bound: the limit, plus a file-sized copy
 # ----------------------------------------------------------------------------- a bundle to damage
 
 @pytest.fixture(scope="module")
-def pristine(rt_models, rt_reference, tmp_path_factory):  # noqa: F811
+def pristine(rt_models, rt_reference, tmp_path_factory):
     """The tiny CNN as a bundle with its ONNX artifact (checked here) and its ARM .nb (hashed, not run)."""
     return make_bundle(tmp_path_factory.mktemp("fuzz") / "tinycnn.fuzz", rt_models,
                        files=("model.onnx", "model.arm.nb"), golden=rt_reference)

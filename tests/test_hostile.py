@@ -53,7 +53,7 @@ def _one_error(proc, prog="runtimes"):
 
 
 @pytest.fixture()
-def onnx_only(rt_bundle, tmp_path):  # noqa: F811
+def onnx_only(rt_bundle, tmp_path):
     """The tiny CNN bundle with only its ONNX artifact (quick to check, runs anywhere)."""
     bundle = copy_bundle(rt_bundle, tmp_path / "b")
     data = _manifest(bundle)

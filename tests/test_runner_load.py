@@ -22,7 +22,7 @@ from wherry.targets.devices.http import HttpDevice
 
 
 @pytest.fixture()
-def onnx_only(rt_bundle, tmp_path):  # noqa: F811
+def onnx_only(rt_bundle, tmp_path):
     """The tiny CNN bundle with only its ONNX artifact (quick to check, runs anywhere)."""
     bundle = copy_bundle(rt_bundle, tmp_path / "b")
     data = json.loads((bundle / "manifest.json").read_text())

@@ -26,7 +26,7 @@ from wherry.runtimes.errors import WherryError
 
 from .builder import INT, Builder, TranslationError, UpstreamFailed
 from .ops import describe, translate_op  # noqa: F401 - describe is public
-from .reader import read_program  # noqa: F401 - public
+from .reader import read_program
 
 log = logging.getLogger(__name__)
 

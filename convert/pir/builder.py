@@ -28,19 +28,19 @@ class UpstreamFailed(TranslationError):
 
 
 # Typed attribute constructors: legacy ops read attributes with a fixed type.
-def INT(v): return ("i", int(v))            # noqa: E302,E704
-def FLOAT(v): return ("f", float(v))        # noqa: E302,E704
-def STRING(v): return ("s", str(v))         # noqa: E302,E704
-def BOOL(v): return ("b", bool(v))          # noqa: E302,E704
-def INTS(v): return ("ints", [int(x) for x in v])          # noqa: E302,E704
-def FLOATS(v): return ("floats", [float(x) for x in v])    # noqa: E302,E704
-def LONGS(v): return ("longs", [int(x) for x in v])        # noqa: E302,E704
-def LONG(v): return ("l", int(v))           # noqa: E302,E704
-def STRINGS(v): return ("strings", [str(x) for x in v])    # noqa: E302,E704
-def BOOLS(v): return ("bools", [bool(x) for x in v])       # noqa: E302,E704
-def FLOAT64(v): return ("float64", float(v))               # noqa: E302,E704
-def FLOAT64S(v): return ("float64s", [float(x) for x in v])  # noqa: E302,E704
-def BLOCK(v): return ("block_idx", int(v))                 # noqa: E302,E704
+def INT(v): return ("i", int(v))
+def FLOAT(v): return ("f", float(v))
+def STRING(v): return ("s", str(v))
+def BOOL(v): return ("b", bool(v))
+def INTS(v): return ("ints", [int(x) for x in v])
+def FLOATS(v): return ("floats", [float(x) for x in v])
+def LONGS(v): return ("longs", [int(x) for x in v])
+def LONG(v): return ("l", int(v))
+def STRINGS(v): return ("strings", [str(x) for x in v])
+def BOOLS(v): return ("bools", [bool(x) for x in v])
+def FLOAT64(v): return ("float64", float(v))
+def FLOAT64S(v): return ("float64s", [float(x) for x in v])
+def BLOCK(v): return ("block_idx", int(v))
 
 _ATTR_KINDS = {"i": "INT", "f": "FLOAT", "s": "STRING", "b": "BOOLEAN", "ints": "INTS", "floats": "FLOATS",
                "longs": "LONGS", "l": "LONG", "strings": "STRINGS", "bools": "BOOLEANS", "float64": "FLOAT64",

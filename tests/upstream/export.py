@@ -29,7 +29,7 @@ def build(family):
     _import_path_for(family.package)
     namespace = vars(importlib.import_module(family.module))
     if family.package == "paddlenlp":
-        from paddlenlp.transformers import ErnieConfig  # noqa: F401 - named by the builder
+        from paddlenlp.transformers import ErnieConfig  # named by the builder
         namespace = {**namespace, "ErnieConfig": ErnieConfig}
     layer = eval(family.builder, dict(namespace))  # noqa: S307 - our own table, not input
     return Wrapped(layer, family.wrap, len(family.inputs))
