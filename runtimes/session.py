@@ -3,15 +3,22 @@ in a ``Session`` that validates feeds before they reach native code."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import backends, device
 from .bundle import Artifact, Bundle, is_bundle, load_bundle
 from .errors import ArchMismatch, BackendUnavailable, BundleError, InputError, SessionClosed
 from .npz import validate_feeds
 from .specs import TensorSpec
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .backends.base import Backend
+    from .isolate import SharedChild
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +86,13 @@ def _pick_artifact(bundle: Bundle, artifact: Optional[str], backend: Optional[st
     return arts[0]  # not runnable: _check_arch / backends.require explain why
 
 
-def resolve(path, artifact: Optional[str] = None, backend: Optional[str] = None) -> Target:
+def resolve(path: Union[str, os.PathLike[str], Bundle], artifact: Optional[str] = None, backend: Optional[str] = None) -> Target:
     """``path``: a bundle directory, an artifact or a Paddle model, or a Bundle already loaded (the
     checker's: its integrity checks are reused)."""
     if backend is not None and backend not in backends.NAMES:
         raise BackendUnavailable(f"unknown backend {backend!r}", f"choose one of {', '.join(backends.NAMES)}")
     loaded = path if isinstance(path, Bundle) else None
-    path = loaded.root if loaded is not None else Path(path)
+    path = path.root if isinstance(path, Bundle) else Path(path)
     if loaded is not None or (path.is_dir() and is_bundle(path)):
         bundle = loaded or load_bundle(path)
         art = _pick_artifact(bundle, artifact, backend)
@@ -124,8 +131,8 @@ def resolve(path, artifact: Optional[str] = None, backend: Optional[str] = None)
 class Session:
     """One loaded model. ``run`` validates feeds, then calls the backend."""
 
-    def __init__(self, impl, target: Target, isolated: bool = False):
-        self._impl = impl
+    def __init__(self, impl: Backend, target: Target, isolated: bool = False) -> None:
+        self._impl: Optional[Backend] = impl
         self.target = target
         self.isolated = isolated
         self._check_shapes = bool(getattr(impl, "specs_complete", True))
@@ -162,13 +169,13 @@ class Session:
     def closed(self) -> bool:
         return self._impl is None
 
-    def _live(self):
+    def _live(self) -> Backend:
         if self._impl is None:
             raise SessionClosed(f"the session for {self.target.label} is closed",
                                 "use it inside its `with` block, or open the model again with runtimes.open")
         return self._impl
 
-    def run(self, feeds: Mapping[str, "object"], output_names: Optional[Sequence[str]] = None) -> Dict[str, "object"]:
+    def run(self, feeds: Mapping[str, object], output_names: Optional[Sequence[str]] = None) -> Dict[str, NDArray[Any]]:
         """Run on ``feeds`` (input name -> array); returns output name -> array, in the model's order,
         or only ``output_names`` in that order (like onnxruntime's ``InferenceSession.run``)."""
         impl = self._live()
@@ -193,7 +200,7 @@ class Session:
     def __enter__(self) -> "Session":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -201,9 +208,9 @@ class Session:
         return f"<wherry.runtimes.Session {self.target.label} backend={self.target.backend}{state}>"
 
 
-def open_session(path, artifact: Optional[str] = None, threads: Optional[int] = None, isolate: bool = False,
+def open_session(path: Union[str, os.PathLike[str], Bundle], artifact: Optional[str] = None, threads: Optional[int] = None, isolate: bool = False,
                  backend: Optional[str] = None, providers: Optional[Sequence[str]] = None,
-                 timeout: Optional[float] = None, max_reply_bytes: Optional[int] = None, child=None) -> Session:
+                 timeout: Optional[float] = None, max_reply_bytes: Optional[int] = None, child: Optional[SharedChild] = None) -> Session:
     """Isolated sessions only: ``timeout`` (seconds) bounds loading and each run (the child is killed after
     it) and ``max_reply_bytes`` the outputs accepted from the child (default runtimes.npz.MAX_NPZ_BYTES);
     ``child`` (an isolate.SharedChild) loads the model in that child instead of a new one."""

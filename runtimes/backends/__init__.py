@@ -84,4 +84,5 @@ def load(name: str, path: str, threads: Optional[int] = None,
     require(name)
     module = importlib.import_module(_REGISTRY[name][0], __name__)
     extra = {"providers": providers} if providers is not None else {}
-    return module.open_backend(path, threads=threads, inputs=inputs, outputs=outputs, **extra)
+    backend: Backend = module.open_backend(path, threads=threads, inputs=inputs, outputs=outputs, **extra)
+    return backend

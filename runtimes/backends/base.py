@@ -1,9 +1,12 @@
 """The small protocol every backend implements (load, describe, run, close)."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..specs import TensorSpec
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 class Backend:
@@ -11,10 +14,10 @@ class Backend:
     #: False when the library cannot describe its inputs (a bare Lite .nb): only names are checked.
     specs_complete = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.inputs: List[TensorSpec] = []
         self.outputs: List[TensorSpec] = []
-        self.version = None
+        self.version: Optional[str] = None
 
     def describe_by_names(self, in_names: List[str], out_names: List[str], inputs: Optional[List[TensorSpec]],
                           outputs: Optional[List[TensorSpec]]) -> None:
@@ -30,7 +33,7 @@ class Backend:
         out_by_name = {s.name: s for s in (outputs or [])}
         self.outputs = [out_by_name.get(n, TensorSpec(n, "float32", ())) for n in out_names]
 
-    def run(self, feeds: Dict[str, "object"]) -> Dict[str, "object"]:  # pragma: no cover - interface
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:  # pragma: no cover - interface
         raise NotImplementedError
 
     def close(self) -> None:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError, InputError
 from ..npz import LENGTHS
@@ -20,7 +20,7 @@ _ORT_DTYPES = {
 }
 
 
-def _spec(arg) -> TensorSpec:
+def _spec(arg: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or ()))
     return TensorSpec(arg.name, _ORT_DTYPES.get(arg.type, arg.type), shape)
 
@@ -28,7 +28,7 @@ def _spec(arg) -> TensorSpec:
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def __init__(self, path: str, threads: Optional[int] = None, providers: Optional[List[str]] = None):
+    def __init__(self, path: str, threads: Optional[int] = None, providers: Optional[List[str]] = None) -> None:
         super().__init__()
         try:
             import onnxruntime as ort
@@ -58,7 +58,7 @@ class OnnxRuntimeBackend(Backend):
         self._names = [o.name for o in self.outputs]
         self.providers = self._sess.get_providers()
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         if any(k.endswith(LENGTHS) for k in feeds):
             raise InputError("ONNX Runtime cannot take sequence lengths: ONNX tensors carry no LoD",
                              "run this model's Paddle Lite .nb, which takes sequence (LoD) inputs")

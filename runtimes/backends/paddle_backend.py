@@ -8,9 +8,9 @@ parameter or a combined ``__params__``/``params`` file). The only module of
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError, WherryError
 from ..npz import lengths_key, offsets
@@ -29,7 +29,7 @@ class PaddleRunError(WherryError):
 class PaddleInferenceBackend(Backend):
     name = "paddle"
 
-    def __init__(self, path: str, threads: Optional[int] = None):
+    def __init__(self, path: str, threads: Optional[int] = None) -> None:
         super().__init__()
         files = locate(path)
         fmt = files.format
@@ -42,7 +42,7 @@ class PaddleInferenceBackend(Backend):
             import paddle.inference as pi
         except ImportError as exc:
             raise BackendUnavailable(f"Paddle cannot be imported: {exc}", "pip install paddlepaddle") from None
-        self.version = paddle.__version__
+        self.version = paddle.__version__  # type: ignore[attr-defined]  # paddle's stubs omit it
         self.format = fmt
         config = pi.Config(model, params) if params else pi.Config(model)
         config.disable_gpu()
@@ -54,7 +54,7 @@ class PaddleInferenceBackend(Backend):
         config.switch_ir_optim(False)
         config.set_cpu_math_library_num_threads(int(threads or 1))
         try:
-            self._predictor = pi.create_predictor(config)
+            self._predictor: Any = pi.create_predictor(config)  # None once closed
         except Exception as exc:  # noqa: BLE001 - paddle raises many types for bad programs
             message, paddle_hint = summarize(str(exc))
             raise BundleError(f"Paddle Inference cannot load {path}: {message}",
@@ -77,7 +77,7 @@ class PaddleInferenceBackend(Backend):
         out_by_name = {s.name: s for s in outputs}
         self.outputs = [out_by_name.get(n, TensorSpec(n, "float32", ())) for n in self._out_names]
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         try:
             for name in self._in_names:
                 handle = self._predictor.get_input_handle(name)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError
 from ..npz import lengths_key, offsets
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 NUMPY2 = int(np.__version__.split(".")[0]) >= 2
 
 
-def set_input(tensor, value: np.ndarray, exact_copy: bool = NUMPY2) -> None:
+def set_input(tensor: Any, value: NDArray[Any], exact_copy: bool = NUMPY2) -> None:
     """Put ``value`` into a Lite input tensor, exactly, under numpy 1.x and 2.x."""
     tensor.from_numpy(value)
     if not exact_copy:
@@ -51,7 +52,7 @@ class PaddleLiteBackend(Backend):
     name = "paddlelite"
 
     def __init__(self, path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
-                 outputs: Optional[List[TensorSpec]] = None):
+                 outputs: Optional[List[TensorSpec]] = None) -> None:
         super().__init__()
         if not os.path.isfile(path):  # Lite aborts the process on a missing file
             raise BundleError(f"Paddle Lite model {path} does not exist", "check the path of the .nb file")
@@ -79,7 +80,7 @@ class PaddleLiteBackend(Backend):
         self._out_names = list(self._predictor.get_output_names())
         self.describe_by_names(self._in_names, self._out_names, inputs, outputs)
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         predictor = self._predictor
         for i, name in enumerate(self._in_names):
             tensor = predictor.get_input(i)

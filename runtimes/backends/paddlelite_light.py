@@ -19,9 +19,10 @@ import logging
 import os
 import platform
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError
 from ..npz import lengths_key, offsets
@@ -56,7 +57,7 @@ def locate() -> Optional[Path]:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def runtime_info() -> Optional[dict]:
+def runtime_info() -> Optional[Dict[str, Any]]:
     """runtime.json of the runtime folder when there is one built for this machine, else None."""
     folder = locate()
     if folder is None:
@@ -135,7 +136,7 @@ def library_version() -> Dict[str, str]:
     return {"version": lib.wherry_lite_version().decode(), "commit": lib.wherry_lite_commit().decode()}
 
 
-def _error(lib) -> str:
+def _error(lib: ctypes.CDLL) -> str:
     return (lib.wherry_lite_last_error() or b"no message").decode(errors="replace").strip()
 
 
@@ -143,7 +144,7 @@ class PaddleLiteLightBackend(Backend):
     name = "paddlelite"
 
     def __init__(self, path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
-                 outputs: Optional[List[TensorSpec]] = None):
+                 outputs: Optional[List[TensorSpec]] = None) -> None:
         super().__init__()
         lib = self._lib = _library()
         self._handle = lib.wherry_lite_create(os.fsencode(path), int(threads or 0))
@@ -158,7 +159,7 @@ class PaddleLiteLightBackend(Backend):
                            for i in range(lib.wherry_lite_output_count(self._handle))]
         self.describe_by_names(self._in_names, self._out_names, inputs, outputs)
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         lib, handle = self._lib, self._handle
         for i, name in enumerate(self._in_names):
             value = np.ascontiguousarray(feeds[name])
@@ -178,15 +179,15 @@ class PaddleLiteLightBackend(Backend):
                               "check the inputs' shapes; if they are right, report the model with this message")
         results = {}
         for i, name in enumerate(self._out_names):
-            precision, ndim = ctypes.c_int(), ctypes.c_int()
+            precision_out, ndim = ctypes.c_int(), ctypes.c_int()
             shape = (ctypes.c_int64 * _MAX_RANK)()
-            if lib.wherry_lite_output_info(handle, i, ctypes.byref(precision), shape, _MAX_RANK,
+            if lib.wherry_lite_output_info(handle, i, ctypes.byref(precision_out), shape, _MAX_RANK,
                                            ctypes.byref(ndim)) != 0:
                 raise BundleError(f"cannot read Paddle Lite output {name!r}: {_error(lib)}")
-            dtype = _PRECISION_DTYPE.get(precision.value)
+            dtype = _PRECISION_DTYPE.get(precision_out.value)
             if dtype is None or ndim.value > _MAX_RANK:
                 raise BundleError(f"Paddle Lite output {name!r} has an unsupported type "
-                                  f"(precision {precision.value}, rank {ndim.value})")
+                                  f"(precision {precision_out.value}, rank {ndim.value})")
             out = np.empty(tuple(shape[:ndim.value]), dtype=dtype)
             if lib.wherry_lite_output_copy(handle, i, out.ctypes.data_as(ctypes.c_void_p), out.nbytes) != 0:
                 raise BundleError(f"cannot copy Paddle Lite output {name!r}: {_error(lib)}")
@@ -232,7 +233,7 @@ class PaddleLiteLightBackend(Backend):
             self._lib.wherry_lite_destroy(self._handle)
             self._handle = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter teardown
