@@ -397,7 +397,7 @@ def judge(result: ArtifactResult, art: Artifact, golden, actual, overrides=None)
     tolerances = {}
     for name in golden:
         base = art.tolerance.get(name) or parity.default_tolerance(art.precision if art.precision in
-                                                                   parity._DEFAULTS else "fp32")
+                                                                   parity.DEFAULT_TOLERANCES else "fp32")
         tolerances[name] = parity.apply_overrides(base, name, overrides)
     result.outputs = parity.compare(golden, actual, tolerances)
     failed = [o.name for o in result.outputs if not o.passed]

@@ -68,7 +68,9 @@ def _add_open_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _load_feeds(args, session) -> Dict:
+def load_feeds(args, session) -> Dict:
+    """The feeds a run uses: --inputs, else the bundle's golden inputs, else --random data (the
+    runner's HTTP server reads its run queries through this too)."""
     from pathlib import Path
 
     from .bundle import is_bundle, load_bundle
@@ -175,7 +177,7 @@ def cmd_run(args) -> int:
 
     start = time.perf_counter()
     with _open(args, isolate=getattr(args, "isolate", False)) as session:
-        feeds = _load_feeds(args, session)
+        feeds = load_feeds(args, session)
         outputs = session.run(feeds)
         backend = session.backend
     seconds = time.perf_counter() - start
@@ -305,7 +307,7 @@ def bench(args) -> dict:
     session = _open(args)
     load_s = time.perf_counter() - start
     try:
-        feeds = _load_feeds(args, session)
+        feeds = load_feeds(args, session)
         for _ in range(args.warmup):
             session.run(feeds)
         times: List[float] = []

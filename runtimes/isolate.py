@@ -35,8 +35,8 @@ _NOISE = ("ccache", "warnings.warn(", "UserWarning")
 _MAX_HEADER = 1 << 24
 
 
-class _ChildGone(Exception):
-    pass
+class ChildGone(Exception):
+    """The other process closed its end of the pipe (it exited or died)."""
 
 
 # ----------------------------------------------------------------------------- framing
@@ -54,7 +54,7 @@ def _read_exact(fd: int, size: int, deadline: Optional[float] = None) -> bytes:
                 raise _TimedOut()
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
-            raise _ChildGone()
+            raise ChildGone()
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
@@ -87,7 +87,7 @@ def receive(fd: int, deadline: Optional[float] = None, max_bytes: Optional[int] 
     limit = MAX_NPZ_BYTES if max_bytes is None else max_bytes
     head_len, payload_len = struct.unpack("<QQ", _read_exact(fd, 16, deadline))
     if head_len > _MAX_HEADER:
-        raise _ChildGone()  # not a message of ours: treat the peer as broken
+        raise ChildGone()  # not a message of ours: treat the peer as broken
     header = json.loads(_read_exact(fd, head_len, deadline).decode())
     if payload_len > limit + _MAX_HEADER:
         raise InputError(f"the outputs are larger than the limit of {limit >> 20} MiB",
@@ -237,7 +237,7 @@ class IsolatedBackend(Backend):
             raise Timeout(f"{self.name} did not finish {what} within {self._timeout:g} s; the process was stopped",
                           "a model that runs this long is likely broken (e.g. an endless loop); "
                           "raise the limit with --timeout if it is really that slow") from None
-        except (_ChildGone, BrokenPipeError, OSError):
+        except (ChildGone, BrokenPipeError, OSError):
             self._raise_crash(what)
         if "error" in reply:
             raise error_from_json(reply["error"])

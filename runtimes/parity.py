@@ -35,7 +35,7 @@ from .errors import InputError, WherryError
 # Defaults per artifact precision. fp32 conversions match Paddle to ~1e-6 (docs/toolchain.md);
 # fp16 keeps ~3 significant digits; quantized models are judged mostly by direction
 # (cosine) because per-element errors of int8 are large by design.
-_DEFAULTS = {
+DEFAULT_TOLERANCES = {
     "fp32": Tolerance(rtol=1e-4, atol=0.0, min_cosine=0.9999, noise_rtol=1e-3, noise_min_snr_db=80.0),
     "fp16": Tolerance(rtol=1e-2, atol=0.0, min_cosine=0.999),
     "int8": Tolerance(rtol=0.25, atol=0.0, min_cosine=0.98),
@@ -51,9 +51,9 @@ DETECTION_MATCH_IOU = {"fp32": 0.9, "fp16": 0.8, "int16-weight": 0.8, "int8-weig
 
 def default_tolerance(precision: str) -> Tolerance:
     """A fresh Tolerance with the defaults for an artifact precision."""
-    if precision not in _DEFAULTS:
+    if precision not in DEFAULT_TOLERANCES:
         raise WherryError(f"unknown precision {precision!r}", f"choose one of {', '.join(PRECISIONS)}")
-    return Tolerance(**asdict(_DEFAULTS[precision]))
+    return Tolerance(**asdict(DEFAULT_TOLERANCES[precision]))
 
 
 _TOLERANCE_FIELDS = tuple(f for f in Tolerance.__dataclass_fields__)

@@ -147,7 +147,7 @@ def needs_protocol_2_run(query: Dict[str, str], has_inputs: bool) -> bool:
 
 
 def run_options(root: str, query: Dict[str, List[str]]) -> argparse.Namespace:
-    """The runner side of a run query, as the namespace cli.cmd_run and cli._load_feeds read."""
+    """The runner side of a run query, as the namespace cli.cmd_run and cli.load_feeds read."""
     def one(name):
         return (query.get(name) or [None])[0]
     threads = one("threads")

@@ -485,7 +485,7 @@ def make_handler(runner: Runner, refuse: bool = False):
         def _post_run(self, parts, query):
             import numpy as np
 
-            from .cli import _load_feeds
+            from .cli import load_feeds
             from .npz import load_npz
             from .remote import run_options
             from .session import open_session
@@ -506,7 +506,7 @@ def make_handler(runner: Runner, refuse: bool = False):
                                            max_reply_bytes=limits.max_arrays, backend=options.backend,
                                            threads=options.threads) as session:
                 # no body: the bundle's golden inputs (or --random data), as a local run without --inputs
-                outputs = session.run(feeds if feeds is not None else _load_feeds(options, session))
+                outputs = session.run(feeds if feeds is not None else load_feeds(options, session))
                 backend = session.backend
             seconds = time.perf_counter() - start
             buffer = io.BytesIO()

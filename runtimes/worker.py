@@ -13,14 +13,14 @@ def main(argv) -> int:
         from .lifeline import die_with_parent
         die_with_parent(int(argv[3]))
     from . import backends
-    from .isolate import _ChildGone, error_to_json, receive, send
+    from .isolate import ChildGone, error_to_json, receive, send
     from .specs import TensorSpec
 
     impl = None
     while True:
         try:
             request, arrays = receive(read_fd)
-        except _ChildGone:  # the parent went away
+        except ChildGone:  # the parent went away
             return 0
         op = request.get("op")
         try:
