@@ -58,7 +58,7 @@ class _Heartbeat(threading.Thread):
 
 
 class Timeline:
-    def __init__(self):
+    def __init__(self) -> None:
         self.steps: Dict[str, float] = {}
         self.tool_seconds: Dict[str, float] = {}
         self._start = time.perf_counter()

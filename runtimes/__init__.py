@@ -69,7 +69,7 @@ def check(bundle_dir: Union[str, "PathLike[str]"], artifacts: Optional[Sequence[
                   timeout=timeout, max_npz_bytes=max_npz_bytes)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     # Submodules as attributes (runtimes.parity, runtimes.npz, ...) without importing them eagerly.
     if name == "Session":
         from .session import Session

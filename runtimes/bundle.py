@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from .errors import BundleError
 from .specs import TensorSpec
@@ -51,7 +51,7 @@ ARCHES = ("arm", "x86", "any")
 _NB_VOLATILE = slice(2, 18)
 
 
-def content_hash(path: os.PathLike) -> str:
+def content_hash(path: Union[str, os.PathLike[str]]) -> str:
     """sha256 of a file; for .nb files the volatile version field is zeroed first."""
     path = Path(path)
     digest = hashlib.sha256()
@@ -203,7 +203,7 @@ class Manifest:
         with inputs, outputs and their hashes (and ``shapes`` for the others)."""
         return [self.golden, *self.golden.get("other_shapes", [])]
 
-    def write(self, bundle_dir: os.PathLike) -> Path:
+    def write(self, bundle_dir: Union[str, os.PathLike[str]]) -> Path:
         """Write manifest.json, recording the hashes of the golden files already in ``bundle_dir``."""
         for key, default in (("inputs", GOLDEN_INPUTS), ("outputs", GOLDEN_OUTPUTS)):
             self.golden.setdefault(key, default)
@@ -465,11 +465,11 @@ class Bundle:
         return path
 
 
-def is_bundle(path: os.PathLike) -> bool:
+def is_bundle(path: Union[str, os.PathLike[str]]) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def load_bundle(path: os.PathLike) -> Bundle:
+def load_bundle(path: Union[str, os.PathLike[str]]) -> Bundle:
     root = Path(path)
     manifest_path = root / MANIFEST
     if not manifest_path.is_file():

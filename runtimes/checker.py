@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from . import device, parity
 from .bundle import Artifact, Bundle, load_bundle
@@ -442,8 +442,8 @@ def _lite_version_note(bundle: Bundle, art: Artifact) -> Optional[str]:
     return lite_version.mismatch(bundle.manifest.tools.get("paddlelite"), runtime, commit, art.file)
 
 
-def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
-          overrides: Optional[Mapping[str, Mapping[str, float]]] = None, isolate: bool = True,
+def check(bundle_dir: Union[str, os.PathLike[str]], artifacts: Optional[Sequence[str]] = None,
+          overrides: Optional[Mapping[str, Union[float, Mapping[str, float]]]] = None, isolate: bool = True,
           threads: Optional[int] = None, timeout: Optional[float] = None,
           max_npz_bytes: Optional[int] = None, child=None) -> CheckReport:
     """Check every artifact (or the named ones) that can run on this device against the golden outputs.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 _ARM = ("aarch64", "arm64", "armv7l", "armv7", "armv8l", "armv6l", "arm")
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
@@ -15,7 +15,7 @@ def machine() -> str:
     return platform.machine() or "unknown"
 
 
-def arch_family(name: str = None) -> str:
+def arch_family(name: Optional[str] = None) -> str:
     """'arm', 'x86' or 'unknown' for a machine name (this device's by default).
 
     WHERRY_DEVICE_ARCH (arm|x86) overrides this device's answer: it lets the
@@ -61,14 +61,14 @@ def emulation() -> Optional[str]:
     return os.environ.get(EMULATION_ENV) or None
 
 
-def phrase(info: Mapping) -> str:
+def phrase(info: Mapping[str, Any]) -> str:
     """A device (its `describe()` dict, from wherever it ran) in one phrase for summaries:
     "x86_64", "aarch64, emulated (qemu user-mode)"."""
     machine_name = str(info.get("machine") or "unknown")
     return f"{machine_name}, emulated ({info['emulated']})" if info.get("emulated") else machine_name
 
 
-def describe() -> dict:
+def describe() -> Dict[str, Any]:
     return {
         **({"emulated": emulation()} if emulation() else {}),
         "machine": machine(),

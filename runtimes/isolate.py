@@ -21,13 +21,20 @@ import sys
 import tempfile
 import time
 import weakref
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from . import errors
 from .backends.base import Backend
 from .errors import InputError, NativeCrash, Timeout, WherryError
 from .paddle_errors import is_paddle_error, summarize
 from .specs import TensorSpec
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .session import Target
+
+    Arrays = Dict[str, NDArray[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +74,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def send(fd: int, header: dict, arrays: Optional[Dict[str, "object"]] = None) -> None:
+def send(fd: int, header: Mapping[str, Any], arrays: Optional[Mapping[str, NDArray[Any]]] = None) -> None:
     payload = b""
     if arrays is not None:
         import numpy as np
@@ -79,7 +86,8 @@ def send(fd: int, header: dict, arrays: Optional[Dict[str, "object"]] = None) ->
     _write_all(fd, struct.pack("<QQ", len(head), len(payload)) + head + payload)
 
 
-def receive(fd: int, deadline: Optional[float] = None, max_bytes: Optional[int] = None):
+def receive(fd: int, deadline: Optional[float] = None,
+            max_bytes: Optional[int] = None) -> Tuple[Dict[str, Any], Optional[Arrays]]:
     """One message; ``deadline`` (time.monotonic) bounds the wait, ``max_bytes`` the arrays
     (default runtimes.npz.MAX_NPZ_BYTES)."""
     from .npz import MAX_NPZ_BYTES, read_npz
@@ -99,7 +107,7 @@ def receive(fd: int, deadline: Optional[float] = None, max_bytes: Optional[int] 
     return header, arrays
 
 
-def error_to_json(exc: BaseException) -> dict:
+def error_to_json(exc: BaseException) -> Dict[str, Any]:
     if isinstance(exc, WherryError):
         return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
     if is_paddle_error(str(exc)):  # a Paddle report is a wall of C++ traceback: keep its cause
@@ -108,7 +116,7 @@ def error_to_json(exc: BaseException) -> dict:
     return {"type": "WherryError", "message": f"{type(exc).__name__}: {exc}", "hint": None}
 
 
-def error_from_json(data: dict) -> WherryError:
+def error_from_json(data: Mapping[str, Any]) -> WherryError:
     cls = getattr(errors, data.get("type", ""), None)
     if not (isinstance(cls, type) and issubclass(cls, WherryError)) or cls is NativeCrash:
         cls = WherryError
@@ -127,7 +135,7 @@ def _tail(path: str, lines: int = 12) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _cleanup(proc: subprocess.Popen, fds, log_path: str) -> None:
+def _cleanup(proc: subprocess.Popen[bytes], fds: Sequence[int], log_path: str) -> None:
     for fd in fds:
         try:
             os.close(fd)
@@ -148,7 +156,7 @@ def _cleanup(proc: subprocess.Popen, fds, log_path: str) -> None:
 LAUNCHER_ENV = "WHERRY_CHILD_LAUNCHER"
 
 
-def child_launcher():
+def child_launcher() -> List[str]:
     """The command words to put before a child Python (empty on a real device)."""
     return shlex.split(os.environ.get(LAUNCHER_ENV, ""))
 
@@ -156,8 +164,8 @@ def child_launcher():
 class IsolatedBackend(Backend):
     """A backend living in a child process; same protocol as the in-process ones."""
 
-    def __init__(self, target, threads: Optional[int] = None, timeout: Optional[float] = None,
-                 providers: Optional[List[str]] = None, max_reply_bytes: Optional[int] = None):
+    def __init__(self, target: Optional[Target], threads: Optional[int] = None, timeout: Optional[float] = None,
+                 providers: Optional[List[str]] = None, max_reply_bytes: Optional[int] = None) -> None:
         """``target`` None: start the child idle (SharedChild.prewarm); ``load`` gives it a model later."""
         super().__init__()
         self.name = target.backend if target is not None else "isolated child"
@@ -203,7 +211,7 @@ class IsolatedBackend(Backend):
         send(self._w, {"op": "preload", "backends": list(backend_names)})
         self._unread_replies += 1
 
-    def load(self, target, providers: Optional[List[str]] = None) -> None:
+    def load(self, target: Target, providers: Optional[List[str]] = None) -> None:
         """Load `target` in this child, replacing the model it held (the child loads one at a time)."""
         self.name, self._label = target.backend, target.label
         reply, _ = self._call({"op": "open", "backend": target.backend, "path": target.path, "threads": self._threads,
@@ -221,7 +229,8 @@ class IsolatedBackend(Backend):
     def alive(self) -> bool:
         return self._finalizer.alive and self._proc.poll() is None
 
-    def _call(self, header: dict, arrays, what: str):
+    def _call(self, header: Dict[str, Any], arrays: Optional[Mapping[str, NDArray[Any]]],
+              what: str) -> Tuple[Dict[str, Any], Optional[Arrays]]:
         deadline = time.monotonic() + self._timeout if self._timeout else None
         try:
             send(self._w, header, arrays)
@@ -243,7 +252,7 @@ class IsolatedBackend(Backend):
             raise error_from_json(reply["error"])
         return reply, out
 
-    def _raise_crash(self, what: str):
+    def _raise_crash(self, what: str) -> NoReturn:
         try:
             code = self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -262,7 +271,7 @@ class IsolatedBackend(Backend):
                           hint="the native library failed on this model; the caller is unharmed. "
                                "Try another artifact or report the model with this log")
 
-    def run(self, feeds):
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         _, outputs = self._call({"op": "run"}, feeds, f"running {self._label}")
         return outputs or {}
 
@@ -283,7 +292,7 @@ class SharedChild:
     gets a fresh one (``fresh`` says whether the last model was the first in its child)."""
 
     def __init__(self, threads: Optional[int] = None, timeout: Optional[float] = None,
-                 max_reply_bytes: Optional[int] = None):
+                 max_reply_bytes: Optional[int] = None) -> None:
         self._args = (threads, timeout)
         self._max_reply = max_reply_bytes
         self._backend: Optional[IsolatedBackend] = None
@@ -298,7 +307,7 @@ class SharedChild:
             self._backend.preload(backend_names)
             self._idle = True
 
-    def borrow(self, target, providers: Optional[List[str]] = None) -> "Backend":
+    def borrow(self, target: Target, providers: Optional[List[str]] = None) -> "Backend":
         if self._backend is not None and self._backend.alive:
             self.fresh = self._idle   # a prewarmed child has run nothing before this model
             self._idle = False
@@ -319,12 +328,12 @@ class SharedChild:
 class _Borrowed(Backend):
     """A shared child's current model, for one Session: closing the session leaves the child running."""
 
-    def __init__(self, backend: IsolatedBackend):
+    def __init__(self, backend: IsolatedBackend) -> None:
         super().__init__()
         self._backend = backend
         self.name, self.inputs, self.outputs = backend.name, backend.inputs, backend.outputs
         self.specs_complete, self.version, self.providers = backend.specs_complete, backend.version, backend.providers
         self.pid = backend.pid
 
-    def run(self, feeds):
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         return self._backend.run(feeds)

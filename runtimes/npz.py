@@ -10,7 +10,7 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import BinaryIO, Dict, List, Mapping, Optional
+from typing import BinaryIO, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
@@ -29,7 +29,7 @@ _NUMERIC_KINDS = "biuf"
 _NPY_PREFIX = 12  # magic (6), version (2), header length (2 or 4)
 
 
-def load_npz(path: os.PathLike, max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+def load_npz(path: Union[str, os.PathLike[str]], max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
     """All arrays of an .npz file, loaded into memory; never unpickles, never exceeds ``max_bytes``."""
     path = os.fspath(path)
     if not os.path.isfile(path):

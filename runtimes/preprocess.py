@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -137,7 +137,7 @@ class PreprocessSpec:
             img = img.transpose(2, 0, 1)
         return np.ascontiguousarray(img[None], dtype=self.dtype)
 
-    def load(self, path: os.PathLike) -> np.ndarray:
+    def load(self, path: Union[str, os.PathLike[str]]) -> np.ndarray:
         """Decode an image file and apply the spec: one sample with a batch axis."""
         return self.apply(decode_image(path, self.channels))
 
@@ -175,7 +175,7 @@ def resize_bilinear(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return (top * (1 - wy)[:, None, None] + bottom * wy[:, None, None]).astype(np.float32)
 
 
-def decode_image(path: os.PathLike, channels: int = 3) -> np.ndarray:
+def decode_image(path: Union[str, os.PathLike[str]], channels: int = 3) -> np.ndarray:
     """An image file as uint8 HWC (RGB) or HW1 (grayscale) pixels; needs Pillow."""
     try:
         from PIL import Image
@@ -190,7 +190,7 @@ def decode_image(path: os.PathLike, channels: int = 3) -> np.ndarray:
     return pixels if pixels.ndim == 3 else pixels[:, :, None]
 
 
-def image_files(folder: os.PathLike) -> List[str]:
+def image_files(folder: Union[str, os.PathLike[str]]) -> List[str]:
     """Image files in a folder (not recursive), sorted by name so the order is reproducible."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -202,7 +202,7 @@ def image_files(folder: os.PathLike) -> List[str]:
     return files
 
 
-def load_folder(folder: os.PathLike, spec: PreprocessSpec, limit: Optional[int] = None) -> np.ndarray:
+def load_folder(folder: Union[str, os.PathLike[str]], spec: PreprocessSpec, limit: Optional[int] = None) -> np.ndarray:
     """Every image of a folder (name order, at most ``limit``) through the spec, stacked on the batch axis."""
     files = image_files(folder)[:limit]
     log.info("preprocessing %d image(s) from %s", len(files), folder)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 
 @dataclass(frozen=True)
@@ -18,20 +18,20 @@ class TensorSpec:
     shape: Tuple[Optional[int], ...]
     lod_level: int = 0
 
-    def to_json(self) -> dict:
-        data = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+    def to_json(self) -> Dict[str, Any]:
+        data: Dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
         if self.lod_level:
             data["lod_level"] = self.lod_level
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "TensorSpec":
+    def from_json(cls, data: Mapping[str, Any]) -> "TensorSpec":
         import numpy as np  # lazily: `import runtimes` stays cheap (the pytest plugin loads it in every run)
 
         shape = tuple(None if d is None or d < 0 else int(d) for d in data["shape"])
         return cls(str(data["name"]), str(np.dtype(data["dtype"])), shape, int(data.get("lod_level") or 0))
 
-    def accepts_shape(self, shape) -> bool:
+    def accepts_shape(self, shape: Sequence[Optional[int]]) -> bool:
         if len(shape) != len(self.shape):
             return False
         return all(want is None or want == got for want, got in zip(self.shape, shape))

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, List, Optional
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 
-def main(argv) -> int:
+def main(argv: List[str]) -> int:
     read_fd, write_fd = int(argv[1]), int(argv[2])
     if len(argv) > 3:
         # Linux: killed by the kernel when the parent dies, so a model stuck in native code never
@@ -16,7 +20,7 @@ def main(argv) -> int:
     from .isolate import ChildGone, error_to_json, receive, send
     from .specs import TensorSpec
 
-    impl = None
+    impl: Optional[Backend] = None
     while True:
         try:
             request, arrays = receive(read_fd)
@@ -25,9 +29,9 @@ def main(argv) -> int:
         op = request.get("op")
         try:
             if op == "open":
-                specs = [None if request.get(k) is None else [TensorSpec.from_json(s) for s in request[k]]
-                         for k in ("inputs", "outputs")]
-                impl = backends.load(request["backend"], request["path"], request.get("threads"), *specs,
+                inputs, outputs = [None if request.get(k) is None else [TensorSpec.from_json(s) for s in request[k]]
+                                   for k in ("inputs", "outputs")]
+                impl = backends.load(request["backend"], request["path"], request.get("threads"), inputs, outputs,
                                      providers=request.get("providers"))
                 send(write_fd, {"inputs": [s.to_json() for s in impl.inputs],
                                 "outputs": [s.to_json() for s in impl.outputs],
@@ -38,8 +42,9 @@ def main(argv) -> int:
                     backends.preload(name)
                 send(write_fd, {"ok": True})
             elif op == "run":
-                outputs = impl.run(arrays or {})
-                send(write_fd, {"ok": True}, outputs)
+                assert impl is not None, "run before open"
+                results = impl.run(arrays or {})
+                send(write_fd, {"ok": True}, results)
             elif op == "close":
                 return 0
             else:
