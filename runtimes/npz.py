@@ -10,9 +10,10 @@ import os
 import struct
 import zipfile
 import zlib
-from typing import BinaryIO, Dict, List, Mapping, Optional, Union
+from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .errors import InputError
 from .specs import TensorSpec
@@ -29,7 +30,7 @@ _NUMERIC_KINDS = "biuf"
 _NPY_PREFIX = 12  # magic (6), version (2), header length (2 or 4)
 
 
-def load_npz(path: Union[str, os.PathLike[str]], max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+def load_npz(path: Union[str, os.PathLike[str]], max_bytes: Optional[int] = None) -> Dict[str, NDArray[Any]]:
     """All arrays of an .npz file, loaded into memory; never unpickles, never exceeds ``max_bytes``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -38,7 +39,7 @@ def load_npz(path: Union[str, os.PathLike[str]], max_bytes: Optional[int] = None
         return read_npz(fh, path, max_bytes)
 
 
-def read_npz(fileobj: BinaryIO, label: str = "data", max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
+def read_npz(fileobj: BinaryIO, label: str = "data", max_bytes: Optional[int] = None) -> Dict[str, NDArray[Any]]:
     """The arrays of an .npz held by a binary file object (``label`` names it in messages)."""
     limit = MAX_NPZ_BYTES if max_bytes is None else max_bytes
     try:
@@ -61,7 +62,7 @@ def read_npz(fileobj: BinaryIO, label: str = "data", max_bytes: Optional[int] = 
                          "the file is corrupt or truncated; write it again with numpy.savez") from None
 
 
-def _check_members(members, label: str, limit: int) -> None:
+def _check_members(members: Sequence[zipfile.ZipInfo], label: str, limit: int) -> None:
     if len(members) > MAX_ARRAYS:
         raise InputError(f"{label} holds {len(members)} files; wherry reads at most {MAX_ARRAYS} arrays",
                          "save only the model's inputs or outputs: numpy.savez(path, name=array, ...)")
@@ -77,7 +78,7 @@ def _check_members(members, label: str, limit: int) -> None:
                          "use smaller arrays (golden data only needs a few samples)")
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> np.ndarray:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> NDArray[Any]:
     """One array, after checking that its header agrees with its size (so no oversized allocation)."""
     name = info.filename[:-4]
     with archive.open(info) as fh:
@@ -92,12 +93,12 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) ->
         # public readers only (numpy 2 hides the private one); version 3 is only written for
         # structured dtypes with non-latin-1 field names, which are refused anyway
         readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        version = np.lib.format.read_magic(fh)
+        version = np.lib.format.read_magic(fh)  # type: ignore[no-untyped-call]  # numpy.lib.format is unannotated
         if version not in readers:
             raise InputError(f"array {name!r} in {label} uses .npy format version {version}, which wherry "
                              "does not read",
                              "write it with numpy.savez (plain numeric arrays)")
-        shape, fortran, dtype = readers[version](fh)
+        shape, fortran, dtype = readers[version](fh)  # type: ignore[no-untyped-call]
         if dtype.hasobject:
             raise InputError(f"{label} holds pickled Python objects, which wherry never loads (unsafe)",
                              "save plain numeric arrays: numpy.savez(path, x=arr.astype('float32'))")
@@ -114,7 +115,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) ->
         data = bytearray(size)  # writable, unlike bytes
         view, filled = memoryview(data), 0
         while filled < size:
-            got = fh.readinto(view[filled:])
+            got = fh.readinto(view[filled:])  # type: ignore[attr-defined]  # a ZipExtFile
             if not got:
                 raise EOFError("array data ends early")
             filled += got
@@ -131,20 +132,21 @@ def lengths_key(name: str) -> str:
     return name + LENGTHS
 
 
-def offsets(lengths) -> List[int]:
+def offsets(lengths: ArrayLike) -> List[int]:
     """Sequence lengths [4, 5] -> Paddle's LoD offsets [0, 4, 9]."""
-    return [0] + np.cumsum(np.asarray(lengths, dtype=np.int64)).astype(int).tolist()
+    starts: List[int] = np.cumsum(np.asarray(lengths, dtype=np.int64)).astype(int).tolist()
+    return [0] + starts
 
 
-def sequence_lengths(feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def sequence_lengths(feeds: Mapping[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
     """input name -> lengths, for the inputs fed as sequences."""
     return {k[:-len(LENGTHS)]: v for k, v in feeds.items() if k.endswith(LENGTHS)}
 
 
-_DTYPES: Dict[str, np.dtype] = {}
+_DTYPES: Dict[str, np.dtype[Any]] = {}
 
 
-def _dtype(name: str) -> np.dtype:
+def _dtype(name: str) -> np.dtype[Any]:
     # Cached dtype objects: comparing dtypes is cheap, while str(dtype) on every call measurably
     # slowed the next inference (~60 us on mobilenet_v3_small; see benchmarks/bench_runtime.py).
     found = _DTYPES.get(name)
@@ -153,7 +155,7 @@ def _dtype(name: str) -> np.dtype:
     return found
 
 
-def _fast_path(specs: List[TensorSpec], feeds, check_shapes: bool):
+def _fast_path(specs: List[TensorSpec], feeds: object, check_shapes: bool) -> Optional[Dict[str, NDArray[Any]]]:
     """The feeds in model order when everything is right, else None (then the slow path explains).
 
     Session.run calls this on every inference, so it avoids allocations: temporary
@@ -161,7 +163,7 @@ def _fast_path(specs: List[TensorSpec], feeds, check_shapes: bool):
     """
     if type(feeds) is not dict or len(feeds) != len(specs):
         return None
-    checked = {}
+    checked: Dict[str, NDArray[Any]] = {}
     for spec in specs:
         if spec.lod_level:
             return None
@@ -183,7 +185,7 @@ def _fast_path(specs: List[TensorSpec], feeds, check_shapes: bool):
 
 
 def validate_feeds(specs: List[TensorSpec], feeds: Mapping[str, object],
-                   check_shapes: bool = True) -> Dict[str, np.ndarray]:
+                   check_shapes: bool = True) -> Dict[str, NDArray[Any]]:
     """Check names, dtypes and shapes before anything reaches native code.
 
     Returns the feeds in the model's input order as C-contiguous arrays (native
@@ -230,7 +232,7 @@ def validate_feeds(specs: List[TensorSpec], feeds: Mapping[str, object],
     return checked
 
 
-def _checked_lengths(spec: TensorSpec, value: np.ndarray, lengths):
+def _checked_lengths(spec: TensorSpec, value: NDArray[Any], lengths: object) -> Optional[NDArray[Any]]:
     """The sequence lengths of a LoD input as int64, checked against its rows; None for a plain input."""
     key = lengths_key(spec.name)
     if lengths is None:
