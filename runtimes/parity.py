@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .bundle import PRECISIONS, Tolerance
 from .errors import InputError, WherryError
@@ -59,7 +60,7 @@ def default_tolerance(precision: str) -> Tolerance:
 _TOLERANCE_FIELDS = tuple(f for f in Tolerance.__dataclass_fields__)
 
 
-def normalize_overrides(overrides, outputs: List[str]) -> dict:
+def normalize_overrides(overrides: object, outputs: List[str]) -> Dict[str, Dict[str, Any]]:
     """Accept ``{"rtol": 1e-3}`` (all outputs), ``{"*": {...}}`` or ``{"logits": {...}}`` and return
     the per-output form; an unknown field or output name, or a non-number, is an InputError."""
     if overrides is None:
@@ -70,7 +71,7 @@ def normalize_overrides(overrides, outputs: List[str]) -> dict:
         raise InputError(f"overrides must be a mapping, not {type(overrides).__name__}", hint)
     flat = {k: v for k, v in overrides.items() if k in _TOLERANCE_FIELDS}
     nested = {k: v for k, v in overrides.items() if k not in _TOLERANCE_FIELDS}
-    result: dict = {"*": dict(flat)} if flat else {}
+    result: Dict[str, Dict[str, Any]] = {"*": dict(flat)} if flat else {}
     for name, fields in nested.items():
         if name != "*" and name not in outputs:
             raise InputError(f"tolerance override for {name!r}: the model has no such output", hint)
@@ -123,7 +124,7 @@ class OutputParity:
     def passed(self) -> bool:
         return self.verdict == "passed"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
         for key, value in data.items():
             if isinstance(value, float) and not math.isfinite(value):
@@ -131,7 +132,7 @@ class OutputParity:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "OutputParity":
+    def from_json(cls, data: Mapping[str, Any]) -> "OutputParity":
         """The inverse of to_json (a verdict another device reported)."""
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
@@ -142,11 +143,11 @@ class OutputParity:
         return cls(**values)
 
 
-def _looks_like_scores(golden: np.ndarray) -> bool:
+def _looks_like_scores(golden: NDArray[Any]) -> bool:
     return golden.ndim == 2 and golden.shape[1] >= 2 and golden.dtype.kind == "f"
 
 
-def compare_one(name: str, golden: np.ndarray, actual: Optional[np.ndarray], tol: Tolerance) -> OutputParity:
+def compare_one(name: str, golden: NDArray[Any], actual: Optional[NDArray[Any]], tol: Tolerance) -> OutputParity:
     golden = np.asarray(golden)
     res = OutputParity(name=name, golden_shape=list(golden.shape), golden_dtype=str(golden.dtype), tolerance=tol)
     if actual is None:
@@ -229,27 +230,34 @@ def compare_one(name: str, golden: np.ndarray, actual: Optional[np.ndarray], tol
 
 def _rounding_noise(res: OutputParity, tol: Tolerance) -> bool:
     """The error exceeds the strict bound but is spread like fp rounding (see the module doc)."""
-    if tol.noise_rtol is None or tol.noise_min_snr_db is None or res.snr_db is None:
+    noise_rtol, min_snr_db, snr_db = tol.noise_rtol, tol.noise_min_snr_db, res.snr_db
+    if noise_rtol is None or min_snr_db is None or snr_db is None or res.max_abs is None:
         return False
-    return res.max_abs <= tol.atol + tol.noise_rtol * res.scale and res.snr_db >= tol.noise_min_snr_db
+    return res.max_abs <= tol.atol + noise_rtol * res.scale and snr_db >= min_snr_db
 
 
 # Rows of NMS outputs (multiclass_nms*, matrix_nms): [class, score, x1, y1, x2, y2].
 _CLASS, _SCORE, _BOX = 0, 1, slice(2, 6)
 
 
-def _iou(box, boxes) -> np.ndarray:
+def _area(b: NDArray[Any]) -> NDArray[Any]:
+    """Areas of [x1, y1, x2, y2] boxes (empty boxes: 0)."""
+    area: NDArray[Any] = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    return area
+
+
+def _iou(box: NDArray[Any], boxes: NDArray[Any]) -> NDArray[Any]:
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[2], boxes[:, 2])
     y2 = np.minimum(box[3], boxes[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
-    union = area(box) + area(boxes) - inter
+    union = _area(box) + _area(boxes) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def match_detections(golden: np.ndarray, actual: np.ndarray, min_iou: float):
+def match_detections(golden: NDArray[Any], actual: NDArray[Any],
+                     min_iou: float) -> Tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Pair each golden detection (highest score first) with the unmatched actual detection of the same
     class that overlaps it most, if IoU >= min_iou. Returns (order of actual rows aligned to golden rows,
     golden rows without a match, actual rows without a match)."""
@@ -267,7 +275,7 @@ def match_detections(golden: np.ndarray, actual: np.ndarray, min_iou: float):
     return order, np.flatnonzero(order < 0), np.flatnonzero(free)
 
 
-def compare_detections(name: str, golden: np.ndarray, actual: Optional[np.ndarray], tol: Tolerance) -> OutputParity:
+def compare_detections(name: str, golden: NDArray[Any], actual: Optional[NDArray[Any]], tol: Tolerance) -> OutputParity:
     """An NMS output is a set: its row order and (near the score threshold) its row count may differ between
     correct runtimes. Rows are matched by class and IoU >= ``tol.match_iou``; every golden detection must find
     one and vice versa; then the aligned rows are judged like any output (boxes against rtol x scale, and
@@ -279,6 +287,7 @@ def compare_detections(name: str, golden: np.ndarray, actual: Optional[np.ndarra
         return compare_one(name, original, actual, plain)
     golden = original.astype(np.float64)
     actual64 = np.asarray(actual, np.float64)
+    assert tol.match_iou is not None, "compare() sends only outputs with a match_iou here"
     order, lost, extra = match_detections(golden, actual64, tol.match_iou)
     if lost.size or extra.size:
         res = compare_one(name, golden[:0], np.asarray(actual)[:0], plain)
@@ -299,7 +308,7 @@ def compare_detections(name: str, golden: np.ndarray, actual: Optional[np.ndarra
     return res
 
 
-def compare(golden: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray],
+def compare(golden: Mapping[str, NDArray[Any]], actual: Mapping[str, NDArray[Any]],
             tolerances: Optional[Mapping[str, Tolerance]] = None) -> List[OutputParity]:
     """One OutputParity per golden output, in the golden's order."""
     tolerances = tolerances or {}
