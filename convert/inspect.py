@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List
 
 from wherry.convert import lite_export, source
 from wherry.targets import load_profile
@@ -57,7 +57,7 @@ def _pir_ops(info: source.ModelInfo, targets: List[str], supported_by_places) ->
 def inspect(model: str, targets: List[str]) -> dict:
     info = source.read(model)
     notes: List[str] = []
-    report = {
+    report: Dict[str, Any] = {
         "model": str(model),
         "format": info.format,
         "files": [str(p) for p in info.files.all_files()[:3]],
@@ -69,11 +69,11 @@ def inspect(model: str, targets: List[str]) -> dict:
         "notes": notes,
     }
     legacy_ops = _legacy_ops(info, notes)
-    supported_by_places = {}
+    supported_by_places: Dict[str, Any] = {}
     for name in targets:
         profile = load_profile(name)
         places = ",".join(profile.lite_places)
-        entry = {"arch": profile.arch, "lite_places": places, "artifacts": profile.artifacts}
+        entry: Dict[str, Any] = {"arch": profile.arch, "lite_places": places, "artifacts": profile.artifacts}
         if "nb" in profile.artifacts and legacy_ops is not None:
             if places not in supported_by_places:
                 supported_by_places[places] = lite_export.supported_ops(places)

@@ -24,7 +24,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from wherry.runtimes.errors import WherryError
 
@@ -64,7 +64,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-_LIBC = []
+_LIBC: List[Optional[Any]] = []  # the libc with renameat2, or None: looked up once
 
 
 def _libc():

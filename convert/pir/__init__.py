@@ -132,7 +132,7 @@ def translate(json_path, params_path, out_dir) -> TranslationResult:
     problems = [p for k in kinds.values() for p in k.problems]
     if problems:
         raise UntranslatableOps(problems, [k.name for k in kinds.values() if k.problems])
-    renames = {}
+    renames: Dict[str, str] = {}
     for op in sorted(builder.fetches, key=lambda o: int(o.attrs.get("col", 0))):
         _emit_fetch(builder, op, renames)
     _rename(builder, renames)

@@ -74,7 +74,7 @@ class Builder:
         self.failed: set = set()                        # results of ops that could not be translated
         self.fetches: List[PirOp] = []
         self.feed_col = 0
-        self.on_op = lambda op, route=None, problem=None: None   # translate() records each op here
+        self.on_op = lambda op, route=None, problem=None, legacy=(): None   # translate() records each op here
         self.values: Dict[int, Value] = {}
         self.consts: Dict[int, object] = {}
         self.vectors: Dict[int, List[int]] = {}        # builtin.combine result -> member value ids

@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from wherry.runtimes import remote
 from wherry.runtimes.cli import build_parser, schema_id
@@ -53,7 +53,7 @@ class HttpDevice(Device):
         self.token = os.environ.get("WHERRY_TOKEN")  # the fleet job sets a per-board one
         self.retry_for = RETRY_FOR_S
 
-    def _request(self, method: str, path: str, body: bytes = None, timeout: float = 600, headers=None):
+    def _request(self, method: str, path: str, body: Optional[bytes] = None, timeout: float = 600, headers=None):
         """One request, retried with jittered exponential backoff while the runner is busy (503) or drops the
         connection, for at most ``retry_for`` seconds."""
         deadline = time.monotonic() + self.retry_for

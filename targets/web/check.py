@@ -50,7 +50,7 @@ def check_many(bundle_dirs: Sequence[os.PathLike], ep: str = "wasm", threads: in
                artifacts: Optional[Sequence[str]] = None, overrides: Optional[Mapping] = None,
                timeout: float = 600.0) -> List[CheckReport]:
     """Check several bundles in ONE browser page (one Chromium start): a report per bundle."""
-    jobs = []   # per bundle: (bundle, overrides, golden, results)
+    jobs: List[tuple] = []   # per bundle: (bundle, overrides, golden, results)
     runnable = []   # (job index, artifact, result, model path, feeds)
     for bundle_dir in bundle_dirs:
         bundle = load_bundle(bundle_dir)

@@ -74,7 +74,7 @@ class PageServer:
         source = self.files.get(path)
         if source is None:
             return None
-        return source if isinstance(source, bytes) else Path(source).read_bytes()
+        return source if isinstance(source, bytes) else Path(str(source)).read_bytes()
 
     def _handler(self):
         server = self
