@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_quant.py [--model resnet18] [--calib-samples 32] [--no-routes]
 
-The model is paddle.vision resnet18 with seeded He-normal random weights (tests/export_model.py),
+The model is paddle.vision resnet18 with seeded He-normal random weights (tests/support/export_model.py),
 converted by wherry with --precision fp32,fp16,int8-weight,int16-weight,int8; calibration and golden inputs are
 seeded standard-normal images. Goals from the issue: size <= 0.26x, latency <= 0.35x, cosine >= 0.999.
 

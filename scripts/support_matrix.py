@@ -1,6 +1,6 @@
 """Render the README support matrix from the conformance run (out/conformance.json).
 
-    .venv/bin/python -m pytest tests/test_conformance.py && .venv/bin/python scripts/support_matrix.py
+    .venv/bin/python -m pytest tests/e2e/test_conformance.py && .venv/bin/python scripts/support_matrix.py
 
 Rewrites the block between the support-matrix markers in README.md; prints it with --print.
 """
@@ -77,7 +77,7 @@ def render(records) -> str:
                  "The web column is the desktop bundle's `model.onnx` run by onnxruntime-web (WebAssembly) in "
                  "headless Chromium (`--device browser`, docs/web.md); empty where no browser was available, and for the "
                  "`zoo/*` rows, which the zoo run does not take to the browser. "
-                 "`zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
+                 "`zoo/*` rows are the compact model families of tests/support/zoo/ (random He-normal weights, "
                  "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
                  "(`pytest -m zoo`).")
     return "\n".join(lines)
@@ -85,7 +85,7 @@ def render(records) -> str:
 
 def main(argv) -> int:
     if not RESULTS.is_file():
-        print(f"{RESULTS} not found: run pytest tests/test_conformance.py first", file=sys.stderr)
+        print(f"{RESULTS} not found: run pytest tests/e2e/test_conformance.py first", file=sys.stderr)
         return 2
     table = render(json.loads(RESULTS.read_text()))
     if "--print" in argv:

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, export_legal_model
+from support.models import export_legal_model
+from support.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import export_vision_model
+from support.models import export_vision_model
 
 
 def _assert_user_error(proc, *needles):
@@ -148,9 +148,9 @@ def test_paddle1_directory_converts_and_verifies(wherry, tmp_path, example_model
     import subprocess
     import sys
 
-    from conftest import REPO
+    from support.paths import SUPPORT
     model_dir = tmp_path / "digits_1x"
-    subprocess.run([sys.executable, str(REPO / "tests" / "export_paddle1.py"), str(example_model.with_suffix("")),
+    subprocess.run([sys.executable, str(SUPPORT / "export_paddle1.py"), str(example_model.with_suffix("")),
                     str(model_dir)], check=True, capture_output=True)
     proc = wherry("convert", model_dir, "--inputs", example_model.parent / "digits_inputs.npz", "-o",
                   tmp_path / "out", "--json", check=0)
@@ -166,7 +166,7 @@ def test_golden_from_real_images_records_the_preprocessing(wherry, tmp_path):
     from PIL import Image
     from sklearn.datasets import load_sample_images
 
-    from conftest import OCR_MODELS, rapidocr_models
+    from support.models import OCR_MODELS, rapidocr_models
     from wherry.runtimes.preprocess import PreprocessSpec, load_folder
 
     images = tmp_path / "images"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import CACHE, PADDLE_VERSION, REPO
+from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
 
 from wherry.convert import convert, example, legalize
 from wherry.convert.debug import debug
@@ -118,7 +118,7 @@ def pads_bundle(tmp_path_factory) -> tuple:
     """Constant, reflect and replicate padding (pad3d): Paddle Lite x86 2.13 ignores the constant pad value."""
     folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
     if not (folder / "pads" / "model.pdmodel").is_file():
-        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "legacy", str(folder), "pads"],
+        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "legacy", str(folder), "pads"],
                        check=True, capture_output=True)
     out = tmp_path_factory.mktemp("pads")
     bundle, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precision="fp32",
@@ -160,7 +160,7 @@ def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_pa
     """Legacy Paddle 3.3.1 exports carry dropout (whose Mask legalization adds and no inference kernel writes):
     the tapped reference fetched it and Paddle Inference refused the whole run. Every healthy artifact
     now ends in a verdict, with the op-by-op walk reaching the model's last op."""
-    from conftest import export_vision_model
+    from support.models import export_vision_model
 
     model = export_vision_model(name, fmt, size)
     bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name=name, out=tmp_path)
@@ -181,7 +181,7 @@ def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
     """Intermediate slots (dropout's Mask, batch_norm's saved statistics, XShape) are hidden, so are
     overwritten values (in place: the last writer owns the name) and a sub-block's values never written in
     block 0 (a branch not taken leaves them empty)."""
-    from conftest import export_vision_model
+    from support.models import export_vision_model
 
     from wherry.convert.debug import program as program_io
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from conftest import export_detection_model
+from support.models import export_detection_model
 from wherry.runtimes import parity
 from wherry.runtimes.bundle import Tolerance
 

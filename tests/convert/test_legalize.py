@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import export_vision_model
+from support.models import export_vision_model
 from wherry.convert import legalize, lite_export, source
 from wherry.runtimes.errors import NativeCrash
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from conftest import export_legal_model
+from support.models import export_legal_model
 from wherry.convert import golden, legalize, lite_export, source
 from wherry.runtimes import parity
 from wherry.runtimes.errors import NativeCrash

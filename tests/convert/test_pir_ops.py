@@ -1,4 +1,4 @@
-"""Every translator, verified: each op case (tests/op_cases.py) exported as PIR, translated, and run in
+"""Every translator, verified: each op case (tests/support/op_cases.py) exported as PIR, translated, and run in
 Paddle Inference against the PIR original. Adding an op to the translator adds one case."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import CACHE, PADDLE_VERSION, REPO
-from op_cases import CASES, input_sets
+from support.paths import CACHE, PADDLE_VERSION, SUPPORT
+from support.op_cases import CASES, input_sets
 from wherry import runtimes
 from wherry.convert import pir, source
 from wherry.runtimes import parity
@@ -22,7 +22,7 @@ def pir_cases():
     folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "pir"
     missing = [name for name in CASES if not (folder / name / "model.json").is_file()]
     if missing:
-        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "pir", str(folder), *missing],
+        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "pir", str(folder), *missing],
                        check=True, capture_output=True)
     return folder
 
@@ -90,7 +90,7 @@ def test_a_program_paddle_translated_from_legacy_has_feed_inputs_and_converts(wh
     folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "feed"
     name = "runtime_reshape"
     if not (folder / name / "model.json").is_file():
-        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "feed", str(folder), name], check=True,
+        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "feed", str(folder), name], check=True,
                        capture_output=True)
     folder = folder / name
     assert '"1.feed"' in (folder / "model.json").read_text() and '"1.data"' not in (folder / "model.json").read_text()

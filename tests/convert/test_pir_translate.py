@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from conftest import export_vision_model
+from support.models import export_vision_model
 from wherry.convert import pir
 from wherry.runtimes import parity
 

@@ -17,7 +17,7 @@ from wherry.convert import publish
 from wherry.convert.publish import OutputError, replace_bundle
 from wherry.convert.zoo import cache as zoo_cache
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bundle(path: Path, tag: str) -> Path:

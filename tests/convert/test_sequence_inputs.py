@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from conftest import export_sequence_model
+from support.models import export_sequence_model
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 from wherry.convert.golden import default_other_shapes, parse_shape_sets
 from wherry.runtimes.errors import InputError
 from wherry.runtimes.specs import TensorSpec

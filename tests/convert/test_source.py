@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from conftest import REPO, export_vision_model
+from support.models import export_vision_model
+from support.paths import SUPPORT
 from wherry.convert import source
 from wherry.convert.source import SourceError
 
@@ -16,7 +17,7 @@ from wherry.convert.source import SourceError
 @pytest.fixture(scope="module")
 def paddle1_dir(tmp_path_factory, example_model):
     out = tmp_path_factory.mktemp("p1x") / "digits_1x"
-    subprocess.run([sys.executable, str(REPO / "tests" / "export_paddle1.py"), str(example_model.with_suffix("")),
+    subprocess.run([sys.executable, str(SUPPORT / "export_paddle1.py"), str(example_model.with_suffix("")),
                     str(out)], check=True, capture_output=True)
     return out
 

@@ -1,7 +1,7 @@
 """`wherry zoo`: a zoo file of real small models converted as a matrix, a failing cell among passing
 ones, the content-addressed cache, memory reporting, crash isolation and Ray (marker `ray`).
 
-Not the model-family zoo of tests/zoo/ (pytest -m zoo): this tests the user command."""
+Not the model-family zoo of tests/support/zoo/ (pytest -m zoo): this tests the user command."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,9 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from conftest import REPO, export_legal_model, sigint_as_in_a_terminal
+from support.models import export_legal_model
+from support.paths import REPO
+from support.processes import sigint_as_in_a_terminal
 
 from wherry.convert import example
 

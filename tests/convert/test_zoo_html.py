@@ -12,9 +12,9 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-from conftest import CACHE, PADDLE_VERSION, REPO
-from test_report_html import (FAIL_RED, PASS_GREEN, assert_self_contained, needs_chromium, pixels_near,
-                              screenshot)
+from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
+from support.html_pages import (FAIL_RED, PASS_GREEN, assert_self_contained, needs_chromium, pixels_near,
+                                 screenshot)
 
 from wherry.convert import example
 
@@ -62,7 +62,7 @@ def pads_model() -> Path:
     """A one-op model (pad3d) whose Lite x86 .nb fails parity: a real failed cell."""
     folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
     if not (folder / "pads" / "model.pdmodel").is_file():
-        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "legacy", str(folder), "pads"],
+        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "legacy", str(folder), "pads"],
                        check=True, capture_output=True)
     return folder / "pads"
 

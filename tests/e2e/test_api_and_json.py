@@ -10,12 +10,12 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from hostile_fixtures import reseal
+from support.hostile_fixtures import reseal
 
 from wherry import runtimes
 from wherry.convert import ArtifactOutcome, ConvertedBundle, convert, example
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
 
 

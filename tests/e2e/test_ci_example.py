@@ -14,7 +14,7 @@ import pytest
 
 from wherry.convert import example
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "ci.md"
 
 
@@ -39,9 +39,9 @@ def test_the_workflow_names_the_steps_this_test_runs():
     assert "--device emulated-aarch64" in steps[3] and "--junit" in steps[3] and "--strict" in steps[3]
 
 
-@pytest.mark.slow  # the emulated board, like tests/test_devices.py
+@pytest.mark.slow  # the emulated board, like tests/targets/test_devices.py
 def test_ci_example_steps_run(tmp_path, lite_runtime_settled):
-    import lite_prebuild
+    from support import lite_prebuild
 
     text = workflow()
     env = {**os.environ, **workflow_env(text), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}

@@ -14,9 +14,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import (LEGAL_MODELS, OCR_MODELS, REPO, export_detection_model, export_legal_model,
-                      export_sequence_model, export_vision_model, ocr_image, rapidocr_models)
-from matrix_records import artifact_record, board_result
+from support.models import LEGAL_MODELS, OCR_MODELS, export_detection_model, export_legal_model, export_sequence_model, export_vision_model, ocr_image, rapidocr_models
+from support.paths import REPO
+from support.matrix_records import artifact_record, board_result
 from wherry.convert import pipeline
 from wherry.runtimes.checker import PASSED, UNVERIFIABLE
 from wherry.runtimes.errors import NativeCrash, WherryError

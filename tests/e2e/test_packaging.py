@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
-from test_runtime_minimal_env import make_venv
+from support.runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.venvs import base_python, make_venv
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Exactly what pyproject.toml's `host` extra pins (read from it, so the two cannot differ).
 HOST_DEPS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["host"]
 FOREIGN_NAMES = ("convert", "runtimes", "targets")  # generic names wherry must not install
@@ -46,11 +46,13 @@ def test_the_quick_tier_covers_each_area_and_leaves_the_slow_parts_out():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     ids = [line for line in proc.stdout.splitlines() if "::" in line]
     files = {i.split("::")[0].removeprefix("tests/") for i in ids}
-    for area in ("test_parity.py", "test_runtime_errors.py", "test_legalize.py", "test_pir_ops.py",
-                 "test_serve.py", "test_remote_options.py", "test_runner_cli.py", "test_cli_convert.py", "test_source.py"):
+    for area in ("runtimes/test_parity.py", "runtimes/test_runtime_errors.py", "convert/test_legalize.py",
+                 "convert/test_pir_ops.py", "runtimes/test_serve.py", "targets/test_remote_options.py",
+                 "runtimes/test_runner_cli.py", "convert/test_cli_convert.py", "convert/test_source.py"):
         assert area in files, f"the quick tier has no test from {area}"
     assert not [i for i in ids if "[ssh]" in i or "emulated" in i or "needs_only_numpy" in i], ids
-    assert not files & {"test_conformance.py", "test_lite_arm.py", "test_zoo.py", "test_devices.py"}
+    assert not files & {"e2e/test_conformance.py", "targets/test_lite_arm.py", "e2e/test_zoo.py",
+                        "targets/test_devices.py"}
     assert 60 <= len(ids) <= 200, len(ids)
 
 
@@ -99,13 +101,9 @@ def _imports_fail(python: Path, cwd: Path) -> None:
     assert json.loads(proc.stdout) == {n: False for n in FOREIGN_NAMES}
 
 
-def _base_python() -> str:
-    return getattr(sys, "_base_executable", None) or sys.executable
-
-
 @pytest.fixture(scope="module")
 def board_python(tmp_path_factory):
-    python = make_venv("pkg-board", ["numpy", "onnxruntime"], _base_python())
+    python = make_venv("pkg-board", ["numpy", "onnxruntime"], base_python())
     _install(python, ROOT / "runtimes", cwd=tmp_path_factory.mktemp("board"))
     return python
 
@@ -129,7 +127,7 @@ def test_board_install_runs_the_runner(board_python, rt_bundle, tmp_path):
 
 @pytest.fixture(scope="module")
 def host_python(tmp_path_factory):
-    python = make_venv("pkg-host-deps", HOST_DEPS, _base_python())
+    python = make_venv("pkg-host-deps", HOST_DEPS, base_python())
     _install(python, ROOT / "runtimes", ROOT, cwd=tmp_path_factory.mktemp("host"))
     return python
 

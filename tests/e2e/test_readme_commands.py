@@ -19,7 +19,7 @@ from pathlib import Path
 
 from wherry.convert import example
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 RUN_HERE = [
     "wherry inspect mnv3/model.pdmodel",
@@ -38,41 +38,41 @@ RUN_HERE = [
     "pytest --wherry-bundle mnv3.rpi4",
 ]
 RUN_BY = {
-    "bash scripts/example.sh": "tests/test_cli_convert.py::test_example_prints_the_verification_table",
-    "bash scripts/test.sh": "tests/test_packaging.py::test_package_lists_name_every_package_folder",  # this suite
-    "bash scripts/test.sh -m quick": "tests/test_packaging.py::test_the_quick_tier_covers_each_area_and_leaves_the_slow_parts_out",
-    "pip install ./runtimes '.[host]'": "tests/test_packaging.py::test_host_install_runs_wherry",
-    "pip install ./runtimes": "tests/test_packaging.py::test_board_install_runs_the_runner",
-    "pip install numpy onnxruntime": "tests/test_packaging.py::test_board_install_runs_the_runner",
-    "pip install paddlelite": "tests/test_packaging.py::test_host_install_runs_wherry",
+    "bash scripts/example.sh": "tests/convert/test_cli_convert.py::test_example_prints_the_verification_table",
+    "bash scripts/test.sh": "tests/e2e/test_packaging.py::test_package_lists_name_every_package_folder",  # this suite
+    "bash scripts/test.sh -m quick": "tests/e2e/test_packaging.py::test_the_quick_tier_covers_each_area_and_leaves_the_slow_parts_out",
+    "pip install ./runtimes '.[host]'": "tests/e2e/test_packaging.py::test_host_install_runs_wherry",
+    "pip install ./runtimes": "tests/e2e/test_packaging.py::test_board_install_runs_the_runner",
+    "pip install numpy onnxruntime": "tests/e2e/test_packaging.py::test_board_install_runs_the_runner",
+    "pip install paddlelite": "tests/e2e/test_packaging.py::test_host_install_runs_wherry",
     "wherry convert rec/model.json --shape x=1,3,48,320 --shape x=1,3,48,160 --shape x=1,3,48,640":
-        "tests/test_shapes.py::test_named_shape_sets_are_each_checked_and_their_golden_files_are_hashed",
+        "tests/convert/test_shapes.py::test_named_shape_sets_are_each_checked_and_their_golden_files_are_hashed",
     "wherry convert model.json -t desktop-x86_64 -t rpi4 --shape x=1,3,224,224":
-        "tests/test_cli_convert.py::test_dynamic_dims_need_a_shape",
+        "tests/convert/test_cli_convert.py::test_dynamic_dims_need_a_shape",
     "wherry convert cls/ --images photos/ --preprocess '{\"size\": [48, 192], \"mean\": [0.5,0.5,0.5], "
-    "\"std\": [0.5,0.5,0.5]}'": "tests/test_cli_convert.py::test_golden_from_real_images_records_the_preprocessing",
+    "\"std\": [0.5,0.5,0.5]}'": "tests/convert/test_cli_convert.py::test_golden_from_real_images_records_the_preprocessing",
     "wherry convert mnv3/model.pdmodel -t rpi4 --precision fp32,fp16,int8-weight,int8 --calib calib.npz "
-    "--eval labelled.npz": "tests/test_readme_commands.py::test_readme_int8_recipe_passes_as_written",
+    "--eval labelled.npz": "tests/e2e/test_readme_commands.py::test_readme_int8_recipe_passes_as_written",
     "wherry convert lac_1x/ --inputs sentences.npz":
-        "tests/test_sequence_inputs.py::test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_representable",
-    "wherry convert detector.pdmodel --without-nms": "tests/test_detection.py::detector_bundles",
-    "wherry inspect mnv3/model.json": "tests/test_pir_translate.py::test_inspect_lists_each_pir_op_and_its_artifacts",
+        "tests/convert/test_sequence_inputs.py::test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_representable",
+    "wherry convert detector.pdmodel --without-nms": "tests/convert/test_detection.py::detector_bundles",
+    "wherry inspect mnv3/model.json": "tests/convert/test_pir_translate.py::test_inspect_lists_each_pir_op_and_its_artifacts",
     "wherry targets build-lite --arch aarch64":
-        "tests/test_lite_arm.py::test_the_runtime_is_rebuilt_from_the_cached_library_without_the_source",
-    "pip install wherry_lite_runtime-*.whl": "tests/test_lite_arm.py::test_emulated_board_reports_its_lite_runtime",
-    "wherry check out/mnv3.rpi4 --device emulated-aarch64": "tests/test_devices.py::test_check_on_emulated_aarch64_board",
+        "tests/targets/test_lite_arm.py::test_the_runtime_is_rebuilt_from_the_cached_library_without_the_source",
+    "pip install wherry_lite_runtime-*.whl": "tests/targets/test_lite_arm.py::test_emulated_board_reports_its_lite_runtime",
+    "wherry check out/mnv3.rpi4 --device emulated-aarch64": "tests/targets/test_devices.py::test_check_on_emulated_aarch64_board",
     "wherry check out/mnv3.rpi4 --device 'ssh://pi@raspberrypi.local?python=/home/pi/wherry/bin/python'":
-        "tests/test_devices.py::test_check_over_ssh",
-    "wherry check out/mnv3.rpi4 --device http://board:8765": "tests/test_serve.py::test_full_check_round_trip_through_the_cli",
-    "wherry zoo zoo.toml -o out/zoo -j 2 --markdown matrix.md": "tests/test_zoo_command.py::first_run",
-    "wherry zoo zoo.toml --ray local": "tests/test_zoo_command.py::test_ray_gives_the_same_verdicts_as_a_local_run",
-    "wherry convert mnv3/model.pdmodel -t web -o out": "tests/test_web.py::test_web_profile_builds_onnx_only",
-    "wherry inspect out/mnv3.web -t web": "tests/test_web.py::test_inspect_web_preflight",
+        "tests/targets/test_devices.py::test_check_over_ssh",
+    "wherry check out/mnv3.rpi4 --device http://board:8765": "tests/runtimes/test_serve.py::test_full_check_round_trip_through_the_cli",
+    "wherry zoo zoo.toml -o out/zoo -j 2 --markdown matrix.md": "tests/convert/test_zoo_command.py::first_run",
+    "wherry zoo zoo.toml --ray local": "tests/convert/test_zoo_command.py::test_ray_gives_the_same_verdicts_as_a_local_run",
+    "wherry convert mnv3/model.pdmodel -t web -o out": "tests/targets/test_web.py::test_web_profile_builds_onnx_only",
+    "wherry inspect out/mnv3.web -t web": "tests/targets/test_web.py::test_inspect_web_preflight",
     "wherry check out/mnv3.web --device browser --junit web.xml":
-        "tests/test_web.py::test_fp32_fp16_int8_pass_in_the_browser_on_wasm",
+        "tests/targets/test_web.py::test_fp32_fp16_int8_pass_in_the_browser_on_wasm",
     "wherry check out/mnv3.web --device browser:webgpu":
-        "tests/test_web.py::test_webgpu_is_correct_or_not_verifiable_and_labelled_emulated",
-    "wherry bench out/mnv3.web --device browser --runs 50": "tests/test_web.py::test_bench_in_the_browser_against_native",
+        "tests/targets/test_web.py::test_webgpu_is_correct_or_not_verifiable_and_labelled_emulated",
+    "wherry bench out/mnv3.web --device browser --runs 50": "tests/targets/test_web.py::test_bench_in_the_browser_against_native",
 }
 NOT_RUN = {
     "scp -r out/mnv3.rpi4 pi@board:": "no board here (the ssh device test copies bundles to a loopback sshd)",
@@ -125,7 +125,7 @@ def test_readme_commands_run(tmp_path):
         for suffix in (".pdmodel", ".pdiparams"):
             shutil.copy(example.MODEL.with_suffix(suffix), tmp_path / folder / f"{stem}{suffix}")
     shutil.copy(example.INPUTS, tmp_path / "sample.npz")
-    from conftest import export_sequence_model
+    from support.models import export_sequence_model
     shutil.copytree(export_sequence_model(), tmp_path / "lac_1x")
     output_name = None
     for line in RUN_HERE:

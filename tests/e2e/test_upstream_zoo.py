@@ -1,7 +1,7 @@
 """The upstream zoo: families built from the upstream projects' own model code, through the real pipeline.
 
-Each family in tests/upstream/ is imported from its PyPI package (PaddleClas, PaddleSeg, PaddleNLP) in a
-virtual environment of its own (tests/upstream/venv.py, cached outside the checkout), given random
+Each family in tests/support/upstream/ is imported from its PyPI package (PaddleClas, PaddleSeg, PaddleNLP) in a
+virtual environment of its own (tests/support/upstream/venv.py, cached outside the checkout), given random
 He-normal weights at its real sizes, and saved with paddle.jit.save and the input_spec its upstream
 export tool uses (dynamic dims None): PIR, as Paddle 3.3.1 exports by default, and legacy as Paddle
 2.6.2 (the release these upstream versions target) exports it, each in a venv of its own. Each export is then converted with the
@@ -19,8 +19,8 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
-from upstream import FAMILIES, venv
+from support.paths import REPO, SUPPORT
+from support.upstream import FAMILIES, venv
 
 pytestmark = pytest.mark.zoo
 
@@ -53,19 +53,19 @@ _records = []
 def exporting_paddle(fmt: str) -> str:
     """PIR from Paddle 3.3.1 (its default); legacy from Paddle 2.6.2, which these upstream releases were
     written for (3.3.1 with FLAGS_enable_pir_api=0 rejects all but PP-HGNetV2: "must be Value, but got
-    Variable"), as tests/test_zoo.py does for its legacy twins."""
+    Variable"), as tests/e2e/test_zoo.py does for its legacy twins."""
     return "3.3.1" if fmt == "pir" else venv.LEGACY_PADDLE
 
 
 def exported(fmt: str, name: str):
     """The family exported in ``fmt`` by the upstream venv (cached by venv + export code)."""
     paddle = exporting_paddle(fmt)
-    code = b"".join((REPO / "tests" / f).read_bytes() for f in ("upstream/__init__.py", "upstream/export.py",
+    code = b"".join((SUPPORT / f).read_bytes() for f in ("upstream/__init__.py", "upstream/export.py",
                                                                    "zoo/export.py"))
     folder = venv.cache_root() / "upstream-zoo" / f"{venv.key(paddle)}-{hashlib.sha256(code).hexdigest()[:10]}" / fmt
     if not ((folder / name / "inputs.npz").is_file() or (folder / name / "export_error.txt").is_file()):
-        subprocess.run([str(venv.python(paddle)), str(REPO / "tests" / "upstream" / "export.py"), fmt, str(folder),
-                        name], check=True, capture_output=True, cwd=REPO / "tests")
+        subprocess.run([str(venv.python(paddle)), str(SUPPORT / "upstream" / "export.py"), fmt, str(folder),
+                        name], check=True, capture_output=True, cwd=SUPPORT)
     return folder / name
 
 

@@ -1,4 +1,4 @@
-"""The model-family zoo (tests/zoo/) through the real pipeline, in PIR and legacy format.
+"""The model-family zoo (tests/support/zoo/) through the real pipeline, in PIR and legacy format.
 
 Slow part (``-m zoo``): every family, both formats, for a desktop and an ARM board target; rows go to
 out/conformance.json (source "pir" / "legacy", model "zoo/<family>") for the README support matrix.
@@ -17,11 +17,11 @@ import sys
 
 import pytest
 
-from conftest import CACHE, PADDLE_VERSION, REPO
-from matrix_records import artifact_record, board_result
+from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
+from support.matrix_records import artifact_record, board_result
 from wherry.convert import pipeline
 from wherry.runtimes.checker import PASSED
-from zoo import FAMILIES
+from support.zoo import FAMILIES
 
 TARGETS = ["desktop-x86_64", "rpi4"]
 RESULTS = REPO / "out" / "conformance.json"
@@ -50,7 +50,7 @@ def exported(fmt: str, names):
     folder = CACHE / "zoo" / f"paddle-{version}" / fmt
     missing = [n for n in names if not (folder / n / "inputs.npz").is_file()]
     if missing:
-        subprocess.run([str(python), str(REPO / "tests" / "zoo" / "export.py"), fmt, str(folder), *missing],
+        subprocess.run([str(python), str(SUPPORT / "zoo" / "export.py"), fmt, str(folder), *missing],
                        check=True, capture_output=True)
     return folder
 

@@ -28,8 +28,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from hostile_fixtures import raw_request, reseal, serve_in_thread, still_serving, stop, tar_bytes
-from runtime_fixtures import make_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.hostile_fixtures import raw_request, reseal, serve_in_thread, still_serving, stop, tar_bytes
+from support.runtime_fixtures import make_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 from wherry.runtimes.errors import InputError
 from wherry.runtimes.npz import read_npz
 from wherry.runtimes.serve import HttpError, Limits, safe_extract

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from conftest import REPO
+from support.paths import REPO
 from wherry.convert.example import INPUTS, MODEL
-from hostile_fixtures import (PY, RunnerProcess, alive, children, loop_bundle, npz_bomb, raw_request, request, reseal,
+from support.hostile_fixtures import (PY, RunnerProcess, alive, children, loop_bundle, npz_bomb, raw_request, request, reseal,
                               run_measured, serve_in_thread, still_serving, stop, tar_bytes, wait_until)
-from runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 from wherry.runtimes.bundle import content_hash
 from wherry.runtimes.npz import load_npz
 from wherry.runtimes.serve import Limits

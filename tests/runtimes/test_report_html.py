@@ -2,46 +2,21 @@
 chromium) for a passing, a failing and a quantized bundle; the screenshot must show the tables and figures."""
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import CACHE, PADDLE_VERSION, REPO
+from support.html_pages import FAIL_RED, PASS_GREEN, assert_self_contained, needs_chromium, pixels_near, screenshot
+from support.paths import CACHE, PADDLE_VERSION, SUPPORT
 
 from wherry.convert import convert, example
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine: not verifiable here")
-
-PASS_GREEN, FAIL_RED = (0xD9, 0xF2, 0xDC), (0xFB, 0xD9, 0xD7)   # the verdict cells' backgrounds (report CSS)
 BAR_BLUE = (0x3B, 0x7D, 0xD8)                                   # histogram bars
 
 
 def wherry(*args):
     return subprocess.run([sys.executable, "-m", "wherry.convert.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=900)
-
-
-def screenshot(page: Path, out: Path) -> np.ndarray:
-    from PIL import Image
-
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1100,1600", f"--screenshot={out}", page.as_uri()],
-                   capture_output=True, timeout=120, check=True)
-    return np.asarray(Image.open(out).convert("RGB"))
-
-
-def pixels_near(image: np.ndarray, rgb, tol: int = 6) -> int:
-    return int((np.abs(image.astype(int) - np.array(rgb)).max(axis=-1) <= tol).sum())
-
-
-def assert_self_contained(text: str) -> None:
-    assert "<script" not in text.lower()
-    assert not re.search(r'(src|href)="(https?:)?//', text), "the page must not load anything from a network"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +26,7 @@ def bundles(tmp_path_factory):
                        inputs=example.INPUTS, name="digits", out=out)
     folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
     if not (folder / "pads" / "model.pdmodel").is_file():
-        subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "legacy", str(folder), "pads"],
+        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "legacy", str(folder), "pads"],
                        check=True, capture_output=True)
     failing, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precision="fp32",
                        inputs=folder / "pads" / "inputs.npz", name="pads", out=out)

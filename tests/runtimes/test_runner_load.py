@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hostile_fixtures import RunnerProcess, serve_in_thread, stop, tar_bytes, wait_until
-from runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.hostile_fixtures import RunnerProcess, serve_in_thread, stop, tar_bytes, wait_until
+from support.runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 from wherry.runtimes.serve import Limits
 from wherry.targets.devices import DeviceError
 from wherry.targets.devices.http import HttpDevice

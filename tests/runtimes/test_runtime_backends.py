@@ -6,7 +6,7 @@ import pytest
 
 from wherry import runtimes
 from wherry.runtimes import parity
-from runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401 - fixtures
+from support.runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401 - fixtures
 
 
 def _close_to(reference, outputs, rtol=1e-5):

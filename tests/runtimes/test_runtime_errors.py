@@ -11,7 +11,7 @@ import pytest
 from wherry import runtimes
 from wherry.runtimes.npz import load_npz, validate_feeds
 from wherry.runtimes.specs import TensorSpec
-from runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 
 
 @pytest.mark.parametrize("isolate", [False, True])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from runtime_fixtures import copy_bundle, rehash, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.runtime_fixtures import copy_bundle, rehash, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 
 
 def test_lite_abort_on_truncated_model_becomes_native_crash(rt_models, rt_feeds, tmp_path):

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,34 +16,10 @@ import pytest
 
 from wherry.targets.devices import board_code
 
-from runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.venvs import base_python, make_venv
+from support.runtime_fixtures import rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WHERRY_CACHE", ROOT / ".cache"))
-
-
-def _base_python() -> str:
-    return getattr(sys, "_base_executable", None) or sys.executable
-
-
-def make_venv(name: str, packages, python: str) -> Path:
-    folder = CACHE / "venvs" / name
-    stamp = folder / ".ready"
-    if stamp.is_file():
-        return folder / "bin" / "python"
-    shutil.rmtree(folder, ignore_errors=True)
-    proc = subprocess.run([python, "-m", "venv", str(folder)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"not verifiable here: cannot create a venv with {python}: {proc.stderr[-300:]}")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", *packages],
-                          capture_output=True, text=True, env=env, timeout=900)
-    if proc.returncode != 0:
-        shutil.rmtree(folder, ignore_errors=True)
-        pytest.skip(f"not verifiable here: pip could not install {packages}: {proc.stderr[-500:]}")
-    stamp.write_text("ok")
-    return folder / "bin" / "python"
-
+ROOT = Path(__file__).resolve().parents[2]
 
 BOARD_CODE = board_code(Path(tempfile.mkdtemp(prefix="wherry-board-code-")))
 atexit.register(shutil.rmtree, BOARD_CODE.parent, True)
@@ -60,7 +35,7 @@ def in_env(python: Path, *args, cwd=None):
 
 @pytest.fixture(scope="module")
 def minimal_python():
-    return make_venv("runtime-min", ["numpy", "onnxruntime"], _base_python())
+    return make_venv("runtime-min", ["numpy", "onnxruntime"], base_python())
 
 
 def test_runtimes_imports_with_numpy_and_onnxruntime_only(minimal_python):
@@ -90,7 +65,7 @@ def test_runner_check_works_without_paddle(minimal_python, rt_bundle, tmp_path):
 
 
 def test_lite_is_exact_under_numpy2(rt_models, rt_feeds, tmp_path):
-    python = make_venv("runtime-lite-numpy2", ["numpy>=2,<2.3", "paddlelite==2.13rc0"], _base_python())
+    python = make_venv("runtime-lite-numpy2", ["numpy>=2,<2.3", "paddlelite==2.13rc0"], base_python())
     np.savez(tmp_path / "in.npz", **rt_feeds)
     from wherry import runtimes
 

@@ -14,7 +14,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 from wherry.convert.example import INPUTS, MODEL
 from wherry.runtimes.errors import WherryError
 from wherry.runtimes.serve import make_server
@@ -180,7 +180,7 @@ def test_crashing_backend_is_isolated(server, bundles, tmp_path):
     """A truncated Paddle Lite model aborts Lite for real; the check reports it and the runner lives on."""
     import shutil
 
-    from runtime_fixtures import rehash
+    from support.runtime_fixtures import rehash
 
     bad = tmp_path / "digits_cnn.desktop-x86_64"
     shutil.copytree(bundles / "digits_cnn.desktop-x86_64", bad)

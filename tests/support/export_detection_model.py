@@ -1,6 +1,6 @@
 """Export a small detector with an NMS tail (multiclass_nms3) as a legacy .pdmodel.
 
-    python tests/export_detection_model.py OUT_PREFIX
+    python tests/support/export_detection_model.py OUT_PREFIX
 
 The tail of PaddleDetection's exported detectors: per-anchor boxes [N, M, 4] and class scores
 [N, C, M] go through multiclass_nms3, which returns a variable number of rows [class, score, x1, y1,

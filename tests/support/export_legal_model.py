@@ -1,6 +1,6 @@
 """Export a small legacy model (.pdmodel) that Paddle Lite cannot take as Paddle 3.3.1 writes it.
 
-    python tests/export_legal_model.py NAME OUT_PREFIX
+    python tests/support/export_legal_model.py NAME OUT_PREFIX
 
 One model per row of the legalization table (docs/legalization.md); each crashes Lite without its
 pass (or, identity_adaptive_pool, computes a wrong result on ARM) and converts with it. FLAGS_enable_pir_api=0 is read when paddle is imported, hence a

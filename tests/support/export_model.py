@@ -1,6 +1,6 @@
 """Export a paddle.vision model (random init) as a Paddle inference model.
 
-    python tests/export_model.py NAME FORMAT OUT_PREFIX [SIZE]
+    python tests/support/export_model.py NAME FORMAT OUT_PREFIX [SIZE]
 
 FORMAT is "legacy" (.pdmodel, FLAGS_enable_pir_api=0) or "pir" (.json). The
 flag is read when paddle is imported, hence a separate process per export.

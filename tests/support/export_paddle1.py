@@ -1,6 +1,6 @@
 """Re-save a legacy inference model as a Paddle 1.x directory: __model__ + one file per parameter.
 
-    python tests/export_paddle1.py MODEL_PREFIX OUT_DIR
+    python tests/support/export_paddle1.py MODEL_PREFIX OUT_DIR
 """
 import os
 import sys

@@ -1,6 +1,6 @@
 """Export a Paddle 1.x-style sequence tagger as a Paddle 1.x directory (__model__ + one file per parameter).
 
-    python tests/export_sequence_model.py OUT_DIR
+    python tests/support/export_sequence_model.py OUT_DIR
 
 The shape of Paddle 1.x lexical-analysis models: int64 word ids [-1, 1] with one LoD level (the
 sequence lengths of a batch), an embedding, a GRU over each sequence and CRF (Viterbi) decoding of

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-from conftest import sigint_as_in_a_terminal
+from support.processes import sigint_as_in_a_terminal
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 

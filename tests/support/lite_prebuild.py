@@ -19,7 +19,7 @@ from typing import List, Optional
 
 from wherry.targets import lite
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES_NEEDING_IT = {"arm_runtime", "lite_runtime_settled"}
 
 _build: Optional[subprocess.Popen] = None

@@ -1,6 +1,6 @@
 """Small single-op / few-op Paddle programs, one per translator: the PIR translator's test cases.
 
-    python tests/op_cases.py FORMAT OUT_DIR [CASE ...]
+    python tests/support/op_cases.py FORMAT OUT_DIR [CASE ...]
 
 FORMAT is pir, legacy, or feed (a legacy export translated to PIR by Paddle itself: pd_op.feed inputs);
 exports every case (or the named ones) as OUT_DIR/CASE/model.{json|pdmodel} + model.pdiparams with

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from board_fixtures import sshd_board
-from runtime_fixtures import rehash
+from support.paths import REPO
+from support.board_fixtures import sshd_board
+from support.runtime_fixtures import rehash
 from wherry.convert.example import INPUTS, MODEL
 from wherry.targets import list_profiles, load_profile
 from wherry.targets.profile import ProfileError

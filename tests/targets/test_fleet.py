@@ -19,8 +19,8 @@ import pytest
 
 pytest.importorskip("labgrid", reason="labgrid is not installed: pip install 'wherry[labgrid]' (or the test extra)")
 
-from board_fixtures import free_port, http_board, sshd_board, wait_for_port  # noqa: E402
-from conftest import REPO  # noqa: E402
+from support.board_fixtures import free_port, http_board, sshd_board, wait_for_port  # noqa: E402
+from support.paths import REPO  # noqa: E402
 from wherry.convert.example import INPUTS, MODEL  # noqa: E402
 
 BIN = Path(sys.executable).parent

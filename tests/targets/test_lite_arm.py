@@ -19,10 +19,11 @@ import sys
 
 import numpy as np
 import pytest
-from hostile_fixtures import reseal
+from support.hostile_fixtures import reseal
 
-import lite_prebuild
-from conftest import REPO, export_vision_model
+from support import lite_prebuild
+from support.models import export_vision_model
+from support.paths import REPO
 from wherry.runtimes import parity
 from wherry.runtimes.bundle import content_hash
 from wherry.targets import lite
@@ -264,7 +265,7 @@ def test_mobilenet_v3_small_arm_nb_passes_on_the_emulated_board(wherry, arm_runt
 @pytest.fixture(scope="module")
 def tagger_rpi4(wherry, arm_runtime, tmp_path_factory):
     """The Paddle 1.x GRU + CRF tagger (one LoD level) converted for rpi4 with three real sentences."""
-    from conftest import export_sequence_model
+    from support.models import export_sequence_model
 
     out = tmp_path_factory.mktemp("tagger_rpi4")
     ids = np.random.default_rng(3).integers(0, 60, size=(13, 1)).astype("int64")
@@ -310,7 +311,7 @@ def test_arm_c_interface_sets_and_reads_sequence_lengths(arm_runtime, tagger_rpi
     """On the emulated board, through the ctypes backend: other lengths for the same rows give another
     CRF path (the lengths really reach the ARM kernels), the same one Paddle Inference computes, and
     each output's LoD read back from Lite is the input's sequence offsets."""
-    from conftest import export_sequence_model
+    from support.models import export_sequence_model
     from wherry import runtimes
     from wherry.targets.devices import EmulatedAarch64
 
@@ -437,8 +438,8 @@ def test_lite_arm_pool2d_takes_an_identity_adaptive_pool_for_a_global_one(arm_ru
     zoo/ppliteseg's pyramid pooling on a 4x4 feature map) as a global pool: one mean per channel at the start of
     the output, the rest left as it was. `wherry debug --device` names the op with the ARM kernels on the board;
     the identity-adaptive-pool pass makes it a 1x1 pool, and the bundle's ARM .nb then matches Paddle."""
-    from conftest import export_legal_model
-    from matrix_records import board_result
+    from support.models import export_legal_model
+    from support.matrix_records import board_result
     from wherry.convert import legalize, pipeline, source
     from wherry.convert.debug import locate, taps
 

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from board_fixtures import free_port, http_board, sshd_board, wherry_cli
-from conftest import REPO
+from support.board_fixtures import free_port, http_board, sshd_board, wherry_cli
+from support.paths import REPO
 from wherry.convert.example import INPUTS, MODEL
 
 

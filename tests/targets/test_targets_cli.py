@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from support.paths import REPO
 from wherry.targets.cli import _command_args, _without_device, add_device_option, run_device_command
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hostile_fixtures import reseal
+from support.hostile_fixtures import reseal
 
 pytestmark = pytest.mark.web
 
 ALL = ("model.onnx", "model.fp16.onnx", "model.int8.onnx")
-SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
 
 def validate(name: str, document: dict) -> None:

@@ -1,4 +1,4 @@
-"""Export upstream families:  UPSTREAM_PYTHON tests/upstream/export.py FORMAT OUT_DIR [NAME ...]
+"""Export upstream families:  UPSTREAM_PYTHON tests/support/upstream/export.py FORMAT OUT_DIR [NAME ...]
 
 Runs in the upstream virtual environment (venv.py), never in the project's: it imports the upstream
 package, builds the family with random He-normal weights at its real sizes, wraps it as the upstream

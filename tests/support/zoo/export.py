@@ -1,4 +1,4 @@
-"""Export zoo families:  python tests/zoo/export.py FORMAT OUT_DIR [NAME ...]
+"""Export zoo families:  python tests/support/zoo/export.py FORMAT OUT_DIR [NAME ...]
 
 FORMAT is "pir" or "legacy" (FLAGS_enable_pir_api=0, read when paddle is imported: one process per
 format). Writes OUT_DIR/NAME/model.{json|pdmodel}, model.pdiparams and inputs.npz; a family Paddle
@@ -64,7 +64,7 @@ def export(name, out_dir):
 
 def export_each(fmt, out, names, export_one):
     """``export_one(name, OUT/NAME)`` for each family; one Paddle itself cannot export gets
-    OUT/NAME/export_error.txt (the matrix shows it) and the others go on. Shared with tests/upstream."""
+    OUT/NAME/export_error.txt (the matrix shows it) and the others go on. Shared with tests/support/upstream."""
     for name in names:
         folder = os.path.join(out, name)
         try:
