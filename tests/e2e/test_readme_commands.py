@@ -1,11 +1,12 @@
-"""Every command line in the README's bash blocks is accounted for here, so docs cannot drift.
+"""Every command line in the bash blocks of the README and of the docs pages its guide moved to (PAGES) is
+accounted for here, so docs cannot drift.
 
-RUN_HERE lines run in a scratch directory whose files carry the README's names (model.pdmodel,
-mnv3.rpi4, ...), made from the example model; the README's [optional] parts are included and its
+RUN_HERE lines run in a scratch directory whose files carry the docs' names (model.pdmodel,
+mnv3.rpi4, ...), made from the example model; the docs' [optional] parts are included and their
 placeholder output name `logits` becomes the model's real one. RUN_BY lines are run, as written
-or with the README's placeholders filled in, by the named test (which must exist). NOT_RUN lines
-need what this machine lacks and are not verifiable here. A README command missing from all three
-fails the test, as does an entry whose command left the README."""
+or with the docs' placeholders filled in, by the named test (which must exist). NOT_RUN lines
+need what this machine lacks and are not verifiable here. A documented command missing from all three
+fails the test, as does an entry whose command left the pages."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,8 @@ from pathlib import Path
 from wherry.convert import example
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the pages whose bash blocks are executed: the README and the user guide pages that came out of it
+PAGES = ("README.md", "docs/guide.md", "docs/running.md", "docs/benchmarks.md")
 
 RUN_HERE = [
     "wherry inspect mnv3/model.pdmodel",
@@ -83,10 +86,9 @@ NOT_RUN = {
 }
 
 
-def readme_commands():
-    text = (ROOT / "README.md").read_text()
+def documented_commands(page: str):
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / page).read_text(), re.S):
         for line in block.splitlines():
             line = re.split(r"\s{2,}#", line.strip())[0].strip()
             if line and not line.startswith("#"):
@@ -94,11 +96,12 @@ def readme_commands():
     return lines
 
 
-def test_every_readme_command_is_accounted_for():
-    readme = set(readme_commands())
+def test_every_documented_command_is_accounted_for():
+    documented = {line: page for page in PAGES for line in documented_commands(page)}
     listed = set(RUN_HERE) | set(RUN_BY) | set(NOT_RUN)
-    assert readme - listed == set(), "README commands no test runs: add them to this file"
-    assert listed - readme == set(), "commands listed here are gone from the README: remove them"
+    assert {line: page for line, page in documented.items() if line not in listed} == {}, \
+        "documented commands no test runs: add them to this file"
+    assert listed - set(documented) == set(), "commands listed here are gone from the docs: remove them"
 
 
 def test_the_tests_named_for_readme_commands_exist():
@@ -143,7 +146,7 @@ def test_readme_commands_run(tmp_path):
 
 
 def test_readme_int8_recipe_passes_as_written(tmp_path):
-    """The README's int8 command and its Python example, run literally (no --inputs) on the digits example
+    """The user guide's int8 command and its Python example, run literally (no --inputs) on the digits example
     with its real calibration digits: golden inputs come from calib.npz, and every artifact passes. With
     seeded random golden inputs instead, the int8 ONNX failed (max abs 30.7, cosine 0.874) and exit was 1."""
     line = next(c for c in RUN_BY if "int8" in c and c.startswith("wherry convert"))
@@ -160,8 +163,8 @@ def test_readme_int8_recipe_passes_as_written(tmp_path):
     assert manifest["golden"]["origin"] == "calib"
     assert {a["precision"] for a in manifest["artifacts"]} >= {"fp32", "int8-weight", "int8"}
 
-    readme = (ROOT / "README.md").read_text()
-    code = re.search(r"### From Python.*?```python\n(.*?)```", readme, re.S).group(1)
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    code = re.search(r"### From Python.*?```python\n(.*?)```", guide, re.S).group(1)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert " True [" in proc.stdout and "failed" not in proc.stdout, proc.stdout
