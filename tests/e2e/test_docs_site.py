@@ -44,3 +44,41 @@ def test_the_readme_matrix_summary_is_counted_from_the_full_matrix():
     assert support_matrix.table_of(REPO / "README.md").strip() == summary.strip()
     assert "| pass |" in summary
 
+
+def _design_table():
+    spec = importlib.util.spec_from_file_location("design_table", REPO / "scripts" / "design_table.py")
+    design_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(design_table)
+    return design_table
+
+
+def test_the_design_tables_are_true_to_the_code():
+    """docs/DESIGN.md has one table per package with a row per module, and each row's import column is what
+    the module imports (scripts/design_table.py --write rewrites that column after a change)."""
+    design_table = _design_table()
+    assert design_table.differences((REPO / "docs" / "DESIGN.md").read_text()) == []
+
+
+def test_the_design_tables_notice_a_new_import_and_a_missing_module():
+    design_table = _design_table()
+    text = (REPO / "docs" / "DESIGN.md").read_text()
+    row = next(line for line in text.splitlines() if line.endswith("| standard library only |"))
+    changed = design_table.differences(text.replace(row, row.replace("standard library only", "`numpy`")))
+    assert len(changed) == 1 and changed[0].endswith(": imports standard library only (the table says `numpy`)"), changed
+    missing = design_table.differences(text.replace(row + "\n", ""))
+    assert len(missing) == 1 and missing[0].endswith(": no row"), missing
+
+
+def test_the_layers_point_one_way():
+    """What the tables say about the layers, read from the code: runtimes imports neither convert nor targets
+    (nor paddle outside its Paddle backend and the model-file reader), targets never imports convert."""
+    design_table = _design_table()
+    for package, modules in design_table.packages().items():
+        for module in modules:
+            names = {name for name, _ in design_table.imports_of(module)}
+            if package.startswith("runtimes"):
+                assert not {n for n in names if n.split(".")[0] in ("convert", "targets")}, module
+                if module.name not in ("paddle_backend.py", "paddle_model.py"):
+                    assert "paddle" not in names, module
+            if package.startswith("targets"):
+                assert not {n for n in names if n.split(".")[0] == "convert"}, module
