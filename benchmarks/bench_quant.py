@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conftest import export_vision_model  # noqa: E402
+from support.models import export_vision_model  # noqa: E402
 from wherry.convert import legalize, onnx_export, pipeline  # noqa: E402
 from wherry.convert.quantize import lite_quant, onnx_quant  # noqa: E402
 
