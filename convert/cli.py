@@ -152,9 +152,9 @@ def _quantization_table(quant: dict) -> str:
                      fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
                      fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
                      layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    from wherry.runtimes.text_table import table_lines
+
+    lines = table_lines(rows)
     if quant.get("reference_accuracy") is not None:
         lines.append(f"original model (Paddle Inference) accuracy on --eval data: {quant['reference_accuracy']:.2f}%")
     lines += [f"note: {n}" for n in quant.get("notes", [])]
