@@ -150,11 +150,6 @@ def test_host_install_runs_wherry(host_python, tmp_path):
     _imports_fail(host_python, tmp_path)
 
 
-# Private names still crossing modules that the options/fields declaration work (issue #26) removes:
-# fleet forwards the runner's tolerance options by reading runtimes.cli's field list.
-PRIVATE_CROSSINGS_PENDING = {("targets/fleet/cli.py", "_TOL_FIELDS"), ("targets/fleet/cli.py", "_TOL_HELP")}
-
-
 def private_names_crossing(source: str) -> list:
     """Private names (`_x`, not dunders) of wherry that ``source`` takes from another module: `from m
     import _x`, or `m._x` on a name imported from wherry (a module, or a class of another module)."""
@@ -194,4 +189,4 @@ def test_no_private_name_is_imported_across_modules():
     crossings = {(str(path.relative_to(ROOT)), name)
                  for top in FOREIGN_NAMES for path in sorted((ROOT / top).rglob("*.py"))
                  for name in private_names_crossing(path.read_text())}
-    assert crossings <= PRIVATE_CROSSINGS_PENDING, sorted(crossings - PRIVATE_CROSSINGS_PENDING)
+    assert not crossings, sorted(crossings)
