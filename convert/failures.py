@@ -20,9 +20,9 @@ class Failures:
     is recorded here and the others still ship; the manifest and report list every record.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.records: List[NotBuilt] = []
-        self._errors: List[WherryError] = []
+        self._errors: List[Optional[WherryError]] = []   # one per record: what the tool raised, if anything
 
     def __len__(self) -> int:
         return len(self.records)

@@ -97,7 +97,7 @@ def concrete_shape(spec: TensorSpec, shapes: Dict[str, Tuple[int, ...]]) -> Tupl
         example = ",".join("N" if d is None else str(d) for d in dims)
         raise InputError(f"input {spec.describe()} has dynamic dimensions wherry cannot guess",
                          f"pass --shape {spec.name}={example} with N replaced by a real size")
-    return tuple(dims)
+    return tuple(d for d in dims if d is not None)  # none is None any more: said for mypy
 
 
 def random_inputs(specs: List[TensorSpec], shapes: Dict[str, Tuple[int, ...]], seed: int = 0,

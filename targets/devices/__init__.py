@@ -128,6 +128,7 @@ def emulated_board_dir() -> Path:
     with tempfile.TemporaryFile(mode="w+") as stdout:
         proc = subprocess.Popen(["bash", str(script)], stdout=stdout, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "WHERRY_HOST_PYTHON": sys.executable})
+        assert proc.stderr is not None  # stderr=PIPE
         for line in proc.stderr:
             sys.stderr.write(line)
             sys.stderr.flush()
