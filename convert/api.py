@@ -98,7 +98,8 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
             calib: Optional[PathLike] = None, calib_method: str = "minmax",
             eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
             max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
-            force: bool = False, verify: bool = True, debug_program: str = "auto") -> List[ConvertedBundle]:
+            force: bool = False, verify: bool = True, check_timeout: Optional[float] = None,
+            debug_program: str = "auto") -> List[ConvertedBundle]:
     """Convert a Paddle inference model into one verified bundle per target; the keywords are the
     options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
 
@@ -107,6 +108,8 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
     ``shapes``: one mapping (input -> shape), or a list of them: several golden sets, every artifact
     checked at each (as ``--shape`` naming an input again).
     ``debug_program`` = ``--debug-program`` (auto | always | never).
+    ``check_timeout`` = ``--check-timeout`` (seconds per load or run while verifying; None: derived from
+    the golden run's time, 0: no limit).
     Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
     ``.message`` and ``.hint``) and leaves no half-written bundle; a failed parity check does not raise:
     look at ``bundle.ok`` and each artifact's ``verdict``.
@@ -126,6 +129,7 @@ def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Op
         lod={k: [int(n) for n in v] for k, v in (lod or {}).items()}, without_nms=without_nms, require_all=require_all,
         precisions=_names(precision),
         calib=Path(calib) if calib else None, calib_method=calib_method, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
-        skip_passes=list(skip_passes), force=force, verify=verify, name=name, debug_program=debug_program)
+        skip_passes=list(skip_passes), force=force, verify=verify, check_timeout=check_timeout, name=name,
+        debug_program=debug_program)
     with default_mode_for_children():
         return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]

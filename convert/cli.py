@@ -88,6 +88,9 @@ def _add_convert(sub):
                         "artifacts that were built ship and the rest are listed as not built")
     p.add_argument("--force", action="store_true", help="replace existing bundles")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
+    p.add_argument("--check-timeout", type=float, metavar="S",
+                   help="stop verifying an artifact that takes longer than this to load or to run (default: 50 x "
+                        "the golden run's time, at least 60 s; 0: no limit)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a golden output is nearly constant (parity on it means little), a requested "
                         "format or precision was not built, or an artifact could not be verified (an ARM .nb that "
@@ -115,7 +118,7 @@ def cmd_convert(args) -> int:
     options = pipeline.ConvertOptions(
         model=model, targets=targets, formats=_split(args.format),
         out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:], lod=_parse_lod(args.lod), precisions=_split(args.precision),
-        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name,
+        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, check_timeout=args.check_timeout, name=name,
         debug_program=args.debug_program)
     if args.images and not args.preprocess:
         log.warning("--images without --preprocess: images are resized to the model's input size and scaled "

@@ -19,12 +19,11 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from . import device
+from . import device, time_limit
 from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECK_TIMEOUT = 600.0
 _TOL_FIELDS = (("atol", "atol"), ("rtol", "rtol"), ("min_cosine", "min-cosine"), ("min_top1", "min-top1"))
 _TOL_HELP = {
     "atol": "absolute error allowed on top of rtol",
@@ -220,19 +219,20 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-isolate", action="store_true",
                    help="run artifacts in this process (faster; a native crash then kills the runner, and "
                         "--timeout cannot apply)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_CHECK_TIMEOUT, metavar="S",
-                   help=f"stop an artifact that takes longer than this to load or to run (default "
-                        f"{DEFAULT_CHECK_TIMEOUT:g} s; 0: no limit)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help=f"stop an artifact that takes longer than this to load or to run (default: "
+                        f"{time_limit.FACTOR:g} x the golden run's time recorded in the bundle, at least "
+                        f"{time_limit.FLOOR_S:g} s; {time_limit.DEFAULT_S:g} s if it records none; 0: no limit)")
 
 
 def cmd_check(args) -> int:
     runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
     overrides = parse_tolerance_overrides(args)
-    timeout = getattr(args, "timeout", DEFAULT_CHECK_TIMEOUT)
+    timeout = getattr(args, "timeout", None)
     report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
                             isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None),
-                            timeout=timeout if timeout and timeout > 0 else None)
+                            timeout=time_limit.AUTO if timeout is None else (timeout if timeout > 0 else None))
     return print_check_report(args, report)
 
 

@@ -290,6 +290,13 @@ class SharedChild:
         self._idle = False   # the child was started ahead (prewarm) and has loaded no model yet
         self.fresh = True
 
+    def set_timeout(self, timeout: Optional[float]) -> None:
+        """Change the limit on each load and run (the converter learns it from the golden run, after the
+        child was started ahead); applies to the running child too."""
+        self._args = (self._args[0], timeout)
+        if self._backend is not None:
+            self._backend._timeout = timeout
+
     def prewarm(self, backend_names: List[str]) -> None:
         """Start the child now and let it import these backends while the caller does other work (the
         converter: during the golden run and the exports); the first ``borrow`` then finds it ready."""
