@@ -406,7 +406,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
 
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
-        failures = Failures()
+        failures = Failures(disks=[Path(options.out_dir), shared.work])
         extra = [p for p in precisions if p != "fp32"]
         artifacts = _fp32_nb(profile, options, shared, stage, formats, failures)
         if not extra:   # every .nb of the target exists: the board starts while ONNX is exported and checked
