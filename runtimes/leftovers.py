@@ -57,10 +57,12 @@ def owner_gone(owner_host: Optional[str], pid: int) -> bool:
     return owner_host == host() and pid != os.getpid() and not alive(pid)
 
 
-def sweep(parent: os.PathLike, prefix: str, min_age: float = 0.0) -> List[Path]:
+def sweep(parent: os.PathLike, prefix: str, min_age: float = 0.0, prefix_regex: bool = False) -> List[Path]:
     """Remove the folders ``owned_tempdir(prefix, parent)`` made in processes that are gone now (and that were
-    untouched for ``min_age`` seconds); the ones removed. Never raises: a sweep is housekeeping."""
-    pattern = re.compile(re.escape(prefix) + r"-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d{1,10})-\w+$")
+    untouched for ``min_age`` seconds); the ones removed. ``prefix_regex``: ``prefix`` is a regular expression
+    (e.g. any cache key). Never raises: a sweep is housekeeping."""
+    pattern = re.compile((prefix if prefix_regex else re.escape(prefix))
+                         + r"-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d{1,10})-\w+$")
     removed = []
     try:
         entries = list(Path(parent).iterdir())
