@@ -236,7 +236,7 @@ class IsolatedBackend(Backend):
             self._finalizer()  # kills the child: a model that never finishes must not pin the device
             raise Timeout(f"{self.name} did not finish {what} within {self._timeout:g} s; the process was stopped",
                           "a model that runs this long is likely broken (e.g. an endless loop); "
-                          "raise the limit with --timeout if it is really that slow") from None
+                          "raise the limit with --timeout (check) or --check-timeout (convert) if it is really that slow") from None
         except (_ChildGone, BrokenPipeError, OSError):
             self._raise_crash(what)
         if "error" in reply:
