@@ -226,7 +226,7 @@ def _archive_commit(archive: Path) -> Optional[str]:
         with tarfile.open(archive) as tar:
             comment = tar.pax_headers.get("comment", "")
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        raise BuildError(f"cannot read the Paddle Lite archive {archive}: {exc or type(exc).__name__}",
+        raise BuildError(f"cannot read the Paddle Lite archive {archive}: {_flat(exc)}",
                          "pass a .tar.gz of Paddle Lite's source (e.g. GitHub's archive of tag "
                          f"{LITE_TAG})") from None
     return comment.strip() if len(comment.strip()) == 40 else None
@@ -313,15 +313,20 @@ def _unpack_source(archive: Path, dest: Path) -> None:
             except TypeError:  # Python < 3.10.12 has no extraction filters; a source archive is trusted input
                 tar.extractall(dest)
     except tarfile.FilterError as exc:
-        raise BuildError(f"the Paddle Lite archive {archive} holds a member wherry will not unpack: {exc}",
+        raise BuildError(f"the Paddle Lite archive {archive} holds a member wherry will not unpack: {_flat(exc)}",
                          "pass the archive of Paddle Lite's source as published (plain files and folders "
                          "inside one top folder)") from None
     except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, UnicodeError) as exc:
         raise BuildError(f"cannot unpack the Paddle Lite archive {archive}: it is damaged or truncated "
-                         f"({exc or type(exc).__name__})",
+                         f"({_flat(exc)})",
                          f"download the source of tag {LITE_TAG} again") from None
     except OSError as exc:
         raise _copy_error(f"cannot unpack the Paddle Lite archive {archive}", exc) from None
+
+
+def _flat(exc: BaseException) -> str:
+    """An exception's text on one line (tarfile lists every method it tried on lines of their own)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 def _copy_error(what: str, exc: BaseException) -> BuildError:
