@@ -237,7 +237,11 @@ class Runner:
         shutil.rmtree(self.uploads, ignore_errors=True)
         if self.own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-        if self._dir_lock is not None:
+        if self._dir_lock is not None:   # the lock file goes too: the user's --dir is left as it was
+            try:
+                os.unlink(self._dir_lock.name)
+            except OSError:
+                pass
             self._dir_lock.close()   # releases the flock: another runner may use the --dir now
             self._dir_lock = None
 
@@ -735,9 +739,9 @@ def main(argv=None) -> int:
                     request_timeout=args.request_timeout, header_timeout=args.header_timeout, job_timeout=args.job_timeout,
                     max_connections=max(1, args.max_connections))
     server = make_server(args.host, args.port, _read_token(args), workdir=args.dir, limits=limits)
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"wherry runner on http://{args.host}:{server.server_address[1]} (Ctrl-C to stop)", flush=True)
-    try:
+    try:   # a SIGTERM right after the line below must still reach the clean-up in finally
+        signal.signal(signal.SIGTERM, _stop)
+        print(f"wherry runner on http://{args.host}:{server.server_address[1]} (Ctrl-C to stop)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
