@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_quant.py [--model resnet18] [--calib-samples 32] [--no-routes]
 
-The model is paddle.vision resnet18 with seeded He-normal random weights (tests/export_model.py),
+The model is paddle.vision resnet18 with seeded He-normal random weights (tests/support/export_model.py),
 converted by wherry with --precision fp32,fp16,int8-weight,int16-weight,int8; calibration and golden inputs are
 seeded standard-normal images. Goals from the issue: size <= 0.26x, latency <= 0.35x, cosine >= 0.999.
 
@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conftest import export_vision_model  # noqa: E402
+from support.models import export_vision_model  # noqa: E402
 from wherry.convert import legalize, onnx_export, pipeline  # noqa: E402
 from wherry.convert.quantize import lite_quant, onnx_quant  # noqa: E402
 
@@ -57,7 +57,7 @@ def _latency_and_output(path: Path, x: np.ndarray):
 def wherry_table(model: Path, calib: Path, work: Path, inputs: Path) -> None:
     # golden inputs given (one image, as before golden inputs came from --calib): latency is per image
     result = pipeline.convert(pipeline.ConvertOptions(
-        model=str(model), targets=["desktop-x86_64"], formats=["onnx"], out_dir=work / "out",
+        model=str(model), targets=["desktop-x86_64"], formats=["onnx"], out=work / "out",
         precisions=["fp32", "fp16", "int8-weight", "int16-weight", "int8"], calib=calib, inputs=inputs))[0]
     rows = {r["artifact"]: r for r in result.report["quantization"]["rows"]}
     checks = {a.file: a for a in result.check.results}

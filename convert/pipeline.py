@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -17,17 +16,19 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
+from wherry.convert import board_check, exporters, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
 from wherry.convert.failures import Failures, not_built
+from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
+from wherry.convert.source import source_sha256
+from wherry.convert.versions import tool_versions
 from wherry.convert.publish import OutputError, replace_bundle, stage_dir
 from wherry.runtimes import checker, parity, time_limit
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
@@ -38,37 +39,6 @@ from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("nb", "onnx")
-
-
-@dataclass
-class ConvertOptions:
-    model: str
-    targets: Sequence[str] = ("desktop-x86_64",)
-    formats: Optional[Sequence[str]] = None          # default: what each target profile lists
-    out_dir: Path = Path("out")
-    inputs: Optional[Path] = None                     # user npz for the golden run
-    images: Optional[Path] = None                     # or a folder of real images ...
-    preprocess: Optional[str] = None                  # ... through this spec (JSON text or file); also for --calib folders
-    shapes: Dict[str, tuple] = field(default_factory=dict)
-    lod: Dict[str, List[int]] = field(default_factory=dict)   # sequence lengths of LoD inputs (--lod)
-    precisions: Optional[Sequence[str]] = None        # default: the profile's
-    calib: Optional[Path] = None
-    calib_method: str = "minmax"                      # int8 activation ranges: minmax | kl | percentile
-    eval_data: Optional[Path] = None                  # labelled npz: task accuracy of every artifact
-    max_drop: Optional[float] = None                  # accuracy guard for int8 (points, or % cosine loss)
-    seed: int = 0
-    force: bool = False
-    verify: bool = True
-    check_timeout: Optional[float] = None             # per load/run of an artifact; None: from the golden run
-    name: Optional[str] = None
-    skip_passes: Sequence[str] = ()                   # legalization passes to leave out
-    # more golden sets at other input shapes (--shape naming an input again); without them, a model with
-    # dynamic non-batch dims and random golden inputs is proven at one smaller shape as well
-    other_shapes: Sequence[Dict[str, Tuple[int, ...]]] = ()
-    without_nms: bool = False                         # cut the NMS tail: ship raw boxes and scores
-    require_all: bool = False                         # a requested artifact that cannot be built fails the call
-    debug_program: str = "auto"                       # keep the exporters' program for `wherry debug`: auto|always|never
 
 
 @dataclass
@@ -91,27 +61,6 @@ class BundleResult:
         # for sequence inputs) is listed, never passed, and fails nothing. --no-verify: nothing judged.
         return (not any(n.status == FAILED_TO_BUILD for n in self.not_built)
                 and (self.check is None or (not self.check.failed and bool(self.check.verified))))
-
-
-def tool_versions() -> dict:
-    """The versions a conversion's result depends on (the manifest's tools; the zoo's cache key)."""
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-    return {"wherry": runtimes.__version__, "paddle": version("paddlepaddle"), "paddlelite": version("paddlelite"),
-            "paddle2onnx": version("paddle2onnx"), "onnx": version("onnx"), "onnxruntime": version("onnxruntime"),
-            "numpy": np.__version__}
-
-
-def source_sha256(path: Path) -> str:
-    """sha256 of a source model file, as the manifest records it (`wherry debug` checks --model by it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_output_dir(out_dir: Path) -> None:
@@ -158,13 +107,12 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     if unknown_passes:
         raise WherryError(f"unknown legalization pass(es) {', '.join(unknown_passes)}",
                           f"passes: {', '.join(legalize.PASSES)}")
-    if options.debug_program not in DEBUG_PROGRAM_CHOICES:
-        raise WherryError(f"unknown debug_program {options.debug_program!r}", f"choose one of {DEBUG_PROGRAM_CHOICES}")
     profiles = [load_profile(t) for t in options.targets]
     _check_names(options.name, profiles)
-    unknown = [f for f in options.formats or () if f not in FORMATS]
+    known = exporters.formats()
+    unknown = [f for f in options.formats or () if f not in known]
     if unknown:
-        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")
+        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(known)}")
     for profile in profiles:
         _target_formats(profile, options.formats)
 
@@ -183,7 +131,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     log.info("model %s: %s format, inputs %s, outputs %s", name, info.format,
              ", ".join(s.describe() for s in info.inputs), ", ".join(s.describe() for s in info.outputs))
 
-    out_dir = Path(options.out_dir)
+    out_dir = Path(options.out)
     _check_output_dir(out_dir)
     finals = {p.name: out_dir / f"{name}.{p.name}" for p in profiles}
     existing = [str(p) for p in finals.values() if p.exists()]
@@ -211,7 +159,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         if options.shapes:
             log.warning("--shape is ignored: the golden inputs come from --calib")
     else:
-        feeds = golden.random_inputs(info.inputs, options.shapes, options.seed, options.lod)
+        feeds = golden.random_inputs(info.inputs, options.golden_shapes, options.seed, options.lod)
         quantized = sorted(quant.wanted - {"fp32"})
         if quantized:   # said before the long work: the user can still stop and pass real data
             quant.random_warning = (golden.RANDOM_GOLDEN_WARNING.format(precisions=", ".join(quantized))
@@ -406,7 +354,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
 
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
-        failures = Failures(disks=[Path(options.out_dir), shared.work])
+        failures = Failures(disks=[Path(options.out), shared.work])
         extra = [p for p in precisions if p != "fp32"]
         artifacts = _fp32_nb(profile, options, shared, stage, formats, failures)
         if not extra:   # every .nb of the target exists: the board starts while ONNX is exported and checked
@@ -420,6 +368,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
+        artifacts += _derived_artifacts(profile, shared, stage, formats, precisions, fp32_onnx, artifacts,
+                                        quant_notes, failures)
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -448,6 +398,22 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _derived_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, fp32_onnx, artifacts,
+                       notes: List[str], failures: Failures) -> List[Artifact]:
+    """The artifacts of the registered exporters that build from the bundle's ONNX (convert/exporters/)."""
+    made: List[Artifact] = []
+    for exporter in exporters.derived(formats):
+        context = exporters.ExportContext(
+            profile=profile, stage=stage, work=shared.work / f"{exporter.format}-{profile.name}",
+            precisions=list(precisions), onnx=fp32_onnx, calib=shared.quant.calib, input_specs=shared.info.inputs,
+            output_specs=shared.info.outputs, failures=failures, timeline=shared.timeline, notes=notes,
+            artifact=lambda file, fmt, precision, arch, notes=(): _artifact(stage, file, fmt, precision, arch,
+                                                                            profile, shared.info, notes=notes))
+        context.work.mkdir(parents=True, exist_ok=True)
+        made += exporter.build(context)
+    return made
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
@@ -562,7 +528,6 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
 # `--debug-program auto` keeps the program when its files are at most this large together (it doubles the
 # weights a bundle carries; beyond this, ask for it with `always`)
 DEBUG_PROGRAM_AUTO_BYTES = 32 << 20
-DEBUG_PROGRAM_CHOICES = ("auto", "always", "never")
 DEBUG_PROGRAM_DIR = "debug"
 
 
@@ -709,12 +674,9 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     if wanted - {"fp32"}:
         from wherry.convert.quantize import check_precisions
         check_precisions(sorted(wanted), quant.calib)
-    if options.eval_data:
-        quant.eval_data = calibration.load_eval(options.eval_data, info.inputs)
+    if options.eval:
+        quant.eval_data = calibration.load_eval(options.eval, info.inputs)
         calibration.check_labels_fit(info.outputs[0].shape, quant.eval_data[1])
-    from wherry.convert.quantize.onnx_quant import CALIB_METHODS
-    if options.calib_method not in CALIB_METHODS:
-        raise WherryError(f"unknown calibration method {options.calib_method!r}", f"choose from {', '.join(CALIB_METHODS)}")
     if options.max_drop is not None and "int8" not in wanted:
         raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
                           "add --precision int8 (with --calib), or drop --max-drop")

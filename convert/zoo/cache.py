@@ -18,9 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
+from wherry.convert.options import path_options
 from wherry.runtimes import leftovers
 
-from .spec import PATH_KEYS, ModelEntry
+from .spec import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ CODE_PACKAGES = ("wherry.convert", "wherry.runtimes", "wherry.targets")
 
 
 def default_dir() -> Path:
-    from wherry.targets.lite import cache_root
+    from wherry.targets.cache import cache_root
     return cache_root() / "zoo"
 
 
@@ -71,7 +72,7 @@ def model_hash(model: str) -> str:
 
 @lru_cache(maxsize=None)
 def tool_versions() -> tuple:
-    from ..pipeline import tool_versions as versions
+    from ..versions import tool_versions as versions
     return tuple(sorted(versions().items()))
 
 
@@ -108,7 +109,7 @@ def cell_key(entry: ModelEntry, target: str) -> str:
     from wherry import runtimes
 
     options = dict(entry.options)
-    data_files = {key: _hash_tree(Path(options.pop(key))) for key in PATH_KEYS if key in options}
+    data_files = {key: _hash_tree(Path(options.pop(key))) for key in path_options() if key in options}
     preprocess = options.get("preprocess")
     if isinstance(preprocess, str) and Path(preprocess).is_file():
         options["preprocess"] = Path(preprocess).read_text()

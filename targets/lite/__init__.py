@@ -42,6 +42,7 @@ from typing import Callable, List, Optional
 
 from wherry.runtimes import leftovers
 from wherry.runtimes.errors import WherryError
+from ..cache import cache_root  # the user cache: Lite's builds live under it
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,6 @@ class Runtime:
 
 
 # ----------------------------------------------------------------------------- cache layout
-
-def cache_root() -> Path:
-    if os.environ.get("WHERRY_CACHE"):
-        return Path(os.environ["WHERRY_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "wherry"
-
 
 def _arch(name: str) -> Arch:
     if name not in ARCHES:
