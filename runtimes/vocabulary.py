@@ -24,9 +24,11 @@ class Verdict(str, Enum):
     NOT_BUILT = "not built"                   # requested, and a tool failed to build it
     NOT_REPRESENTABLE = "not representable"   # the format cannot express the model: said, not failed
 
-    # the value, also where Python 3.12 would print the member's name; hashed as its value, so a member and
-    # the plain word (read from JSON) are one key in a dict or set
+    # shown as the plain word everywhere (print, f-strings, a list's repr: users print verdicts), also where
+    # Python 3.12 would show the member's name; hashed as its value, so a member and the word read from JSON
+    # are one key in a dict or set
     __str__ = str.__str__
+    __repr__ = str.__repr__
     __format__ = str.__format__
     __hash__ = str.__hash__
 
