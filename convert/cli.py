@@ -44,7 +44,7 @@ def _add_convert(sub):
     p.add_argument("--example", action="store_true", help="convert the bundled digits CNN (real data)")
     p.add_argument("-t", "--target", action="append", metavar="TARGET",
                    help="target profile name or .toml file; repeat for several (default: desktop-x86_64)")
-    p.add_argument("--format", action="append", metavar="FMT", help="artifact formats: nb,onnx (default: the target's)")
+    p.add_argument("--format", action="append", metavar="FMT", help="artifact formats: nb,onnx,openvino (default: the target's)")
     p.add_argument("-o", "--out", default="out", help="output directory (default: ./out)")
     p.add_argument("--name", help="bundle name (default: derived from the model path)")
     p.add_argument("--inputs", type=Path, help="golden inputs: .npz with one array per model input")
@@ -202,7 +202,8 @@ def _quantization_table(quant: dict) -> str:
     for r in quant["rows"]:
         layers = (f"{r['quantized_layers']}/{r['weight_layers']}" if r.get("weight_layers") is not None else "-")
         rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
-                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"] else "ARM only",
+                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"]
+                     else "ARM only" if r["artifact"].endswith(".nb") else "not here",
                      fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
                      fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
                      layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))

@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
+from wherry.convert import (board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source,
+                            tool_env)
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
@@ -32,13 +33,14 @@ from wherry.convert.publish import OutputError, replace_bundle, stage_dir
 from wherry.runtimes import checker, parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
+from wherry.runtimes.bundle import companions as bundle_companions
 from wherry.runtimes.errors import InputError, WherryError
 from wherry.runtimes.isolate import SharedChild
 from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("nb", "onnx")
+FORMATS = ("nb", "onnx", "openvino")
 
 
 @dataclass
@@ -415,6 +417,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
+        edge = _edge_artifacts(profile, shared, stage, formats, precisions, failures)
+        artifacts += edge
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -435,6 +439,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
+            _check_edge(profile, shared, stage, edge, check)
             _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
@@ -490,6 +495,74 @@ def _fp32_onnx(profile, shared: _Shared, stage: Path, formats, failures: Failure
             shutil.copyfile(onnx, stage / "model.onnx")
             artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
     return artifacts
+
+
+def _edge_exporters(formats) -> list:
+    """The exporters of ``formats`` that turn the bundle's ONNX into another runtime's artifact in a tool
+    environment of their own (tool_env), imported only when asked for."""
+    from wherry.convert import openvino_export
+
+    return [m for m in (openvino_export,) if m.FORMAT in formats]
+
+
+def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, failures: Failures) -> List[Artifact]:
+    """OpenVINO IR (and the other edge formats): from the fp32 ONNX export, in each tool's own environment."""
+    artifacts: List[Artifact] = []
+    for module in _edge_exporters(formats):
+        wanted = [p for p in precisions if p in module.PRECISIONS]
+        for skipped in sorted(set(precisions) - set(module.PRECISIONS)):
+            log.info("%s: no %s artifact (wherry builds %s for it)", module.TOOL, skipped, ", ".join(module.PRECISIONS))
+        if not wanted:
+            continue
+        sequences = [s for s in shared.info.inputs if s.lod_level]
+        onnx = _shared_onnx(profile, shared) if not sequences else WherryError(
+            "the model has sequence (LoD) inputs, which ONNX cannot carry", "use the Paddle Lite .nb")
+        calib_npz = None
+        if "int8" in wanted and shared.quant.calib is not None:
+            calib_npz = shared.work / "calibration.npz"
+            if not calib_npz.is_file():
+                np.savez(calib_npz, **shared.quant.calib)
+        for precision in wanted:
+            file = module.file_name(precision)
+            if isinstance(onnx, WherryError):   # no ONNX, no IR: the ONNX export's error is the reason
+                failures.add(not_built(onnx, file=file, fmt=module.FORMAT, precision=precision, arch=module.ARCH,
+                                       tool=onnx_export.TOOL), onnx)
+                continue
+
+            def build(module=module, file=file, precision=precision):
+                with shared.timeline.step(f"[{profile.name}] {module.TOOL} ({precision})"):
+                    return module.export(onnx, stage / file, precision, calib_npz)
+
+            notes = failures.attempt(build, file=file, fmt=module.FORMAT, precision=precision, arch=module.ARCH,
+                                     tool=module.TOOL, leftover=stage / file)
+            if notes is None:
+                for companion in bundle_companions(stage / file):
+                    companion.unlink(missing_ok=True)
+                continue
+            art = _artifact(stage, file, module.FORMAT, precision, module.ARCH, profile, shared.info, notes=notes)
+            art.size += sum(c.stat().st_size for c in bundle_companions(stage / file))
+            artifacts.append(art)
+    return artifacts
+
+
+def _check_edge(profile, shared: _Shared, stage: Path, edge: List[Artifact], check) -> None:
+    """Check each edge artifact in its tool's environment, where its runtime is installed (this host's check
+    lists it as not verifiable when wherry's own environment lacks that runtime), and adopt the verdicts."""
+    for module in _edge_exporters({a.format for a in edge}):
+        files = [a.file for a in edge if a.format == module.FORMAT]
+        with shared.timeline.step(f"[{profile.name}] checking {', '.join(files)} with {module.TOOL}"):
+            try:
+                results = tool_env.check(module.ENV, stage, files)
+            except WherryError as exc:
+                for art in edge:
+                    if art.file in files:
+                        art.notes.append(f"{module.VERIFIED_ON} could not check it: {exc.message.splitlines()[0]}")
+                continue
+        for art in edge:
+            result = results.get(art.file)
+            if result is not None:
+                art.notes.extend(board_check.result_notes(result, module.VERIFIED_ON))
+        check.adopt(results, module.VERIFIED_ON)
 
 
 def onnx_not_representable(sequences, file: str, precision: str) -> NotBuilt:

@@ -23,6 +23,9 @@ _REGISTRY = {
                    ("paddlelite",), "pip install paddlelite (x86_64 wheels only); on an ARM board: build the runtime "
                                     "on a host with `wherry targets build-lite --arch aarch64` and pip install its "
                                     "wheel on the board (docs/devices.md)"),
+    "openvino": (".openvino_backend", "openvino", ("openvino",),
+                 "pip install openvino (x86_64 and aarch64 wheels); `wherry convert` checks its IR in a cached "
+                 "environment of its own"),
     "paddle": (".paddle_backend", "paddle",
                ("paddlepaddle", "paddlepaddle-gpu"), "pip install paddlepaddle (host only)"),
 }
