@@ -38,8 +38,10 @@ def file_name(precision: str) -> str:
     return "model.xml" if precision == "fp32" else f"model.{precision}.xml"
 
 
-def export(onnx: Path, out_xml: Path, precision: str, calib_npz: Optional[Path] = None) -> List[str]:
-    """Write ``out_xml`` (and its .bin) from ``onnx``; returns notes for the artifact."""
+def export(onnx: Path, out_xml: Path, precision: str, calib_npz: Optional[Path] = None,
+           shapes: Optional[dict] = None) -> List[str]:
+    """Write ``out_xml`` (and its .bin) from ``onnx``; returns notes for the artifact. ``shapes`` (the golden
+    inputs') are not needed: the IR keeps the ONNX's dynamic dimensions."""
     value, _, seconds = tool_env.run(
         ENV, "wherry.convert.openvino_export:_export_in_child",
         {"onnx": str(onnx), "out_xml": str(out_xml), "precision": precision,

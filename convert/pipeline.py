@@ -41,7 +41,7 @@ from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("nb", "onnx", "openvino")
+FORMATS = ("nb", "onnx", "openvino", "tflite")
 
 
 @dataclass
@@ -470,9 +470,9 @@ def _fp32_onnx(profile, shared: _Shared, stage: Path, formats, failures: Failure
 def _edge_exporters(formats) -> list:
     """The exporters of ``formats`` that turn the bundle's ONNX into another runtime's artifact in a tool
     environment of their own (tool_env), imported only when asked for."""
-    from wherry.convert import openvino_export
+    from wherry.convert import litert_export, openvino_export
 
-    return [m for m in (openvino_export,) if m.FORMAT in formats]
+    return [m for m in (openvino_export, litert_export) if m.FORMAT in formats]
 
 
 def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, failures: Failures) -> List[Artifact]:
@@ -488,6 +488,7 @@ def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, 
         onnx = _shared_onnx(profile, shared) if not sequences else WherryError(
             "the model has sequence (LoD) inputs, which ONNX cannot carry", "use the Paddle Lite .nb")
         calib_npz = None
+        shapes = {k: list(v.shape) for k, v in shared.feeds.items() if k in {s.name for s in shared.info.inputs}}
         if "int8" in wanted and shared.quant.calib is not None:
             calib_npz = shared.work / "calibration.npz"
             if not calib_npz.is_file():
@@ -501,7 +502,7 @@ def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, 
 
             def build(module=module, file=file, precision=precision):
                 with shared.timeline.step(f"[{profile.name}] {module.TOOL} ({precision})"):
-                    return module.export(onnx, stage / file, precision, calib_npz)
+                    return module.export(onnx, stage / file, precision, calib_npz, shapes)
 
             notes = failures.attempt(build, file=file, fmt=module.FORMAT, precision=precision, arch=module.ARCH,
                                      tool=module.TOOL, leftover=stage / file)

@@ -162,9 +162,11 @@ def run(env: ToolEnv, target: str, kwargs: dict, *, tool: str, what: str, timeou
     from wherry.convert import child
 
     python = ensure(env)
+    # the venv's console scripts on PATH, as in an activated venv (onnx2tf runs `onnxsim` by name)
+    path = os.pathsep.join([str(python.parent), os.environ.get("PATH", "")])
     with tempfile.TemporaryDirectory(prefix="wherry-tool-") as tmp:
         return child.run(target, kwargs, tool=tool, what=what, timeout=timeout, python=str(python),
-                         pythonpath=[str(code_dir(Path(tmp)))])
+                         pythonpath=[str(code_dir(Path(tmp)))], env={"PATH": path})
 
 
 def check(env: ToolEnv, bundle: Path, files: Sequence[str], timeout: float = 1800) -> dict:

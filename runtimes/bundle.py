@@ -41,9 +41,10 @@ GOLDEN_OUTPUTS = "golden/outputs.npz"
 REPORT = "report.json"
 
 # Artifact.format values and the runtime backend that runs each.
-FORMAT_RUNTIME = {"onnx": "onnxruntime", "nb": "paddlelite", "paddle": "paddle", "openvino": "openvino"}
+FORMAT_RUNTIME = {"onnx": "onnxruntime", "nb": "paddlelite", "paddle": "paddle", "openvino": "openvino",
+                  "tflite": "litert"}
 # Artifact.format of a file, by its suffix (an OpenVINO IR is named by its .xml; its weights are the .bin beside it)
-SUFFIX_FORMAT = {".onnx": "onnx", ".nb": "nb", ".xml": "openvino"}
+SUFFIX_FORMAT = {".onnx": "onnx", ".nb": "nb", ".xml": "openvino", ".tflite": "tflite"}
 PRECISIONS = ("fp32", "fp16", "int8", "int8-weight", "int16-weight")
 ARCHES = ("arm", "x86", "any")
 

@@ -16,7 +16,7 @@ else:  # pragma: no cover - exercised on the 3.10 host
 PROFILE_DIR = Path(__file__).parent / "profiles"
 # wasm32: a browser's WebAssembly; its artifacts (ONNX only) carry no CPU arch tag
 ARCH_FAMILY = {"x86_64": "x86", "aarch64": "arm", "armv7": "arm", "wasm32": "any"}
-KNOWN_ARTIFACTS = ("nb", "onnx", "openvino")
+KNOWN_ARTIFACTS = ("nb", "onnx", "openvino", "tflite")
 
 
 class ProfileError(WherryError):

@@ -1,7 +1,7 @@
 """Edge runtimes beyond Lite and ONNX Runtime, each converted and checked in a tool environment of its own.
 
-The format's plumbing (an IR is two files, hashed together; ``.xml`` opens the OpenVINO backend; the
-profile loads) is tested in the default run: it needs no tool. The real conversions of the digits
+The formats' plumbing (an IR is two files, hashed together; ``.xml`` opens the OpenVINO backend and
+``.tflite`` the LiteRT one; the profiles load) is tested in the default run: it needs no tool. The real conversions of the digits
 example need the tool environments (~500-650 MB each from PyPI, made once and cached in wherry's user
 cache, ``$WHERRY_CACHE``): they run with ``-m edge`` and skip, with the reason, where an environment
 cannot be made here.
@@ -47,6 +47,13 @@ def test_openvino_profile_builds_the_ir_beside_the_onnx():
     assert profile.artifacts == ["onnx", "openvino"] and profile.arch == "x86_64"
 
 
+def test_a_tflite_opens_with_litert_and_android_litert_builds_it(tmp_path):
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"TFL3")
+    assert runtimes.session.resolve(model).backend == "litert"
+    assert load_profile("android-litert").artifacts == ["tflite"]
+
+
 # ------------------------------------------------------------------ real conversions (-m edge)
 
 @pytest.fixture(scope="module")
@@ -78,17 +85,65 @@ def test_openvino_ir_fp32_and_int8_pass_against_golden_in_f32(openvino_bundle):
     assert record["verdict"] == "passed"
 
 
+@pytest.fixture(scope="module")
+def litert_bundle(wherry, tmp_path_factory):
+    from wherry.convert import litert_export
+
+    _environment(litert_export)
+    out = tmp_path_factory.mktemp("litert")
+    proc = wherry("convert", "--example", "-t", "android-litert", "-o", out, "--precision", "fp32,int8",
+                  "--calib", example.CALIB, "--json", check=0)
+    return json.loads(proc.stdout)["bundles"][0], out / "digits_cnn.android-litert"
+
+
 @pytest.mark.edge
-def test_the_ir_runs_through_the_one_session_interface(openvino_bundle):
-    """runtimes.open on the .xml in the OpenVINO environment: the same outputs as the golden run."""
+def test_tflite_fp32_and_int8_pass_against_golden_on_litert(litert_bundle):
+    record, folder = litert_bundle
+    outcomes = {a["file"]: a for a in record["artifacts"]}
+    checked = {r["file"]: r for r in record["report"]["verification"]["artifacts"]}
+    for file in ("model.tflite", "model.int8.tflite"):
+        assert outcomes[file]["verdict"] == "passed", outcomes[file]
+        assert "LiteRT 2.1.2's Python interpreter" in checked[file]["reason"]
+    assert max(o["max_abs"] for o in checked["model.tflite"]["outputs"]) < 1e-4
+    assert (folder / "model.int8.tflite").stat().st_size < 0.5 * (folder / "model.tflite").stat().st_size
+    assert record["verdict"] == "passed"
+
+
+@pytest.mark.edge
+def test_int8_tflite_of_a_hardsigmoid_model_is_not_built_with_the_op_named(wherry, tmp_path):
+    """mobilenet_v3's squeeze-excitation gates are HardSigmoid: onnx2tf makes them RELU_0_TO_1, which its int8
+    quantizer cannot take. The fp32 .tflite still ships and passes; the int8 one is a precise not-built record."""
+    from conftest import export_vision_model
+    from wherry.convert import litert_export
+
+    _environment(litert_export)
+    model = export_vision_model("mobilenet_v3_small", "legacy", 64)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(0).uniform(-1, 1, (16, 3, 64, 64)).astype("float32"))
+    proc = wherry("convert", model, "-t", "android-litert", "-o", tmp_path / "out", "--precision", "fp32,int8",
+                  "--calib", calib, "--json", check=1)
+    record = json.loads(proc.stdout)["bundles"][0]
+    outcomes = {a["file"]: a for a in record["artifacts"]}
+    assert outcomes["model.tflite"]["verdict"] == "passed", outcomes["model.tflite"]
+    assert outcomes["model.int8.tflite"]["verdict"] == "not built"
+    assert "RELU_0_TO_1" in outcomes["model.int8.tflite"]["reason"]
+    assert "HardSigmoid" in outcomes["model.int8.tflite"]["reason"]
+
+
+@pytest.mark.edge
+@pytest.mark.parametrize("kind", ["openvino", "litert"])
+def test_the_artifact_runs_through_the_one_session_interface(kind, request):
+    """runtimes.open on the .xml / .tflite in its tool environment: the same outputs as the golden run."""
     import subprocess
 
-    from wherry.convert import openvino_export
+    from wherry.convert import litert_export, openvino_export
 
-    _, folder = openvino_bundle
-    python = _environment(openvino_export)
+    module, file, backend = {"openvino": (openvino_export, "model.xml", "openvino"),
+                             "litert": (litert_export, "model.tflite", "litert")}[kind]
+    _, folder = request.getfixturevalue(f"{kind}_bundle")
+    python = _environment(module)
     code = ("import json, sys, numpy as np; from wherry import runtimes\n"
-            "s = runtimes.open(sys.argv[1] + '/model.xml')\n"
+            f"s = runtimes.open(sys.argv[1] + '/{file}')\n"
             "x = np.load(sys.argv[1] + '/golden/inputs.npz')\n"
             "out = s.run({k: x[k] for k in x.files})\n"
             "print(json.dumps({'backend': s.backend, 'inputs': [i.name for i in s.inputs], "
@@ -99,7 +154,7 @@ def test_the_ir_runs_through_the_one_session_interface(openvino_bundle):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     golden = np.load(folder / "golden" / "outputs.npz")
-    assert data["backend"] == "openvino" and data["inputs"] == ["x"]
+    assert data["backend"] == backend and data["inputs"] == ["x"]
     for name, values in data["out"].items():
         np.testing.assert_allclose(np.array(values), golden[name], atol=1e-4)
 

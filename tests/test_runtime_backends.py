@@ -98,8 +98,9 @@ def test_available_reports_installed_versions():
     from importlib import metadata
 
     avail = runtimes.available()
-    assert set(avail) == {"onnxruntime", "paddlelite", "paddle", "openvino"}
-    assert avail["openvino"] is None   # not in wherry's own environment: its tool environment checks IR
+    assert set(avail) == {"onnxruntime", "paddlelite", "paddle", "openvino", "litert"}
+    # not in wherry's own environment: their tool environments check the IR and the .tflite
+    assert avail["openvino"] is None and avail["litert"] is None
     assert avail["onnxruntime"] == metadata.version("onnxruntime")
     assert avail["paddlelite"] == metadata.version("paddlelite")
     assert avail["paddle"] == metadata.version("paddlepaddle")

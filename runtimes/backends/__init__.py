@@ -26,6 +26,9 @@ _REGISTRY = {
     "openvino": (".openvino_backend", "openvino", ("openvino",),
                  "pip install openvino (x86_64 and aarch64 wheels); `wherry convert` checks its IR in a cached "
                  "environment of its own"),
+    "litert": (".litert_backend", "ai_edge_litert", ("ai-edge-litert",),
+               "pip install ai-edge-litert (x86_64 and aarch64 wheels, CPython 3.10-3.13); `wherry convert` "
+               "checks its .tflite in a cached environment of its own"),
     "paddle": (".paddle_backend", "paddle",
                ("paddlepaddle", "paddlepaddle-gpu"), "pip install paddlepaddle (host only)"),
 }
