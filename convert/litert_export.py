@@ -48,7 +48,7 @@ def file_name(precision: str) -> str:
 
 
 def export(onnx: Path, out: Path, precision: str, calib_npz: Optional[Path] = None,
-           shapes: Optional[Dict[str, List[int]]] = None) -> List[str]:
+           shapes: Optional[Dict[str, List[int]]] = None, **_context) -> List[str]:
     value, _, seconds = tool_env.run(
         ENV, "wherry.convert.litert_export:_export_in_child",
         {"onnx": str(onnx), "out": str(out), "precision": precision,

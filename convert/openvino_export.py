@@ -39,7 +39,7 @@ def file_name(precision: str) -> str:
 
 
 def export(onnx: Path, out_xml: Path, precision: str, calib_npz: Optional[Path] = None,
-           shapes: Optional[dict] = None) -> List[str]:
+           shapes: Optional[dict] = None, **_context) -> List[str]:
     """Write ``out_xml`` (and its .bin) from ``onnx``; returns notes for the artifact. ``shapes`` (the golden
     inputs') are not needed: the IR keeps the ONNX's dynamic dimensions."""
     value, _, seconds = tool_env.run(

@@ -41,7 +41,7 @@ from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("nb", "onnx", "openvino", "tflite")
+FORMATS = ("nb", "onnx", "openvino", "tflite", "rknn")
 
 
 @dataclass
@@ -279,6 +279,8 @@ class _Shared:
     golden_origin: str = "random"               # user | images | calib | random (manifest.golden.origin)
     golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
     other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
+    # (target, file) -> a tool's simulation of its artifact judged against golden (rknn: no NPU here)
+    simulations: Dict[tuple, dict] = field(default_factory=dict)
 
 
 def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, origin: str) -> List[tuple]:
@@ -470,9 +472,9 @@ def _fp32_onnx(profile, shared: _Shared, stage: Path, formats, failures: Failure
 def _edge_exporters(formats) -> list:
     """The exporters of ``formats`` that turn the bundle's ONNX into another runtime's artifact in a tool
     environment of their own (tool_env), imported only when asked for."""
-    from wherry.convert import litert_export, openvino_export
+    from wherry.convert import litert_export, openvino_export, rknn_export
 
-    return [m for m in (openvino_export, litert_export) if m.FORMAT in formats]
+    return [m for m in (openvino_export, litert_export, rknn_export) if m.FORMAT in formats]
 
 
 def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, failures: Failures) -> List[Artifact]:
@@ -500,9 +502,13 @@ def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, 
                                        tool=onnx_export.TOOL), onnx)
                 continue
 
-            def build(module=module, file=file, precision=precision):
+            simulated = shared.work / f"{profile.name}.{file}.simulated.npz"
+
+            def build(module=module, file=file, precision=precision, simulated=simulated):
                 with shared.timeline.step(f"[{profile.name}] {module.TOOL} ({precision})"):
-                    return module.export(onnx, stage / file, precision, calib_npz, shapes)
+                    return module.export(onnx, stage / file, precision, calib_npz, shapes,
+                                         platform=profile.npu_platform, golden_npz=_golden_npz(shared),
+                                         simulated_npz=simulated)
 
             notes = failures.attempt(build, file=file, fmt=module.FORMAT, precision=precision, arch=module.ARCH,
                                      tool=module.TOOL, leftover=stage / file)
@@ -512,8 +518,35 @@ def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, 
                 continue
             art = _artifact(stage, file, module.FORMAT, precision, module.ARCH, profile, shared.info, notes=notes)
             art.size += sum(c.stat().st_size for c in bundle_companions(stage / file))
+            if getattr(module, "SIMULATED", None) and simulated.is_file():
+                shared.simulations[(profile.name, file)] = _judge_simulation(art, shared, simulated, module.SIMULATED)
             artifacts.append(art)
     return artifacts
+
+
+def _golden_npz(shared: _Shared) -> Path:
+    """The golden inputs as one npz in the work folder (a tool that simulates its artifact reads them)."""
+    path = shared.work / "golden-inputs.npz"
+    if not path.is_file():
+        np.savez(path, **{k: v for k, v in shared.feeds.items() if k in {s.name for s in shared.info.inputs}})
+    return path
+
+
+def _judge_simulation(art: Artifact, shared: _Shared, simulated: Path, where: str) -> dict:
+    """A tool's simulation of its artifact on the golden inputs, judged by the artifact's tolerance: a note, and
+    the record the host check's reason and report.json show; never the artifact's verdict."""
+    from wherry.runtimes.checker import ArtifactResult, judge
+
+    with np.load(simulated) as data:
+        actual = {k: data[k] for k in data.files}
+    golden_outputs = {s.name: shared.reference[s.name] for s in shared.info.outputs if s.name in shared.reference}
+    result = judge(ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size),
+                   art, golden_outputs, actual)
+    result.actual = None
+    record = result.to_json()
+    record["where"] = where
+    art.notes.extend(board_check.result_notes(record, where))
+    return record
 
 
 def _check_edge(profile, shared: _Shared, stage: Path, edge: List[Artifact], check) -> None:
@@ -521,6 +554,12 @@ def _check_edge(profile, shared: _Shared, stage: Path, edge: List[Artifact], che
     lists it as not verifiable when wherry's own environment lacks that runtime), and adopt the verdicts."""
     for module in _edge_exporters({a.format for a in edge}):
         files = [a.file for a in edge if a.format == module.FORMAT]
+        if getattr(module, "SIMULATED", None):   # nothing here runs it: its build's simulation is said, not adopted
+            for result in check.results:
+                record = shared.simulations.get((profile.name, result.file))
+                if result.file in files and record is not None and result.status == checker.UNVERIFIABLE:
+                    result.reason = _simulation_text(record) + (f" ({result.reason})" if result.reason else "")
+            continue
         with shared.timeline.step(f"[{profile.name}] checking {', '.join(files)} with {module.TOOL}"):
             try:
                 results = tool_env.check(module.ENV, stage, files)
@@ -534,6 +573,13 @@ def _check_edge(profile, shared: _Shared, stage: Path, edge: List[Artifact], che
             if result is not None:
                 art.notes.extend(board_check.result_notes(result, module.VERIFIED_ON))
         check.adopt(results, module.VERIFIED_ON)
+
+
+def _simulation_text(record: dict) -> str:
+    outs = [o for o in record.get("outputs", []) if o.get("max_abs") is not None]
+    figures = (f" (max abs {max(float(o['max_abs']) for o in outs):.2e}, cosine "
+               f"{min(float(o['cosine']) for o in outs):.6f})") if outs else ""
+    return f"{record['where']}: {record['status']}{figures}"
 
 
 def onnx_not_representable(sequences, file: str, precision: str) -> NotBuilt:
@@ -674,6 +720,9 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
               "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
               "not_built": [n.to_json() for n in missing],
               "verification": check.to_json() if check is not None else None}
+    simulated = {file: record for (target, file), record in shared.simulations.items() if target == profile.name}
+    if simulated:   # a tool's simulation of the compiled graph (file -> check result + "where"): not a device's run
+        report["simulated_verification"] = simulated
     if emulated is not None:  # ARM .nb results of the emulated aarch64 board (file -> check result)
         report["emulated_verification"] = emulated
         hint = calibration_range_hint(shared)

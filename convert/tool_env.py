@@ -57,10 +57,12 @@ class ToolEnv:
     requirements: Tuple[str, ...]              # pip requirement specifiers, exact pins
     pythons: Tuple[str, ...] = ()              # acceptable "3.12"-style versions; empty: wherry's own Python
     site_files: Dict[str, str] = field(default_factory=dict)   # file -> text, written into site-packages
+    no_deps: Tuple[str, ...] = ()              # installed after the requirements with --no-deps (their own
+    #                                            declared dependencies are wrong or huge; the requirements pin them)
     label: str = ""                            # for messages, e.g. "OpenVINO 2026.4.1 + NNCF 3.4.0"
 
     def key(self, python: str) -> str:
-        text = json.dumps([self.requirements, _version_of(python), sorted(self.site_files.items())])
+        text = json.dumps([self.requirements, self.no_deps, _version_of(python), sorted(self.site_files.items())])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -111,6 +113,9 @@ def ensure(env: ToolEnv) -> Path:
         _run([base, "-m", "venv", str(staging)], env, "creating its venv")
         _run([str(staging / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
               "--no-input", *env.requirements], env, "installing its packages")
+        if env.no_deps:
+            _run([str(staging / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                  "--no-input", "--no-deps", *env.no_deps], env, "installing " + ", ".join(env.no_deps))
         if env.site_files:
             site = subprocess.run([str(staging / "bin" / "python"), "-c", "import sysconfig; "
                                    "print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True,

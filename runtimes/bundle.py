@@ -42,9 +42,9 @@ REPORT = "report.json"
 
 # Artifact.format values and the runtime backend that runs each.
 FORMAT_RUNTIME = {"onnx": "onnxruntime", "nb": "paddlelite", "paddle": "paddle", "openvino": "openvino",
-                  "tflite": "litert"}
+                  "tflite": "litert", "rknn": "rknn"}
 # Artifact.format of a file, by its suffix (an OpenVINO IR is named by its .xml; its weights are the .bin beside it)
-SUFFIX_FORMAT = {".onnx": "onnx", ".nb": "nb", ".xml": "openvino", ".tflite": "tflite"}
+SUFFIX_FORMAT = {".onnx": "onnx", ".nb": "nb", ".xml": "openvino", ".tflite": "tflite", ".rknn": "rknn"}
 PRECISIONS = ("fp32", "fp16", "int8", "int8-weight", "int16-weight")
 ARCHES = ("arm", "x86", "any")
 

@@ -54,6 +54,21 @@ def test_a_tflite_opens_with_litert_and_android_litert_builds_it(tmp_path):
     assert load_profile("android-litert").artifacts == ["tflite"]
 
 
+def test_rknn_profiles_name_their_npu_and_an_rknn_opens_with_rknnlite(tmp_path):
+    from wherry.targets.profile import ProfileError
+
+    assert load_profile("rk3588-npu").npu_platform == "rk3588"
+    assert load_profile("rv1106-npu").precisions == ["int8"]      # that NPU has no fp16
+    bad = tmp_path / "npu.toml"
+    bad.write_text('name = "npu"\ndescription = "x"\narch = "aarch64"\nos = "linux"\nartifacts = ["rknn"]\n'
+                   'lite_places = []\n')
+    with pytest.raises(ProfileError, match="npu_platform"):
+        load_profile(str(bad))
+    model = tmp_path / "model.rknn"
+    model.write_bytes(b"RKNN")
+    assert runtimes.session.resolve(model).backend == "rknn"
+
+
 # ------------------------------------------------------------------ real conversions (-m edge)
 
 @pytest.fixture(scope="module")
@@ -172,3 +187,35 @@ def test_an_ir_without_its_weights_or_with_other_weights_is_refused(openvino_bun
     (copy / "model.bin").unlink()
     with pytest.raises(BundleError, match="model.bin .part of artifact model.xml. is missing"):
         load_bundle(copy).verify_artifact(xml)
+
+
+@pytest.mark.edge
+def test_rknn_is_recorded_as_simulated_never_as_a_pass(wherry, tmp_path):
+    """rk3588 fp16 and int8 .rknn: the toolkit's simulation in the building session, judged against golden, is
+    recorded as simulated in the report and the check's reason; the artifacts stay "not verifiable here" and
+    the bundle is never "passed". rv1106 has no fp16: a precise not-built record beside its int8 .rknn."""
+    from wherry.convert import rknn_export
+
+    _environment(rknn_export)
+    proc = wherry("convert", "--example", "-t", "rk3588-npu", "-t", "rv1106-npu", "-o", tmp_path,
+                  "--precision", "fp16,int8", "--calib", example.CALIB, "--json", check=1)
+    bundles = {b["target"]: b for b in json.loads(proc.stdout)["bundles"]}
+    rk3588 = bundles["rk3588-npu"]
+    simulated = rk3588["report"]["simulated_verification"]
+    assert set(simulated) == {"model.rknn", "model.int8.rknn"}
+    for file, record in simulated.items():
+        assert record["status"] == "passed", record
+        assert record["where"] == rknn_export.SIMULATED
+    assert max(o["max_abs"] for o in simulated["model.rknn"]["outputs"]) < 0.05     # fp16 on logits ~10
+    outcomes = {a["file"]: a for a in rk3588["artifacts"]}
+    for file in ("model.rknn", "model.int8.rknn"):
+        assert outcomes[file]["verdict"] == "not verifiable here"
+        assert outcomes[file]["reason"].startswith("simulated: the toolkit's simulation of the compiled graph, not "
+                                                   "the NPU: passed")
+    assert rk3588["verdict"] == "partly verified"          # the ONNX ran here; the NPU did not
+    rv1106 = {a["file"]: a for a in bundles["rv1106-npu"]["artifacts"]}
+    assert rv1106["model.rknn"]["verdict"] == "not built" and "no fp16" in rv1106["model.rknn"]["reason"]
+    assert rv1106["model.int8.rknn"]["verdict"] == "not verifiable here"
+    check = wherry("check", tmp_path / "digits_cnn.rk3588-npu", "--json", check=0)
+    rows = {r["file"]: r for r in json.loads(check.stdout)["artifacts"]}
+    assert rows["model.rknn"]["status"] == "not verifiable here"   # a later check on x86 claims nothing either
