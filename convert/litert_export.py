@@ -5,7 +5,8 @@ onnx2tf 2.6.9 writes ``.tflite`` flatbuffers itself (its ``flatbuffer_direct`` b
 (or 3.13) interpreter found on this machine (``tool_env.find_python``: PATH, pyenv, uv); on a bare
 machine install one first (``pyenv install 3.12``, ``uv python install 3.12``, or the distribution's
 ``python3.12`` package). The venv (~660 MB) also holds ``ai-edge-litert``, LiteRT's Python interpreter,
-which checks the artifacts right after conversion.
+which checks the artifacts right after conversion; for an aarch64 target they are run on the emulated
+aarch64 board too, with LiteRT's aarch64 wheel (``BOARD_PACKAGES``).
 
 Choices, and why:
 - inputs keep the ONNX layout (``-k``: NCHW stays NCHW; onnx2tf would otherwise make them NHWC), so the
@@ -38,6 +39,10 @@ ENV = tool_env.ToolEnv("onnx2tf", (f"onnx2tf=={VERSION}", f"ai-edge-litert=={LIT
 PRECISIONS = ("fp32", "int8")
 ARCH = "any"          # a flatbuffer of ops: LiteRT runs it on any CPU
 VERIFIED_ON = f"LiteRT {LITERT_VERSION}'s Python interpreter (x86_64 CPU kernels), in wherry's onnx2tf environment"
+# an aarch64 target's .tflite also runs on the emulated aarch64 board (CPython 3.11): 2.3.0 is the LiteRT with
+# an aarch64 wheel for it (2.1.2 has none); a newer interpreter reads the older converter's flatbuffers
+BOARD_PACKAGES = ("ai-edge-litert==2.3.0",)
+BOARD = "emulated aarch64 board (qemu, LiteRT 2.3.0 aarch64 kernels)"
 
 # what onnx2tf names its outputs: the ONNX file's stem + this
 _OUTPUT = {"fp32": "_float32.tflite", "int8": "_full_integer_quant.tflite"}

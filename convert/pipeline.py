@@ -411,7 +411,9 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
-            _check_edge(profile, shared, stage, edge, check)
+            if edge:
+                _check_edge(profile, shared, stage, edge, check)
+                manifest.write(stage)   # with the tool environments' and the board's verdicts among the notes
             _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
@@ -573,6 +575,28 @@ def _check_edge(profile, shared: _Shared, stage: Path, edge: List[Artifact], che
             if result is not None:
                 art.notes.extend(board_check.result_notes(result, module.VERIFIED_ON))
         check.adopt(results, module.VERIFIED_ON)
+        if getattr(module, "BOARD_PACKAGES", None) and profile.arch == "aarch64":
+            _edge_on_board(profile, shared, stage, [a for a in edge if a.file in files], module)
+
+
+def _edge_on_board(profile, shared: _Shared, stage: Path, arts: List[Artifact], module) -> None:
+    """An aarch64 target's edge artifacts on the emulated aarch64 board too, with the runtime's aarch64 wheel:
+    the ARM kernels' results, as a note beside the host's verdict."""
+    from wherry.targets.devices import EmulatedAarch64
+
+    argv = ["check", str(stage), "--json", "--no-isolate"] + [w for a in arts for w in ("--artifact", a.file)]
+    with shared.timeline.step(f"[{profile.name}] checking {', '.join(a.file for a in arts)} on the emulated board"):
+        try:
+            run = EmulatedAarch64(module.BOARD_PACKAGES).run(argv, [stage])
+            results = {r["file"]: r for r in json.loads(run.stdout)["artifacts"]}
+        except (WherryError, ValueError, KeyError) as exc:
+            why = exc.message if isinstance(exc, WherryError) else f"no report ({exc})"
+            for art in arts:
+                art.notes.append(f"{module.BOARD} could not check it: {why.splitlines()[0][:200]}")
+            return
+    for art in arts:
+        if art.file in results:
+            art.notes.extend(board_check.result_notes(results[art.file], module.BOARD))
 
 
 def _simulation_text(record: dict) -> str:

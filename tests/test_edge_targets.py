@@ -120,6 +120,12 @@ def test_tflite_fp32_and_int8_pass_against_golden_on_litert(litert_bundle):
         assert outcomes[file]["verdict"] == "passed", outcomes[file]
         assert "LiteRT 2.1.2's Python interpreter" in checked[file]["reason"]
     assert max(o["max_abs"] for o in checked["model.tflite"]["outputs"]) < 1e-4
+    # an aarch64 target: the fp32 .tflite also ran on the emulated aarch64 board, LiteRT's aarch64 wheel
+    manifest = json.loads((folder / "manifest.json").read_text())
+    notes = {a["file"]: a["notes"] for a in manifest["artifacts"]}
+    assert any(n.startswith("emulated aarch64 board (qemu, LiteRT 2.3.0 aarch64 kernels) vs golden: pass")
+               for n in notes["model.tflite"]), notes["model.tflite"]
+    assert any(n.startswith("emulated aarch64 board") for n in notes["model.int8.tflite"])
     assert (folder / "model.int8.tflite").stat().st_size < 0.5 * (folder / "model.tflite").stat().st_size
     assert record["verdict"] == "passed"
 
