@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from functools import partial
 import datetime as _dt
 import hashlib
 import json
@@ -24,8 +25,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import (board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source,
-                            tool_env)
+from wherry.convert import (board_check, edge_export, golden, legalize, lite_export, nms_tail, onnx_export, pir_route,
+                            source)
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
@@ -34,7 +35,6 @@ from wherry.convert.publish import OutputError, replace_bundle, stage_dir
 from wherry.runtimes import checker, parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
-from wherry.runtimes.bundle import companions as bundle_companions
 from wherry.runtimes.errors import InputError, WherryError
 from wherry.runtimes.isolate import SharedChild
 from wherry.targets import Profile, load_profile
@@ -389,7 +389,9 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
-        edge = _edge_artifacts(profile, shared, stage, formats, precisions, failures)
+        edge = edge_export.build(profile, shared, stage, formats, precisions, failures,
+                                 lambda: _shared_onnx(profile, shared), partial(_artifact, profile=profile,
+                                                                               info=shared.info))
         artifacts += edge
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
@@ -412,7 +414,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
             if edge:
-                _check_edge(profile, shared, stage, edge, check)
+                edge_export.check(profile, shared, stage, edge, check)
                 manifest.write(stage)   # with the tool environments' and the board's verdicts among the notes
             _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
@@ -469,141 +471,6 @@ def _fp32_onnx(profile, shared: _Shared, stage: Path, formats, failures: Failure
             shutil.copyfile(onnx, stage / "model.onnx")
             artifacts.append(_artifact(stage, "model.onnx", "onnx", "fp32", "any", profile, info))
     return artifacts
-
-
-def _edge_exporters(formats) -> list:
-    """The exporters of ``formats`` that turn the bundle's ONNX into another runtime's artifact in a tool
-    environment of their own (tool_env), imported only when asked for."""
-    from wherry.convert import litert_export, openvino_export, rknn_export
-
-    return [m for m in (openvino_export, litert_export, rknn_export) if m.FORMAT in formats]
-
-
-def _edge_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, failures: Failures) -> List[Artifact]:
-    """OpenVINO IR (and the other edge formats): from the fp32 ONNX export, in each tool's own environment."""
-    artifacts: List[Artifact] = []
-    for module in _edge_exporters(formats):
-        wanted = [p for p in precisions if p in module.PRECISIONS]
-        for skipped in sorted(set(precisions) - set(module.PRECISIONS)):
-            log.info("%s: no %s artifact (wherry builds %s for it)", module.TOOL, skipped, ", ".join(module.PRECISIONS))
-        if not wanted:
-            continue
-        sequences = [s for s in shared.info.inputs if s.lod_level]
-        onnx = _shared_onnx(profile, shared) if not sequences else WherryError(
-            "the model has sequence (LoD) inputs, which ONNX cannot carry", "use the Paddle Lite .nb")
-        calib_npz = None
-        shapes = {k: list(v.shape) for k, v in shared.feeds.items() if k in {s.name for s in shared.info.inputs}}
-        if "int8" in wanted and shared.quant.calib is not None:
-            calib_npz = shared.work / "calibration.npz"
-            if not calib_npz.is_file():
-                np.savez(calib_npz, **shared.quant.calib)
-        for precision in wanted:
-            file = module.file_name(precision)
-            if isinstance(onnx, WherryError):   # no ONNX, no IR: the ONNX export's error is the reason
-                failures.add(not_built(onnx, file=file, fmt=module.FORMAT, precision=precision, arch=module.ARCH,
-                                       tool=onnx_export.TOOL), onnx)
-                continue
-
-            simulated = shared.work / f"{profile.name}.{file}.simulated.npz"
-
-            def build(module=module, file=file, precision=precision, simulated=simulated):
-                with shared.timeline.step(f"[{profile.name}] {module.TOOL} ({precision})"):
-                    return module.export(onnx, stage / file, precision, calib_npz, shapes,
-                                         platform=profile.npu_platform, golden_npz=_golden_npz(shared),
-                                         simulated_npz=simulated)
-
-            notes = failures.attempt(build, file=file, fmt=module.FORMAT, precision=precision, arch=module.ARCH,
-                                     tool=module.TOOL, leftover=stage / file)
-            if notes is None:
-                for companion in bundle_companions(stage / file):
-                    companion.unlink(missing_ok=True)
-                continue
-            art = _artifact(stage, file, module.FORMAT, precision, module.ARCH, profile, shared.info, notes=notes)
-            art.size += sum(c.stat().st_size for c in bundle_companions(stage / file))
-            if getattr(module, "SIMULATED", None) and simulated.is_file():
-                shared.simulations[(profile.name, file)] = _judge_simulation(art, shared, simulated, module.SIMULATED)
-            artifacts.append(art)
-    return artifacts
-
-
-def _golden_npz(shared: _Shared) -> Path:
-    """The golden inputs as one npz in the work folder (a tool that simulates its artifact reads them)."""
-    path = shared.work / "golden-inputs.npz"
-    if not path.is_file():
-        np.savez(path, **{k: v for k, v in shared.feeds.items() if k in {s.name for s in shared.info.inputs}})
-    return path
-
-
-def _judge_simulation(art: Artifact, shared: _Shared, simulated: Path, where: str) -> dict:
-    """A tool's simulation of its artifact on the golden inputs, judged by the artifact's tolerance: a note, and
-    the record the host check's reason and report.json show; never the artifact's verdict."""
-    from wherry.runtimes.checker import ArtifactResult, judge
-
-    with np.load(simulated) as data:
-        actual = {k: data[k] for k in data.files}
-    golden_outputs = {s.name: shared.reference[s.name] for s in shared.info.outputs if s.name in shared.reference}
-    result = judge(ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size),
-                   art, golden_outputs, actual)
-    result.actual = None
-    record = result.to_json()
-    record["where"] = where
-    art.notes.extend(board_check.result_notes(record, where))
-    return record
-
-
-def _check_edge(profile, shared: _Shared, stage: Path, edge: List[Artifact], check) -> None:
-    """Check each edge artifact in its tool's environment, where its runtime is installed (this host's check
-    lists it as not verifiable when wherry's own environment lacks that runtime), and adopt the verdicts."""
-    for module in _edge_exporters({a.format for a in edge}):
-        files = [a.file for a in edge if a.format == module.FORMAT]
-        if getattr(module, "SIMULATED", None):   # nothing here runs it: its build's simulation is said, not adopted
-            for result in check.results:
-                record = shared.simulations.get((profile.name, result.file))
-                if result.file in files and record is not None and result.status == checker.UNVERIFIABLE:
-                    result.reason = _simulation_text(record) + (f" ({result.reason})" if result.reason else "")
-            continue
-        with shared.timeline.step(f"[{profile.name}] checking {', '.join(files)} with {module.TOOL}"):
-            try:
-                results = tool_env.check(module.ENV, stage, files)
-            except WherryError as exc:
-                for art in edge:
-                    if art.file in files:
-                        art.notes.append(f"{module.VERIFIED_ON} could not check it: {exc.message.splitlines()[0]}")
-                continue
-        for art in edge:
-            result = results.get(art.file)
-            if result is not None:
-                art.notes.extend(board_check.result_notes(result, module.VERIFIED_ON))
-        check.adopt(results, module.VERIFIED_ON)
-        if getattr(module, "BOARD_PACKAGES", None) and profile.arch == "aarch64":
-            _edge_on_board(profile, shared, stage, [a for a in edge if a.file in files], module)
-
-
-def _edge_on_board(profile, shared: _Shared, stage: Path, arts: List[Artifact], module) -> None:
-    """An aarch64 target's edge artifacts on the emulated aarch64 board too, with the runtime's aarch64 wheel:
-    the ARM kernels' results, as a note beside the host's verdict."""
-    from wherry.targets.devices import EmulatedAarch64
-
-    argv = ["check", str(stage), "--json", "--no-isolate"] + [w for a in arts for w in ("--artifact", a.file)]
-    with shared.timeline.step(f"[{profile.name}] checking {', '.join(a.file for a in arts)} on the emulated board"):
-        try:
-            run = EmulatedAarch64(module.BOARD_PACKAGES).run(argv, [stage])
-            results = {r["file"]: r for r in json.loads(run.stdout)["artifacts"]}
-        except (WherryError, ValueError, KeyError) as exc:
-            why = exc.message if isinstance(exc, WherryError) else f"no report ({exc})"
-            for art in arts:
-                art.notes.append(f"{module.BOARD} could not check it: {why.splitlines()[0][:200]}")
-            return
-    for art in arts:
-        if art.file in results:
-            art.notes.extend(board_check.result_notes(results[art.file], module.BOARD))
-
-
-def _simulation_text(record: dict) -> str:
-    outs = [o for o in record.get("outputs", []) if o.get("max_abs") is not None]
-    figures = (f" (max abs {max(float(o['max_abs']) for o in outs):.2e}, cosine "
-               f"{min(float(o['cosine']) for o in outs):.6f})") if outs else ""
-    return f"{record['where']}: {record['status']}{figures}"
 
 
 def onnx_not_representable(sequences, file: str, precision: str) -> NotBuilt:
