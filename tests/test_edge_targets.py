@@ -69,6 +69,17 @@ def test_rknn_profiles_name_their_npu_and_an_rknn_opens_with_rknnlite(tmp_path):
     assert runtimes.session.resolve(model).backend == "rknn"
 
 
+def test_a_tool_environment_that_cannot_be_made_is_one_readable_error_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("WHERRY_TOOLS_DIR", str(tmp_path / "tools"))
+    with pytest.raises(tool_env.ToolUnavailable, match="needs Python 2.9, and none is installed here"):
+        tool_env.ensure(tool_env.ToolEnv("old", ("x==1",), pythons=("2.9",)))
+    broken = tool_env.ToolEnv("broken", ("not a requirement!",))   # pip refuses it without asking any index
+    with pytest.raises(tool_env.ToolUnavailable, match="cannot install broken .installing its packages."):
+        tool_env.ensure(broken)
+    assert list((tmp_path / "tools").iterdir()) == []          # no half-made environment left to be trusted
+    assert tool_env.installed(broken) is None
+
+
 # ------------------------------------------------------------------ real conversions (-m edge)
 
 @pytest.fixture(scope="module")
