@@ -35,6 +35,11 @@ def exporters(formats) -> list:
     return [m for m in (openvino_export, litert_export, rknn_export) if m.FORMAT in formats]
 
 
+def versions(artifacts) -> dict:
+    """The manifest's record of the edge tools that made ``artifacts`` (format -> tool and version)."""
+    return {m.FORMAT: m.TOOL for m in exporters({a.format for a in artifacts})}
+
+
 def build(profile, shared, stage: Path, formats, precisions, failures: Failures, onnx: Callable[[], object],
           make_artifact: Callable[..., Artifact]) -> List[Artifact]:
     """Every edge artifact of ``profile`` in ``precisions``; ``onnx()`` gives the fp32 ONNX export (a path, or the

@@ -579,7 +579,7 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         source={"format": info.format, "translated": shared.legacy.translated, "path": str(Path(options.model).resolve()),
                 "files": [{"name": p.name, "sha256": source_sha256(p)} for p in shared.source_files],
                 "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
-        tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
+        tools={**tool_versions(), "onnx_opset": profile.onnx_opset, **edge_export.versions(artifacts)},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": shared.golden_origin, "seed": options.seed,
