@@ -46,8 +46,10 @@ def build(profile, shared, stage: Path, formats, precisions, failures: Failures,
     WherryError it failed with), ``make_artifact(stage, file, fmt, precision, arch, notes=...)`` its record."""
     artifacts: List[Artifact] = []
     for module in exporters(formats):
-        wanted = [p for p in precisions if p in module.PRECISIONS]
-        for skipped in sorted(set(precisions) - set(module.PRECISIONS)):
+        # a format without fp32 builds its own float form for it (an NPU's fp16 .rknn)
+        asked = [getattr(module, "FLOAT_FOR_FP32", "fp32") if p == "fp32" else p for p in precisions]
+        wanted = [p for p in dict.fromkeys(asked) if p in module.PRECISIONS]
+        for skipped in sorted(set(asked) - set(module.PRECISIONS)):
             log.info("%s: no %s artifact (wherry builds %s for it)", module.TOOL, skipped, ", ".join(module.PRECISIONS))
         if not wanted:
             continue

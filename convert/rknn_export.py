@@ -41,6 +41,7 @@ ENV = tool_env.ToolEnv(
     site_files={"torch/__init__.py": (Path(__file__).parent / "rknn_torch_stub.py").read_text()},
     label=f"rknn-toolkit2 {VERSION}")
 PRECISIONS = ("fp16", "int8")
+FLOAT_FOR_FP32 = "fp16"   # the NPU computes in fp16 or int8: asked for fp32, the float .rknn is fp16
 ARCH = "arm"          # the NPU of an ARM SoC: nothing on this host runs it
 
 

@@ -215,7 +215,7 @@ def test_rknn_is_recorded_as_simulated_never_as_a_pass(wherry, tmp_path):
 
     _environment(rknn_export)
     proc = wherry("convert", "--example", "-t", "rk3588-npu", "-t", "rv1106-npu", "-o", tmp_path,
-                  "--precision", "fp16,int8", "--calib", example.CALIB, "--json", check=1)
+                  "--precision", "fp32,int8", "--calib", example.CALIB, "--json", check=1)
     bundles = {b["target"]: b for b in json.loads(proc.stdout)["bundles"]}
     rk3588 = bundles["rk3588-npu"]
     simulated = rk3588["report"]["simulated_verification"]
