@@ -145,7 +145,7 @@ def test_tflite_fp32_and_int8_pass_against_golden_on_litert(litert_bundle):
 def test_int8_tflite_of_a_hardsigmoid_model_is_not_built_with_the_op_named(wherry, tmp_path):
     """mobilenet_v3's squeeze-excitation gates are HardSigmoid: onnx2tf makes them RELU_0_TO_1, which its int8
     quantizer cannot take. The fp32 .tflite still ships and passes; the int8 one is a precise not-built record."""
-    from conftest import export_vision_model
+    from support.models import export_vision_model
     from wherry.convert import litert_export
 
     _environment(litert_export)
