@@ -25,8 +25,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import (board_check, edge_export, golden, legalize, lite_export, nms_tail, onnx_export, pir_route,
-                            source)
+from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, nms_tail,
+                            onnx_export, pir_route, source)
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
@@ -41,7 +41,6 @@ from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("nb", "onnx", "openvino", "tflite", "rknn")
 
 
 @dataclass
@@ -133,9 +132,10 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
                           f"passes: {', '.join(legalize.PASSES)}")
     profiles = [load_profile(t) for t in options.targets]
     _check_names(options.name, profiles)
-    unknown = [f for f in options.formats or () if f not in FORMATS]
+    known = exporters.formats()
+    unknown = [f for f in options.formats or () if f not in known]
     if unknown:
-        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")
+        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(known)}")
     for profile in profiles:
         _target_formats(profile, options.formats)
 
@@ -389,6 +389,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
+        artifacts += _derived_artifacts(profile, shared, stage, formats, precisions, fp32_onnx, artifacts,
+                                        quant_notes, failures)
         edge = edge_export.build(profile, shared, stage, formats, precisions, failures,
                                  lambda: _shared_onnx(profile, shared), partial(_artifact, profile=profile,
                                                                                info=shared.info))
@@ -424,6 +426,22 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _derived_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, fp32_onnx, artifacts,
+                       notes: List[str], failures: Failures) -> List[Artifact]:
+    """The artifacts of the registered exporters that build from the bundle's ONNX (convert/exporters/)."""
+    made: List[Artifact] = []
+    for exporter in exporters.derived(formats):
+        context = exporters.ExportContext(
+            profile=profile, stage=stage, work=shared.work / f"{exporter.format}-{profile.name}",
+            precisions=list(precisions), onnx=fp32_onnx, calib=shared.quant.calib, input_specs=shared.info.inputs,
+            output_specs=shared.info.outputs, failures=failures, timeline=shared.timeline, notes=notes,
+            artifact=lambda file, fmt, precision, arch, notes=(): _artifact(stage, file, fmt, precision, arch,
+                                                                            profile, shared.info, notes=notes))
+        context.work.mkdir(parents=True, exist_ok=True)
+        made += exporter.build(context)
+    return made
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:

@@ -195,7 +195,7 @@ def _reference(bundle, model: Optional[str], feeds, golden, work: Path) -> _Refe
 def _tolerance(art) -> "parity.Tolerance":
     values = list(art.tolerance.values())
     return values[0] if values else parity.default_tolerance(
-        art.precision if art.precision in parity._DEFAULTS else "fp32")
+        art.precision if art.precision in parity.DEFAULTS else "fp32")
 
 
 def _judge(ref: _Reference, tensors, tmap: mapping.TensorMap, name: str, tol) -> TensorCheck:
