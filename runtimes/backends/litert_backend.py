@@ -4,7 +4,10 @@ What an app does with such a model, done here so the Session stays the one inter
 - a model whose inputs are fixed at batch 1 (wherry's ``.tflite``, phones run batch 1) takes a larger
   batch one sample at a time, the outputs concatenated;
 - int8 inputs and outputs (full integer quantization) are quantized and dequantized with each tensor's
-  own scale and zero point, so callers feed and read float32 as for every other artifact.
+  own scale and zero point, so callers feed and read float32 as for every other artifact;
+- onnx2tf writes a 4-D output channels-last (NHWC) even when the model's is NCHW: where the bundle's
+  manifest says the output is NCHW (its channel count at axis 1, found last in the .tflite's shape and
+  not at axis 1), it is transposed back. The golden check judges the result, so a wrong guess fails.
 """
 from __future__ import annotations
 
@@ -30,10 +33,18 @@ def _spec(detail) -> TensorSpec:
     return TensorSpec(detail["name"], dtype, tuple(d if d >= 0 else None for d in dims))
 
 
+def _channels_last(shape, declared: Optional[TensorSpec]) -> bool:
+    """Whether a .tflite output of ``shape`` is the NHWC form of the NCHW output ``declared`` in the manifest."""
+    if declared is None or len(shape) != 4 or len(declared.shape) != 4:
+        return False
+    channels = declared.shape[1]
+    return channels is not None and int(shape[3]) == channels and int(shape[1]) != channels
+
+
 class LiteRtBackend(Backend):
     name = "litert"
 
-    def __init__(self, path: str, threads: Optional[int] = None):
+    def __init__(self, path: str, threads: Optional[int] = None, outputs: Optional[List[TensorSpec]] = None):
         super().__init__()
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -53,6 +64,10 @@ class LiteRtBackend(Backend):
         self._out = self._interp.get_output_details()
         self.inputs = [_spec(d) for d in self._in]
         self.outputs = [_spec(d) for d in self._out]
+        declared = {s.name: s for s in (outputs or [])}
+        self._nhwc = {d["name"] for d in self._out if _channels_last(d["shape"], declared.get(d["name"]))}
+        self.outputs = [TensorSpec(s.name, s.dtype, (s.shape[0], s.shape[3], s.shape[1], s.shape[2]))
+                        if s.name in self._nhwc else s for s in self.outputs]
 
     def _one(self, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
         for detail in self._in:
@@ -80,7 +95,8 @@ class LiteRtBackend(Backend):
             results = [np.concatenate(column) for column in zip(*parts)]
         else:
             results = self._one(feeds)
-        return {d["name"]: value for d, value in zip(self._out, results)}
+        return {d["name"]: (np.ascontiguousarray(value.transpose(0, 3, 1, 2)) if d["name"] in self._nhwc else value)
+                for d, value in zip(self._out, results)}
 
     def close(self) -> None:
         self._interp = None
@@ -88,4 +104,4 @@ class LiteRtBackend(Backend):
 
 def open_backend(path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
                  outputs: Optional[List[TensorSpec]] = None) -> Backend:
-    return LiteRtBackend(path, threads)
+    return LiteRtBackend(path, threads, outputs)   # the manifest's outputs: their layout

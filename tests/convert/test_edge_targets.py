@@ -54,6 +54,18 @@ def test_a_tflite_opens_with_litert_and_android_litert_builds_it(tmp_path):
     assert load_profile("android-litert").artifacts == ["tflite"]
 
 
+def test_a_channels_last_tflite_output_is_turned_back_to_the_manifests_nchw():
+    """onnx2tf writes a detector's [1, 1, H, W] map as [1, H, W, 1]; the manifest's NCHW spec says which it is."""
+    from wherry.runtimes.backends.litert_backend import _channels_last
+    from wherry.runtimes.specs import TensorSpec
+
+    nchw = TensorSpec("sigmoid_0.tmp_0", "float32", (None, 1, None, None))
+    assert _channels_last([1, 640, 640, 1], nchw)
+    assert not _channels_last([1, 1, 640, 640], nchw)            # already the model's layout
+    assert not _channels_last([1, 10], TensorSpec("logits", "float32", (None, 10)))
+    assert not _channels_last([1, 640, 640, 1], None)             # a bare .tflite: nothing to go by
+
+
 def test_rknn_profiles_name_their_npu_and_an_rknn_opens_with_rknnlite(tmp_path):
     from wherry.targets.profile import ProfileError
 
