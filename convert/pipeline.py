@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 from functools import partial
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -18,7 +17,6 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -31,6 +29,8 @@ from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
+from wherry.convert.source import source_sha256
+from wherry.convert.versions import tool_versions
 from wherry.convert.publish import OutputError, replace_bundle, stage_dir
 from wherry.runtimes import checker, parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
@@ -63,27 +63,6 @@ class BundleResult:
         # for sequence inputs) is listed, never passed, and fails nothing. --no-verify: nothing judged.
         return (not any(n.status == FAILED_TO_BUILD for n in self.not_built)
                 and (self.check is None or (not self.check.failed and bool(self.check.verified))))
-
-
-def tool_versions() -> dict:
-    """The versions a conversion's result depends on (the manifest's tools; the zoo's cache key)."""
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-    return {"wherry": runtimes.__version__, "paddle": version("paddlepaddle"), "paddlelite": version("paddlelite"),
-            "paddle2onnx": version("paddle2onnx"), "onnx": version("onnx"), "onnxruntime": version("onnxruntime"),
-            "numpy": np.__version__}
-
-
-def source_sha256(path: Path) -> str:
-    """sha256 of a source model file, as the manifest records it (`wherry debug` checks --model by it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_output_dir(out_dir: Path) -> None:

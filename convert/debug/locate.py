@@ -24,7 +24,7 @@ from wherry.runtimes.bundle import load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, WherryError
 
-from ..pipeline import source_sha256
+from ..source import source_sha256
 from . import mapping, taps
 from . import program as program_io
 
