@@ -117,6 +117,9 @@ class Format:
 FORMATS: Dict[str, Format] = {f.name: f for f in (
     Format("nb", ".nb", "paddlelite"),
     Format("onnx", ".onnx", "onnxruntime"),
+    Format("openvino", ".xml", "openvino"),     # an IR: the .xml names it, its weights are the .bin beside it
+    Format("tflite", ".tflite", "litert"),
+    Format("rknn", ".rknn", "rknn"),            # a Rockchip NPU's; rknn-toolkit-lite2 runs it on the board only
     Format("paddle", ".pdmodel", "paddle", artifact=False),
 )}
 ARTIFACT_FORMATS = tuple(name for name, f in FORMATS.items() if f.artifact)
