@@ -368,8 +368,6 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
-        artifacts += _derived_artifacts(profile, shared, stage, formats, precisions, fp32_onnx, artifacts,
-                                        quant_notes, failures)
         edge = edge_export.build(profile, shared, stage, formats, precisions, failures,
                                  lambda: _shared_onnx(profile, shared), partial(_artifact, profile=profile,
                                                                                info=shared.info))
@@ -405,22 +403,6 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
-
-
-def _derived_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, fp32_onnx, artifacts,
-                       notes: List[str], failures: Failures) -> List[Artifact]:
-    """The artifacts of the registered exporters that build from the bundle's ONNX (convert/exporters/)."""
-    made: List[Artifact] = []
-    for exporter in exporters.derived(formats):
-        context = exporters.ExportContext(
-            profile=profile, stage=stage, work=shared.work / f"{exporter.format}-{profile.name}",
-            precisions=list(precisions), onnx=fp32_onnx, calib=shared.quant.calib, input_specs=shared.info.inputs,
-            output_specs=shared.info.outputs, failures=failures, timeline=shared.timeline, notes=notes,
-            artifact=lambda file, fmt, precision, arch, notes=(): _artifact(stage, file, fmt, precision, arch,
-                                                                            profile, shared.info, notes=notes))
-        context.work.mkdir(parents=True, exist_ok=True)
-        made += exporter.build(context)
-    return made
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
