@@ -321,3 +321,44 @@ def test_kept_program_is_hashed_like_every_file(pads_bundle, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(copy)], capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 2 and "does not match its manifest hash" in proc.stderr, proc.stderr[-2000:]
+
+
+def _conformance_cases():
+    from conftest import LEGAL_MODELS, OCR_MODELS
+
+    vision = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1",
+              "densenet121", "googlenet", "mobilenet_v3_large"]
+    return ([("vision", n, f) for n in vision for f in ("legacy", "pir")] + [("legal", n, "legacy") for n in LEGAL_MODELS]
+            + [("sequence", "gru_crf_tagger", "paddle1"), ("detection", "nms_detector", "legacy")]
+            + [("ocr", n, "legacy") for n in sorted(OCR_MODELS)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, name, fmt", _conformance_cases())
+def test_debug_reaches_a_verdict_on_every_healthy_conformance_bundle(kind, name, fmt, tmp_path):
+    """Acceptance: on the conformance set's models (legacy and PIR paddle.vision, the legalization rows, the
+    LoD tagger, the NMS detector, PP-OCR), `debug` with default options ends in "no divergence" for every
+    artifact of the desktop bundle that passes check, from the bundle alone where it keeps the program."""
+    import numpy as np
+    from conftest import (OCR_MODELS, export_detection_model, export_legal_model, export_sequence_model,
+                          export_vision_model, ocr_image, rapidocr_models)
+
+    options = {}
+    if kind == "vision":
+        model = export_vision_model(name, fmt, 224)
+    elif kind == "legal":
+        model = export_legal_model(name)
+    elif kind == "sequence":
+        model, options = export_sequence_model(), {"lod": {"words": [4, 7, 2]}}
+    elif kind == "detection":
+        model = export_detection_model()
+    else:
+        folder, shape = OCR_MODELS[name]
+        np.savez(tmp_path / "inputs.npz", x=ocr_image(tuple(int(d) for d in shape.split(","))))
+        model, options = rapidocr_models() / folder, {"inputs": tmp_path / "inputs.npz"}
+    bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name="case", out=tmp_path / "out", **options)
+    healthy = [a.file for a in bundle.check.results if a.status == "passed"]
+    assert healthy, bundle.check.results
+    kept = (bundle.path / "debug").is_dir()
+    report = debug(bundle.path, None if kept else str(model), artifacts=healthy)
+    assert {a.file: a.status for a in report.artifacts} == {f: HEALTHY for f in healthy}, report.text()
