@@ -111,11 +111,17 @@ def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> st
     return "data:image/png;base64," + base64.b64encode(_png(rgb)).decode()
 
 
+def _fit(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars - 1] + "\u2026"
+
+
 def graph_svg(excerpt: Mapping[str, list]) -> str:
-    """before ops -> culprit -> after ops, as boxes in three columns."""
+    """before ops -> culprit -> after ops, as boxes in three columns; each box holds the op (type and
+    index) on one line and the tensor it writes on the next, shortened with an ellipsis only past the box's
+    width (the full label is the box's tooltip)."""
     cols = [excerpt.get("before", []), excerpt.get("culprit", []), excerpt.get("after", [])]
     rows = max(1, *(len(c) for c in cols))
-    box_w, box_h, gap = 230, 30, 12
+    box_w, box_h, gap = 250, 40, 12
     width, height = 3 * box_w + 120, rows * (box_h + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
     centres = []
@@ -125,8 +131,12 @@ def graph_svg(excerpt: Mapping[str, list]) -> str:
         for r, op in enumerate(ops):
             y = gap + r * (box_h + gap)
             fill, stroke = ("#fbd9d7", "#c0392b") if c == 1 else ("#eef2f6", "#8895a7")
-            parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{fill}" '
-                         f'stroke="{stroke}"/><text x="{x + 8}" y="{y + 19}" font-size="12">{_e(op["label"])[:34]}</text>')
+            head, _, tensor = str(op["label"]).partition(" -> ")
+            parts.append(f'<g><title>{_e(op["label"])}</title><rect x="{x}" y="{y}" width="{box_w}" '
+                         f'height="{box_h}" rx="5" fill="{fill}" stroke="{stroke}"/>'
+                         f'<text x="{x + 8}" y="{y + 16}" font-size="12" font-weight="bold">{_e(_fit(head, 34))}</text>'
+                         f'<text x="{x + 8}" y="{y + 32}" font-size="11" font-family="monospace">'
+                         f'{_e(_fit(tensor, 36))}</text></g>')
             col.append((x, y + box_h / 2))
         centres.append(col)
     for (x1, y1) in centres[0]:
@@ -135,6 +145,70 @@ def graph_svg(excerpt: Mapping[str, list]) -> str:
     for (x1, y1) in centres[1]:
         for (x2, y2) in centres[2]:
             parts.append(f'<line x1="{x1 + box_w}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#555"/>')
+    return "".join(parts) + "</svg>"
+
+
+def _error_ratio(parity: Optional[dict]) -> Optional[float]:
+    """An op's worst output error over its tolerance limit (1 = on the line), None where not judged."""
+    if not parity or parity.get("max_abs") in (None, "nan"):
+        return None
+    limit = parity.get("limit")
+    try:
+        max_abs, limit = float(parity["max_abs"]), float(limit) if limit is not None else None
+    except (TypeError, ValueError):
+        return None
+    if not limit or not math.isfinite(limit) or limit <= 0:
+        return None
+    return max_abs / limit
+
+
+def depth_svg(art: Mapping, width: int = 640, height: int = 180) -> str:
+    """Error versus depth: each compared op in execution order (x) against its worst output's error over
+    the tolerance limit (y, log scale), the tolerance line at 1 and the first divergence marked. Exact
+    outputs sit on the floor of the axis."""
+    points = []
+    for n, op in enumerate(art.get("ops", [])):
+        ratios = [(r, t["parity"].get("verdict") == "passed") for t in op.get("outputs", [])
+                  for r in [_error_ratio(t.get("parity"))] if r is not None]
+        if ratios:
+            worst = max(ratios, key=lambda x: x[0])
+            points.append((n, op, worst[0], worst[1] and all(ok for _, ok in ratios)))
+    if not points:
+        return ""
+    floor = 1e-6
+    values = [max(r, floor) for _, _, r, _ in points]
+    lo, hi = math.floor(math.log10(min(values))), max(1, math.ceil(math.log10(max(values))))
+    lo = min(lo, -1)
+    left, right, top, bottom = 46, 12, 14, 30
+    span_x = max(len(art.get("ops", [])) - 1, 1)
+
+    def x_of(n):
+        return left + n / span_x * (width - left - right)
+
+    def y_of(value):
+        return top + (hi - math.log10(max(value, floor))) / (hi - lo) * (height - top - bottom)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'class="depth"><rect width="{width}" height="{height}" fill="#f8fafc"/>']
+    for t in range(lo, hi + 1):
+        parts.append(f'<line x1="{left}" y1="{y_of(10.0 ** t):.1f}" x2="{width - right}" y2="{y_of(10.0 ** t):.1f}" '
+                     f'stroke="#e2e8f0"/><text x="{left - 4}" y="{y_of(10.0 ** t) + 3:.1f}" font-size="10" '
+                     f'text-anchor="end">1e{t}</text>')
+    parts.append(f'<line x1="{left}" y1="{y_of(1.0):.1f}" x2="{width - right}" y2="{y_of(1.0):.1f}" '
+                 f'stroke="#c0392b" stroke-dasharray="5,3"/><text x="{width - right}" y="{y_of(1.0) - 4:.1f}" '
+                 'font-size="10" text-anchor="end" fill="#c0392b">tolerance</text>')
+    first = art.get("first_divergence")
+    path = " ".join(f"{x_of(n):.1f},{y_of(r):.1f}" for n, _, r, _ in points)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#94a3b8"/>')
+    for n, op, r, ok in points:
+        parts.append(f'<circle cx="{x_of(n):.1f}" cy="{y_of(r):.1f}" r="3" fill="{"#2e7d32" if ok else "#c0392b"}">'
+                     f'<title>{_e(op["type"])} #{op["index"]}: error {r:.3g} x tolerance</title></circle>')
+        if first and op["index"] == first["index"]:
+            parts.append(f'<line x1="{x_of(n):.1f}" y1="{top}" x2="{x_of(n):.1f}" y2="{height - bottom}" '
+                         f'stroke="#c0392b" stroke-width="2"/><text x="{x_of(n) + 4:.1f}" y="{top + 10}" '
+                         f'font-size="11" fill="#c0392b">first divergence: {_e(op["type"])} #{op["index"]}</text>')
+    parts.append(f'<text x="{left}" y="{height - 8}" font-size="10">op 1</text>'
+                 f'<text x="{width - right}" y="{height - 8}" font-size="10" text-anchor="end">'
+                 f'op {len(art.get("ops", []))} (execution order; y: max abs error / tolerance limit)</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -240,6 +314,7 @@ def _debug_section(debug: dict) -> str:
         if art["status"] != "diverged" or not first:
             parts.append(f'<p>{head}<span class="{_verdict_class(art["status"])}">{_e(art["status"])}</span> '
                          f'{_e(art.get("reason", ""))} ({len(art.get("ops", []))} ops compared)</p>')
+            parts.append(depth_svg(art))
             continue
         parts.append(f'<p>{head}<span class="fail">first diverging op: {_e(first["type"])} #{first["index"]}</span> '
                      f'(artifact: {_e(first["artifact_node"])})</p>')
@@ -252,6 +327,7 @@ def _debug_section(debug: dict) -> str:
                 rows.append(f'<tr><td>{role[:-1]}</td><td><code>{_e(t["name"])}</code></td>'
                             f'<td><code>{_e(t.get("artifact_name") or "-")}</code></td>{cells}</tr>')
         parts.append("<table>" + "".join(rows) + "</table>")
+        parts.append(depth_svg(art))
         attrs = ", ".join(f"{k}={v!r}" for k, v in list(first.get("attrs", {}).items())[:10])
         if attrs:
             parts.append(f'<p class="muted">attributes in the reference program: {_e(attrs)}</p>')

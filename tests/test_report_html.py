@@ -30,7 +30,7 @@ def screenshot(page: Path, out: Path) -> np.ndarray:
     from PIL import Image
 
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1100,1600", f"--screenshot={out}", page.as_uri()],
+                    "--window-size=1100,2400", f"--screenshot={out}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     return np.asarray(Image.open(out).convert("RGB"))
 
@@ -104,3 +104,27 @@ def test_quantized_artifact_gets_a_per_layer_damage_table(bundles, tmp_path):
     assert "per-layer damage" in text and "Quantization" in text
     image = screenshot(page, tmp_path / "int8.png")
     assert pixels_near(image, PASS_GREEN) > 500 and (image.min(axis=-1) < 128).mean() > 0.01
+
+
+def test_debug_page_plots_error_versus_depth_with_the_first_divergence_marked(bundles, tmp_path):
+    """The debug page's error-versus-depth plot: one point per compared op (error over its tolerance
+    limit, execution order), the tolerance line, and the culprit (pad3d) marked; graph labels are not
+    clipped to a fixed width without their full text."""
+    _, (bundle, model) = bundles
+    page = tmp_path / "pads.html"
+    proc = wherry("debug", bundle, "--model", model, "--html", page, "--artifact", "model.x86.nb", "--json")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    import json
+    art, = json.loads(proc.stdout)["artifacts"]
+    text = page.read_text()
+    plot = text[text.index('class="depth"'):]
+    plot = plot[:plot.index("</svg>")]
+    assert plot.count("<circle") == len(art["ops"]) >= 3
+    assert ">tolerance</text>" in plot
+    assert f"first divergence: pad3d #{art['first_divergence']['index']}" in plot
+    # the culprit's point is red (above the line), the ops before it green
+    assert '#c0392b"><title>pad3d' in plot and '#2e7d32"><title>' in plot
+    # graph boxes: the op on one line, the tensor it writes on the next, the full label as a tooltip
+    label = f"pad3d #{art['first_divergence']['index']} -> {art['first_divergence']['outputs'][0]['name']}"
+    import html
+    assert f"<title>{html.escape(label)}</title>" in text
