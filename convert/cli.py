@@ -141,17 +141,9 @@ def _print_summary(result) -> None:
 
 
 def _quantization_table(quant: dict) -> str:
-    def fmt(value, spec, suffix=""):
-        return "-" if value is None else f"{value:{spec}}{suffix}"
-    rows = [("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", "accuracy", "drop", "top-1 = fp32",
-             "quantized: layers", "weights", "MACs")]
-    for r in quant["rows"]:
-        layers = (f"{r['quantized_layers']}/{r['weight_layers']}" if r.get("weight_layers") is not None else "-")
-        rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
-                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"] else "ARM only",
-                     fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
-                     fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
-                     layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))
+    from wherry.runtimes import quant_table
+
+    rows = [quant_table.HEADER] + quant_table.rows(quant)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

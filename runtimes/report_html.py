@@ -58,26 +58,50 @@ def _num(value, spec=".3g") -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140) -> str:
-    """Histogram of |artifact - golden| on a log10 axis (exact matches counted apart)."""
+def error_range(errors_list) -> tuple:
+    """One log10 x-range (whole decades) covering every panel's non-zero errors (and tolerance limits), so
+    the histograms of a page can be compared at a glance."""
+    values = [np.asarray(e, np.float64).ravel() for e in errors_list]
+    nonzero = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values]) if values else np.zeros(0)
+    if nonzero.size == 0:
+        return -9, 1
+    lo, hi = math.floor(np.log10(nonzero.min())), math.ceil(np.log10(nonzero.max()))
+    return lo, max(hi, lo + 1)
+
+
+def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140, x_range: Optional[tuple] = None,
+                  limit: Optional[float] = None) -> str:
+    """Histogram of |artifact - golden| on a log10 axis (exact matches counted apart). ``x_range`` (decades,
+    from ``error_range``) shares one axis across panels; ``limit`` (the output's tolerance, atol + rtol x
+    scale) is drawn as a dashed red line: bars right of it are errors over tolerance."""
     errors = np.asarray(errors, np.float64).ravel()
     errors = errors[np.isfinite(errors)]
     exact = int((errors == 0).sum())
     nonzero = errors[errors > 0]
-    lo, hi = (-9, 1) if nonzero.size == 0 else (math.floor(np.log10(nonzero.min())), math.ceil(np.log10(nonzero.max())))
-    hi = max(hi, lo + 1)
+    lo, hi = x_range or error_range([errors] + ([np.array([limit])] if limit else []))
     bins = np.linspace(lo, hi, 31)
-    counts = np.histogram(np.log10(nonzero), bins=bins)[0] if nonzero.size else np.zeros(30, int)
+    logs = np.clip(np.log10(nonzero), lo, hi) if nonzero.size else nonzero
+    counts = np.histogram(logs, bins=bins)[0] if nonzero.size else np.zeros(30, int)
     top = max(int(counts.max()) if counts.size else 0, 1)
     bar_w = (width - 40) / len(counts)
+
+    def x_of(decade):
+        return 30 + (decade - lo) / (hi - lo) * (width - 40)
     bars = "".join(f'<rect x="{30 + i * bar_w:.1f}" y="{height - 24 - (c / top) * (height - 40):.1f}" '
                    f'width="{bar_w - 1:.1f}" height="{(c / top) * (height - 40):.1f}" fill="#3b7dd8"/>'
                    for i, c in enumerate(counts))
-    ticks = "".join(f'<text x="{30 + (t - lo) / (hi - lo) * (width - 40):.1f}" y="{height - 8}" font-size="10" '
+    ticks = "".join(f'<text x="{x_of(t):.1f}" y="{height - 8}" font-size="10" '
                     f'text-anchor="middle">1e{t}</text>' for t in range(lo, hi + 1, max(1, (hi - lo) // 5)))
+    line = ""
+    if limit and limit > 0 and lo <= math.log10(limit) <= hi:
+        x = x_of(math.log10(limit))
+        line = (f'<line class="tolerance" x1="{x:.1f}" y1="16" x2="{x:.1f}" y2="{height - 24}" stroke="#c0392b" '
+                f'stroke-width="2" stroke-dasharray="4,3"/><text x="{x + 3 if x < width / 2 else x - 3:.1f}" y="26" '
+                f'font-size="10" text-anchor="{"start" if x < width / 2 else "end"}" fill="#c0392b">'
+                f'tolerance {limit:.2g}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
             f'<rect width="{width}" height="{height}" fill="#f8fafc"/>{bars}'
-            f'<line x1="30" y1="{height - 24}" x2="{width - 10}" y2="{height - 24}" stroke="#888"/>{ticks}'
+            f'<line x1="30" y1="{height - 24}" x2="{width - 10}" y2="{height - 24}" stroke="#888"/>{ticks}{line}'
             f'<text x="30" y="12" font-size="10">max {top} / bin; {exact} exact of {errors.size}</text></svg>')
 
 
@@ -97,8 +121,14 @@ def image_shaped(shape) -> bool:
     return len(shape) in (3, 4) and shape[-1] >= 4 and shape[-2] >= 4
 
 
+def _heat(t: np.ndarray) -> np.ndarray:
+    """0..1 -> RGB: white (0) through yellow and red to dark red (1)."""
+    return np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
+
+
 def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> str:
-    """Mean |error| over channels of the first sample, as a heat map (white = 0, dark red = max); data URI."""
+    """Mean |error| over channels of the first sample, as a heat map (white = 0, dark red = the largest
+    error); data URI. ``error_map`` adds its colour scale."""
     g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
     err = np.abs(a - g)
     err = err[0] if err.ndim == 4 else err
@@ -107,8 +137,25 @@ def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> st
     t = err / peak
     scale = max(1, size // max(t.shape))
     t = np.kron(t, np.ones((scale, scale)))
-    rgb = np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
-    return "data:image/png;base64," + base64.b64encode(_png(rgb)).decode()
+    return "data:image/png;base64," + base64.b64encode(_png(_heat(t))).decode()
+
+
+def error_map(golden: np.ndarray, actual: np.ndarray) -> str:
+    """The heat map with its colour scale (0 to the largest mean error); an exact output says so in the
+    map itself rather than showing a blank box."""
+    g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
+    err = np.abs(a - g)
+    err = err[0] if err.ndim == 4 else err
+    peak = float(np.nan_to_num(err.mean(axis=0), nan=0.0, posinf=0.0).max())
+    if peak == 0.0:
+        return ('<div class="exactmap" style="width:192px;height:120px;display:flex;align-items:center;'
+                'justify-content:center;background:#d9f2dc;border:1px solid #8fbf96;color:#1b5e20">'
+                'exact: every value equal</div>')
+    ramp = np.linspace(0, 1, 160)[None, :].repeat(10, axis=0)
+    bar = "data:image/png;base64," + base64.b64encode(_png(_heat(ramp))).decode()
+    return (f'<img alt="error map" src="{error_map_png(golden, actual)}"/><div class="scale" style="font-size:11px">'
+            f'<img alt="colour scale" src="{bar}" style="vertical-align:middle"/> 0 &#8211; {peak:.3g}'
+            f' (mean |error|)</div>')
 
 
 def _fit(text: str, chars: int) -> str:
@@ -245,9 +292,22 @@ def _verdict_section(check: dict, with_debug_commands: bool = True) -> str:
     return "<h2>Verdicts</h2>" + said + "<table>" + "".join(rows) + "</table>" + (hints if with_debug_commands else "")
 
 
-def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+def _limits(check: Optional[dict]) -> dict:
+    """(artifact file, output name) -> its tolerance limit (atol + rtol x scale), from a check's JSON."""
+    found = {}
+    for art in (check or {}).get("artifacts", []):
+        for out in art.get("outputs", []):
+            limit = out.get("limit")
+            if isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0:
+                found[(art["file"], out["name"])] = float(limit)
+    return found
+
+
+def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]],
+                     check: Optional[dict] = None) -> str:
     parts = ["<h2>Error distribution per output</h2>"]
-    maps = []
+    limits = _limits(check)
+    panels, maps = [], []
     for file, outputs in actual.items():
         for name, value in outputs.items():
             if name not in golden or np.size(value) != np.size(golden[name]) or \
@@ -255,26 +315,29 @@ def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapp
                 continue
             g = np.asarray(golden[name], np.float64)
             a = np.asarray(value, np.float64).reshape(g.shape)
-            parts.append(f'<figure class="fig">{histogram_svg(np.abs(a - g))}<figcaption><code>{_e(file)}</code> '
-                         f'output <code>{_e(name)}</code>: |error| histogram</figcaption></figure>')
+            panels.append((file, name, np.abs(a - g), limits.get((file, name))))
             if image_shaped(g.shape):
-                maps.append(f'<figure class="fig"><img alt="error map" src="{error_map_png(g, a)}"/><figcaption>'
+                maps.append(f'<figure class="fig">{error_map(g, a)}<figcaption>'
                             f'<code>{_e(file)}</code> <code>{_e(name)}</code>: mean |error| over channels, sample 0'
                             f'</figcaption></figure>')
+    # one x axis for every panel: the errors and the tolerance lines of all of them
+    shared = error_range([p[2] for p in panels] + [np.array([p[3]]) for p in panels if p[3]])
+    for file, name, errors, limit in panels:
+        parts.append(f'<figure class="fig">{histogram_svg(errors, x_range=shared, limit=limit)}<figcaption>'
+                     f'<code>{_e(file)}</code> output <code>{_e(name)}</code>: |error| histogram'
+                     f'{"" if limit else " (no tolerance recorded)"}</figcaption></figure>')
     if maps:
         parts.append("<h2>Error maps (image-shaped outputs)</h2>" + "".join(maps))
     return "".join(parts)
 
 
 def _quantization_section(quant: Optional[dict]) -> str:
+    from .quant_table import HEADER, rows as table_rows
+
     if not quant or not quant.get("rows"):
         return ""
-    keys = ["artifact", "precision", "size", "size_ratio", "latency_ms", "latency_ratio", "accuracy",
-            "accuracy_drop", "top1_agreement"]
-    rows = ["<tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
-    for r in quant["rows"]:
-        cells = [_num(r.get(k)) if isinstance(r.get(k), float) else ("-" if r.get(k) is None else r[k]) for k in keys]
-        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    rows = ["<tr>" + "".join(f"<th>{_e(k)}</th>" for k in HEADER) + "</tr>"]
+    rows += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>" for cells in table_rows(quant)]
     notes = "".join(f"<li>{_e(n)}</li>" for n in quant.get("notes", []))
     return "<h2>Quantization</h2><table>" + "".join(rows) + "</table>" + (f"<ul>{notes}</ul>" if notes else "")
 
@@ -372,7 +435,7 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
         body.append(_debug_section(debug))
     body.append(_quantization_section(quant))
     if golden is not None and actual:
-        body.append(_figures_section(golden, actual))
+        body.append(_figures_section(golden, actual, check))
     body.append(_environment_section(tools or {}, device or {}))
     return page(f"wherry: {name}", "".join(body))
 

@@ -67,6 +67,9 @@ def test_passing_and_quantized_bundle_report(bundles, tmp_path):
     text = page.read_text()
     assert_self_contained(text)
     assert "Quantization" in text and "model.int8.onnx" in text and text.count("<svg") >= 2
+    quant = text[text.index("<h2>Quantization</h2>"):]
+    quant = quant[:quant.index("</table>")]
+    assert "size_ratio" not in quant and " KB</td>" in quant and "x</td>" in quant  # human units, not raw keys
     image = screenshot(page, tmp_path / "digits.png")
     assert pixels_near(image, PASS_GREEN) > 500 and pixels_near(image, FAIL_RED) < 50
     assert pixels_near(image, BAR_BLUE) > 200      # histograms drawn
@@ -86,6 +89,13 @@ def test_failing_bundle_report_with_first_divergence(bundles, tmp_path):
     assert pixels_near(image, FAIL_RED) > 500 and pixels_near(image, PASS_GREEN) > 200
     # the error map: the wrongly padded border of the failing output in dark red
     assert pixels_near(image, (155, 0, 0), tol=12) > 200
+    # histograms share one x axis and carry their output's tolerance line; maps have a colour scale, and
+    # an exact output says so instead of showing a blank box
+    histograms = [h for h in re.findall(r"<svg.*?</svg>", text) if "exact of" in h]
+    axes = {tuple(re.findall(r">1e(-?\d+)</text>", h)) for h in histograms}
+    assert len(histograms) == 6 and len(axes) == 1, axes
+    assert text.count('class="tolerance"') >= 6 and 'alt="colour scale"' in text
+    assert "exact: every value equal" in text
 
 
 @needs_chromium
