@@ -356,7 +356,7 @@ def test_debug_reaches_a_verdict_on_every_healthy_conformance_bundle(kind, name,
         folder, shape = OCR_MODELS[name]
         np.savez(tmp_path / "inputs.npz", x=ocr_image(tuple(int(d) for d in shape.split(","))))
         model, options = rapidocr_models() / folder, {"inputs": tmp_path / "inputs.npz"}
-    bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name="case", out=tmp_path / "out", **options)
+    bundle, = convert(model, targets="desktop-x86_64", precisions=["fp32"], name="case", out=tmp_path / "out", **options)
     healthy = [a.file for a in bundle.check.results if a.status == "passed"]
     assert healthy, bundle.check.results
     kept = (bundle.path / "debug").is_dir()
