@@ -351,18 +351,23 @@ def _metric_cells(parity: Optional[dict]) -> str:
 
 
 def _damage_table(art: dict, top: int = 8) -> str:
-    """A quantized artifact's per-layer damage: the layers with the lowest SNR against the fp32 reference."""
+    """A quantized artifact's per-layer damage: the layers with the lowest SNR against the float model's
+    same layer (debug's ranked ``damage`` list; older reports: ranked here from ``ops``)."""
     def snr(op):
         values = [float(t["parity"]["snr_db"]) for t in op["outputs"] if t.get("parity") and
                   t["parity"].get("snr_db") is not None]
         return min(values) if values else math.inf
-    rows = ["<tr><th>layer (Paddle op)</th><th>artifact node</th><th>tensor</th><th>max abs</th><th>cosine</th>"
-            "<th>SNR (dB)</th><th>verdict</th></tr>"]
-    for op in sorted(art["ops"], key=snr)[:top]:
-        t = op["outputs"][0]
-        rows.append(f'<tr><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
+    rows = ["<tr><th>rank</th><th>layer (Paddle op)</th><th>artifact node</th><th>tensor</th><th>max abs</th>"
+            "<th>cosine</th><th>SNR (dB)</th><th>verdict</th></tr>"]
+    by_index = {op["index"]: op for op in art["ops"]}
+    ranked = art.get("damage") or [{"index": op["index"]} for op in sorted(art["ops"], key=snr)]
+    for rank, entry in enumerate(ranked[:top], 1):
+        op = by_index[entry["index"]]
+        t = next((o for o in op["outputs"] if o["name"] == entry.get("tensor")), op["outputs"][0])
+        rows.append(f'<tr><td>{rank}</td><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
                     f'<td><code>{_e(t["name"])}</code></td>{_metric_cells(t.get("parity"))}</tr>')
-    return (f'<p><code>{_e(art["file"])}</code>: per-layer damage (lowest SNR first)</p><table>'
+    return (f'<p><code>{_e(art["file"])}</code>: per-layer damage against the float model\'s same layer '
+            f'(lowest SNR first; {len(ranked)} layers, all in the JSON\'s <code>damage</code>)</p><table>'
             + "".join(rows) + "</table>")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -107,7 +108,23 @@ class ArtifactDebug:
                 "reason": self.reason, "first_divergence": self.first.to_json() if self.first else None,
                 "ops": [f.to_json() for f in self.ops], "unmatched": self.unmatched,
                 "removed_by_fusion": self.removed, "graph_excerpt": self.neighbours,
-                "rounds": self.rounds, "tensors_tapped": self.tapped, "seconds": round(self.seconds, 3)}
+                "rounds": self.rounds, "tensors_tapped": self.tapped, "seconds": round(self.seconds, 3),
+                "damage": self.damage_json() if self.quantized else None}
+
+    def damage_json(self) -> List[dict]:
+        """Every compared layer of a quantized artifact, most damaged (lowest SNR against the float model's
+        same layer) first: the per-layer accuracy view of RKNN-Toolkit2's accuracy_analysis."""
+        rows = []
+        for rank, f in enumerate(self.damage(top=len(self.ops)), 1):
+            worst = f.worst()
+            rows.append({"rank": rank, "index": f.index, "type": f.type, "artifact_node": f.artifact_node,
+                         "tensor": next(t.name for t in f.outputs if t.parity is worst), **{
+                             k: (v if isinstance(v, (int, float)) and math.isfinite(v) else (str(v) if v is not None
+                                                                                             else None))
+                             for k, v in (("snr_db", worst.snr_db), ("cosine", worst.cosine),
+                                          ("max_abs", worst.max_abs), ("max_rel", worst.max_rel))},
+                         "passed": worst.passed})
+        return rows
 
 
 @dataclass

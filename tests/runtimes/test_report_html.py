@@ -86,6 +86,11 @@ def test_quantized_artifact_gets_a_per_layer_damage_table(bundles, tmp_path):
     assert art["status"] == "no divergence" and len(art["ops"]) >= 5
     snrs = [float(op["outputs"][0]["parity"]["snr_db"]) for op in art["ops"]]
     assert 10 < min(snrs) < 60  # int8 noise is measured per layer (compared after DequantizeLinear), not zero
+    # every layer ranked, most damaged first, the same ranking on the page
+    ranked = [float(d["snr_db"]) for d in art["damage"]]
+    assert len(ranked) == len(art["ops"]) and ranked == sorted(ranked) and ranked[0] == min(snrs)
+    worst = art["damage"][0]
+    assert f'<td>1</td><td>{worst["type"]} #{worst["index"]}</td>' in page.read_text()
     text = page.read_text()
     assert "per-layer damage" in text and "Quantization" in text
     image = screenshot(page, tmp_path / "int8.png")
