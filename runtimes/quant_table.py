@@ -20,7 +20,8 @@ def rows(quant: Mapping) -> List[Tuple[str, ...]]:
         size = r.get("size")
         out.append((str(r.get("artifact")), str(r.get("precision")), "-" if size is None else f"{size / 1024:.1f} KB",
                     _fmt(r.get("size_ratio"), ".2f", "x"),
-                    _fmt(r.get("latency_ms"), ".3f", " ms") if r.get("runs_here", True) else "ARM only",
+                    _fmt(r.get("latency_ms"), ".3f", " ms") if r.get("runs_here", True)
+                    else "ARM only" if str(r.get("artifact")).endswith(".nb") else "not here",
                     _fmt(r.get("latency_ratio"), ".2f", "x"), _fmt(r.get("accuracy"), ".2f", "%"),
                     _fmt(r.get("accuracy_drop"), "+.2f", " pt"), _fmt(r.get("top1_agreement"), ".2f", "%"),
                     layers, _fmt(r.get("quantized_weights"), ".0%"), _fmt(r.get("quantized_macs"), ".0%")))
