@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def exporters(formats) -> list:
-    """The exporter modules of ``formats``, imported only when asked for."""
-    from wherry.convert import litert_export, openvino_export, rknn_export
+    """The registered exporter modules of ``formats`` (convert/exporters/), in registry order."""
+    from wherry.convert import exporters as registry
 
-    return [m for m in (openvino_export, litert_export, rknn_export) if m.FORMAT in formats]
+    return [e.module for e in registry.derived(list(formats))]
 
 
 def versions(artifacts) -> dict:
