@@ -460,7 +460,7 @@ def make_handler(runner: Runner, refuse: bool = False):
             except RecursionError:
                 self._json(400, {"error": "the request is nested too deeply to read", "hint": "send a bundle "
                                  "archive or options as wherry writes them"})
-            except Exception as exc:
+            except Exception as exc:  # a request must never take the runner down (logged below)
                 incident = uuid.uuid4().hex[:8]
                 log.exception("request failed (incident %s)", incident)
                 self._json(500, {"error": f"{type(exc).__name__}: {exc}",
