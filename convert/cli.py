@@ -76,7 +76,7 @@ def _add_convert(sub):
                         "the most sensitive layers are kept in float until it holds")
     p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
                    help="disable a legalization pass (add-xshape, restore-attrs, attr-widths, add-outputs, zero-d, "
-                        "unpersist-empty, layer-norm-affine, identity-adaptive-pool): to see what it repairs")
+                        "unpersist-empty, layer-norm-affine, identity-adaptive-pool, dynamic-adaptive-pool): to see what it repairs")
     p.add_argument("--debug-program", choices=("auto", "always", "never"), default="auto",
                    help="keep the program that fed the exporters (legalized, translated from PIR) in the bundle, so "
                         "`wherry debug BUNDLE` needs no --model: auto (default) keeps it up to 32 MB, always, never")
