@@ -291,6 +291,17 @@ def runtime_scalars(self, x, y):
 case(dyn("x", (None, 3, None), (2, 3, 4), (1, 3, 9)), f("y", 5))(runtime_scalars)
 
 
+
+def runtime_split_unsqueeze(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    top, bottom = paddle.split(x, [h // 2, h - h // 2], axis=2)   # sections computed from the input's height
+    axis = (paddle.shape(x)[3:] > 0).astype("int64")               # an axis computed at run time ([1]: 1)
+    return top * 2.0, bottom, paddle.unsqueeze(bottom, axis=axis) + 1.0
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_split_unsqueeze)
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):
