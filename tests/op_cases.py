@@ -302,6 +302,19 @@ def runtime_split_unsqueeze(self, x):
 
 case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_split_unsqueeze)
 
+
+def linear_interp_to_a_runtime_size(self, x, y):
+    # 1-D (NCW) linear interpolation to another tensor's run-time length, as PP-MobileSeg's upsampling does
+    # (not a runtime_ case: Lite has no x86 linear_interp_v2 kernel, only ARM; the upstream zoo runs it there)
+    F = paddle.nn.functional
+    x = x + self.zero
+    return (F.interpolate(x, size=y.shape[2:], mode="linear", align_corners=False, data_format="NCW"),
+            F.interpolate(x, scale_factor=2.0, mode="linear", align_corners=True, data_format="NCW"))
+
+
+case(dyn("x", (None, 2, None), (1, 2, 5), (2, 2, 7)), dyn("y", (None, 1, None), (1, 1, 9), (2, 1, 13)))(linear_interp_to_a_runtime_size)
+
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):

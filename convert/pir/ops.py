@@ -298,7 +298,8 @@ def pool2d(b, op):
             "padding_algorithm": STRING(op.attrs.get("padding_algorithm", "EXPLICIT")), "use_cudnn": BOOL(False)})
 
 
-@translates("pd_op.nearest_interp", "pd_op.bilinear_interp")
+@translates("pd_op.nearest_interp", "pd_op.bilinear_interp", "pd_op.linear_interp", "pd_op.bicubic_interp",
+            "pd_op.trilinear_interp")
 def interpolate(b, op):
     # a size computed at run time (upsample to another tensor's size): PIR's out_size (one tensor),
     # size_tensor (one value per dim) and scale_tensor are the legacy OutSize, SizeTensor and Scale inputs
