@@ -498,8 +498,8 @@ def test_lite_arm_adaptive_pool_at_a_run_time_size_needs_the_dynamic_adaptive_po
     model = export_legal_model("dynamic_adaptive_pool")
     verdicts = {}
     for skip in ((), ("dynamic-adaptive-pool",)):
-        options = pipeline.ConvertOptions(model=str(model), targets=["rpi4"], out_dir=tmp_path / f"out{len(skip)}",
-                                          shapes={"x": (1, 3, 10, 10)}, other_shapes=[{"x": (1, 3, 6, 6)}],
+        options = pipeline.ConvertOptions(model=str(model), targets=["rpi4"], out=tmp_path / f"out{len(skip)}",
+                                          shapes=[{"x": (1, 3, 10, 10)}, {"x": (1, 3, 6, 6)}],
                                           skip_passes=list(skip), formats=["nb"])
         board = board_result(pipeline.convert(options)[0], "model.arm.nb")
         assert board is not None, "the emulated board did not run the ARM .nb"
