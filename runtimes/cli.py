@@ -19,20 +19,12 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from . import device
+from . import check_options, device
+from .check_options import DEFAULT_CHECK_TIMEOUT
 from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECK_TIMEOUT = 600.0
-_TOL_FIELDS = (("atol", "atol"), ("rtol", "rtol"), ("min_cosine", "min-cosine"), ("min_top1", "min-top1"))
-_TOL_HELP = {
-    "atol": "absolute error allowed on top of rtol",
-    "rtol": "allowed max |error| as a fraction of the golden output's scale, max |golden| (not per element as in "
-            "numpy.allclose)",
-    "min_cosine": "minimum cosine similarity with the golden output",
-    "min_top1": "minimum fraction of rows whose argmax agrees (class scores)",
-}
 
 # --json output: every document names its schema (docs/json.md, docs/schemas/); bump the number on
 # an incompatible change.
@@ -108,7 +100,8 @@ def _open(args, isolate: bool = False):
 def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
     """``--atol 1e-3`` (all outputs) and ``--atol NAME:1e-3`` (one output) -> {"*"|name: {field: value}}."""
     overrides: Dict[str, Dict[str, float]] = {}
-    for attr, flag in _TOL_FIELDS:
+    for attr in check_options.TOLERANCES:
+        flag = check_options.tolerance_flag(attr)[2:]
         for item in getattr(args, attr, None) or ():
             name, _, value = item.rpartition(":")
             try:
@@ -204,25 +197,10 @@ def summarize_outputs(outputs) -> List[dict]:
 
 def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory written by `wherry convert`")
-    p.add_argument("--artifact", action="append", metavar="FILE", help="check only this artifact (repeatable)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one test per artifact and output)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (tables, error figures)")
-    for attr, flag in _TOL_FIELDS:
-        p.add_argument(f"--{flag}", dest=attr, action="append", metavar="[NAME:]VALUE",
-                       help=f"{_TOL_HELP[attr]}; overrides the manifest for all outputs, or NAME:VALUE for one "
-                            "output (repeatable; an unknown NAME is an error)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backends")
-    p.add_argument("--strict", action="store_true",
-                   help="also fail (exit 1) when a golden output is nearly constant (a pass would mean little) "
-                        "or any artifact could not be verified on this device (an ARM .nb on an x86 host, say) or "
-                        "gives wrong results when its input shape changes within one session")
-    p.add_argument("--no-isolate", action="store_true",
-                   help="run artifacts in this process (faster; a native crash then kills the runner, and "
-                        "--timeout cannot apply)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_CHECK_TIMEOUT, metavar="S",
-                   help=f"stop an artifact that takes longer than this to load or to run (default "
-                        f"{DEFAULT_CHECK_TIMEOUT:g} s; 0: no limit)")
+    check_options.add_arguments(p)   # the check options and tolerance flags, declared once
 
 
 def cmd_check(args) -> int:

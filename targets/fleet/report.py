@@ -6,10 +6,10 @@ import datetime
 import xml.etree.ElementTree as ET
 from typing import List, Optional
 
+from wherry.runtimes.vocabulary import Verdict
+
 from .job import PlaceRun
 
-_VERDICT = {"passed": "PASS", "failed": "FAIL", "not verifiable here": "n/v", "not built": "NOT BUILT",
-            "not representable": "n/r"}
 
 
 def _worst(artifact: dict) -> Optional[float]:
@@ -29,9 +29,10 @@ def cell(run: PlaceRun, bundle: str) -> str:
     parts = []
     for artifact in check["report"]["artifacts"]:
         worst = _worst(artifact)
-        verdict = _VERDICT.get(artifact["status"], artifact["status"])
-        parts.append(f"{artifact['file']} {verdict}" + (f" {worst:.2g}" if worst is not None and verdict in
-                                                         ("PASS", "FAIL") else ""))
+        status = artifact["status"]
+        verdict = Verdict(status).cell if status in set(Verdict) else status
+        parts.append(f"{artifact['file']} {verdict}" + (f" {worst:.2g}" if worst is not None and status in
+                                                         (Verdict.PASSED, Verdict.FAILED) else ""))
     return ", ".join(parts)
 
 
