@@ -492,8 +492,8 @@ def test_lite_arm_adaptive_pool_at_a_run_time_size_needs_the_dynamic_adaptive_po
     """The same pools with dynamic H, W (as PP-LiteSeg's pyramid pooling is exported with [None, 3, None,
     None]): the ARM .nb is right at 10 x 10 and wrong at 6 x 6, where the 4 x 4 pool meets a 4 x 4 map, unless
     the dynamic-adaptive-pool pass gave the pools unequal strides; the bundle's proof at two shapes shows it."""
-    from conftest import export_legal_model
-    from matrix_records import board_result
+    from support.models import export_legal_model
+    from support.matrix_records import board_result
     from wherry.convert import pipeline
 
     model = export_legal_model("dynamic_adaptive_pool")

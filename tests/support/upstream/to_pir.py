@@ -1,6 +1,6 @@
 """Paddle's own legacy -> PIR program translator (paddle.pir.translate_to_pir) on a legacy inference model.
 
-    python tests/upstream/to_pir.py SRC_PREFIX DST_DIR
+    python tests/support/upstream/to_pir.py SRC_PREFIX DST_DIR
 
 Writes DST_DIR/inference.json (inputs as pd_op.feed, as Paddle 3.3.1 writes them) beside a copy of the
 parameters. The legacy program is read in legacy mode, hence a process of its own.
