@@ -14,6 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from . import device, parity
 from .bundle import Artifact, Bundle, load_bundle
 from .errors import BundleError, InputError, NativeCrash, WherryError
+from .text_table import table_lines
 from .vocabulary import Verdict
 
 log = logging.getLogger(__name__)
@@ -159,9 +160,7 @@ class CheckReport:
             notes.extend(f"  {r.file}: {note}" for note in r.notes)
             if self.debug_command(r):
                 notes.append(f"  {r.file}: find the first diverging layer: {self.debug_command(r)}")
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = table_lines(rows)
         summary = (f"{self.name}: {len([r for r in self.results if r.status == PASSED])} passed, "
                    f"{len(self.failed)} failed, {len(self.unverifiable)} not verifiable here"
                    + (f", {len(self.not_built)} not built" if self.not_built else "")

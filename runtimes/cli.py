@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from . import check_options, device
 from .check_options import DEFAULT_CHECK_TIMEOUT
@@ -330,6 +330,16 @@ def cmd_serve(argv: List[str]) -> int:
     return int(serve.main(argv) or 0)
 
 
+def runner_commands() -> List[Tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]]:
+    """The commands of the on-device runner, which the host CLI offers as they are (with --device):
+    (name, help, add its options, run it)."""
+    return [("check", "check a bundle's artifacts against its golden outputs (exit 1 on failure)", add_check_args,
+             cmd_check),
+            ("run", "run an artifact on inputs from an .npz", add_run_args, cmd_run),
+            ("bench", "measure an artifact's load time, latency and memory", add_bench_args, cmd_bench),
+            ("info", "describe this device and its runtimes", add_info_args, cmd_info)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wherry.runtimes",
                                      description="wherry on-device runner: run and check wherry artifacts.")
@@ -337,12 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("-V", "--version", action="version", version=f"wherry-runtime {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text, add, func in (
-            ("info", "describe this device and its runtimes", add_info_args, cmd_info),
-            ("run", "run an artifact on inputs from an .npz", add_run_args, cmd_run),
-            ("check", "check a bundle's artifacts against its golden outputs (exit 1 on failure)",
-             add_check_args, cmd_check),
-            ("bench", "measure an artifact's load time, latency and memory", add_bench_args, cmd_bench)):
+    for name, help_text, add, func in runner_commands():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
         add_global_flags(p)
@@ -441,6 +446,20 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING if not verbose else
-                                         (logging.INFO if verbose == 1 else logging.DEBUG))
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(verbose, quiet, steps_shown=False)
+
+
+def setup_logging(verbose: int, quiet: bool, steps_shown: bool) -> None:
+    """The one logging set-up of both CLIs. The host shows its own steps by default (``steps_shown``: INFO
+    as plain lines, library chatter only with -v); the runner only warnings, -v INFO, -vv DEBUG."""
+    if steps_shown:
+        level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    else:
+        level = logging.ERROR if quiet else (logging.WARNING if not verbose else
+                                             (logging.INFO if verbose == 1 else logging.DEBUG))
+    plain = steps_shown and verbose == 0
+    logging.basicConfig(level=level, format="%(message)s" if plain else "%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if plain:
+        for noisy in ("wherry.convert", "wherry.runtimes", "wherry.targets"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if not quiet else logging.ERROR)

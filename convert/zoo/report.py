@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
+from wherry.runtimes.text_table import table_lines
 from wherry.runtimes.vocabulary import PRECISIONS, Verdict
 
 from .runner import Cell, ZooRun
@@ -74,9 +75,7 @@ def table(run: ZooRun) -> str:
         rows.append([cell.model, cell.target, _status(cell)]
                     + [SHORT.get(verdicts[k], verdicts[k]) if k in verdicts else "-" for k in kinds]
                     + [time_text, _mb(cell.peak_rss_bytes)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = table_lines(rows)
     for cell in run.cells:
         if cell.error:
             hint = f" (hint: {cell.error['hint']})" if cell.error.get("hint") else ""

@@ -6,6 +6,7 @@ import datetime
 import xml.etree.ElementTree as ET
 from typing import List, Optional
 
+from wherry.runtimes.text_table import table_lines
 from wherry.runtimes.vocabulary import Verdict
 
 from .job import PlaceRun
@@ -49,9 +50,7 @@ def table(runs: List[PlaceRun], bundles: List[str]) -> str:
     rows = [("board", "device", *bundles)]
     for r in runs:
         rows.append((r.place, r.url or "-", *(cell(r, b) for b in bundles)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = table_lines(rows)
     for r in runs:
         if r.message:
             lines.append(f"  {r.place}: {r.message}")
