@@ -105,12 +105,17 @@ def _unverified(nbs: List[Artifact], why: str) -> None:
 
 
 def _notes(result: dict) -> List[str]:
+    return result_notes(result, "emulated aarch64 board (qemu, Paddle Lite ARM runtime)")
+
+
+def result_notes(result: dict, where: str) -> List[str]:
+    """An artifact's notes from another device's check of it (the runner's JSON): its verdict and figures."""
     outs = [o for o in result.get("outputs", []) if o.get("max_abs") is not None]
     figures = (f" (max abs {max(float(o['max_abs']) for o in outs):.2e}, cosine "
                f"{min(float(o['cosine']) for o in outs):.6f})") if outs else ""
     verdict = {"passed": "pass", "failed": "FAIL"}.get(result["status"], result["status"])
     why = f": {result['reason'].splitlines()[0][:200]}" if result["status"] != "passed" and result.get("reason") else ""
-    return [f"emulated aarch64 board (qemu, Paddle Lite ARM runtime) vs golden: {verdict}{figures}{why}",
+    return [f"{where} vs golden: {verdict}{figures}{why}",
             *result.get("notes", [])]
 
 

@@ -148,7 +148,8 @@ def _quantization_table(quant: dict) -> str:
     for r in quant["rows"]:
         layers = (f"{r['quantized_layers']}/{r['weight_layers']}" if r.get("weight_layers") is not None else "-")
         rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
-                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"] else "ARM only",
+                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"]
+                     else "ARM only" if r["artifact"].endswith(".nb") else "not here",
                      fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
                      fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
                      layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))

@@ -166,7 +166,7 @@ class ConvertOptions:
     targets: List[str] = option("names", "target profile name or .toml file; repeat for several "
                                          "(default: desktop-x86_64)", default=["desktop-x86_64"],
                                 flags=("-t", "--target"), metavar="TARGET", zoo=False)  # the zoo resolves its own
-    formats: Optional[List[str]] = option("names", "artifact formats: nb,onnx (default: the target's)", metavar="FMT")
+    formats: Optional[List[str]] = option("names", "artifact formats: nb,onnx,openvino,tflite,rknn (default: the target's)", metavar="FMT")
     out: Path = option("path", "output directory (default: ./out)", default=Path("out"), flags=("-o", "--out"),
                        metavar="DIR", zoo=False)
     name: Optional[str] = option("text", "bundle name (default: derived from the model path)", zoo=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from functools import partial
 import datetime as _dt
 import json
 import logging
@@ -22,7 +23,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import board_check, exporters, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
+from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, nms_tail,
+                            onnx_export, pir_route, source)
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
@@ -256,6 +258,8 @@ class _Shared:
     golden_origin: str = "random"               # user | images | calib | random (manifest.golden.origin)
     golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
     other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
+    # (target, file) -> a tool's simulation of its artifact judged against golden (rknn: no NPU here)
+    simulations: Dict[tuple, dict] = field(default_factory=dict)
 
 
 def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, origin: str) -> List[tuple]:
@@ -364,8 +368,10 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
-        artifacts += _derived_artifacts(profile, shared, stage, formats, precisions, fp32_onnx, artifacts,
-                                        quant_notes, failures)
+        edge = edge_export.build(profile, shared, stage, formats, precisions, failures,
+                                 lambda: _shared_onnx(profile, shared), partial(_artifact, profile=profile,
+                                                                               info=shared.info))
+        artifacts += edge
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -386,6 +392,9 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
+            if edge:
+                edge_export.check(profile, shared, stage, edge, check)
+                manifest.write(stage)   # with the tool environments' and the board's verdicts among the notes
             _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
@@ -394,22 +403,6 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
-
-
-def _derived_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, fp32_onnx, artifacts,
-                       notes: List[str], failures: Failures) -> List[Artifact]:
-    """The artifacts of the registered exporters that build from the bundle's ONNX (convert/exporters/)."""
-    made: List[Artifact] = []
-    for exporter in exporters.derived(formats):
-        context = exporters.ExportContext(
-            profile=profile, stage=stage, work=shared.work / f"{exporter.format}-{profile.name}",
-            precisions=list(precisions), onnx=fp32_onnx, calib=shared.quant.calib, input_specs=shared.info.inputs,
-            output_specs=shared.info.outputs, failures=failures, timeline=shared.timeline, notes=notes,
-            artifact=lambda file, fmt, precision, arch, notes=(): _artifact(stage, file, fmt, precision, arch,
-                                                                            profile, shared.info, notes=notes))
-        context.work.mkdir(parents=True, exist_ok=True)
-        made += exporter.build(context)
-    return made
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
@@ -565,7 +558,7 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         source={"format": info.format, "translated": shared.legacy.translated, "path": str(Path(options.model).resolve()),
                 "files": [{"name": p.name, "sha256": source_sha256(p)} for p in shared.source_files],
                 "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
-        tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
+        tools={**tool_versions(), "onnx_opset": profile.onnx_opset, **edge_export.versions(artifacts)},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": shared.golden_origin, "seed": options.seed,
@@ -597,6 +590,9 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
               "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
               "not_built": [n.to_json() for n in missing],
               "verification": check.to_json() if check is not None else None}
+    simulated = {file: record for (target, file), record in shared.simulations.items() if target == profile.name}
+    if simulated:   # a tool's simulation of the compiled graph (file -> check result + "where"): not a device's run
+        report["simulated_verification"] = simulated
     if emulated is not None:  # ARM .nb results of the emulated aarch64 board (file -> check result)
         report["emulated_verification"] = emulated
         hint = calibration_range_hint(shared)
