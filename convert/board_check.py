@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from wherry.runtimes.bundle import Artifact
+from wherry.runtimes import time_limit
 from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ class BoardCheck:
 
         self.nbs, self.folder, self.label, self.timeline = nbs, folder, label, timeline
         self.device = EmulatedAarch64()
-        self.argv = ["check", str(folder), "--json"] + [w for a in nbs for w in ("--artifact", a.file)]
+        # the default limit, not one derived from the host's golden run: qemu runs many times slower
+        self.argv = ["check", str(folder), "--json", "--timeout", f"{time_limit.DEFAULT_S:g}"] + \
+            [w for a in nbs for w in ("--artifact", a.file)]
         # files, not pipes: nobody reads the board's output until it ends, and a full pipe would stall it
         self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         self._start = timeline.begin(label)

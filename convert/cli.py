@@ -141,21 +141,10 @@ def _print_summary(result) -> None:
 
 
 def _quantization_table(quant: dict) -> str:
-    def fmt(value, spec, suffix=""):
-        return "-" if value is None else f"{value:{spec}}{suffix}"
-    rows = [("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", "accuracy", "drop", "top-1 = fp32",
-             "quantized: layers", "weights", "MACs")]
-    for r in quant["rows"]:
-        layers = (f"{r['quantized_layers']}/{r['weight_layers']}" if r.get("weight_layers") is not None else "-")
-        rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
-                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"]
-                     else "ARM only" if r["artifact"].endswith(".nb") else "not here",
-                     fmt(r["latency_ratio"], ".2f", "x"), fmt(r["accuracy"], ".2f", "%"),
-                     fmt(r["accuracy_drop"], "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
-                     layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))
+    from wherry.runtimes import quant_table
     from wherry.runtimes.text_table import table_lines
 
-    lines = table_lines(rows)
+    lines = table_lines([quant_table.HEADER] + quant_table.rows(quant))
     if quant.get("reference_accuracy") is not None:
         lines.append(f"original model (Paddle Inference) accuracy on --eval data: {quant['reference_accuracy']:.2f}%")
     lines += [f"note: {n}" for n in quant.get("notes", [])]

@@ -32,7 +32,7 @@ from wherry.convert.progress import Timeline
 from wherry.convert.source import source_sha256
 from wherry.convert.versions import tool_versions
 from wherry.convert.publish import OutputError, replace_bundle, stage_dir
-from wherry.runtimes import checker, parity
+from wherry.runtimes import checker, parity, time_limit
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
 from wherry.runtimes.errors import InputError, WherryError
@@ -176,7 +176,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         start = time.perf_counter()
         reference_model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
         try:
-            reference = golden.reference_outputs(reference_model, feeds)
+            reference, golden_seconds = golden.timed_reference_outputs(reference_model, feeds)
         except WherryError as exc:
             # calibration runs one sample at a time; a model whose batch is declared dynamic may still take
             # only one (detectors with per-image shape inputs): golden data from --calib then is one sample
@@ -187,8 +187,11 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
             feeds = {k: v[:1] for k, v in feeds.items()}
             golden_text = golden_text.replace(f"{golden.GOLDEN_FROM_CALIB} sample(s)", "1 sample", 1) + \
                 " (one: the model failed on a batch)"
-            reference = golden.reference_outputs(reference_model, feeds)
+            reference, golden_seconds = golden.timed_reference_outputs(reference_model, feeds)
         timeline.book_tool("paddle inference", time.perf_counter() - start)
+    # an artifact that loops (a damaged .nb) is stopped after a limit derived from this run (runtimes/time_limit.py)
+    check_child.set_timeout(time_limit.choose(time_limit.AUTO if options.check_timeout is None
+                                              else options.check_timeout, golden_seconds))
     other_golden = _other_golden_sets(options, info, feeds, timeline, golden_origin)
     if quant.eval_data is not None:
         with timeline.step("evaluating the original model on --eval data"):
@@ -213,7 +216,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
                          check_child=check_child, golden_origin=golden_origin, golden_text=golden_text,
-                         other_golden=other_golden)
+                         other_golden=other_golden, golden_seconds=golden_seconds)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         built: List[_Built] = []
@@ -258,6 +261,7 @@ class _Shared:
     golden_origin: str = "random"               # user | images | calib | random (manifest.golden.origin)
     golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
     other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
+    golden_seconds: Optional[float] = None      # the golden run's time (manifest.golden.seconds)
     # (target, file) -> a tool's simulation of its artifact judged against golden (rknn: no NPU here)
     simulations: Dict[tuple, dict] = field(default_factory=dict)
 
@@ -354,7 +358,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
 
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
-        failures = Failures()
+        failures = Failures(disks=[Path(options.out), shared.work])
         extra = [p for p in precisions if p != "fp32"]
         artifacts = _fp32_nb(profile, options, shared, stage, formats, failures)
         if not extra:   # every .nb of the target exists: the board starts while ONNX is exported and checked
@@ -562,6 +566,7 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": shared.golden_origin, "seed": options.seed,
+                **({"seconds": round(shared.golden_seconds, 4)} if shared.golden_seconds is not None else {}),
                 **({"from": shared.golden_text} if shared.golden_text else {}),
                 **({"other_shapes": others} if others else {})},
         preprocess=_preprocess_record(options, shared),

@@ -396,6 +396,7 @@ def _validate(data) -> None:
                 _field(missing, key, str, f"manifest.not_built[{i}]", required=False)
             _field(missing, "places", (str, type(None)), f"manifest.not_built[{i}]", required=False)
         golden = _field(data, "golden", dict, "manifest")
+        _number(golden, "seconds", "manifest.golden")   # the golden run's time: check's default time limit
         others = _field(golden, "other_shapes", list, "manifest.golden", required=False) or []
         for where, golden_set in [("manifest.golden", golden),
                                   *((f"manifest.golden.other_shapes[{i}]", g) for i, g in enumerate(others))]:
