@@ -386,6 +386,40 @@ def identity_adaptive_pool(program: Program) -> List[str]:
     return changes
 
 
+
+@legalization_pass("dynamic-adaptive-pool", "Paddle Lite's ARM pool2d picks its kernel at run time from ksize, "
+                                            "strides and the input size: an adaptive pool (ksize is its output "
+                                            "size) with equal strides is taken for a global pool when the input "
+                                            "happens to be as large as the output, and for a 3x3 stride-1 window "
+                                            "when it pools to 3x3; an adaptive pool ignores strides everywhere "
+                                            "else (Paddle, Lite's shape inference, its x86 and generic ARM "
+                                            "kernels), so unequal strides keep Lite's ARM kernel on the adaptive "
+                                            "path at every input size")
+def dynamic_adaptive_pool(program: Program) -> List[str]:
+    """The run-time twin of identity-adaptive-pool: a pool whose input size is not known when converting (a
+    model with dynamic spatial dims) may meet its output size at one input shape and not at another, so it
+    cannot be replaced; its strides are made unequal instead, which only Lite's ARM kernel choice reads."""
+    changes = []
+    for block in program.desc.blocks:
+        for op in block.ops:
+            adaptive, ksize, strides = _attr(op, "adaptive"), _attr(op, "ksize"), _attr(op, "strides")
+            glob = _attr(op, "global_pooling")
+            if op.type != "pool2d" or adaptive is None or not adaptive.b or ksize is None or strides is None \
+                    or (glob and glob.b) or list(ksize.ints) == [1, 1]:
+                continue   # [1, 1]: a global pool on every runtime, which Lite's global kernel computes right
+            fmt = _attr(op, "data_format")
+            if fmt is not None and fmt.s not in ("NCHW", "AnyLayout"):
+                continue
+            x = _find_var(block, _slot(op.inputs, "X").arguments[0]) if _slot(op.inputs, "X") else None
+            dims = list(_tensor(x).dims) if x is not None else []
+            if len(dims) != 4 or min(dims[2:]) >= 1 or len(strides.ints) != 2 or strides.ints[0] != strides.ints[1]:
+                continue   # known input size (identity-adaptive-pool's case, or a real adaptive pool) or unequal
+            del strides.ints[:]
+            strides.ints.extend([1, 2])
+            changes.append(f"pool2d -> {_first_output(op)}: adaptive to {list(ksize.ints)} from a run-time size "
+                           "-> strides [1, 2] (ignored by an adaptive pool; keeps Lite's ARM kernel adaptive)")
+    return changes
+
 def _numpy_dtype(data_type: int):
     return {4: np.float16, 5: np.float32, 6: np.float64}.get(data_type, np.float32)
 

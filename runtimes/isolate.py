@@ -23,7 +23,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
-from . import errors
+from . import errors, lite_log
 from .backends.base import Backend
 from .errors import InputError, NativeCrash, Timeout, WherryError
 from .paddle_errors import is_paddle_error, summarize
@@ -267,7 +267,8 @@ class IsolatedBackend(Backend):
                 name = f"signal {-code}"
         else:
             name = f"exit code {code}"
-        raise NativeCrash(self.name, name, tail, what=what,
+        site = lite_log.crash_site(tail) if self.name == "paddlelite" else None
+        raise NativeCrash(self.name, name, tail, what=f"{what} {site}" if site else what,
                           hint="the native library failed on this model; the caller is unharmed. "
                                "Try another artifact or report the model with this log")
 

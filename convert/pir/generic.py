@@ -234,6 +234,14 @@ def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, 
         inputs[slot.name] = scalar_parts(b, members, "int32" if integer else None)
         return
     slot = schema.tensor_input(legacy_type, attr)
+    source = b.values.get(vid)
+    listed = schema.tensor_list_input(legacy_type, attr)
+    if slot is None and listed is not None and members is None and source is not None \
+            and source.shape is not None and len(source.shape) == 1 and source.shape[0] > 0:
+        # one 1-D tensor of known length (a stack of run-time numbers) where the legacy op takes only one
+        # tensor per entry (split's SectionsTensorList): cut it into its entries
+        inputs[listed.name] = entries(b, vid, source.shape[0], "int32" if integer else None)
+        return
     if slot is None:
         raise TranslationError(f"{what} is computed at run time; legacy {legacy_type} takes it only as the "
                                f"attribute {attr}")
@@ -247,6 +255,20 @@ def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, 
         inputs[slot.name] = [b.cast(vid, "int32", f"{attr}_i32")]
     else:
         inputs[slot.name] = [b.name_of(vid)]
+
+
+def entries(b: Builder, vid: int, count: int, dtype: Optional[str] = None) -> list:
+    """The ``count`` entries of 1-D value ``vid`` as [1] tensors (in ``dtype`` if given), one slice each."""
+    name = b.cast(vid, dtype, "entries") if dtype else b.name_of(vid)
+    kind = dtype or b.values[vid].dtype
+    parts = []
+    for i in range(count):
+        part = b.declare(b.fresh("entry"), kind, [1])
+        b.emit("slice", {"Input": [name]}, {"Out": [part]},
+               {"axes": INTS([0]), "starts": INTS([i]), "ends": INTS([i + 1]), "infer_flags": INTS([1]),
+                "decrease_axis": INTS([])})
+        parts.append(part)
+    return parts
 
 
 def scalar_parts(b: Builder, members, dtype: Optional[str] = None) -> list:

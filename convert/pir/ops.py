@@ -298,7 +298,8 @@ def pool2d(b, op):
             "padding_algorithm": STRING(op.attrs.get("padding_algorithm", "EXPLICIT")), "use_cudnn": BOOL(False)})
 
 
-@translates("pd_op.nearest_interp", "pd_op.bilinear_interp")
+@translates("pd_op.nearest_interp", "pd_op.bilinear_interp", "pd_op.linear_interp", "pd_op.bicubic_interp",
+            "pd_op.trilinear_interp")
 def interpolate(b, op):
     # a size computed at run time (upsample to another tensor's size): PIR's out_size (one tensor),
     # size_tensor (one value per dim) and scale_tensor are the legacy OutSize, SizeTensor and Scale inputs
@@ -349,12 +350,21 @@ def transpose(b, op):
 
 @translates("pd_op.squeeze", "pd_op.squeeze_")
 def squeeze(b, op):
-    _with_xshape(b, op, "squeeze2", {"X": [_x(b, op)]}, {"axes": INTS(b.const(op, 1, []))})
+    _axes_op(b, op, "squeeze2")
 
 
 @translates("pd_op.unsqueeze", "pd_op.unsqueeze_")
 def unsqueeze(b, op):
-    _with_xshape(b, op, "unsqueeze2", {"X": [_x(b, op)]}, {"axes": INTS(b.const(op, 1, []))})
+    _axes_op(b, op, "unsqueeze2")
+
+
+def _axes_op(b, op, legacy_type):
+    """(un)squeeze: axes given as a constant go to the attribute; computed at run time, to the tensor input the
+    legacy op's proto has for them (unsqueeze2's AxesTensor / AxesTensorList; squeeze2 has none: an error that
+    says so)."""
+    inputs, attrs = {"X": [_x(b, op)]}, {"axes": INTS([])}
+    const_or_tensor(b, op, 1, legacy_type, "axes", inputs, attrs, INTS)
+    _with_xshape(b, op, legacy_type, inputs, attrs)
 
 
 @translates("pd_op.concat")
@@ -393,18 +403,55 @@ def _split_outputs(b, op, count):
 
 @translates("pd_op.split")
 def split(b, op):
-    sections = b.const(op, 1)
-    names = _split_outputs(b, op, len(sections))  # builtin.split then names each part
-    b.emit("split", {"X": [_x(b, op)]}, {"Out": names},
-           {"axis": INT(b.const(op, 2, 0)), "num": INT(0), "sections": INTS(sections)})
+    """Sections and axis computed at run time go to split's SectionsTensorList (one value per part) and
+    AxisTensor; the number of parts is then the vector's length, and the attribute keeps one -1 per part."""
+    inputs, attrs = {"X": [_x(b, op)]}, {"axis": INT(0), "num": INT(0), "sections": INTS([])}
+    const_or_tensor(b, op, 1, "split", "sections", inputs, attrs, INTS)
+    const_or_tensor(b, op, 2, "split", "axis", inputs, attrs, INT)
+    entries = inputs.pop("SectionsTensorList", None)
+    count = len(attrs["sections"][1]) if entries is None else len(entries)
+    names = _split_outputs(b, op, count)  # builtin.split then names each part
+    if entries is None:
+        b.emit("split", inputs, {"Out": names}, attrs)
+        return
+    if "AxisTensor" in inputs:
+        raise TranslationError("split with both its sections and its axis computed at run time")
+    _split_as_slices(b, inputs["X"][0], attrs["axis"][1], entries, names)
+
+
+_TO_THE_END = 2 ** 31 - 1
+
+
+def _split_as_slices(b, x: str, axis: int, entries, names) -> None:
+    """A split whose sections are computed at run time, as one slice per part between running sums of the
+    sections (each a [1] int32 tensor): legacy split's SectionsTensorList carries them for Paddle, but Paddle
+    Lite 2.13's split refuses it when run (split_op.cc: ``Check failed: (infer_num < 2)``), and slice reads its
+    bounds from tensors on every runtime. The last part runs to the end, as a -1 section would."""
+    start = None
+    for k, (entry, name) in enumerate(zip(entries, names)):
+        last = k == len(entries) - 1
+        inputs = {"Input": [x]}
+        if start is not None:
+            inputs["StartsTensor"] = [start]
+        end = entry if start is None else b.declare(b.fresh("split_end"), "int32", [1])
+        if start is not None and not last:
+            b.emit("elementwise_add", {"X": [start], "Y": [entry]}, {"Out": [end]}, {"axis": INT(-1)})
+        if not last:
+            inputs["EndsTensor"] = [end]
+        b.emit("slice", inputs, {"Out": [name]},
+               {"axes": INTS([axis]), "starts": INTS([-1 if start is not None else 0]),
+                "ends": INTS([-1 if not last else _TO_THE_END]),
+                "infer_flags": INTS([-1 if start is not None or not last else 1]), "decrease_axis": INTS([])})
+        start = end
 
 
 @translates("pd_op.split_with_num")
 def split_with_num(b, op):
     num = int(op.attrs["num"])
+    inputs, attrs = {"X": [_x(b, op)]}, {"axis": INT(0), "num": INT(num), "sections": INTS([])}
+    const_or_tensor(b, op, 1, "split", "axis", inputs, attrs, INT)
     names = _split_outputs(b, op, num)
-    b.emit("split", {"X": [_x(b, op)]}, {"Out": names},
-           {"axis": INT(b.const(op, 1, 0)), "num": INT(num), "sections": INTS([])})
+    b.emit("split", inputs, {"Out": names}, attrs)
 
 
 @translates("pd_op.slice")

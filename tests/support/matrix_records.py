@@ -1,6 +1,9 @@
 """Rows for out/conformance.json (the README support matrix), shared by the conformance and zoo runs."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 
 def artifact_record(model: str, source: str, result, art) -> dict:
     """One artifact of one converted bundle, as checked on this host; an ARM .nb that the conversion also
@@ -28,3 +31,13 @@ def board_record(board) -> dict:
     worst = max(outs, key=lambda o: float(o["max_rel"])) if outs else {}
     return {"status": board["status"], "reason": board["reason"], "device": "emulated-aarch64",
             "max_abs": worst.get("max_abs"), "max_rel": worst.get("max_rel"), "cosine": worst.get("cosine")}
+
+
+def merge_records(path: Path, records: list, key: tuple) -> None:
+    """Write ``records`` into the JSON list at ``path``, replacing the earlier records of the same ``key``
+    fields (a run replaces the rows of the models it converted, keeps the others)."""
+    path.parent.mkdir(exist_ok=True)
+    previous = json.loads(path.read_text()) if path.is_file() else []
+    keys = {tuple(r.get(k) for k in key) for r in records}
+    kept = [r for r in previous if tuple(r.get(k) for k in key) not in keys]
+    path.write_text(json.dumps(kept + records, indent=2) + "\n")

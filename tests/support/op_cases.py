@@ -291,6 +291,30 @@ def runtime_scalars(self, x, y):
 case(dyn("x", (None, 3, None), (2, 3, 4), (1, 3, 9)), f("y", 5))(runtime_scalars)
 
 
+
+def runtime_split_unsqueeze(self, x):
+    x = x + self.zero
+    n, c, h, w = x.shape
+    top, bottom = paddle.split(x, [h // 2, h - h // 2], axis=2)   # sections computed from the input's height
+    axis = (paddle.shape(x)[3:] > 0).astype("int64")               # an axis computed at run time ([1]: 1)
+    return top * 2.0, bottom, paddle.unsqueeze(bottom, axis=axis) + 1.0
+
+
+case(dyn("x", (None, 3, None, None), (1, 3, 8, 12), (2, 3, 6, 20)))(runtime_split_unsqueeze)
+
+
+def linear_interp_to_a_runtime_size(self, x, y):
+    # 1-D (NCW) linear interpolation to another tensor's run-time length, as PP-MobileSeg's upsampling does
+    # (not a runtime_ case: Lite has no x86 linear_interp_v2 kernel, only ARM; the upstream zoo runs it there)
+    F = paddle.nn.functional
+    x = x + self.zero
+    return (F.interpolate(x, size=y.shape[2:], mode="linear", align_corners=False, data_format="NCW"),
+            F.interpolate(x, scale_factor=2.0, mode="linear", align_corners=True, data_format="NCW"))
+
+
+case(dyn("x", (None, 2, None), (1, 2, 5), (2, 2, 7)), dyn("y", (None, 1, None), (1, 1, 9), (2, 1, 13)))(linear_interp_to_a_runtime_size)
+
+
 # ------------------------------------------------------------------ export
 
 def _layer(name):

@@ -486,3 +486,24 @@ def test_a_dynamic_width_recognizer_arm_nb_passes_at_two_widths_in_one_predictor
     assert nb["status"] == "passed" and "emulated aarch64 board" in nb["reason"]
     assert [s["shapes"]["x"] for s in nb["shapes"]] == [[1, 3, 32, 160], [1, 3, 32, 64]]
     assert all(s["status"] == "passed" and not s.get("shape_change") and s["cosine"] > 0.9999 for s in nb["shapes"])
+
+
+def test_lite_arm_adaptive_pool_at_a_run_time_size_needs_the_dynamic_adaptive_pool_pass(arm_runtime, tmp_path):
+    """The same pools with dynamic H, W (as PP-LiteSeg's pyramid pooling is exported with [None, 3, None,
+    None]): the ARM .nb is right at 10 x 10 and wrong at 6 x 6, where the 4 x 4 pool meets a 4 x 4 map, unless
+    the dynamic-adaptive-pool pass gave the pools unequal strides; the bundle's proof at two shapes shows it."""
+    from support.models import export_legal_model
+    from support.matrix_records import board_result
+    from wherry.convert import pipeline
+
+    model = export_legal_model("dynamic_adaptive_pool")
+    verdicts = {}
+    for skip in ((), ("dynamic-adaptive-pool",)):
+        options = pipeline.ConvertOptions(model=str(model), targets=["rpi4"], out=tmp_path / f"out{len(skip)}",
+                                          shapes=[{"x": (1, 3, 10, 10)}, {"x": (1, 3, 6, 6)}],
+                                          skip_passes=list(skip), formats=["nb"])
+        board = board_result(pipeline.convert(options)[0], "model.arm.nb")
+        assert board is not None, "the emulated board did not run the ARM .nb"
+        verdicts[skip] = [(s["shapes"]["x"][2], s["status"]) for s in board["shapes"]]
+    assert verdicts[()] == [(10, "passed"), (6, "passed")], verdicts
+    assert verdicts[("dynamic-adaptive-pool",)] == [(10, "passed"), (6, "failed")], verdicts

@@ -1,0 +1,48 @@
+"""scripts/support_matrix.py: the README's generated tables, each block from its own run's records."""
+from __future__ import annotations
+
+import importlib.util
+import json
+
+from support.paths import REPO
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("support_matrix", REPO / "scripts" / "support_matrix.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_upstream_rows_show_their_shapes_and_the_located_cause():
+    matrix = _script()
+    row = {"model": "upstream/seg", "source": "pir", "target": "desktop-x86_64", "device": "host"}
+    records = [{**row, "artifact": "model.x86.nb", "status": "passed", "max_rel": 2e-6, "cosine": 1.0,
+                "shapes": [{"x": [1, 3, 256, 256]}, {"x": [1, 3, 128, 128]}]},
+               {**row, "artifact": "model.onnx", "status": "not built", "reason": "failed to build (paddle2onnx): ...",
+                "why": "paddle2onnx: adaptive pool2d -> AveragePool with negative strides"},
+               {**row, "target": "rpi4", "artifact": "model.arm.nb", "status": "passed", "max_rel": 1e-5,
+                "cosine": 1.0, "device": "emulated-aarch64", "shapes": [{"x": [1, 3, 224, 224]}]}]
+    table = matrix.render(records, "a note")
+    assert "2 shapes" in table and "fixed dims" in table and "emulated aarch64" in table
+    assert "❌ not built: paddle2onnx: adaptive pool2d -> AveragePool with negative strides" in table
+    assert table.rstrip().endswith("a note")
+
+
+def test_each_block_is_rewritten_from_its_own_records_only(tmp_path, monkeypatch):
+    """The upstream zoo's records rewrite only the upstream block of docs/matrix.md: the conformance table and
+    the README summary stay as the conformance run left them."""
+    matrix = _script()
+    page, readme = tmp_path / "matrix.md", tmp_path / "README.md"
+    page.write_text("x\n<!-- support-matrix:start -->\nKEEP\n<!-- support-matrix:end -->\n"
+                    "<!-- upstream-matrix:start -->\nOLD\n<!-- upstream-matrix:end -->\ny\n")
+    readme.write_text("<!-- support-matrix:start -->\nSUMMARY\n<!-- support-matrix:end -->\n")
+    upstream = tmp_path / "upstream_matrix.json"
+    upstream.write_text(json.dumps([{"model": "upstream/m", "source": "legacy", "error": "could not export"}]))
+    for name, value in (("MATRIX_PAGE", page), ("README", readme), ("UPSTREAM", upstream),
+                        ("RESULTS", tmp_path / "absent.json")):
+        monkeypatch.setattr(matrix, name, value)
+    assert matrix.main([]) == 0
+    text = page.read_text()
+    assert "KEEP" in text and "OLD" not in text and "upstream/m" in text and text.endswith("y\n")
+    assert "SUMMARY" in readme.read_text()
