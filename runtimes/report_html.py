@@ -195,8 +195,8 @@ def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapp
 def _quantization_section(quant: Optional[dict]) -> str:
     if not quant or not quant.get("rows"):
         return ""
-    keys = ["artifact", "precision", "size", "size_ratio", "latency_ms", "latency_ratio", "accuracy",
-            "accuracy_drop", "top1_agreement"]
+    keys = ["artifact", "precision", "size", "size_ratio", "latency_ms", "latency_ratio", "metric", "score",
+            "score_drop", "measured_on", "top1_agreement"]
     rows = ["<tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
     for r in quant["rows"]:
         cells = [_num(r.get(k)) if isinstance(r.get(k), float) else ("-" if r.get(k) is None else r[k]) for k in keys]
