@@ -46,7 +46,7 @@ def measure_one(name: str, targets: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         results = pipeline.convert(pipeline.ConvertOptions(model=model, targets=targets.split(","),
-                                                           out_dir=Path(out), **extra))
+                                                           out=Path(out), **extra))
         total = time.perf_counter() - start
     timings = results[-1].report["timings"]  # one timeline is shared by all targets of a call
     board = sum(s for step, s in timings["steps_s"].items() if "emulated_aarch64_board" in step)

@@ -30,7 +30,7 @@ from wherry.convert.debug import debug  # noqa: E402
 def measure(name: str, work: Path) -> dict:
     model, extra = model_args(name)
     options = pipeline.ConvertOptions(model=model, targets=["desktop-x86_64"], precisions=["fp32"],
-                                      out_dir=work, name=name.replace(":", "_"), force=True, verify=False, **extra)
+                                      out=work, name=name.replace(":", "_"), force=True, verify=False, **extra)
     bundle = pipeline.convert(options)[0].path
     start = time.perf_counter()
     check = runtimes.check(bundle)

@@ -57,7 +57,7 @@ def _latency_and_output(path: Path, x: np.ndarray):
 def wherry_table(model: Path, calib: Path, work: Path, inputs: Path) -> None:
     # golden inputs given (one image, as before golden inputs came from --calib): latency is per image
     result = pipeline.convert(pipeline.ConvertOptions(
-        model=str(model), targets=["desktop-x86_64"], formats=["onnx"], out_dir=work / "out",
+        model=str(model), targets=["desktop-x86_64"], formats=["onnx"], out=work / "out",
         precisions=["fp32", "fp16", "int8-weight", "int16-weight", "int8"], calib=calib, inputs=inputs))[0]
     rows = {r["artifact"]: r for r in result.report["quantization"]["rows"]}
     checks = {a.file: a for a in result.check.results}

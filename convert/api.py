@@ -1,7 +1,7 @@
 """The Python API of the converter: ``wherry.convert.convert(...)`` reads like ``wherry convert``.
 
     from wherry.convert import convert
-    bundles = convert("model.pdmodel", targets=["rpi4"], precision=["fp32", "int8"], calib="calib.npz", out="out")
+    bundles = convert("model.pdmodel", targets=["rpi4"], precisions=["fp32", "int8"], calib="calib.npz", out="out")
     for b in bundles:
         print(b.path, b.ok, [(a.file, a.verdict) for a in b.artifacts])
 
@@ -11,9 +11,10 @@ It fills the pipeline's options and turns its results into plain typed records (
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 from .paddle_mode import default_mode_for_children
 
@@ -83,49 +84,26 @@ class ConvertedBundle:
         return data
 
 
-def _names(value: Optional[Names]) -> Optional[List[str]]:
-    if value is None:
-        return None
-    return [value] if isinstance(value, str) else list(value)
+def convert(model: PathLike, targets: Names = "desktop-x86_64", **options: Any) -> List[ConvertedBundle]:
+    """Convert a Paddle inference model into one verified bundle per target.
 
+    The keywords are the fields of ``wherry.convert.options.ConvertOptions``, the same names as the zoo
+    file's keys and, with ``-`` for ``_``, the flags of ``wherry convert`` (a list's flag in the singular):
+    ``precisions=["fp32", "int8"]`` = ``--precision fp32,int8``, ``out="dist"`` = ``-o dist``,
+    ``calib="calib.npz"``, ``eval=...``, ``shapes={"x": [1, 3, 224, 224]}`` (or a list of such maps: one
+    golden set each, every artifact checked at each), ``lod={"words": [4, 5]}``, ``verify=False`` =
+    ``--no-verify``. ``wherry convert --help`` describes each.
 
-def convert(model: PathLike, targets: Names = "desktop-x86_64", *, precision: Optional[Names] = None,
-            formats: Optional[Names] = None, out: PathLike = "out", name: Optional[str] = None,
-            inputs: Optional[PathLike] = None, images: Optional[PathLike] = None,
-            preprocess: Optional[Union[str, Mapping]] = None,
-            shapes: Optional[Union[Mapping[str, Sequence[int]], Sequence[Mapping[str, Sequence[int]]]]] = None,
-            lod: Optional[Mapping[str, Sequence[int]]] = None, without_nms: bool = False, require_all: bool = False,
-            calib: Optional[PathLike] = None, calib_method: str = "minmax",
-            eval: Optional[PathLike] = None,  # noqa: A002 - the CLI's --eval
-            max_drop: Optional[float] = None, seed: int = 0, skip_passes: Sequence[str] = (),
-            force: bool = False, verify: bool = True, debug_program: str = "auto") -> List[ConvertedBundle]:
-    """Convert a Paddle inference model into one verified bundle per target; the keywords are the
-    options of ``wherry convert`` (``precision`` = ``--precision``, ``out`` = ``-o``, ``eval`` = ``--eval``, ...).
-
-    ``lod`` = ``--lod`` (sequence lengths per LoD input), ``without_nms`` / ``require_all`` = the flags,
-    ``calib_method`` = ``--calib-method`` (minmax | kl | percentile).
-    ``shapes``: one mapping (input -> shape), or a list of them: several golden sets, every artifact
-    checked at each (as ``--shape`` naming an input again).
-    ``debug_program`` = ``--debug-program`` (auto | always | never).
-    Returns the bundles in target order. A user error raises ``wherry.runtimes.WherryError`` (with
-    ``.message`` and ``.hint``) and leaves no half-written bundle; a failed parity check does not raise:
-    look at ``bundle.ok`` and each artifact's ``verdict``.
+    Returns the bundles in target order. A user error (an unknown keyword or a wrong value included)
+    raises ``wherry.runtimes.WherryError`` (with ``.message`` and ``.hint``) and leaves no half-written
+    bundle; a failed parity check does not raise: look at ``bundle.ok`` and each artifact's ``verdict``.
     """
-    import json
-
     from . import pipeline
+    from .options import from_keywords
 
-    if isinstance(preprocess, Mapping):
-        preprocess = json.dumps(dict(preprocess))
-    shape_sets = [{k: tuple(int(d) for d in v) for k, v in one.items()}
-                  for one in ([shapes] if isinstance(shapes, Mapping) else list(shapes or []))]
-    options = pipeline.ConvertOptions(
-        model=str(model), targets=_names(targets) or ["desktop-x86_64"], formats=_names(formats), out_dir=Path(out),
-        inputs=Path(inputs) if inputs else None, images=Path(images) if images else None, preprocess=preprocess,
-        shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:],
-        lod={k: [int(n) for n in v] for k, v in (lod or {}).items()}, without_nms=without_nms, require_all=require_all,
-        precisions=_names(precision),
-        calib=Path(calib) if calib else None, calib_method=calib_method, eval_data=Path(eval) if eval else None, max_drop=max_drop, seed=seed,
-        skip_passes=list(skip_passes), force=force, verify=verify, name=name, debug_program=debug_program)
+    if "precision" in options:   # its name before 0.3 (the CLI flag is --precision)
+        warnings.warn("convert(precision=...) is now convert(precisions=...)", DeprecationWarning, stacklevel=2)
+        options["precisions"] = options.pop("precision")
     with default_mode_for_children():
-        return [ConvertedBundle.from_result(r) for r in pipeline.convert(options)]
+        return [ConvertedBundle.from_result(r) for r in pipeline.convert(from_keywords(model, {"targets": targets,
+                                                                                                **options}))]

@@ -29,65 +29,15 @@ global options (-v, -q) also work after the command; every command takes --json 
 """
 
 
-def _split(values: Optional[List[str]]) -> Optional[List[str]]:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
 def _add_convert(sub):
     p = sub.add_parser("convert", help="convert a Paddle model into a verified bundle",
                        description="Convert a Paddle inference model (legacy .pdmodel, Paddle 3 PIR .json or a "
                                    "Paddle 1.x directory) into a bundle of Paddle Lite .nb and ONNX artifacts with "
                                    "golden outputs, and verify every artifact that can run on this machine.")
-    p.add_argument("model", nargs="?", help="model directory, model file (.pdmodel/.json/__model__) or file prefix")
+    from wherry.convert.options import add_arguments
+
+    add_arguments(p)   # every conversion option, from its one declaration (convert/options.py)
     p.add_argument("--example", action="store_true", help="convert the bundled digits CNN (real data)")
-    p.add_argument("-t", "--target", action="append", metavar="TARGET",
-                   help="target profile name or .toml file; repeat for several (default: desktop-x86_64)")
-    p.add_argument("--format", action="append", metavar="FMT", help="artifact formats: nb,onnx (default: the target's)")
-    p.add_argument("-o", "--out", default="out", help="output directory (default: ./out)")
-    p.add_argument("--name", help="bundle name (default: derived from the model path)")
-    p.add_argument("--inputs", type=Path, help="golden inputs: .npz with one array per model input")
-    p.add_argument("--images", type=Path, metavar="DIR",
-                   help="golden inputs from a folder of real images (a one-input image model), see --preprocess")
-    p.add_argument("--preprocess", metavar="JSON",
-                   help="image preprocessing for --images and image --calib folders, JSON text or file: "
-                        '{"size": [224, 224], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], '
-                        '"layout": "NCHW", "channel_order": "RGB"}; recorded in the manifest for devices')
-    p.add_argument("--shape", action="append", default=[], metavar="NAME=D1,D2,...",
-                   help="concrete shape for an input with dynamic dims (random golden inputs); name an input "
-                        "again for another golden set, checked too (default: one more at half the dynamic "
-                        "dims, so a dynamic model is proven at two shapes)")
-    p.add_argument("--lod", action="append", default=[], metavar="NAME=L1,L2,...",
-                   help="sequence lengths of a sequence (LoD) input, e.g. --lod words=4,5 for two sequences of 4 and "
-                        "5 rows (Paddle 1.x NLP models); in an --inputs .npz give them as 'NAME.lengths'")
-    p.add_argument("--seed", type=int, default=0, help="seed for random golden inputs (default 0)")
-    p.add_argument("--precision", action="append", metavar="P",
-                   help="fp32,fp16,int8-weight,int16-weight,int8 (default: the target's)")
-    p.add_argument("--calib", type=Path, metavar="CALIB.npz",
-                   help="calibration data for int8: arrays keyed by input name, first axis = samples")
-    p.add_argument("--calib-method", choices=("minmax", "kl", "percentile"), default="minmax",
-                   help="how int8 activation ranges come from --calib: minmax (observed range, default), kl "
-                        "(KL-divergence threshold), percentile (99.999th); ONNX and Lite alike")
-    p.add_argument("--eval", type=Path, dest="eval_data", metavar="EVAL.npz",
-                   help="labelled data (inputs + 'labels'): report every artifact's accuracy and its drop")
-    p.add_argument("--max-drop", type=float, metavar="PP",
-                   help="int8 accuracy guard: max accuracy drop in points with --eval, else max %% cosine loss; "
-                        "the most sensitive layers are kept in float until it holds")
-    p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
-                   help="disable a legalization pass (add-xshape, restore-attrs, attr-widths, add-outputs, zero-d, "
-                        "unpersist-empty, layer-norm-affine, identity-adaptive-pool): to see what it repairs")
-    p.add_argument("--debug-program", choices=("auto", "always", "never"), default="auto",
-                   help="keep the program that fed the exporters (legalized, translated from PIR) in the bundle, so "
-                        "`wherry debug BUNDLE` needs no --model: auto (default) keeps it up to 32 MB, always, never")
-    p.add_argument("--without-nms", action="store_true",
-                   help="detectors: export the network without its NMS tail (multiclass_nms*, matrix_nms): the "
-                        "bundle returns raw boxes and class scores and its manifest says which NMS to apply")
-    p.add_argument("--require-all", action="store_true",
-                   help="fail (and write nothing) when any requested artifact cannot be built; by default the "
-                        "artifacts that were built ship and the rest are listed as not built")
-    p.add_argument("--force", action="store_true", help="replace existing bundles")
-    p.add_argument("--no-verify", action="store_true", help="skip running the artifacts on this host")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when a golden output is nearly constant (parity on it means little), a requested "
                         "format or precision was not built, or an artifact could not be verified (an ARM .nb that "
@@ -100,24 +50,20 @@ def cmd_convert(args) -> int:
     # SIGTERM cleans up like Ctrl-C (wherry.runtimes.cli.report_errors); paddle, when a step needs it in
     # this process, is imported through paddle_mode.import_paddle, which keeps this handler.
     from wherry.convert import example, pipeline
+    from wherry.convert.options import from_arguments
     from wherry.runtimes.cli import interrupt_on_sigterm
 
     interrupt_on_sigterm()
 
-    if args.example == bool(args.model):
+    if args.example == bool(getattr(args, "model", None)):
         raise WherryError("give either a MODEL or --example", "try: wherry convert --example")
-    model, inputs, name = args.model, args.inputs, args.name
-    targets = args.target or ["desktop-x86_64"]
-    if args.example:
-        model, inputs, name = str(example.MODEL), inputs or example.INPUTS, name or "digits_cnn"
-        targets = args.target or ["desktop-x86_64", "rpi4"]  # show a verified and an arm-only bundle
-    shape_sets = _parse_shapes(args.shape)
-    options = pipeline.ConvertOptions(
-        model=model, targets=targets, formats=_split(args.format),
-        out_dir=Path(args.out), inputs=inputs, images=args.images, preprocess=args.preprocess, shapes=shape_sets[0] if shape_sets else {}, other_shapes=shape_sets[1:], lod=_parse_lod(args.lod), precisions=_split(args.precision),
-        calib=args.calib, calib_method=args.calib_method, eval_data=args.eval_data, max_drop=args.max_drop, seed=args.seed, skip_passes=args.skip_pass, require_all=args.require_all, without_nms=args.without_nms, force=args.force or args.example, verify=not args.no_verify, name=name,
-        debug_program=args.debug_program)
-    if args.images and not args.preprocess:
+    example_options = {}
+    if args.example:   # real golden data, and a verified and an arm-only bundle
+        example_options = {"model": str(example.MODEL), "inputs": getattr(args, "inputs", None) or example.INPUTS,
+                           "name": getattr(args, "name", None) or "digits_cnn", "force": True,
+                           "targets": getattr(args, "targets", None) or ["desktop-x86_64", "rpi4"]}
+    options = from_arguments(args, **example_options)
+    if options.images and not options.preprocess:
         log.warning("--images without --preprocess: images are resized to the model's input size and scaled "
                     "to [0, 1] with mean 0 and std 1; give --preprocess to match your model's training")
     results = pipeline.convert(options)
@@ -141,22 +87,22 @@ def cmd_convert(args) -> int:
     if failed:
         return 1
     if args.strict:
-        problems = [f"{r.path}: {p}" for r in results for p in _strict_problems(r, args)]
+        problems = [f"{r.path}: {p}" for r in results for p in _strict_problems(r, options)]
         for problem in problems:
             log.error("strict: %s", problem)
         return 1 if problems else 0
     return 0
 
 
-def _strict_problems(result, args) -> List[str]:
+def _strict_problems(result, options) -> List[str]:
     from wherry.runtimes.cli import strict_failures
 
     problems = strict_failures(result.check) if result.check is not None else []
     problems += [f"golden data: {w}" for w in result.report.get("warnings", []) if "constant" in w]
     built = {(a.format, a.precision) for a in result.manifest.artifacts}
-    formats = {f for f, _ in built} | set(_split(args.format) or ())
+    formats = {f for f, _ in built} | set(options.formats or ())
     for fmt in sorted(formats):
-        for precision in _split(args.precision) or ():
+        for precision in options.precisions or ():
             if (fmt, precision) not in built:
                 problems.append(f"requested {precision} {fmt} artifact was not built")
     return sorted(set(problems))
@@ -218,16 +164,6 @@ def _quantization_table(quant: dict) -> str:
         lines.append("(board): measured from the ARM kernels' outputs on the emulated aarch64 board")
     lines += [f"note: {n}" for n in quant.get("notes", [])]
     return "\n".join(lines)
-
-
-def _parse_lod(options):
-    from wherry.convert.golden import parse_lod_options
-    return parse_lod_options(options)
-
-
-def _parse_shapes(options):
-    from wherry.convert.golden import parse_shape_sets
-    return parse_shape_sets(options)
 
 
 def _add_inspect(sub):

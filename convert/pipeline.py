@@ -19,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from wherry import runtimes
 from wherry.convert import board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
 from wherry.convert.failures import Failures, not_built
+from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
 from wherry.convert.publish import OutputError, replace_bundle, stage_dir
@@ -39,35 +40,6 @@ from wherry.targets import Profile, load_profile
 log = logging.getLogger(__name__)
 
 FORMATS = ("nb", "onnx")
-
-
-@dataclass
-class ConvertOptions:
-    model: str
-    targets: Sequence[str] = ("desktop-x86_64",)
-    formats: Optional[Sequence[str]] = None          # default: what each target profile lists
-    out_dir: Path = Path("out")
-    inputs: Optional[Path] = None                     # user npz for the golden run
-    images: Optional[Path] = None                     # or a folder of real images ...
-    preprocess: Optional[str] = None                  # ... through this spec (JSON text or file); also for --calib folders
-    shapes: Dict[str, tuple] = field(default_factory=dict)
-    lod: Dict[str, List[int]] = field(default_factory=dict)   # sequence lengths of LoD inputs (--lod)
-    precisions: Optional[Sequence[str]] = None        # default: the profile's
-    calib: Optional[Path] = None
-    calib_method: str = "minmax"                      # int8 activation ranges: minmax | kl | percentile
-    eval_data: Optional[Path] = None                  # labelled npz: task accuracy of every artifact
-    max_drop: Optional[float] = None                  # accuracy guard for int8 (points, or % cosine loss)
-    seed: int = 0
-    force: bool = False
-    verify: bool = True
-    name: Optional[str] = None
-    skip_passes: Sequence[str] = ()                   # legalization passes to leave out
-    # more golden sets at other input shapes (--shape naming an input again); without them, a model with
-    # dynamic non-batch dims and random golden inputs is proven at one smaller shape as well
-    other_shapes: Sequence[Dict[str, Tuple[int, ...]]] = ()
-    without_nms: bool = False                         # cut the NMS tail: ship raw boxes and scores
-    require_all: bool = False                         # a requested artifact that cannot be built fails the call
-    debug_program: str = "auto"                       # keep the exporters' program for `wherry debug`: auto|always|never
 
 
 @dataclass
@@ -157,8 +129,6 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     if unknown_passes:
         raise WherryError(f"unknown legalization pass(es) {', '.join(unknown_passes)}",
                           f"passes: {', '.join(legalize.PASSES)}")
-    if options.debug_program not in DEBUG_PROGRAM_CHOICES:
-        raise WherryError(f"unknown debug_program {options.debug_program!r}", f"choose one of {DEBUG_PROGRAM_CHOICES}")
     profiles = [load_profile(t) for t in options.targets]
     _check_names(options.name, profiles)
     unknown = [f for f in options.formats or () if f not in FORMATS]
@@ -182,7 +152,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     log.info("model %s: %s format, inputs %s, outputs %s", name, info.format,
              ", ".join(s.describe() for s in info.inputs), ", ".join(s.describe() for s in info.outputs))
 
-    out_dir = Path(options.out_dir)
+    out_dir = Path(options.out)
     _check_output_dir(out_dir)
     finals = {p.name: out_dir / f"{name}.{p.name}" for p in profiles}
     existing = [str(p) for p in finals.values() if p.exists()]
@@ -210,7 +180,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         if options.shapes:
             log.warning("--shape is ignored: the golden inputs come from --calib")
     else:
-        feeds = golden.random_inputs(info.inputs, options.shapes, options.seed, options.lod)
+        feeds = golden.random_inputs(info.inputs, options.golden_shapes, options.seed, options.lod)
         quantized = sorted(quant.wanted - {"fp32"})
         if quantized:   # said before the long work: the user can still stop and pass real data
             quant.random_warning = (golden.RANDOM_GOLDEN_WARNING.format(precisions=", ".join(quantized))
@@ -557,7 +527,6 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
 # `--debug-program auto` keeps the program when its files are at most this large together (it doubles the
 # weights a bundle carries; beyond this, ask for it with `always`)
 DEBUG_PROGRAM_AUTO_BYTES = 32 << 20
-DEBUG_PROGRAM_CHOICES = ("auto", "always", "never")
 DEBUG_PROGRAM_DIR = "debug"
 
 
@@ -706,12 +675,9 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     if wanted - {"fp32"}:
         from wherry.convert.quantize import check_precisions
         check_precisions(sorted(wanted), quant.calib)
-    if options.eval_data:
-        quant.eval_data = calibration.load_eval(options.eval_data, info.inputs)
+    if options.eval:
+        quant.eval_data = calibration.load_eval(options.eval, info.inputs)
         quant.eval_data[1].check_fits(info.outputs[0].shape)
-    from wherry.convert.quantize.onnx_quant import CALIB_METHODS
-    if options.calib_method not in CALIB_METHODS:
-        raise WherryError(f"unknown calibration method {options.calib_method!r}", f"choose from {', '.join(CALIB_METHODS)}")
     if options.max_drop is not None and "int8" not in wanted:
         raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
                           "add --precision int8 (with --calib), or drop --max-drop")

@@ -38,7 +38,7 @@ def wherry_json(command: str, *args, code: int = 0, cwd=None) -> dict:
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     out = tmp_path_factory.mktemp("api")
-    return convert(example.MODEL, targets=["desktop-x86_64", "rpi4"], precision="fp32", inputs=example.INPUTS,
+    return convert(example.MODEL, targets=["desktop-x86_64", "rpi4"], precisions="fp32", inputs=example.INPUTS,
                    name="digits", out=out)
 
 

@@ -73,7 +73,7 @@ def _convert_and_check(model, out_dir, record_key, **options):
         for leftover in out_dir.glob("raw.*.nb"):
             leftover.unlink()
     try:
-        results = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=TARGETS, out_dir=out_dir,
+        results = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=TARGETS, out=out_dir,
                                                            **options))
     except Exception as exc:
         _records.append({"model": record_key[0], "source": record_key[1], "error": str(exc).splitlines()[0]})

@@ -30,7 +30,7 @@ import json, sys
 from pathlib import Path
 from wherry.convert import pipeline
 pipeline.convert(pipeline.ConvertOptions(model={str(example.MODEL)!r}, targets=["desktop-x86_64"],
-                                         out_dir=Path({str(tmp_path / 'out')!r}), inputs={str(example.INPUTS)!r}))
+                                         out=Path({str(tmp_path / 'out')!r}), inputs={str(example.INPUTS)!r}))
 print(json.dumps(sorted(m for m in sys.modules if m == "paddle" or m.startswith("paddle."))))
 """
     proc = _python(code)
@@ -106,7 +106,7 @@ def test_a_check_hashes_each_artifact_once_and_still_catches_tampering(tmp_path,
     from wherry.runtimes import bundle as bundle_module
 
     out = tmp_path / "out"
-    pipeline.convert(pipeline.ConvertOptions(model=str(example.MODEL), targets=["desktop-x86_64"], out_dir=out,
+    pipeline.convert(pipeline.ConvertOptions(model=str(example.MODEL), targets=["desktop-x86_64"], out=out,
                                              inputs=str(example.INPUTS), formats=["onnx"], verify=False))
     folder = next(out.glob("*.desktop-x86_64"))
     hashed = []
@@ -140,7 +140,7 @@ def test_one_check_child_serves_every_target_of_a_conversion(tmp_path, monkeypat
 
     monkeypatch.setattr(isolate.IsolatedBackend, "__init__", counting_init)
     results = pipeline.convert(pipeline.ConvertOptions(model=str(example.MODEL), inputs=str(example.INPUTS),
-                                                       targets=["desktop-x86_64", "rpi4"], out_dir=tmp_path))
+                                                       targets=["desktop-x86_64", "rpi4"], out=tmp_path))
     verdicts = {(r.target, a.file): a.status for r in results for a in r.check.results}
     assert verdicts[("desktop-x86_64", "model.onnx")] == "passed"
     assert verdicts[("rpi4", "model.onnx")] == "passed"

@@ -21,7 +21,7 @@ from wherry.runtimes.bundle import content_hash
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("debug")
-    bundle, = convert(example.MODEL, targets="desktop-x86_64", precision="fp32", inputs=example.INPUTS,
+    bundle, = convert(example.MODEL, targets="desktop-x86_64", precisions="fp32", inputs=example.INPUTS,
                       name="digits", out=out)
     return bundle.path
 
@@ -121,7 +121,7 @@ def pads_bundle(tmp_path_factory) -> tuple:
         subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "legacy", str(folder), "pads"],
                        check=True, capture_output=True)
     out = tmp_path_factory.mktemp("pads")
-    bundle, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precision="fp32",
+    bundle, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precisions="fp32",
                       inputs=folder / "pads" / "inputs.npz", name="pads", out=out)
     return bundle, folder / "pads" / "model.pdmodel"
 
@@ -163,7 +163,7 @@ def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_pa
     from conftest import export_vision_model
 
     model = export_vision_model(name, fmt, size)
-    bundle, = convert(model, targets="desktop-x86_64", precision="fp32", name=name, out=tmp_path)
+    bundle, = convert(model, targets="desktop-x86_64", precisions="fp32", name=name, out=tmp_path)
     assert bundle.ok
     # the PIR model is debugged from the bundle alone: its translated, legalized program is kept in it
     given = [] if fmt == "pir" else ["--model", str(model)]

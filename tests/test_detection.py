@@ -50,9 +50,9 @@ def detector_bundles(tmp_path_factory):
     from wherry.convert import pipeline
 
     out = tmp_path_factory.mktemp("det")
-    with_nms = pipeline.convert(pipeline.ConvertOptions(model=str(export_detection_model()), out_dir=out / "nms",
+    with_nms = pipeline.convert(pipeline.ConvertOptions(model=str(export_detection_model()), out=out / "nms",
                                                         name="det"))[0]
-    without = pipeline.convert(pipeline.ConvertOptions(model=str(export_detection_model()), out_dir=out / "raw",
+    without = pipeline.convert(pipeline.ConvertOptions(model=str(export_detection_model()), out=out / "raw",
                                                        name="det", without_nms=True))[0]
     return with_nms, without
 

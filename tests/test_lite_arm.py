@@ -457,7 +457,7 @@ def test_lite_arm_pool2d_takes_an_identity_adaptive_pool_for_a_global_one(arm_ru
     np.testing.assert_allclose(wrong.reshape(-1)[:len(x)], x.mean(axis=(1, 2)), atol=1e-5)  # ... but channel means
 
     out = tmp_path / "out"
-    bundle = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=["rpi4"], out_dir=out))[0]
+    bundle = pipeline.convert(pipeline.ConvertOptions(model=str(model), targets=["rpi4"], out=out))[0]
     assert any(c.startswith("identity-adaptive-pool:") for c in bundle.report["legalized"]), bundle.report["legalized"]
     on_board = board_result(bundle, "model.arm.nb")
     assert on_board is not None and on_board["status"] == "passed", on_board

@@ -304,7 +304,7 @@ def test_calibration_methods_make_different_ranges_and_say_so(tmp_path):
     from wherry.convert import convert, example
     made = {}
     for method in ("minmax", "kl", "percentile"):
-        bundle, = convert(example.MODEL, targets="desktop-x86_64", formats="onnx", precision=["fp32", "int8"],
+        bundle, = convert(example.MODEL, targets="desktop-x86_64", formats="onnx", precisions=["fp32", "int8"],
                           calib=example.CALIB, calib_method=method, out=tmp_path / method)
         int8 = next(a for a in bundle.artifacts if a.file == "model.int8.onnx")
         assert bundle.ok and int8.verdict == "passed", int8.reason
@@ -319,5 +319,5 @@ def test_unknown_calibration_method_is_refused(wherry, tmp_path):
     from wherry.convert import convert
     from wherry.runtimes.errors import WherryError
     with pytest.raises(WherryError, match="unknown calibration method 'entropy'"):
-        convert(example.MODEL, precision=["int8"], calib=example.CALIB, calib_method="entropy", out=tmp_path)
+        convert(example.MODEL, precisions=["int8"], calib=example.CALIB, calib_method="entropy", out=tmp_path)
     assert not any(tmp_path.iterdir())

@@ -47,13 +47,13 @@ def assert_self_contained(text: str) -> None:
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
-    passing, = convert(example.MODEL, targets="desktop-x86_64", precision=["fp32", "int8"], calib=example.INPUTS,
+    passing, = convert(example.MODEL, targets="desktop-x86_64", precisions=["fp32", "int8"], calib=example.INPUTS,
                        inputs=example.INPUTS, name="digits", out=out)
     folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
     if not (folder / "pads" / "model.pdmodel").is_file():
         subprocess.run([sys.executable, str(REPO / "tests" / "op_cases.py"), "legacy", str(folder), "pads"],
                        check=True, capture_output=True)
-    failing, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precision="fp32",
+    failing, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precisions="fp32",
                        inputs=folder / "pads" / "inputs.npz", name="pads", out=out)
     return passing.path, (failing.path, folder / "pads" / "model.pdmodel")
 

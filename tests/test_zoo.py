@@ -79,7 +79,7 @@ def convert_family(name, fmt, out_dir, targets, record=True):
             _records.append({"model": key[0], "source": fmt, "error": message})
         pytest.skip(message)
     try:
-        results = pipeline.convert(pipeline.ConvertOptions(model=str(folder), targets=targets, out_dir=out_dir,
+        results = pipeline.convert(pipeline.ConvertOptions(model=str(folder), targets=targets, out=out_dir,
                                                            inputs=folder / "inputs.npz"))
     except Exception as exc:
         if record:
@@ -161,7 +161,7 @@ def test_debug_locates_lite_x86_rnn_leaving_its_final_states_unwritten(tmp_path)
     folder = exported("legacy", ["rnn_text"]) / "rnn_text"
     out = tmp_path / "out"
     results = pipeline.convert(pipeline.ConvertOptions(model=str(folder / "model.pdmodel"),
-                                                       targets=["desktop-x86_64"], out_dir=out,
+                                                       targets=["desktop-x86_64"], out=out,
                                                        inputs=folder / "inputs.npz"))
     bundle = results[0].path
     proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle), "--model",
@@ -188,7 +188,7 @@ def test_debug_locates_lite_arm_pool2d_taking_an_identity_adaptive_pool_for_a_gl
 
     folder = exported("legacy", ["ppliteseg"]) / "ppliteseg"
     results = pipeline.convert(pipeline.ConvertOptions(model=str(folder / "model.pdmodel"), targets=["rpi4"],
-                                                       out_dir=tmp_path / "out", inputs=folder / "inputs.npz"))
+                                                       out=tmp_path / "out", inputs=folder / "inputs.npz"))
     board = board_result(results[0], "model.arm.nb")
     if board is None:
         pytest.skip("no Paddle Lite ARM runtime on the emulated board (`wherry targets build-lite`)")

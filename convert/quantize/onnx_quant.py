@@ -127,9 +127,6 @@ def prepare(src: Path, work: Path) -> Path:
     return prepared
 
 
-CALIB_METHODS = ("minmax", "kl", "percentile")   # --calib-method: how activation ranges come from --calib
-
-
 def static_int8(prepared: Path, dst: Path, calib: Dict[str, np.ndarray], exclude: Iterable[str] = (),
                 only: Optional[List[str]] = None, activations: str = "uint8", method: str = "minmax") -> None:
     from onnxruntime.quantization import CalibrationMethod

@@ -19,7 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from .spec import PATH_KEYS, ModelEntry
+from wherry.convert.options import path_options
+
+from .spec import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def cell_key(entry: ModelEntry, target: str) -> str:
     from wherry import runtimes
 
     options = dict(entry.options)
-    data_files = {key: _hash_tree(Path(options.pop(key))) for key in PATH_KEYS if key in options}
+    data_files = {key: _hash_tree(Path(options.pop(key))) for key in path_options() if key in options}
     preprocess = options.get("preprocess")
     if isinstance(preprocess, str) and Path(preprocess).is_file():
         options["preprocess"] = Path(preprocess).read_text()

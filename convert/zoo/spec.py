@@ -16,13 +16,13 @@ Every key of a model is an option of ``wherry convert`` (docs/zoo.md lists them)
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List
 
+from wherry.convert.options import READERS, OptionError, declared, read, zoo_keys
 from wherry.runtimes.errors import WherryError
 
 if sys.version_info >= (3, 11):
@@ -30,10 +30,9 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-PATH_KEYS = ("inputs", "images", "calib", "eval")
-MODEL_KEYS = {"path", "targets", "precisions", "formats", "inputs", "images", "preprocess", "shapes", "lod", "calib",
-              "eval", "max_drop", "seed", "skip_passes", "without_nms", "verify", "calib_method"}
-TOP_KEYS = {"targets", "precisions", "formats", "models"}
+# a model's keys: its path and targets, and every option ConvertOptions declares for zoo files
+MODEL_KEYS = {"path", "targets", *zoo_keys()}
+TOP_KEYS = {"targets", "precisions", "formats", "models"}   # defaults for every model
 
 
 class ZooError(WherryError):
@@ -158,34 +157,20 @@ def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> Mode
         raise ZooError(f"models.{name}: model {model_path} not found", "paths are relative to the zoo file")
     targets = _targets(name, _names(merged.get("targets", ["desktop-x86_64"]), f"models.{name}.targets"), base)
     options: Dict[str, object] = {}
-    for key in ("precisions", "formats", "skip_passes"):
-        if key in merged:
-            options["precision" if key == "precisions" else key] = _names(merged[key], f"models.{name}.{key}")
-    for key in PATH_KEYS:
-        if key in merged:
+    for spec_field, spec in declared():
+        key = spec_field.name
+        if key not in merged or not spec.zoo:
+            continue
+        if spec.kind == "path":
             file = base / str(merged[key])
             if not file.exists():
                 raise ZooError(f"models.{name}: {key} {file} not found", "paths are relative to the zoo file")
             options[key] = str(file)
-    if "preprocess" in merged:
-        pre = merged["preprocess"]
-        options["preprocess"] = json.dumps(pre) if isinstance(pre, dict) else str(pre)
-    for key in ("shapes", "lod"):
-        if key in merged:
-            # shapes may also be a list of such tables: one golden set per shape, every artifact checked at each
-            tables = merged[key] if key == "shapes" and isinstance(merged[key], list) and merged[key] else [merged[key]]
-            for table in tables:
-                if not isinstance(table, dict) or not all(isinstance(v, list) and all(isinstance(d, int) for d in v)
-                                                          for v in table.values()):
-                    raise ZooError(f"models.{name}.{key} must map input names to lists of integers"
-                                   + (" (or, for shapes, be a list of such tables)" if key == "shapes" else ""),
-                                   f"{key} = {{ x = [1, 3, 224, 224] }}")
-            copies = [{k: list(v) for k, v in table.items()} for table in tables]
-            options[key] = copies if isinstance(merged[key], list) else copies[0]
-    for key, kind in (("max_drop", (int, float)), ("seed", int), ("without_nms", bool), ("verify", bool),
-                      ("calib_method", str)):
-        if key in merged:
-            if not isinstance(merged[key], kind) or (kind is int and isinstance(merged[key], bool)):
-                raise ZooError(f"models.{name}.{key} has the wrong type ({type(merged[key]).__name__})")
-            options[key] = merged[key]
+            continue
+        try:   # the option's own reader: the same rule as on the command line and in Python
+            read(key, merged[key], f"models.{name}.{key}")
+        except OptionError as exc:
+            raise ZooError(exc.message, exc.hint) from None
+        # kept as TOML gave it (JSON for the workers); a preprocess table as its JSON text
+        options[key] = READERS["json"](merged[key], key) if spec.kind == "json" else merged[key]
     return ModelEntry(name, str(model_path), targets, options)
