@@ -223,6 +223,9 @@ class Builder:
             entry.parameter = slot
             entry.arguments.extend(names)
         types = _attr_type_numbers(self.pb)
+        # every op of a legacy program Paddle writes carries op_role (0: forward); Paddle's PTQ passes read it
+        # from each op they quantize and raise NotFound without it
+        attrs = {**attrs, "op_role": attrs.get("op_role", INT(0))}
         for name, (kind, value) in attrs.items():
             attr = op.attrs.add()
             attr.name = name
