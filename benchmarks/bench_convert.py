@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conftest import OCR_MODELS, export_vision_model, rapidocr_models  # noqa: E402
+from support.models import OCR_MODELS, export_vision_model, rapidocr_models  # noqa: E402
 from wherry.convert import example, pipeline  # noqa: E402
 
 

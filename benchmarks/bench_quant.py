@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_quant.py [--model resnet18] [--calib-samples 32] [--no-routes]
 
-The model is paddle.vision resnet18 with seeded He-normal random weights (tests/export_model.py),
+The model is paddle.vision resnet18 with seeded He-normal random weights (tests/support/export_model.py),
 converted by wherry with --precision fp32,fp16,int8-weight,int16-weight,int8; calibration and golden inputs are
 seeded standard-normal images. Goals from the issue: size <= 0.26x, latency <= 0.35x, cosine >= 0.999.
 
@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conftest import export_vision_model  # noqa: E402
+from support.models import export_vision_model  # noqa: E402
 from wherry.convert import legalize, onnx_export, pipeline  # noqa: E402
 from wherry.convert.quantize import lite_quant, onnx_quant  # noqa: E402
 

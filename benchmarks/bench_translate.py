@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from conftest import CACHE, PADDLE_VERSION  # noqa: E402
-from zoo import FAMILIES  # noqa: E402
+from support.paths import CACHE, PADDLE_VERSION  # noqa: E402
+from support.zoo import FAMILIES  # noqa: E402
 
 
 def zoo_model(name: str) -> Path:
     folder = CACHE / "zoo" / f"paddle-{PADDLE_VERSION}" / "pir"
     if not (folder / name / "model.json").is_file():
-        subprocess.run([sys.executable, str(ROOT / "tests" / "zoo" / "export.py"), "pir", str(folder), name],
+        subprocess.run([sys.executable, str(ROOT / "tests" / "support" / "zoo" / "export.py"), "pir", str(folder), name],
                        check=True, capture_output=True)
     return folder / name / "model.json"
 

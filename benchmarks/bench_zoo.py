@@ -28,8 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import (CACHE, OCR_MODELS, export_detection_model, export_legal_model,  # noqa: E402
-                      export_vision_model, ocr_image, rapidocr_models)
+from support.models import (OCR_MODELS, export_detection_model, export_legal_model,  # noqa: E402
+                            export_vision_model, ocr_image, rapidocr_models)
+from support.paths import CACHE  # noqa: E402
 from wherry.convert import example  # noqa: E402
 
 TARGETS = ["desktop-x86_64", "rpi4"]

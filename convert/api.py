@@ -50,7 +50,7 @@ class ConvertedBundle:
     artifacts: List[ArtifactOutcome]
     warnings: List[str] = field(default_factory=list)
     report: dict = field(default_factory=dict, repr=False)   # report.json, as written in the bundle
-    # passed | failed | partly verified | not verified (checker.BUNDLE_VERDICTS): "passed" only when every
+    # passed | failed | partly verified | not verified (vocabulary.BUNDLE_VERDICTS): "passed" only when every
     # artifact ran (an ARM .nb on the emulated board) and passed
     verdict: str = NOT_VERIFIED
     # the host verification's runtimes CheckReport (None with verify=False); its results keep the outputs

@@ -154,9 +154,9 @@ def _quantization_table(quant: dict) -> str:
                      (" (board)" if r.get("measured_on") == "emulated aarch64 board" else ""),
                      fmt(r.get("score_drop", r.get("accuracy_drop")), "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
                      layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    from wherry.runtimes.text_table import table_lines
+
+    lines = table_lines(rows)
     if quant.get("reference_accuracy") is not None:
         lines.append(f"original model (Paddle Inference) {metric} on --eval data ({quant.get('eval_samples') or '?'} "
                      f"samples): {quant['reference_accuracy']:.2f}%")
@@ -215,15 +215,9 @@ def _add_runner_commands(sub):
     """check / run / bench / info come from the on-device runner, so host and board behave alike."""
     from wherry.runtimes import cli as runner
 
-    specs = [("check", "check a bundle's artifacts against its golden outputs", runner.add_check_args,
-              runner.cmd_check),
-             ("run", "run an artifact on inputs from an .npz", runner.add_run_args, runner.cmd_run),
-             ("bench", "measure an artifact's load time, latency and memory", runner.add_bench_args,
-              runner.cmd_bench),
-             ("info", "describe this device and its runtimes", None, runner.cmd_info)]
-    for name, help_text, add_args, func in specs:
+    for name, help_text, add_args, func in runner.runner_commands():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        (add_args or runner.add_info_args)(p)
+        add_args(p)
         _add_device(p, name)
         p.set_defaults(func=_device_dispatch(name, func))
 
@@ -288,13 +282,9 @@ def _version() -> str:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    if verbose == 0:
-        # Library chatter is for -v; the user sees wherry's own steps.
-        for noisy in ("wherry.convert", "wherry.runtimes", "wherry.targets"):
-            logging.getLogger(noisy).setLevel(logging.WARNING if not quiet else logging.ERROR)
+    from wherry.runtimes.cli import setup_logging
+
+    setup_logging(verbose, quiet, steps_shown=True)   # the user sees wherry's own steps; library chatter with -v
     warnings.filterwarnings("ignore", message=".*ccache.*")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from wherry.convert import params as params_io
 from wherry.convert import paddle_registry
+from wherry.convert.programdesc import set_attr
 from wherry.runtimes.paddle_model import framework_proto
 
 log = logging.getLogger(__name__)
@@ -168,20 +169,6 @@ def add_xshape(program: Program) -> List[str]:
     return changes
 
 
-def _set_attr(attr, kind: str, value) -> None:
-    """Store ``value`` in ``attr`` as AttrType ``kind`` (INT, LONG, INTS, LONGS, FLOAT, ...)."""
-    framework_pb2 = framework_proto()
-
-    attr.type = getattr(framework_pb2.AttrType, kind)
-    scalar = {"INT": "i", "LONG": "l", "FLOAT": "f", "FLOAT64": "float64", "BOOLEAN": "b", "STRING": "s"}
-    repeated = {"INTS": "ints", "LONGS": "longs", "FLOATS": "floats", "FLOAT64S": "float64s",
-                "BOOLEANS": "bools", "STRINGS": "strings"}
-    if kind in scalar:
-        setattr(attr, scalar[kind], value)
-    else:
-        getattr(attr, repeated[kind]).extend(value)
-
-
 @legalization_pass("restore-attrs", "Paddle Lite aborts when an attribute its op parser reads was left out of the "
                                     "export (clip_extra drops relu6.threshold, swish.beta, ...); Paddle applies a "
                                     "default for it, Lite does not")
@@ -201,7 +188,7 @@ def restore_attrs(program: Program) -> List[str]:
                 attr = op.attrs.add()
                 attr.name = name
                 try:
-                    _set_attr(attr, read["type"], value)
+                    set_attr(attr, read["type"], value)
                 except (TypeError, ValueError):  # Paddle's default does not fit the type Lite reads
                     op.attrs.remove(attr)
                     log.info("restore-attrs: %s.%s: Paddle's default %r does not fit Lite's %s; left out",
@@ -239,7 +226,7 @@ def attr_widths(program: Program) -> List[str]:
                     else values
                 if have.endswith("S"):
                     attr.ClearField("longs" if have == "LONGS" else "ints")
-                _set_attr(attr, want, clamped if want.endswith("S") else clamped[0])
+                set_attr(attr, want, clamped if want.endswith("S") else clamped[0])
                 note = " (values beyond int32 clamped: they mean 'to the end')" if clamped != values else ""
                 changes.append(f"{op.type} -> {_first_output(op)}: attribute {attr.name} {have} -> {want}{note}")
     return changes

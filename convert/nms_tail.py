@@ -15,6 +15,7 @@ from typing import List
 
 from wherry.runtimes.errors import WherryError
 
+from .programdesc import attr_value
 from .source import NMS_OPS, load_program_desc
 
 _SETTINGS = ("score_threshold", "nms_threshold", "nms_top_k", "keep_top_k", "normalized", "background_label",
@@ -28,13 +29,6 @@ class CutModel:
     notes: List[str] = field(default_factory=list)
 
 
-def _attr_value(attr):
-    for key in ("f", "i", "b", "l", "s"):
-        if attr.HasField(key):
-            return getattr(attr, key)
-    return None
-
-
 def cut(model_file: Path, params_file: Path, out_dir: Path) -> CutModel:
     program = load_program_desc(model_file)
     block = program.blocks[0]
@@ -46,7 +40,7 @@ def cut(model_file: Path, params_file: Path, out_dir: Path) -> CutModel:
             continue
         boxes = next(i.arguments[0] for i in op.inputs if i.parameter == "BBoxes")
         scores = next(i.arguments[0] for i in op.inputs if i.parameter == "Scores")
-        settings = {a.name: _attr_value(a) for a in op.attrs if a.name in _SETTINGS}
+        settings = {a.name: attr_value(a) for a in op.attrs if a.name in _SETTINGS}
         dropped |= set(outs.values())
         new_outputs += [boxes, scores]
         notes.append(f"NMS tail removed (--without-nms): {op.type} no longer runs; the model returns its boxes "

@@ -27,7 +27,7 @@ def cache_file() -> Optional[Path]:
         version = metadata.version("paddlepaddle")
     except metadata.PackageNotFoundError:   # a source build or another distribution name: no safe key
         return None
-    from wherry.targets.lite import cache_root
+    from wherry.targets.cache import cache_root
 
     return cache_root() / "paddle-registry" / f"paddlepaddle-{version}.v{FORMAT}.json"
 

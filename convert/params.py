@@ -20,12 +20,12 @@ from typing import List, Sequence
 import numpy as np
 
 from wherry.runtimes.errors import ModelError
-from wherry.runtimes.paddle_model import framework_proto
+from wherry.runtimes.paddle_model import PROTO_DTYPES, framework_proto
 
 # VarType.Type values of the tensor element types (framework.proto)
-_DTYPES = {0: np.bool_, 1: np.int16, 2: np.int32, 3: np.int64, 4: np.float16, 5: np.float32, 6: np.float64,
-           20: np.uint8, 21: np.int8, 22: np.uint16}  # 22 is bfloat16: same width as uint16
-_CODES = {np.dtype(v): k for k, v in _DTYPES.items() if k != 22}
+# (runtimes.paddle_model.PROTO_DTYPES); numpy has no bfloat16: its raw bits are read as uint16, the same width
+_DTYPES = {number: np.dtype("uint16" if name == "bfloat16" else name) for number, name in PROTO_DTYPES.items()}
+_CODES = {v: k for k, v in _DTYPES.items() if PROTO_DTYPES[k] != "bfloat16"}
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -17,18 +16,19 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import board_check, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
+from wherry.convert import board_check, exporters, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
+from wherry.convert.source import source_sha256
+from wherry.convert.versions import tool_versions
 from wherry.convert.publish import OutputError, replace_bundle, stage_dir
 from wherry.runtimes import checker, parity
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
@@ -39,7 +39,6 @@ from wherry.targets import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("nb", "onnx")
 
 
 @dataclass
@@ -62,27 +61,6 @@ class BundleResult:
         # for sequence inputs) is listed, never passed, and fails nothing. --no-verify: nothing judged.
         return (not any(n.status == FAILED_TO_BUILD for n in self.not_built)
                 and (self.check is None or (not self.check.failed and bool(self.check.verified))))
-
-
-def tool_versions() -> dict:
-    """The versions a conversion's result depends on (the manifest's tools; the zoo's cache key)."""
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-    return {"wherry": runtimes.__version__, "paddle": version("paddlepaddle"), "paddlelite": version("paddlelite"),
-            "paddle2onnx": version("paddle2onnx"), "onnx": version("onnx"), "onnxruntime": version("onnxruntime"),
-            "numpy": np.__version__}
-
-
-def source_sha256(path: Path) -> str:
-    """sha256 of a source model file, as the manifest records it (`wherry debug` checks --model by it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_output_dir(out_dir: Path) -> None:
@@ -131,9 +109,10 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
                           f"passes: {', '.join(legalize.PASSES)}")
     profiles = [load_profile(t) for t in options.targets]
     _check_names(options.name, profiles)
-    unknown = [f for f in options.formats or () if f not in FORMATS]
+    known = exporters.formats()
+    unknown = [f for f in options.formats or () if f not in known]
     if unknown:
-        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(FORMATS)}")
+        raise WherryError(f"unknown format(s) {', '.join(unknown)}", f"choose from {', '.join(known)}")
     for profile in profiles:
         _target_formats(profile, options.formats)
 
@@ -385,6 +364,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
+        artifacts += _derived_artifacts(profile, shared, stage, formats, precisions, fp32_onnx, artifacts,
+                                        quant_notes, failures)
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -413,6 +394,22 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _derived_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, fp32_onnx, artifacts,
+                       notes: List[str], failures: Failures) -> List[Artifact]:
+    """The artifacts of the registered exporters that build from the bundle's ONNX (convert/exporters/)."""
+    made: List[Artifact] = []
+    for exporter in exporters.derived(formats):
+        context = exporters.ExportContext(
+            profile=profile, stage=stage, work=shared.work / f"{exporter.format}-{profile.name}",
+            precisions=list(precisions), onnx=fp32_onnx, calib=shared.quant.calib, input_specs=shared.info.inputs,
+            output_specs=shared.info.outputs, failures=failures, timeline=shared.timeline, notes=notes,
+            artifact=lambda file, fmt, precision, arch, notes=(): _artifact(stage, file, fmt, precision, arch,
+                                                                            profile, shared.info, notes=notes))
+        context.work.mkdir(parents=True, exist_ok=True)
+        made += exporter.build(context)
+    return made
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:

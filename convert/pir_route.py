@@ -75,7 +75,7 @@ def untranslated_error(legacy: "UntranslatedPir", what: str) -> WherryError:
 def tools_dir() -> Path:
     if os.environ.get("WHERRY_TOOLS_DIR"):
         return Path(os.environ["WHERRY_TOOLS_DIR"])
-    from wherry.targets.lite import cache_root
+    from wherry.targets.cache import cache_root
 
     return cache_root() / "tools"
 

@@ -7,6 +7,7 @@ Paddle 1.x directory holds every parameter file.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,3 +73,12 @@ def persistable_names(model_file: Path) -> List[str]:
     """Parameter names of a legacy program, in the order a combined params file stores them (sorted)."""
     program = load_program_desc(model_file)
     return sorted(v.name for v in program.blocks[0].vars if v.persistable and v.name not in ("feed", "fetch"))
+
+
+def source_sha256(path: Path) -> str:
+    """sha256 of a source model file, as the manifest records it (`wherry debug` checks --model by it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional
 
 from .errors import BundleError
+from . import vocabulary
 from .specs import TensorSpec
 
 SCHEMA = "wherry.bundle/2"
@@ -40,10 +41,10 @@ GOLDEN_INPUTS = "golden/inputs.npz"
 GOLDEN_OUTPUTS = "golden/outputs.npz"
 REPORT = "report.json"
 
-# Artifact.format values and the runtime backend that runs each.
-FORMAT_RUNTIME = {"onnx": "onnxruntime", "nb": "paddlelite", "paddle": "paddle"}
-PRECISIONS = ("fp32", "fp16", "int8", "int8-weight", "int16-weight")
-ARCHES = ("arm", "x86", "any")
+# Artifact.format values and the runtime backend that runs each; precisions; CPU families (the vocabulary's)
+FORMAT_RUNTIME = vocabulary.FORMAT_RUNTIME
+PRECISIONS = tuple(vocabulary.PRECISIONS)
+ARCHES = vocabulary.ARCH_FAMILIES
 
 # Paddle Lite writes a 16-byte version field after the leading uint16 of a .nb
 # file, partly uninitialised memory: identical conversions differ there, so the
@@ -126,7 +127,7 @@ class Artifact:
 
 
 # NotBuilt.status values: a tool failed on the model, or the artifact format cannot express it.
-FAILED_TO_BUILD, NOT_REPRESENTABLE = "failed to build", "not representable"
+FAILED_TO_BUILD, NOT_REPRESENTABLE = "failed to build", vocabulary.Verdict.NOT_REPRESENTABLE
 
 
 @dataclass

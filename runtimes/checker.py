@@ -14,16 +14,15 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from . import device, parity
 from .bundle import Artifact, Bundle, load_bundle
 from .errors import BundleError, InputError, NativeCrash, WherryError
+from .text_table import table_lines
+from .vocabulary import Verdict
 
 log = logging.getLogger(__name__)
 
-PASSED, FAILED, UNVERIFIABLE, NOT_BUILT = "passed", "failed", "not verifiable here", "not built"
-NOT_REPRESENTABLE = "not representable"   # the artifact format cannot express the model: said, not failed
-
-#: A whole bundle's verdict on one device. "passed" only when every built artifact ran and passed: an ARM
-#: .nb that never ran on ARM kernels leaves a bundle "partly verified" however well the rest did.
-BUNDLE_VERDICTS = {PASSED: "PASS", FAILED: "FAIL", "partly verified": "PARTLY VERIFIED",
-                   "not verified": "NOT VERIFIED"}
+# the verdicts (runtimes/vocabulary.py): an ARM .nb that never ran on ARM kernels leaves a bundle
+# "partly verified" however well the rest did
+PASSED, FAILED, UNVERIFIABLE, NOT_BUILT = Verdict.PASSED, Verdict.FAILED, Verdict.NOT_VERIFIABLE, Verdict.NOT_BUILT
+NOT_REPRESENTABLE = Verdict.NOT_REPRESENTABLE
 
 
 @dataclass
@@ -117,13 +116,13 @@ class CheckReport:
 
     @property
     def verdict(self) -> str:
-        """One of BUNDLE_VERDICTS: failed (a failure or a missing artifact), not verified (nothing ran here),
+        """One of vocabulary.BUNDLE_VERDICTS: failed (a failure or a missing artifact), not verified (nothing ran here),
         partly verified (some artifacts could not run here), passed (every artifact ran and passed)."""
         if self.failed or self.not_built:
             return FAILED
         if not self.verified:
-            return "not verified"
-        return "partly verified" if self.unverifiable else PASSED
+            return Verdict.NOT_VERIFIED
+        return Verdict.PARTLY_VERIFIED if self.unverifiable else PASSED
 
     @property
     def ok(self) -> bool:
@@ -144,8 +143,7 @@ class CheckReport:
             err = f"{worst.max_abs:.3g}" if worst and worst.max_abs is not None else "-"
             cos = f"{min(o.cosine for o in r.outputs if o.cosine is not None):.6f}" \
                 if any(o.cosine is not None for o in r.outputs) else "-"
-            verdict = {PASSED: "PASS", FAILED: "FAIL", UNVERIFIABLE: "not verifiable here", NOT_BUILT: "NOT BUILT",
-                       NOT_REPRESENTABLE: "not representable"}[r.status]
+            verdict = Verdict(r.status).label
             rows.append((r.file, _size(r.size) if r.size else "-", r.precision, err, cos, verdict))
             for o in r.outputs:
                 if not o.passed:
@@ -162,9 +160,7 @@ class CheckReport:
             notes.extend(f"  {r.file}: {note}" for note in r.notes)
             if self.debug_command(r):
                 notes.append(f"  {r.file}: find the first diverging layer: {self.debug_command(r)}")
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = table_lines(rows)
         summary = (f"{self.name}: {len([r for r in self.results if r.status == PASSED])} passed, "
                    f"{len(self.failed)} failed, {len(self.unverifiable)} not verifiable here"
                    + (f", {len(self.not_built)} not built" if self.not_built else "")
@@ -172,7 +168,7 @@ class CheckReport:
                    + f" (device {device.phrase(self.device)})")
         if not self.verified:
             summary += " - nothing could be verified on this device"
-        summary = f"{BUNDLE_VERDICTS[self.verdict]}  {summary}"
+        summary = f"{Verdict(self.verdict).label}  {summary}"
         return "\n".join(lines + notes + [summary])
 
     def junit_xml(self) -> str:
@@ -397,7 +393,7 @@ def judge(result: ArtifactResult, art: Artifact, golden, actual, overrides=None)
     tolerances = {}
     for name in golden:
         base = art.tolerance.get(name) or parity.default_tolerance(art.precision if art.precision in
-                                                                   parity._DEFAULTS else "fp32")
+                                                                   parity.DEFAULTS else "fp32")
         tolerances[name] = parity.apply_overrides(base, name, overrides)
     result.outputs = parity.compare(golden, actual, tolerances)
     failed = [o.name for o in result.outputs if not o.passed]

@@ -17,22 +17,14 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from . import device
+from . import check_options, device
+from .check_options import DEFAULT_CHECK_TIMEOUT
 from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECK_TIMEOUT = 600.0
-_TOL_FIELDS = (("atol", "atol"), ("rtol", "rtol"), ("min_cosine", "min-cosine"), ("min_top1", "min-top1"))
-_TOL_HELP = {
-    "atol": "absolute error allowed on top of rtol",
-    "rtol": "allowed max |error| as a fraction of the golden output's scale, max |golden| (not per element as in "
-            "numpy.allclose)",
-    "min_cosine": "minimum cosine similarity with the golden output",
-    "min_top1": "minimum fraction of rows whose argmax agrees (class scores)",
-}
 
 # --json output: every document names its schema (docs/json.md, docs/schemas/); bump the number on
 # an incompatible change.
@@ -108,7 +100,8 @@ def _open(args, isolate: bool = False):
 def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
     """``--atol 1e-3`` (all outputs) and ``--atol NAME:1e-3`` (one output) -> {"*"|name: {field: value}}."""
     overrides: Dict[str, Dict[str, float]] = {}
-    for attr, flag in _TOL_FIELDS:
+    for attr in check_options.TOLERANCES:
+        flag = check_options.tolerance_flag(attr)[2:]
         for item in getattr(args, attr, None) or ():
             name, _, value = item.rpartition(":")
             try:
@@ -204,25 +197,10 @@ def summarize_outputs(outputs) -> List[dict]:
 
 def add_check_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", metavar="BUNDLE", help="a bundle directory written by `wherry convert`")
-    p.add_argument("--artifact", action="append", metavar="FILE", help="check only this artifact (repeatable)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report (one test per artifact and output)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report (tables, error figures)")
-    for attr, flag in _TOL_FIELDS:
-        p.add_argument(f"--{flag}", dest=attr, action="append", metavar="[NAME:]VALUE",
-                       help=f"{_TOL_HELP[attr]}; overrides the manifest for all outputs, or NAME:VALUE for one "
-                            "output (repeatable; an unknown NAME is an error)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the backends")
-    p.add_argument("--strict", action="store_true",
-                   help="also fail (exit 1) when a golden output is nearly constant (a pass would mean little) "
-                        "or any artifact could not be verified on this device (an ARM .nb on an x86 host, say) or "
-                        "gives wrong results when its input shape changes within one session")
-    p.add_argument("--no-isolate", action="store_true",
-                   help="run artifacts in this process (faster; a native crash then kills the runner, and "
-                        "--timeout cannot apply)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_CHECK_TIMEOUT, metavar="S",
-                   help=f"stop an artifact that takes longer than this to load or to run (default "
-                        f"{DEFAULT_CHECK_TIMEOUT:g} s; 0: no limit)")
+    check_options.add_arguments(p)   # the check options and tolerance flags, declared once
 
 
 def cmd_check(args) -> int:
@@ -352,6 +330,16 @@ def cmd_serve(argv: List[str]) -> int:
     return int(serve.main(argv) or 0)
 
 
+def runner_commands() -> List[Tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]]:
+    """The commands of the on-device runner, which the host CLI offers as they are (with --device):
+    (name, help, add its options, run it)."""
+    return [("check", "check a bundle's artifacts against its golden outputs (exit 1 on failure)", add_check_args,
+             cmd_check),
+            ("run", "run an artifact on inputs from an .npz", add_run_args, cmd_run),
+            ("bench", "measure an artifact's load time, latency and memory", add_bench_args, cmd_bench),
+            ("info", "describe this device and its runtimes", add_info_args, cmd_info)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m wherry.runtimes",
                                      description="wherry on-device runner: run and check wherry artifacts.")
@@ -359,12 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("-V", "--version", action="version", version=f"wherry-runtime {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, help_text, add, func in (
-            ("info", "describe this device and its runtimes", add_info_args, cmd_info),
-            ("run", "run an artifact on inputs from an .npz", add_run_args, cmd_run),
-            ("check", "check a bundle's artifacts against its golden outputs (exit 1 on failure)",
-             add_check_args, cmd_check),
-            ("bench", "measure an artifact's load time, latency and memory", add_bench_args, cmd_bench)):
+    for name, help_text, add, func in runner_commands():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add(p)
         add_global_flags(p)
@@ -463,6 +446,20 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.ERROR if quiet else (logging.WARNING if not verbose else
-                                         (logging.INFO if verbose == 1 else logging.DEBUG))
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(verbose, quiet, steps_shown=False)
+
+
+def setup_logging(verbose: int, quiet: bool, steps_shown: bool) -> None:
+    """The one logging set-up of both CLIs. The host shows its own steps by default (``steps_shown``: INFO
+    as plain lines, library chatter only with -v); the runner only warnings, -v INFO, -vv DEBUG."""
+    if steps_shown:
+        level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    else:
+        level = logging.ERROR if quiet else (logging.WARNING if not verbose else
+                                             (logging.INFO if verbose == 1 else logging.DEBUG))
+    plain = steps_shown and verbose == 0
+    logging.basicConfig(level=level, format="%(message)s" if plain else "%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if plain:
+        for noisy in ("wherry.convert", "wherry.runtimes", "wherry.targets"):
+            logging.getLogger(noisy).setLevel(logging.WARNING if not quiet else logging.ERROR)

@@ -30,30 +30,24 @@ from typing import List, Mapping, Optional
 import numpy as np
 
 from .bundle import PRECISIONS, Tolerance
+from .vocabulary import PRECISIONS as PRECISION_TABLE
 from .errors import InputError, WherryError
 
-# Defaults per artifact precision. fp32 conversions match Paddle to ~1e-6 (docs/toolchain.md);
-# fp16 keeps ~3 significant digits; quantized models are judged mostly by direction
-# (cosine) because per-element errors of int8 are large by design.
-_DEFAULTS = {
-    "fp32": Tolerance(rtol=1e-4, atol=0.0, min_cosine=0.9999, noise_rtol=1e-3, noise_min_snr_db=80.0),
-    "fp16": Tolerance(rtol=1e-2, atol=0.0, min_cosine=0.999),
-    "int8": Tolerance(rtol=0.25, atol=0.0, min_cosine=0.98),
-    "int8-weight": Tolerance(rtol=0.1, atol=0.0, min_cosine=0.995),
-    "int16-weight": Tolerance(rtol=5e-3, atol=0.0, min_cosine=0.9999),
-}
+# Defaults per artifact precision: the vocabulary's table (why each is what it is is said there).
+DEFAULTS = {p.name: Tolerance(rtol=p.rtol, atol=0.0, min_cosine=p.min_cosine, noise_rtol=p.noise_rtol,
+                              noise_min_snr_db=p.noise_min_snr_db) for p in PRECISION_TABLE.values()}
 _UNINFORMATIVE_SPREAD = 1e-6
 
 # Detection outputs (NMS rows) match when class agrees and boxes overlap at least this much; quantized
 # artifacts move boxes more. Boxes and scores are then judged with the precision's rtol.
-DETECTION_MATCH_IOU = {"fp32": 0.9, "fp16": 0.8, "int16-weight": 0.8, "int8-weight": 0.6, "int8": 0.5}
+DETECTION_MATCH_IOU = {p.name: p.detection_iou for p in PRECISION_TABLE.values()}
 
 
 def default_tolerance(precision: str) -> Tolerance:
     """A fresh Tolerance with the defaults for an artifact precision."""
-    if precision not in _DEFAULTS:
+    if precision not in DEFAULTS:
         raise WherryError(f"unknown precision {precision!r}", f"choose one of {', '.join(PRECISIONS)}")
-    return Tolerance(**asdict(_DEFAULTS[precision]))
+    return Tolerance(**asdict(DEFAULTS[precision]))
 
 
 _TOLERANCE_FIELDS = tuple(f for f in Tolerance.__dataclass_fields__)

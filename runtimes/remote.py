@@ -18,11 +18,12 @@ import argparse
 import json
 from typing import Dict, List
 
+from .check_options import CHECK_OPTIONS, wire_fields
 from .errors import InputError
 
 PROTOCOL = 2
 # options each command can take over the wire; anything else on the host's command line is refused
-_CHECK_FIELDS = {"artifacts": list, "overrides": dict, "threads": int, "timeout": (int, float), "strict": bool}
+CHECK_FIELDS = wire_fields()   # from the check options' declaration (runtimes/check_options.py)
 _BENCH_FIELDS = {"artifact": str, "backend": str, "threads": int, "random": bool, "warmup": int, "runs": int}
 
 
@@ -36,16 +37,14 @@ def check_request(args: argparse.Namespace) -> dict:
     """The JSON body of ``POST /bundles/<id>/check`` for a parsed ``check`` command line."""
     from .cli import parse_tolerance_overrides
 
-    if getattr(args, "no_isolate", False):
-        raise RemoteOptionRefused("--no-isolate is not available on a remote runner: it always runs artifacts in "
-                                  "child processes, so that a native crash cannot take the board's runner down",
-                                  "drop --no-isolate, or run the check on the board itself")
-    request = {"artifacts": getattr(args, "artifact", None) or None,
-               "overrides": parse_tolerance_overrides(args) or None,
-               "threads": getattr(args, "threads", None),
-               "timeout": getattr(args, "timeout", None),
-               "strict": bool(getattr(args, "strict", False))}
-    return {k: v for k, v in request.items() if v not in (None, False)}
+    for option in CHECK_OPTIONS:
+        if not option.remote and getattr(args, option.dest, None):
+            raise RemoteOptionRefused(f"{option.flag} is not available on a remote runner: "
+                                      f"{option.not_remote_because}",
+                                      f"drop {option.flag}, or run the check on the board itself")
+    request = {o.name: getattr(args, o.dest, None) for o in CHECK_OPTIONS if o.remote}
+    request["overrides"] = parse_tolerance_overrides(args)
+    return {k: v for k, v in request.items() if v not in (None, False, [], {})}
 
 
 def needs_protocol_2(request: dict) -> bool:
@@ -76,7 +75,7 @@ def do_check(root: str, body: bytes, job_timeout: float, max_npz_bytes: int) -> 
 
     from .cli import strict_failures
 
-    request = parse_request(body, _CHECK_FIELDS)
+    request = parse_request(body, CHECK_FIELDS)
     artifacts = request.get("artifacts")
     if artifacts is not None and not all(isinstance(a, str) for a in artifacts):
         raise InputError("option 'artifacts' must list file names", "e.g. [\"model.onnx\"]")

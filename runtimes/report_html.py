@@ -20,7 +20,8 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from .checker import BUNDLE_VERDICTS, FAILED, PASSED, UNVERIFIABLE
+from .checker import FAILED, PASSED, UNVERIFIABLE
+from .vocabulary import BUNDLE_VERDICTS, Verdict
 from .device import phrase
 
 _CSS = """
@@ -283,7 +284,8 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
             quant = None
     if check is not None:
         # reports written before "verdict" existed: ok was all they said
-        verdict = BUNDLE_VERDICTS.get(check.get("verdict") or ("passed" if check.get("ok") else "failed"), "FAIL")
+        word = check.get("verdict") or ("passed" if check.get("ok") else "failed")
+        verdict = Verdict(word).label if word in BUNDLE_VERDICTS else "FAIL"
     else:
         verdict = "DIVERGED" if debug and debug.get("diverged") else "NO DIVERGENCE"
     cls = {"PASS": "pass", "NO DIVERGENCE": "pass", "PARTLY VERIFIED": "skip", "NOT VERIFIED": "skip"}.get(verdict, "fail")

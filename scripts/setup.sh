@@ -38,6 +38,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ runtimes/pyproject.
   echo "wherry setup: installing wherry, wherry-runtime and the host dependencies into .venv" >&2
   # Two distributions from this checkout: wherry-runtime (runtimes/, what a board installs) and
   # wherry (the converter); both editable, so the checkout is what runs.
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ./runtimes -e '.[host,test]'
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ./runtimes -e '.[host,test,docs]'
   touch "$stamp"
 fi

@@ -1,8 +1,10 @@
-"""Render the README support matrix from the conformance run (out/conformance.json).
+"""Render the support matrix from the conformance run (out/conformance.json).
 
-    .venv/bin/python -m pytest tests/test_conformance.py && .venv/bin/python scripts/support_matrix.py
+    .venv/bin/python -m pytest tests/e2e/test_conformance.py && .venv/bin/python scripts/support_matrix.py
 
-Rewrites the block between the support-matrix markers in README.md; prints it with --print.
+Rewrites the block between the support-matrix markers in docs/matrix.md (the full table) and in README.md
+(its summary, counted from that table); prints the table with --print. --summary re-derives only the
+README's summary from docs/matrix.md, without a conformance run.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "out" / "conformance.json"
+MATRIX_PAGE = REPO / "docs" / "matrix.md"
+README = REPO / "README.md"
 START, END = "<!-- support-matrix:start -->", "<!-- support-matrix:end -->"
 COLUMNS = [("desktop-x86_64", "model.onnx", "ONNX (ORT, x86_64)"),
            ("desktop-x86_64", "model.x86.nb", "Lite x86 .nb"),
@@ -77,26 +81,57 @@ def render(records) -> str:
                  "The web column is the desktop bundle's `model.onnx` run by onnxruntime-web (WebAssembly) in "
                  "headless Chromium (`--device browser`, docs/web.md); empty where no browser was available, and for the "
                  "`zoo/*` rows, which the zoo run does not take to the browser. "
-                 "`zoo/*` rows are the compact model families of tests/zoo/ (random He-normal weights, "
+                 "`zoo/*` rows are the compact model families of tests/support/zoo/ (random He-normal weights, "
                  "small inputs) exported as PIR by Paddle 3.3.1 and as legacy by Paddle 2.6.2 "
                  "(`pytest -m zoo`).")
     return "\n".join(lines)
 
 
+#: how the summary groups a cell of the full table, by its leading mark (cell() above)
+OUTCOMES = [("✅", "pass"), ("❌", "fail"), ("🔨", "built, not verifiable on x86"), ("➖", "not representable"),
+            ("—", "not run")]
+
+
+def summarize(table: str) -> str:
+    """The README's summary: per artifact column of the full table, how many rows reached each outcome."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| model |")]
+    counts = [{label: sum(1 for r in rows if len(r) > i + 2 and r[i + 2].startswith(mark)) for mark, label in OUTCOMES}
+              for i in range(len(COLUMNS))]
+    lines = [f"{len(rows)} rows, one per model and source format ([full matrix](docs/matrix.md)):", "",
+             "| outcome | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    for _, label in OUTCOMES:
+        if any(c[label] for c in counts):
+            lines.append(f"| {label} | " + " | ".join(str(c[label]) for c in counts) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+
+
+def table_of(page: Path) -> str:
+    return page.read_text().partition(START)[2].partition(END)[0]
+
+
 def main(argv) -> int:
+    if "--summary" in argv:
+        replace_block(README, summarize(table_of(MATRIX_PAGE)))
+        print(f"updated the support matrix summary in {README} from {MATRIX_PAGE}")
+        return 0
     if not RESULTS.is_file():
-        print(f"{RESULTS} not found: run pytest tests/test_conformance.py first", file=sys.stderr)
+        print(f"{RESULTS} not found: run pytest tests/e2e/test_conformance.py first", file=sys.stderr)
         return 2
     table = render(json.loads(RESULTS.read_text()))
     if "--print" in argv:
         print(table)
         return 0
-    readme = REPO / "README.md"
-    text = readme.read_text()
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n{table}\n{END}{tail}")
-    print(f"updated the support matrix in {readme}")
+    replace_block(MATRIX_PAGE, table)
+    replace_block(README, summarize(table))
+    print(f"updated the support matrix in {MATRIX_PAGE} and its summary in {README}")
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from wherry.runtimes.errors import WherryError
+from wherry.runtimes.vocabulary import ARTIFACT_FORMATS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -16,7 +17,7 @@ else:  # pragma: no cover - exercised on the 3.10 host
 PROFILE_DIR = Path(__file__).parent / "profiles"
 # wasm32: a browser's WebAssembly; its artifacts (ONNX only) carry no CPU arch tag
 ARCH_FAMILY = {"x86_64": "x86", "aarch64": "arm", "armv7": "arm", "wasm32": "any"}
-KNOWN_ARTIFACTS = ("nb", "onnx")
+KNOWN_ARTIFACTS = ARTIFACT_FORMATS   # the artifact formats of the vocabulary
 
 
 class ProfileError(WherryError):

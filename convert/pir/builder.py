@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from wherry.convert.programdesc import FIELD_KINDS, set_attr
 from wherry.runtimes.paddle_model import PROTO_DTYPES, framework_proto
 
 from .reader import PirOp, PirProgram, Value
@@ -42,10 +43,6 @@ def FLOAT64(v): return ("float64", float(v))               # noqa: E302,E704
 def FLOAT64S(v): return ("float64s", [float(x) for x in v])  # noqa: E302,E704
 def BLOCK(v): return ("block_idx", int(v))                 # noqa: E302,E704
 
-_ATTR_KINDS = {"i": "INT", "f": "FLOAT", "s": "STRING", "b": "BOOLEAN", "ints": "INTS", "floats": "FLOATS",
-               "longs": "LONGS", "l": "LONG", "strings": "STRINGS", "bools": "BOOLEANS", "float64": "FLOAT64",
-               "float64s": "FLOAT64S", "block_idx": "BLOCK"}
-_REPEATED = ("ints", "floats", "longs", "strings", "bools", "float64s")
 
 
 def proto_dtype(name) -> int:
@@ -222,22 +219,16 @@ class Builder:
             entry = op.outputs.add()
             entry.parameter = slot
             entry.arguments.extend(names)
-        types = _attr_type_numbers(self.pb)
         # every op of a legacy program Paddle writes carries op_role (0: forward); Paddle's PTQ passes read it
         # from each op they quantize and raise NotFound without it
         attrs = {**attrs, "op_role": attrs.get("op_role", INT(0))}
-        for name, (kind, value) in attrs.items():
+        for name, (field, value) in attrs.items():
             attr = op.attrs.add()
             attr.name = name
-            attr.type = types[kind]
-            if kind in _REPEATED:
-                getattr(attr, kind).extend(value)
-            else:
-                setattr(attr, kind, value)
+            set_attr(attr, FIELD_KINDS[field], value)
         return op
 
 
-_TYPE_NUMBERS: Dict[str, int] = {}
 _VAR_TYPES: Dict[str, int] = {}
 
 
@@ -245,12 +236,6 @@ def _var_type_number(pb, kind: str) -> int:
     if kind not in _VAR_TYPES:
         _VAR_TYPES[kind] = getattr(pb.VarType, kind)
     return _VAR_TYPES[kind]
-
-
-def _attr_type_numbers(pb) -> Dict[str, int]:
-    if not _TYPE_NUMBERS:
-        _TYPE_NUMBERS.update({kind: getattr(pb.AttrType, name) for kind, name in _ATTR_KINDS.items()})
-    return _TYPE_NUMBERS
 
 
 class _SubBlock:

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from wherry.runtimes import vocabulary
 from wherry.convert import legalize, lite_export
 from wherry.convert.child import ToolError
 from wherry.convert.quantize import lite_quant, onnx_quant
@@ -33,8 +34,8 @@ from wherry.runtimes.specs import TensorSpec
 
 log = logging.getLogger(__name__)
 
-QUANTIZED = ("fp16", "int8-weight", "int16-weight", "int8")
-WEIGHT_BITS = {"int8-weight": 8, "int16-weight": 16}
+QUANTIZED = vocabulary.QUANTIZED
+WEIGHT_BITS = {p.name: p.weight_bits for p in vocabulary.PRECISIONS.values() if p.weight_bits}
 
 
 def check_precisions(precisions, calib) -> None:

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from wherry.runtimes import vocabulary
 from wherry import runtimes
 from wherry.convert.quantize import onnx_quant, tasks
 from wherry.convert.quantize.calibration import batches
@@ -53,7 +54,7 @@ def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> 
         return np.concatenate([session.run(batch)[first] for batch in batches(feeds, size)])
 
 
-INTEGER_PRECISIONS = ("int8", "int8-weight", "int16-weight")
+INTEGER_PRECISIONS = tuple(p.name for p in vocabulary.PRECISIONS.values() if p.integer)
 
 
 def _coverage(stage: Path, art: Artifact, known: Dict[str, dict]) -> dict:

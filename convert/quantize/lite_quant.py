@@ -13,11 +13,12 @@ from typing import Dict
 
 import numpy as np
 
+from wherry.runtimes import vocabulary
 from wherry.convert import child
 
 log = logging.getLogger(__name__)
 
-QUANT_TYPES = {"int8-weight": "QUANT_INT8", "int16-weight": "QUANT_INT16"}
+QUANT_TYPES = {p.name: p.lite_quant_type for p in vocabulary.PRECISIONS.values() if p.lite_quant_type}
 
 
 # --calib-method -> Paddle PTQ's algo: abs_max is the observed |x| range, KL the KL-divergence threshold,

@@ -30,7 +30,7 @@ CODE_PACKAGES = ("wherry.convert", "wherry.runtimes", "wherry.targets")
 
 
 def default_dir() -> Path:
-    from wherry.targets.lite import cache_root
+    from wherry.targets.cache import cache_root
     return cache_root() / "zoo"
 
 
@@ -71,7 +71,7 @@ def model_hash(model: str) -> str:
 
 @lru_cache(maxsize=None)
 def tool_versions() -> tuple:
-    from ..pipeline import tool_versions as versions
+    from ..versions import tool_versions as versions
     return tuple(sorted(versions().items()))
 
 

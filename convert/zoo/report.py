@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
+from wherry.runtimes.text_table import table_lines
+from wherry.runtimes.vocabulary import PRECISIONS, Verdict
+
 from .runner import Cell, ZooRun
 
-SHORT = {"board passed": "pass (board)", "board failed": "FAIL (board)", "passed": "pass", "failed": "FAIL", "not verifiable here": "n/v here", "not verified": "not verified",
-         "not built": "NOT BUILT", "not representable": "not repr."}
-MARK = {"board passed": "✅ pass on emulated aarch64", "board failed": "❌ FAIL on emulated aarch64",
-        "passed": "✅ pass", "failed": "❌ FAIL", "not verifiable here": "➖ not verifiable here",
-        "not verified": "➖ not verified", "not built": "❌ not built", "not representable": "➖ not representable"}
-KIND_ORDER = ("fp32", "fp16", "int16-weight", "int8-weight", "int8")
+# a cell's words: the vocabulary's, plus the verdicts of the emulated board (an ARM .nb the host cannot run)
+SHORT = {**{v.value: v.cell for v in Verdict}, "board passed": "pass (board)", "board failed": "FAIL (board)"}
+MARK = {**{v.value: v.mark for v in Verdict}, "board passed": "✅ pass on emulated aarch64",
+        "board failed": "❌ FAIL on emulated aarch64"}
+KIND_ORDER = tuple(PRECISIONS)
 
 
 def _kinds(cells: List[Cell]) -> List[Tuple[str, str]]:
@@ -24,7 +26,7 @@ def _kinds(cells: List[Cell]) -> List[Tuple[str, str]]:
 
 def _verdicts(cell: Cell) -> dict:
     """(precision, format) -> verdict; several artifacts of one kind (an nb per place set) -> the worst."""
-    rank = ["failed", "not built", "not verifiable here", "not verified", "not representable", "passed"]
+    rank = [v.value for v in sorted(Verdict, key=lambda v: v.rank)]
     verdicts: dict = {}
     for art in (cell.bundle or {}).get("artifacts", []):
         kind, verdict = (art["precision"], art["format"]), art["verdict"]
@@ -73,9 +75,7 @@ def table(run: ZooRun) -> str:
         rows.append([cell.model, cell.target, _status(cell)]
                     + [SHORT.get(verdicts[k], verdicts[k]) if k in verdicts else "-" for k in kinds]
                     + [time_text, _mb(cell.peak_rss_bytes)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = table_lines(rows)
     for cell in run.cells:
         if cell.error:
             hint = f" (hint: {cell.error['hint']})" if cell.error.get("hint") else ""

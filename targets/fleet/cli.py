@@ -7,13 +7,11 @@ from pathlib import Path
 
 from wherry.runtimes.errors import InputError
 
-# check options passed to every board as they are (each is honoured remotely or refused there)
-_FORWARDED = ("artifact", "atol", "rtol", "min_cosine", "min_top1")
 UNAVAILABLE_EXIT = 3
 
 
 def add_fleet_command(sub) -> None:
-    from wherry.runtimes.cli import _TOL_FIELDS, _TOL_HELP
+    from wherry.runtimes import check_options
 
     p = sub.add_parser("fleet", help="check bundles on every board of a labgrid farm (needs wherry[labgrid])",
                        description="Reserve, lock and check each labgrid place with the given tags, one at a "
@@ -34,28 +32,13 @@ def add_fleet_command(sub) -> None:
                    help="give up on a place another job holds after this long (default 600 s)")
     p.add_argument("--json", action="store_true", help="print the fleet report as JSON (schema wherry.fleet.v1)")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one testsuite per place")
-    p.add_argument("--artifact", action="append", metavar="FILE", help="check only this artifact (repeatable)")
-    for attr, flag in _TOL_FIELDS:
-        p.add_argument(f"--{flag}", dest=attr, action="append", metavar="[NAME:]VALUE", help=_TOL_HELP[attr])
-    p.add_argument("--strict", action="store_true", help="as check --strict, on every board")
-    p.add_argument("--timeout", type=float, metavar="S", help="as check --timeout, on every board")
+    # the check options every board's check gets as they are (each is honoured remotely or refused there)
+    check_options.add_arguments(p, fleet=True)
     p.set_defaults(func=cmd_fleet)
 
 
-def _options(args):
-    options = []
-    for attr in _FORWARDED:
-        flag = "--" + attr.replace("_", "-")
-        for value in getattr(args, attr, None) or ():
-            options += [flag, value]
-    if args.strict:
-        options.append("--strict")
-    if args.timeout is not None:
-        options += ["--timeout", str(args.timeout)]
-    return options
-
-
 def cmd_fleet(args) -> int:
+    from wherry.runtimes import check_options
     from wherry.runtimes.cli import emit_json
 
     from .job import ENV_TEMPLATE, EXPORTER_TEMPLATE, check_env_file, run_fleet
@@ -83,7 +66,7 @@ def cmd_fleet(args) -> int:
         tags[key] = value
     env_file = Path(args.env) if args.env else ENV_TEMPLATE
     check_env_file(env_file)   # before any place is reserved
-    runs = run_fleet(args.coordinator, tags, bundles, _options(args), env_file, args.wait_timeout)
+    runs = run_fleet(args.coordinator, tags, bundles, check_options.forwarded_argv(args), env_file, args.wait_timeout)
     names = [b.name for b in bundles]
     failed = any(r.status in ("failed", "error") for r in runs)
     unavailable = any(r.status == "unavailable" for r in runs)

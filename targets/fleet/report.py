@@ -6,10 +6,11 @@ import datetime
 import xml.etree.ElementTree as ET
 from typing import List, Optional
 
+from wherry.runtimes.text_table import table_lines
+from wherry.runtimes.vocabulary import Verdict
+
 from .job import PlaceRun
 
-_VERDICT = {"passed": "PASS", "failed": "FAIL", "not verifiable here": "n/v", "not built": "NOT BUILT",
-            "not representable": "n/r"}
 
 
 def _worst(artifact: dict) -> Optional[float]:
@@ -29,9 +30,10 @@ def cell(run: PlaceRun, bundle: str) -> str:
     parts = []
     for artifact in check["report"]["artifacts"]:
         worst = _worst(artifact)
-        verdict = _VERDICT.get(artifact["status"], artifact["status"])
-        parts.append(f"{artifact['file']} {verdict}" + (f" {worst:.2g}" if worst is not None and verdict in
-                                                         ("PASS", "FAIL") else ""))
+        status = artifact["status"]
+        verdict = Verdict(status).cell if status in set(Verdict) else status
+        parts.append(f"{artifact['file']} {verdict}" + (f" {worst:.2g}" if worst is not None and status in
+                                                         (Verdict.PASSED, Verdict.FAILED) else ""))
     return ", ".join(parts)
 
 
@@ -48,9 +50,7 @@ def table(runs: List[PlaceRun], bundles: List[str]) -> str:
     rows = [("board", "device", *bundles)]
     for r in runs:
         rows.append((r.place, r.url or "-", *(cell(r, b) for b in bundles)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = table_lines(rows)
     for r in runs:
         if r.message:
             lines.append(f"  {r.place}: {r.message}")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from wherry.runtimes.errors import WherryError
+from ..cache import cache_root  # the user cache: Lite's builds live under it
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,6 @@ class Runtime:
 
 
 # ----------------------------------------------------------------------------- cache layout
-
-def cache_root() -> Path:
-    if os.environ.get("WHERRY_CACHE"):
-        return Path(os.environ["WHERRY_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "wherry"
-
 
 def _arch(name: str) -> Arch:
     if name not in ARCHES:

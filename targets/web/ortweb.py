@@ -29,7 +29,7 @@ class WebSetupError(WherryError):
 
 
 def cache_root() -> Path:
-    from ..lite import cache_root as user_cache   # the one user-level cache of wherry (WHERRY_CACHE, XDG)
+    from ..cache import cache_root as user_cache   # the one user-level cache of wherry (WHERRY_CACHE, XDG)
 
     return user_cache() / "web"
 

@@ -1,0 +1,272 @@
+"""`wherry debug`: the first diverging layer, found in real models with real faults planted in one layer
+of an exported artifact (ONNX weights, a Lite program's attribute) and with a real Paddle Lite bug."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
+
+from wherry.convert import convert, example, legalize
+from wherry.convert.debug import debug
+from wherry.convert.debug.locate import DIVERGED, HEALTHY
+from wherry.runtimes.bundle import content_hash
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("debug")
+    bundle, = convert(example.MODEL, targets="desktop-x86_64", precisions="fp32", inputs=example.INPUTS,
+                      name="digits", out=out)
+    return bundle.path
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    return copy
+
+
+def _reseal_artifact(bundle: Path, file: str) -> None:
+    """Record an edited artifact's hash, as a user who edits the file by hand and updates the manifest would."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for art in manifest["artifacts"]:
+        if art["file"] == file:
+            art["sha256"] = content_hash(bundle / file)
+            art["size"] = (bundle / file).stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def test_healthy_bundle_has_no_divergence(digits):
+    report = debug(digits, str(example.MODEL))
+    assert {a.file: a.status for a in report.artifacts} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
+    assert not report.diverged
+    onnx = next(a for a in report.artifacts if a.format == "onnx")
+    assert len(onnx.ops) >= 12  # most of the 20 ops are compared, not skipped
+    assert "no divergence" in report.text()
+
+
+def _perturb_second_conv(digits: Path, tmp_path: Path) -> Path:
+    """A copy of the bundle whose ONNX has one output channel of the second conv's weights wrong."""
+    import onnx
+    from onnx import numpy_helper
+
+    bundle = _copy(digits, tmp_path)
+    model = onnx.load(str(bundle / "model.onnx"))
+    # the second conv's weights: paddle2onnx stores them as a Constant node named after the Paddle parameter
+    node = next(n for n in model.graph.node if n.op_type == "Constant" and n.output[0] == "conv2d_1.w_0")
+    weights = numpy_helper.to_array(node.attribute[0].t).copy()
+    weights[0] *= -3.0
+    node.attribute[0].t.CopyFrom(numpy_helper.from_array(weights, node.attribute[0].t.name))
+    onnx.save(model, str(bundle / "model.onnx"))
+    _reseal_artifact(bundle, "model.onnx")
+    return bundle
+
+
+def _assert_second_conv_named(report) -> None:
+    found, = report.artifacts
+    assert found.status == DIVERGED
+    assert (found.first.type, found.first.outputs[0].name) == ("conv2d", "conv2d_1.tmp_0")
+    assert "Conv" in found.first.artifact_node
+    # its input (relu6's output, renamed Clip.1 by paddle2onnx: matched by position) is still right
+    assert [(i.name, i.passed) for i in found.first.inputs] == [("relu6_0.tmp_0", True)]
+    assert found.first.inputs[0].artifact_name != "relu6_0.tmp_0"
+    assert all(not f.diverged for f in found.ops if f.index < found.first.index)
+
+
+def test_perturbed_onnx_conv_weights_are_named(digits, tmp_path):
+    bundle = _perturb_second_conv(digits, tmp_path)
+    _assert_second_conv_named(debug(bundle, str(example.MODEL), artifacts=["model.onnx"]))
+
+
+@pytest.mark.slow
+def test_onnx_debug_on_the_emulated_aarch64_board(digits, tmp_path):
+    """The exposed ONNX runs on the board through check's device connection (qemu: ~1 min)."""
+    bundle = _perturb_second_conv(digits, tmp_path)
+    report = debug(bundle, str(example.MODEL), artifacts=["model.onnx"], device="emulated-aarch64")
+    assert report.device == {"machine": "emulated-aarch64"}
+    _assert_second_conv_named(report)
+
+
+def test_changed_attribute_in_the_lite_program_is_named(digits, tmp_path):
+    from paddle.base.proto import framework_pb2
+
+    model, params, _ = legalize.legalize(example.MODEL, example.MODEL.with_suffix(".pdiparams"), tmp_path / "legal")
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(model.read_bytes())
+    pool = [op for op in desc.blocks[0].ops if op.type == "pool2d"][0]  # the first pool (max)
+    attr = next(a for a in pool.attrs if a.name == "pooling_type")
+    assert attr.s == "max"
+    attr.s = "avg"
+    model.write_bytes(desc.SerializeToString())
+
+    report = debug(digits, str(example.MODEL), artifacts=["model.x86.nb"], nb_program=(model, params))
+    found, = report.artifacts
+    assert found.status == DIVERGED
+    assert (found.first.type, found.first.outputs[0].name) == ("pool2d", "pool2d_0.tmp_0")
+    assert all(i.passed for i in found.first.inputs)
+    assert found.first.attrs["pooling_type"] == "max"  # the reference program's attribute
+
+
+@pytest.fixture(scope="module")
+def pads_bundle(tmp_path_factory) -> tuple:
+    """Constant, reflect and replicate padding (pad3d): Paddle Lite x86 2.13 ignores the constant pad value."""
+    folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
+    if not (folder / "pads" / "model.pdmodel").is_file():
+        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "legacy", str(folder), "pads"],
+                       check=True, capture_output=True)
+    out = tmp_path_factory.mktemp("pads")
+    bundle, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precisions="fp32",
+                      inputs=folder / "pads" / "inputs.npz", name="pads", out=out)
+    return bundle, folder / "pads" / "model.pdmodel"
+
+
+def test_lite_pad3d_constant_value_bug_is_located(pads_bundle):
+    bundle, model = pads_bundle
+    assert {a.file: a.verdict for a in bundle.artifacts} == {"model.x86.nb": "failed", "model.onnx": "passed"}
+    report = debug(bundle.path, str(model))
+    by_file = {a.file: a for a in report.artifacts}
+    assert by_file["model.onnx"].status == HEALTHY
+    lite = by_file["model.x86.nb"]
+    assert lite.status == DIVERGED and lite.first.type == "pad3d"
+    assert lite.first.attrs["mode"] == "constant" and lite.first.attrs["value"] == pytest.approx(0.5)
+    out = lite.first.outputs[0].parity
+    assert out.max_abs == pytest.approx(0.5)  # exactly the pad value: Lite pads with 0
+    assert all(i.passed for i in lite.first.inputs)
+
+
+def test_cli_json_exit_codes_and_wrong_model(pads_bundle, tmp_path):
+    bundle, model = pads_bundle
+    run = [sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path)]
+    proc = subprocess.run(run + ["--model", str(model), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "debug.schema.json").read_text()))
+    nb = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
+    assert nb["first_divergence"]["type"] == "pad3d"
+    proc = subprocess.run(run + ["--model", str(example.MODEL)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not the model" in proc.stderr
+
+
+@pytest.mark.parametrize("name, fmt, size", [("mobilenet_v3_large", "legacy", 64), ("googlenet", "legacy", 224),
+                                             ("mobilenet_v3_small", "pir", 64)])
+def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_path):
+    """Legacy Paddle 3.3.1 exports carry dropout (whose Mask legalization adds and no inference kernel writes):
+    the tapped reference fetched it and Paddle Inference refused the whole run. Every healthy artifact
+    now ends in a verdict, with the op-by-op walk reaching the model's last op."""
+    from support.models import export_vision_model
+
+    model = export_vision_model(name, fmt, size)
+    bundle, = convert(model, targets="desktop-x86_64", precisions="fp32", name=name, out=tmp_path)
+    assert bundle.ok
+    # the PIR model is debugged from the bundle alone: its translated, legalized program is kept in it
+    given = [] if fmt == "pir" else ["--model", str(model)]
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), *given, "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    document = json.loads(proc.stdout)
+    assert {a["file"]: a["status"] for a in document["artifacts"]} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
+    lite = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
+    assert len(lite["ops"]) > 100 and lite["unmatched"] == []
+    assert document["model"] == (None if fmt == "pir" else str(model))
+
+
+def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
+    """Intermediate slots (dropout's Mask, batch_norm's saved statistics, XShape) are hidden, so are
+    overwritten values (in place: the last writer owns the name) and a sub-block's values never written in
+    block 0 (a branch not taken leaves them empty)."""
+    from support.models import export_vision_model
+
+    from wherry.convert.debug import program as program_io
+
+    model = export_vision_model("mobilenet_v3_large", "legacy", 64)
+    legal, params, changes = legalize.legalize(model, model.with_suffix(".pdiparams"), tmp_path / "legal")
+    assert any("dropout" in c and "Mask" in c for c in changes)  # legalization adds the Mask Lite parses
+    program = program_io.read(legal)
+    dropout = next(op for op in program.ops if op.type == "dropout")
+    assert dropout.data_outputs(program.tensors) == dropout.outputs["Out"]
+    assert dropout.outputs["Mask"][0] not in program.tensors
+    norm = next(op for op in program.ops if op.type == "batch_norm")
+    assert norm.data_outputs(program.tensors) == norm.outputs["Y"]
+    _, _, fetched = program_io.tapped_copy(legal, params, tmp_path / "tapped")
+    assert not any(name.endswith(".mask") or name in program.params for name in fetched)
+
+    ops = [program_io.OpRecord(0, "scale", {"X": ["x"]}, {"Out": ["a"]}),
+           program_io.OpRecord(1, "increment", {"X": ["a"]}, {"Out": ["a"]}),
+           program_io.OpRecord(2, "conditional_block", {"Input": ["a"]}, {"Out": ["b", "a"]}, {"sub_block": None}),
+           program_io.OpRecord(3, "select_input", {"X": ["b"]}, {"Out": ["c"]})]
+    program_io._hide_unwritten(ops, ["x"])
+    assert [op.hidden for op in ops] == [{"a"}, {"a"}, {"b"}, set()]
+
+
+def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path):
+    """convert's and check's summaries, their JSON and check.html name the exact `wherry debug` command of a
+    failed artifact (the pads model's .nb fails for a real Lite bug); that command, run as printed, names
+    the culprit. A bundle that keeps its program (the default for a small model) needs no --model."""
+    import shlex
+
+    _, model = pads_bundle
+    wherry = [sys.executable, "-m", "wherry.convert.cli"]
+    convert_pads = wherry + ["convert", str(model), "-t", "desktop-x86_64", "--name", "pads",
+                             "--inputs", str(model.parent / "inputs.npz")]
+
+    def run_printed(command):
+        words = shlex.split(command)
+        assert words[0] == "wherry"
+        proc = subprocess.run(wherry + words[1:], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr[-2000:]  # diverged: the command ran to a verdict
+        assert "first divergence at op pad3d" in proc.stdout
+
+    proc = subprocess.run(convert_pads + ["-o", "kept"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    kept = "kept/pads.desktop-x86_64"
+    assert f"model.x86.nb: find the first diverging layer: wherry debug {kept} --artifact model.x86.nb" in proc.stdout
+    assert "model.onnx: find" not in proc.stdout  # the passing artifact names none
+    run_printed(f"wherry debug {kept} --artifact model.x86.nb")
+
+    proc = subprocess.run(convert_pads + ["-o", str(tmp_path / "out"), "--debug-program", "never", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "convert.schema.json").read_text()))
+    bundle = tmp_path / "out" / "pads.desktop-x86_64"
+    assert not (bundle / "debug").exists()
+    expected = f"wherry debug {shlex.quote(str(bundle))} --model {shlex.quote(str(model.resolve()))} " \
+               "--artifact model.x86.nb"
+    commands = {a["file"]: a["debug_command"] for a in document["bundles"][0]["artifacts"]}
+    assert commands == {"model.x86.nb": expected, "model.onnx": None}
+
+    html = tmp_path / "check.html"
+    proc = subprocess.run(wherry + ["check", str(bundle), "--html", str(html)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 1 and f"find the first diverging layer: {expected}" in proc.stdout
+    assert expected.replace("'", "&#x27;") in html.read_text()
+    proc = subprocess.run(wherry + ["check", str(bundle), "--json"], capture_output=True, text=True, timeout=600)
+    document = json.loads(proc.stdout)
+    jsonschema.validate(document, json.loads((REPO / "docs" / "schemas" / "check.schema.json").read_text()))
+    assert {a["file"]: a["debug_command"] for a in document["artifacts"]} == commands
+    run_printed(expected)
+
+    # without a kept program and without --model there is nothing to run op by op: one readable error
+    proc = subprocess.run(wherry + ["debug", str(bundle)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "keeps no program" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kept_program_is_hashed_like_every_file(pads_bundle, tmp_path):
+    """The program a bundle keeps for debug is checked against the manifest before it is run."""
+    bundle, _ = pads_bundle
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    program = manifest["program"]
+    assert program["model"] == "debug/model.pdmodel" and len(program["params_sha256"]) == 64
+    copy = _copy(bundle.path, tmp_path)
+    with open(copy / "debug" / "model.pdiparams", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x7f\x7f\x7f\x7f")
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(copy)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 2 and "does not match its manifest hash" in proc.stderr, proc.stderr[-2000:]

