@@ -151,7 +151,7 @@ def board_runs(bundles) -> float:
         for art in load_bundle(bundle).manifest.artifacts:
             if art.arch != "arm" or not any("emulated aarch64 board" in n for n in art.notes):
                 continue
-            command = [*EmulatedAarch64.python(), "-c", BOARD_FLOOR, str(bundle), art.file]
+            command = [*EmulatedAarch64().python(), "-c", BOARD_FLOOR, str(bundle), art.file]
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             total += time.perf_counter() - start

@@ -60,7 +60,7 @@ class ConvertedBundle:
     @classmethod
     def from_result(cls, result) -> "ConvertedBundle":
         check = result.check
-        verdicts = {r.file: (r.status, r.reason) for r in check.results} if check is not None else {}
+        verdicts = {r.file: (str(r.status), r.reason) for r in check.results} if check is not None else {}
         commands = {r.file: check.debug_command(r) for r in check.results} if check is not None else {}
         board = result.report.get("emulated_verification") or {}
         artifacts = [ArtifactOutcome(a.file, a.format, a.precision, a.arch, a.size,
@@ -75,7 +75,7 @@ class ConvertedBundle:
                       for n in getattr(result, "not_built", [])]
         return cls(Path(result.path), result.target, str(result.manifest.target.get("arch")), bool(result.ok),
                    artifacts, list(result.report.get("warnings", [])), result.report,
-                   result.check.verdict if result.check is not None else NOT_VERIFIED, result.check)
+                   str(result.check.verdict) if result.check is not None else NOT_VERIFIED, result.check)
 
     def to_json(self) -> dict:
         data = asdict(replace(self, check=None))   # the check's JSON is in report["verification"]

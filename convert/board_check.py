@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from wherry.runtimes.bundle import Artifact
+from wherry.runtimes import time_limit
 from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,9 @@ class BoardCheck:
 
         self.nbs, self.folder, self.label, self.timeline = nbs, folder, label, timeline
         self.device = EmulatedAarch64()
-        self.argv = ["check", str(folder), "--json"] + [w for a in nbs for w in ("--artifact", a.file)]
+        # the default limit, not one derived from the host's golden run: qemu runs many times slower
+        self.argv = ["check", str(folder), "--json", "--timeout", f"{time_limit.DEFAULT_S:g}"] + \
+            [w for a in nbs for w in ("--artifact", a.file)]
         # files, not pipes: nobody reads the board's output until it ends, and a full pipe would stall it
         self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         self._start = timeline.begin(label)
@@ -105,12 +108,17 @@ def _unverified(nbs: List[Artifact], why: str) -> None:
 
 
 def _notes(result: dict) -> List[str]:
+    return result_notes(result, "emulated aarch64 board (qemu, Paddle Lite ARM runtime)")
+
+
+def result_notes(result: dict, where: str) -> List[str]:
+    """An artifact's notes from another device's check of it (the runner's JSON): its verdict and figures."""
     outs = [o for o in result.get("outputs", []) if o.get("max_abs") is not None]
     figures = (f" (max abs {max(float(o['max_abs']) for o in outs):.2e}, cosine "
                f"{min(float(o['cosine']) for o in outs):.6f})") if outs else ""
     verdict = {"passed": "pass", "failed": "FAIL"}.get(result["status"], result["status"])
     why = f": {result['reason'].splitlines()[0][:200]}" if result["status"] != "passed" and result.get("reason") else ""
-    return [f"emulated aarch64 board (qemu, Paddle Lite ARM runtime) vs golden: {verdict}{figures}{why}",
+    return [f"{where} vs golden: {verdict}{figures}{why}",
             *result.get("notes", [])]
 
 

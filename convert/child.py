@@ -21,7 +21,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from wherry.runtimes.errors import NativeCrash, WherryError
 from wherry.runtimes.paddle_errors import is_paddle_error, summarize
@@ -57,11 +57,13 @@ def log_tail(text: str, lines: int = 6) -> str:
 
 
 def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 1800,
-        env: Optional[dict] = None, explain_crash: Optional[Callable[[str], Optional[str]]] = None):
+        env: Optional[dict] = None, explain_crash: Optional[Callable[[str], Optional[str]]] = None,
+        python: Optional[str] = None, pythonpath: Sequence[str] = ()):
     """Call ``target`` ("package.module:function") with ``kwargs`` in a child process.
 
     Returns the function's JSON-serialisable result and the child's log text.
-    ``explain_crash(log_text)`` may return a hint (e.g. the pass that crashed).
+    ``explain_crash(log_text)`` may return a hint (e.g. the pass that crashed). ``python``: another
+    interpreter (a tool's own venv, ``tool_env``), with ``pythonpath`` first on its path.
     """
     with tempfile.TemporaryDirectory(prefix="wherry-child-") as tmp:
         result_path = Path(tmp) / "result.json"
@@ -72,11 +74,11 @@ def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 180
         child_env["WHERRY_CHILD_PARENT"] = str(os.getpid())   # the tool dies with this process
         # The project root must be importable in the child even when wherry is not installed.
         root = str(Path(__file__).resolve().parent.parent)
-        child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
+        child_env["PYTHONPATH"] = os.pathsep.join([*pythonpath, root, child_env.get("PYTHONPATH", "")])
         start = time.perf_counter()
         with open(log_path, "w") as log_file:
             try:
-                proc = subprocess.run([sys.executable, "-m", "wherry.convert.child", target],
+                proc = subprocess.run([python or sys.executable, "-m", "wherry.convert.child", target],
                                       input=json.dumps(kwargs), text=True, env=child_env,
                                       stdout=log_file, stderr=subprocess.STDOUT, timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -141,26 +141,15 @@ def _print_summary(result) -> None:
 
 
 def _quantization_table(quant: dict) -> str:
-    def fmt(value, spec, suffix=""):
-        return "-" if value is None else f"{value:{spec}}{suffix}"
-    metric = quant.get("metric") or "accuracy"
-    rows = [("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", metric, "worse by", "top-1 = fp32",
-             "quantized: layers", "weights", "MACs")]
-    for r in quant["rows"]:
-        layers = (f"{r['quantized_layers']}/{r['weight_layers']}" if r.get("weight_layers") is not None else "-")
-        rows.append((r["artifact"], r["precision"], f"{r['size'] / 1024:.1f} KB", fmt(r["size_ratio"], ".2f", "x"),
-                     fmt(r["latency_ms"], ".3f", " ms") if r["runs_here"] else "ARM only",
-                     fmt(r["latency_ratio"], ".2f", "x"), fmt(r.get("score", r.get("accuracy")), ".2f", "%") +
-                     (" (board)" if r.get("measured_on") == "emulated aarch64 board" else ""),
-                     fmt(r.get("score_drop", r.get("accuracy_drop")), "+.2f", " pt"), fmt(r.get("top1_agreement"), ".2f", "%"),
-                     layers, fmt(r.get("quantized_weights"), ".0%"), fmt(r.get("quantized_macs"), ".0%")))
+    from wherry.runtimes import quant_table
     from wherry.runtimes.text_table import table_lines
 
-    lines = table_lines(rows)
+    lines = table_lines([quant_table.header(quant)] + quant_table.rows(quant))
+    metric = quant.get("metric") or "accuracy"
     if quant.get("reference_accuracy") is not None:
         lines.append(f"original model (Paddle Inference) {metric} on --eval data ({quant.get('eval_samples') or '?'} "
                      f"samples): {quant['reference_accuracy']:.2f}%")
-    if any(r.get("measured_on") == "emulated aarch64 board" for r in quant["rows"]):
+    if any(r.get("measured_on") == quant_table.BOARD for r in quant["rows"]):
         lines.append("(board): measured from the ARM kernels' outputs on the emulated aarch64 board")
     lines += [f"note: {n}" for n in quant.get("notes", [])]
     return "\n".join(lines)

@@ -3,9 +3,10 @@ others still ship (see docs/DESIGN.md, "Artifact fates")."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from wherry.runtimes.bundle import FAILED_TO_BUILD, NotBuilt
 from wherry.runtimes.errors import WherryError
@@ -20,9 +21,11 @@ class Failures:
     is recorded here and the others still ship; the manifest and report list every record.
     """
 
-    def __init__(self):
+    def __init__(self, disks: Sequence[Path] = ()):
+        """``disks``: folders the tools write into; a failure while one of them is full is that, not the tool's."""
         self.records: List[NotBuilt] = []
         self._errors: List[WherryError] = []
+        self._disks = list(disks)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -33,6 +36,9 @@ class Failures:
         return [r for r in self.records if r.status == FAILED_TO_BUILD]
 
     def add(self, record: NotBuilt, error: Optional[WherryError] = None) -> None:
+        full = full_disk(self._disks, record.reason)
+        if full is not None:   # a tool that could not write (Lite's opt aborts in fwrite) did not fail on the model
+            raise full
         log.warning("%s %s (%s): %s", record.file, record.status, record.tool, record.reason)
         self.records.append(record)
         self._errors.append(error)
@@ -62,6 +68,28 @@ class Failures:
                 raise error
             first = self.records[0]
             raise WherryError(f"no artifact could be built: {first.file}: {first.reason}", first.hint or None)
+
+
+LOW_SPACE = 1 << 20   # less free space than this where a tool writes: a failure there is the disk's
+_NO_SPACE = re.compile(r"No space left on device|Errno 28\b|ENOSPC|Disk quota exceeded")
+
+
+def full_disk(folders: Sequence[Path], reason: str = ""):
+    """An OutputError naming the full disk when one of ``folders`` has (almost) no space left, or a tool's
+    failure ``reason`` says so; else None."""
+    from wherry.convert.publish import OutputError
+
+    for folder in folders:
+        try:
+            stat = os.statvfs(folder)
+        except OSError:
+            continue
+        if stat.f_bavail * stat.f_frsize < LOW_SPACE or _NO_SPACE.search(reason or ""):
+            return OutputError(f"no space left on the disk holding {folder} "
+                               f"({stat.f_bavail * stat.f_frsize >> 10} KiB free)",
+                               "free space there or convert into another folder (-o DIR); nothing was written "
+                               "and the previous bundle, if any, is unchanged")
+    return None
 
 
 def not_built(exc: WherryError, *, file, fmt, precision, arch, tool, places=None) -> NotBuilt:

@@ -155,6 +155,16 @@ def _pass_help() -> str:
     return ("disable a legalization pass (" + ", ".join(PASSES) + "): to see what it repairs")
 
 
+def _formats_help() -> str:
+    from wherry.convert.exporters import formats   # the registry is the list
+
+    return f"artifact formats: {','.join(formats())} (default: the target's)"
+
+
+# options whose help lists what a registry holds, read when the parser is built
+_REGISTRY_HELP = {"skip_passes": _pass_help, "formats": _formats_help}
+
+
 # ----------------------------------------------------------------------------- the declaration
 
 @dataclass
@@ -166,7 +176,7 @@ class ConvertOptions:
     targets: List[str] = option("names", "target profile name or .toml file; repeat for several "
                                          "(default: desktop-x86_64)", default=["desktop-x86_64"],
                                 flags=("-t", "--target"), metavar="TARGET", zoo=False)  # the zoo resolves its own
-    formats: Optional[List[str]] = option("names", "artifact formats: nb,onnx (default: the target's)", metavar="FMT")
+    formats: Optional[List[str]] = option("names", "", metavar="FMT")   # help: _formats_help (the registry)
     out: Path = option("path", "output directory (default: ./out)", default=Path("out"), flags=("-o", "--out"),
                        metavar="DIR", zoo=False)
     name: Optional[str] = option("text", "bundle name (default: derived from the model path)", zoo=False)
@@ -200,7 +210,7 @@ class ConvertOptions:
     max_drop: Optional[float] = option(
         "float", "int8 accuracy guard: max task-metric points lost with --eval, else max %% cosine loss; the most "
                  "sensitive layers are kept in float until it holds", metavar="PP")
-    skip_passes: List[str] = option("names", "", default=[], flags=("--skip-pass",), metavar="PASS")  # help: _pass_help
+    skip_passes: List[str] = option("names", "", default=[], flags=("--skip-pass",), metavar="PASS")  # help: the registry
     debug_program: str = option(
         "choice", "keep the program that fed the exporters (legalized, translated from PIR) in the bundle, so "
                   "`wherry debug BUNDLE` needs no --model: auto (default) keeps it up to 32 MB, always, never",
@@ -213,6 +223,9 @@ class ConvertOptions:
                 "that were built ship and the rest are listed as not built", default=False)
     force: bool = option("flag", "replace existing bundles", default=False, zoo=False)
     verify: bool = option("flag", "skip running the artifacts on this host", default=True, negated="--no-verify")
+    check_timeout: Optional[float] = option(
+        "float", "stop verifying an artifact that takes longer than this to load or to run (default: 50 x the "
+                 "golden run's time, at least 60 s; 0: no limit)", metavar="S")
 
     def __post_init__(self) -> None:
         for spec_field, _ in declared():
@@ -272,7 +285,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if not spec.cli:
             continue
         flags = _flags(f, spec)
-        help_text = spec.help or (_pass_help() if f.name == "skip_passes" else "")
+        help_text = spec.help or _REGISTRY_HELP[f.name]()
         if flags == (f.name,):   # the positional MODEL (optional: --example)
             parser.add_argument(f.name, nargs="?", help=help_text)
             continue

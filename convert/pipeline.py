@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from functools import partial
 import datetime as _dt
 import json
 import logging
@@ -22,7 +23,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import board_check, exporters, golden, legalize, lite_export, nms_tail, onnx_export, pir_route, source
+from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, nms_tail,
+                            onnx_export, pir_route, source)
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
@@ -30,7 +32,7 @@ from wherry.convert.progress import Timeline
 from wherry.convert.source import source_sha256
 from wherry.convert.versions import tool_versions
 from wherry.convert.publish import OutputError, replace_bundle, stage_dir
-from wherry.runtimes import checker, parity
+from wherry.runtimes import checker, parity, time_limit
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
 from wherry.runtimes.errors import InputError, WherryError
@@ -174,7 +176,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         start = time.perf_counter()
         reference_model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
         try:
-            reference = golden.reference_outputs(reference_model, feeds)
+            reference, golden_seconds = golden.timed_reference_outputs(reference_model, feeds)
         except WherryError as exc:
             # calibration runs one sample at a time; a model whose batch is declared dynamic may still take
             # only one (detectors with per-image shape inputs): golden data from --calib then is one sample
@@ -185,8 +187,11 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
             feeds = {k: v[:1] for k, v in feeds.items()}
             golden_text = golden_text.replace(f"{golden.GOLDEN_FROM_CALIB} sample(s)", "1 sample", 1) + \
                 " (one: the model failed on a batch)"
-            reference = golden.reference_outputs(reference_model, feeds)
+            reference, golden_seconds = golden.timed_reference_outputs(reference_model, feeds)
         timeline.book_tool("paddle inference", time.perf_counter() - start)
+    # an artifact that loops (a damaged .nb) is stopped after a limit derived from this run (runtimes/time_limit.py)
+    check_child.set_timeout(time_limit.choose(time_limit.AUTO if options.check_timeout is None
+                                              else options.check_timeout, golden_seconds))
     other_golden = _other_golden_sets(options, info, feeds, timeline, golden_origin)
     if quant.eval_data is not None:
         with timeline.step("evaluating the original model on --eval data"):
@@ -211,7 +216,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
                          check_child=check_child, golden_origin=golden_origin, golden_text=golden_text,
-                         other_golden=other_golden)
+                         other_golden=other_golden, golden_seconds=golden_seconds)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         built: List[_Built] = []
@@ -256,6 +261,9 @@ class _Shared:
     golden_origin: str = "random"               # user | images | calib | random (manifest.golden.origin)
     golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
     other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
+    golden_seconds: Optional[float] = None      # the golden run's time (manifest.golden.seconds)
+    # (target, file) -> a tool's simulation of its artifact judged against golden (rknn: no NPU here)
+    simulations: Dict[tuple, dict] = field(default_factory=dict)
 
 
 def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, origin: str) -> List[tuple]:
@@ -350,7 +358,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
 
     try:
         stage.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is an ordinary directory
-        failures = Failures()
+        failures = Failures(disks=[Path(options.out), shared.work])
         extra = [p for p in precisions if p != "fp32"]
         artifacts = _fp32_nb(profile, options, shared, stage, formats, failures)
         if not extra:   # every .nb of the target exists: the board starts while ONNX is exported and checked
@@ -364,8 +372,10 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
-        artifacts += _derived_artifacts(profile, shared, stage, formats, precisions, fp32_onnx, artifacts,
-                                        quant_notes, failures)
+        edge = edge_export.build(profile, shared, stage, formats, precisions, failures,
+                                 lambda: _shared_onnx(profile, shared), partial(_artifact, profile=profile,
+                                                                               info=shared.info))
+        artifacts += edge
         if "fp32" not in precisions:
             for art in [a for a in artifacts if a.precision == "fp32"]:
                 (stage / art.file).unlink()
@@ -386,6 +396,9 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
                 check = checker.check(stage, child=shared.check_child)
+            if edge:
+                edge_export.check(profile, shared, stage, edge, check)
+                manifest.write(stage)   # with the tool environments' and the board's verdicts among the notes
             _explain_calibration_failures(check, artifacts, shared)
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
@@ -394,22 +407,6 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
-
-
-def _derived_artifacts(profile, shared: _Shared, stage: Path, formats, precisions, fp32_onnx, artifacts,
-                       notes: List[str], failures: Failures) -> List[Artifact]:
-    """The artifacts of the registered exporters that build from the bundle's ONNX (convert/exporters/)."""
-    made: List[Artifact] = []
-    for exporter in exporters.derived(formats):
-        context = exporters.ExportContext(
-            profile=profile, stage=stage, work=shared.work / f"{exporter.format}-{profile.name}",
-            precisions=list(precisions), onnx=fp32_onnx, calib=shared.quant.calib, input_specs=shared.info.inputs,
-            output_specs=shared.info.outputs, failures=failures, timeline=shared.timeline, notes=notes,
-            artifact=lambda file, fmt, precision, arch, notes=(): _artifact(stage, file, fmt, precision, arch,
-                                                                            profile, shared.info, notes=notes))
-        context.work.mkdir(parents=True, exist_ok=True)
-        made += exporter.build(context)
-    return made
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
@@ -565,10 +562,11 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         source={"format": info.format, "translated": shared.legacy.translated, "path": str(Path(options.model).resolve()),
                 "files": [{"name": p.name, "sha256": source_sha256(p)} for p in shared.source_files],
                 "legalized": shared.changes, "notes": shared.source_notes + shared.legacy.notes},
-        tools={**tool_versions(), "onnx_opset": profile.onnx_opset},
+        tools={**tool_versions(), "onnx_opset": profile.onnx_opset, **edge_export.versions(artifacts)},
         target={"name": profile.name, "arch": profile.arch, "os": profile.os},
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": shared.golden_origin, "seed": options.seed,
+                **({"seconds": round(shared.golden_seconds, 4)} if shared.golden_seconds is not None else {}),
                 **({"from": shared.golden_text} if shared.golden_text else {}),
                 **({"other_shapes": others} if others else {})},
         preprocess=_preprocess_record(options, shared),
@@ -597,6 +595,9 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
               "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
               "not_built": [n.to_json() for n in missing],
               "verification": check.to_json() if check is not None else None}
+    simulated = {file: record for (target, file), record in shared.simulations.items() if target == profile.name}
+    if simulated:   # a tool's simulation of the compiled graph (file -> check result + "where"): not a device's run
+        report["simulated_verification"] = simulated
     if emulated is not None:  # ARM .nb results of the emulated aarch64 board (file -> check result)
         report["emulated_verification"] = emulated
         hint = calibration_range_hint(shared)

@@ -7,7 +7,8 @@ only legacy programs; ``untranslated_error`` names the ops) and converts ONNX wi
 paddle2onnx 2.x reads PIR ``model.json`` natively; 1.3.1 (wherry's pinned converter) reads only
 legacy programs. 2.x cannot replace 1.3.1: it breaks some real legacy models, and both are the
 same distribution, so they cannot share an environment. wherry therefore installs 2.x on first
-use (``pip install --no-deps --target``) into a user-level cache — ``$WHERRY_TOOLS_DIR`` or the
+use (``pip install --no-deps --target``) into a user-level cache (``tool_env``: the one cache of tool
+environments) — ``$WHERRY_TOOLS_DIR`` or the
 ``tools`` folder of wherry's user cache (``$WHERRY_CACHE``, else ``$XDG_CACHE_HOME/wherry``, default
 ``~/.cache/wherry``) — and imports it only in the
 child process that converts, with that folder first on ``sys.path``. Its ``optimize_tool`` is
@@ -31,6 +32,7 @@ from typing import List, Optional
 from dataclasses import dataclass
 
 from wherry.convert import child
+from wherry.convert.tool_env import tools_dir
 from wherry.convert.normalize import LegacyModel, to_legacy
 from wherry.convert.onnx_export import OnnxResult
 from wherry.runtimes.errors import WherryError
@@ -70,14 +72,6 @@ def untranslated_error(legacy: "UntranslatedPir", what: str) -> WherryError:
                        "translator, and Paddle Lite reads only legacy programs",
                        "ask for the ONNX artifact only (--format onnx), or export the model in the legacy format "
                        "(FLAGS_enable_pir_api=0)")
-
-
-def tools_dir() -> Path:
-    if os.environ.get("WHERRY_TOOLS_DIR"):
-        return Path(os.environ["WHERRY_TOOLS_DIR"])
-    from wherry.targets.cache import cache_root
-
-    return cache_root() / "tools"
 
 
 def ensure_installed() -> Path:

@@ -20,13 +20,14 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from wherry.runtimes.errors import WherryError
+from wherry.runtimes.leftovers import alive as _alive
+from wherry.runtimes.leftovers import host as _host
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,6 @@ def _libc():
 STALE_S = 600.0   # a leftover of a dead run younger than this is kept (its owner may be on another host)
 
 
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:32] or "host"
-
-
 def stage_dir(final: Path) -> Path:
     """A new hidden staging folder beside ``final``, named so that ``sweep`` can tell when its run is gone."""
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{_host()}-{os.getpid()}-", dir=final.parent))
@@ -139,16 +136,6 @@ def _recover(final: Path) -> None:
             return
         except OSError:
             continue
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def replace_bundle(stage: Path, final: Path) -> None:

@@ -55,14 +55,16 @@ def available() -> Dict[str, Optional[str]]:
 
 def check(bundle_dir: Union[str, "PathLike[str]"], artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Tolerances] = None, isolate: bool = True,
-          threads: Optional[int] = None, timeout: Optional[float] = None,
+          threads: Optional[int] = None, timeout: Union[None, str, float] = "auto",
           max_npz_bytes: Optional[int] = None) -> "CheckReport":
     """Check every artifact runnable on this device against the bundle's golden outputs -> CheckReport.
 
     ``overrides`` replaces manifest tolerances: ``{"rtol": 1e-3}`` for every output, or
     ``{"logits": {"rtol": 1e-3}}`` for one (``"*"`` names all). Fields: rtol (relative to the golden
     output's scale, max |golden|), atol, min_cosine, min_top1. Unknown names are an InputError.
-    ``timeout`` (seconds) bounds each isolated artifact's load and run; ``max_npz_bytes`` the golden data."""
+    ``timeout`` (seconds) bounds each isolated artifact's load and run: "auto" (default) derives it from the
+    golden run's time the bundle records (runtimes/time_limit.py), None is no limit; ``max_npz_bytes`` bounds
+    the golden data."""
     from .checker import check as _check
 
     return _check(bundle_dir, artifacts=artifacts, overrides=overrides, isolate=isolate, threads=threads,

@@ -45,6 +45,8 @@ REPORT = "report.json"
 FORMAT_RUNTIME = vocabulary.FORMAT_RUNTIME
 PRECISIONS = tuple(vocabulary.PRECISIONS)
 ARCHES = vocabulary.ARCH_FAMILIES
+# Artifact.format of a file, by its suffix (an OpenVINO IR is named by its .xml; its weights are the .bin beside it)
+SUFFIX_FORMAT = {f.suffix: name for name, f in vocabulary.FORMATS.items() if f.artifact}
 
 # Paddle Lite writes a 16-byte version field after the leading uint16 of a .nb
 # file, partly uninitialised memory: identical conversions differ there, so the
@@ -52,17 +54,27 @@ ARCHES = vocabulary.ARCH_FAMILIES
 _NB_VOLATILE = slice(2, 18)
 
 
+def companions(path: os.PathLike) -> List[Path]:
+    """The files an artifact is made of besides itself: an OpenVINO IR's weights (model.xml -> model.bin)."""
+    path = Path(path)
+    return [path.with_suffix(".bin")] if path.suffix == ".xml" else []
+
+
 def content_hash(path: os.PathLike) -> str:
-    """sha256 of a file; for .nb files the volatile version field is zeroed first."""
+    """sha256 of a file and its companions (an IR's .bin, so the hash covers the weights too); for .nb
+    files the volatile version field is zeroed first."""
     path = Path(path)
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        head = bytearray(fh.read(1 << 20))
-        if path.suffix == ".nb":
-            head[_NB_VOLATILE] = bytes(len(head[_NB_VOLATILE]))
-        digest.update(head)
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for index, part in enumerate([path] + companions(path)):
+        if index:
+            digest.update(b"\0" + part.name.encode() + b"\0")
+        with open(part, "rb") as fh:
+            head = bytearray(fh.read(1 << 20))
+            if part.suffix == ".nb":
+                head[_NB_VOLATILE] = bytes(len(head[_NB_VOLATILE]))
+            digest.update(head)
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -384,6 +396,7 @@ def _validate(data) -> None:
                 _field(missing, key, str, f"manifest.not_built[{i}]", required=False)
             _field(missing, "places", (str, type(None)), f"manifest.not_built[{i}]", required=False)
         golden = _field(data, "golden", dict, "manifest")
+        _number(golden, "seconds", "manifest.golden")   # the golden run's time: check's default time limit
         others = _field(golden, "other_shapes", list, "manifest.golden", required=False) or []
         for where, golden_set in [("manifest.golden", golden),
                                   *((f"manifest.golden.other_shapes[{i}]", g) for i, g in enumerate(others))]:
@@ -453,8 +466,11 @@ class Bundle:
             info = path.stat() if path.is_file() else None
         except OSError:                   # e.g. a file name longer than the file system allows
             info = None
-        if info is None:
-            raise BundleError(f"{label} is missing from bundle {self.root}",
+        missing = [p for p in companions(path) if not self.file(str(PurePosixPath(relative).parent / p.name))
+                   .is_file()]
+        if info is None or missing:
+            what = label if info is None else f"{missing[0].name} (part of {label})"
+            raise BundleError(f"{what} is missing from bundle {self.root}",
                               "copy the whole bundle directory to the device")
         stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         if self._verified.get((relative, sha256)) == stamp:

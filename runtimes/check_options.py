@@ -12,7 +12,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-DEFAULT_CHECK_TIMEOUT = 600.0
+from . import time_limit
+
+DEFAULT_CHECK_TIMEOUT = time_limit.DEFAULT_S   # a bundle that records no golden run time
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,9 @@ CHECK_OPTIONS: Tuple[CheckOption, ...] = (
                 not_remote_because="it always runs artifacts in child processes, so that a native crash cannot "
                                    "take the board's runner down"),
     CheckOption("timeout", "--timeout", "timeout", float,
-                f"stop an artifact that takes longer than this to load or to run (default {DEFAULT_CHECK_TIMEOUT:g} "
-                "s; 0: no limit)", metavar="S", default=DEFAULT_CHECK_TIMEOUT),
+                f"stop an artifact that takes longer than this to load or to run (default: {time_limit.FACTOR:g} x "
+                f"the golden run's time recorded in the bundle, at least {time_limit.FLOOR_S:g} s; "
+                f"{DEFAULT_CHECK_TIMEOUT:g} s if it records none; 0: no limit)", metavar="S", default=None),
 )
 
 # tolerance field (runtimes.check's overrides) -> its help; the flag is the field with '-' for '_'

@@ -9,9 +9,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
-from . import device, parity
+from . import device, parity, time_limit
 from .bundle import Artifact, Bundle, load_bundle
 from .errors import BundleError, InputError, NativeCrash, WherryError
 from .text_table import table_lines
@@ -440,15 +440,18 @@ def _lite_version_note(bundle: Bundle, art: Artifact) -> Optional[str]:
 
 def check(bundle_dir: os.PathLike, artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Mapping[str, Mapping[str, float]]] = None, isolate: bool = True,
-          threads: Optional[int] = None, timeout: Optional[float] = None,
+          threads: Optional[int] = None, timeout: Union[None, str, float] = time_limit.AUTO,
           max_npz_bytes: Optional[int] = None, child=None) -> CheckReport:
     """Check every artifact (or the named ones) that can run on this device against the golden outputs.
 
-    ``timeout`` bounds loading and running each isolated artifact (its child is killed after it);
+    ``timeout`` bounds loading and running each isolated artifact (its child is killed after it): seconds,
+    None for no limit, or "auto" (the default) for a limit derived from the golden run time the bundle
+    records (runtimes/time_limit.py); a caller's ``child`` keeps the limit it was made with;
     ``max_npz_bytes`` bounds each golden file and each artifact's outputs (default runtimes.npz.MAX_NPZ_BYTES);
     ``child``: an isolate.SharedChild the caller keeps for several checks (the converter's, for all the
     bundles of one call), instead of one started and stopped here."""
     bundle = load_bundle(bundle_dir)
+    timeout = time_limit.choose(timeout, bundle.manifest.golden.get("seconds"))
     overrides = parity.normalize_overrides(overrides, [o.name for o in bundle.manifest.outputs])
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle, max_npz_bytes)

@@ -19,8 +19,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import check_options, device
-from .check_options import DEFAULT_CHECK_TIMEOUT
+from . import check_options, device, time_limit
 from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
@@ -207,10 +206,10 @@ def cmd_check(args) -> int:
     runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
 
     overrides = parse_tolerance_overrides(args)
-    timeout = getattr(args, "timeout", DEFAULT_CHECK_TIMEOUT)
+    timeout = getattr(args, "timeout", None)
     report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
                             isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None),
-                            timeout=timeout if timeout and timeout > 0 else None)
+                            timeout=time_limit.AUTO if timeout is None else (timeout if timeout > 0 else None))
     return print_check_report(args, report)
 
 
@@ -391,9 +390,35 @@ def report_errors(prog: str, command: Callable[[], int], json_errors: bool = Fal
     except BrokenPipeError:  # e.g. `... | head`: the reader left, nothing to report
         sys.stdout = open(os.devnull, "w")
         return 0
+    except OSError as exc:   # the machine refused (a full disk, a name too long, no permission): one line too
+        log.debug("system error", exc_info=True)
+        error = os_error(exc)
+        print(f"{prog}: error: {error.message}", file=sys.stderr)
+        print(f"  hint: {error.hint}", file=sys.stderr)
+        if json_errors:
+            emit_json("error", error_document(command_name, "OSError", error.message, error.hint, error.exit_code))
+        return error.exit_code
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def os_error(exc: OSError) -> WherryError:
+    """An operating system's refusal as wherry's one-line error, with the cause named and what to do."""
+    import errno
+
+    where = exc.filename2 if exc.filename2 is not None else exc.filename
+    where = f" ({str(where)[:200]})" if where is not None else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WherryError(f"no space left on the disk{where}",
+                           "free space there, or write elsewhere (-o DIR for bundles, TMPDIR for temporary files); "
+                           "a bundle is published whole or not at all, so the previous one is unchanged")
+    if exc.errno == errno.ENAMETOOLONG:
+        return WherryError(f"a file name is longer than the file system allows{where}",
+                           "use a shorter --name, target or output folder")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WherryError(f"not allowed: {exc.strerror}{where}", "write to a folder you own (-o DIR)")
+    return WherryError(f"{exc.strerror or exc}{where}", "run again with -v for the details; report it if it persists")
 
 
 def _raise_interrupt(signum, frame):

@@ -236,7 +236,7 @@ class IsolatedBackend(Backend):
             self._finalizer()  # kills the child: a model that never finishes must not pin the device
             raise Timeout(f"{self.name} did not finish {what} within {self._timeout:g} s; the process was stopped",
                           "a model that runs this long is likely broken (e.g. an endless loop); "
-                          "raise the limit with --timeout if it is really that slow") from None
+                          "raise the limit with --timeout (check) or --check-timeout (convert) if it is really that slow") from None
         except (_ChildGone, BrokenPipeError, OSError):
             self._raise_crash(what)
         if "error" in reply:
@@ -289,6 +289,13 @@ class SharedChild:
         self._backend: Optional[IsolatedBackend] = None
         self._idle = False   # the child was started ahead (prewarm) and has loaded no model yet
         self.fresh = True
+
+    def set_timeout(self, timeout: Optional[float]) -> None:
+        """Change the limit on each load and run (the converter learns it from the golden run, after the
+        child was started ahead); applies to the running child too."""
+        self._args = (self._args[0], timeout)
+        if self._backend is not None:
+            self._backend._timeout = timeout
 
     def prewarm(self, backend_names: List[str]) -> None:
         """Start the child now and let it import these backends while the caller does other work (the

@@ -59,26 +59,50 @@ def _num(value, spec=".3g") -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140) -> str:
-    """Histogram of |artifact - golden| on a log10 axis (exact matches counted apart)."""
+def error_range(errors_list) -> tuple:
+    """One log10 x-range (whole decades) covering every panel's non-zero errors (and tolerance limits), so
+    the histograms of a page can be compared at a glance."""
+    values = [np.asarray(e, np.float64).ravel() for e in errors_list]
+    nonzero = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values]) if values else np.zeros(0)
+    if nonzero.size == 0:
+        return -9, 1
+    lo, hi = math.floor(np.log10(nonzero.min())), math.ceil(np.log10(nonzero.max()))
+    return lo, max(hi, lo + 1)
+
+
+def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140, x_range: Optional[tuple] = None,
+                  limit: Optional[float] = None) -> str:
+    """Histogram of |artifact - golden| on a log10 axis (exact matches counted apart). ``x_range`` (decades,
+    from ``error_range``) shares one axis across panels; ``limit`` (the output's tolerance, atol + rtol x
+    scale) is drawn as a dashed red line: bars right of it are errors over tolerance."""
     errors = np.asarray(errors, np.float64).ravel()
     errors = errors[np.isfinite(errors)]
     exact = int((errors == 0).sum())
     nonzero = errors[errors > 0]
-    lo, hi = (-9, 1) if nonzero.size == 0 else (math.floor(np.log10(nonzero.min())), math.ceil(np.log10(nonzero.max())))
-    hi = max(hi, lo + 1)
+    lo, hi = x_range or error_range([errors] + ([np.array([limit])] if limit else []))
     bins = np.linspace(lo, hi, 31)
-    counts = np.histogram(np.log10(nonzero), bins=bins)[0] if nonzero.size else np.zeros(30, int)
+    logs = np.clip(np.log10(nonzero), lo, hi) if nonzero.size else nonzero
+    counts = np.histogram(logs, bins=bins)[0] if nonzero.size else np.zeros(30, int)
     top = max(int(counts.max()) if counts.size else 0, 1)
     bar_w = (width - 40) / len(counts)
+
+    def x_of(decade):
+        return 30 + (decade - lo) / (hi - lo) * (width - 40)
     bars = "".join(f'<rect x="{30 + i * bar_w:.1f}" y="{height - 24 - (c / top) * (height - 40):.1f}" '
                    f'width="{bar_w - 1:.1f}" height="{(c / top) * (height - 40):.1f}" fill="#3b7dd8"/>'
                    for i, c in enumerate(counts))
-    ticks = "".join(f'<text x="{30 + (t - lo) / (hi - lo) * (width - 40):.1f}" y="{height - 8}" font-size="10" '
+    ticks = "".join(f'<text x="{x_of(t):.1f}" y="{height - 8}" font-size="10" '
                     f'text-anchor="middle">1e{t}</text>' for t in range(lo, hi + 1, max(1, (hi - lo) // 5)))
+    line = ""
+    if limit and limit > 0 and lo <= math.log10(limit) <= hi:
+        x = x_of(math.log10(limit))
+        line = (f'<line class="tolerance" x1="{x:.1f}" y1="16" x2="{x:.1f}" y2="{height - 24}" stroke="#c0392b" '
+                f'stroke-width="2" stroke-dasharray="4,3"/><text x="{x + 3 if x < width / 2 else x - 3:.1f}" y="26" '
+                f'font-size="10" text-anchor="{"start" if x < width / 2 else "end"}" fill="#c0392b">'
+                f'tolerance {limit:.2g}</text>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
             f'<rect width="{width}" height="{height}" fill="#f8fafc"/>{bars}'
-            f'<line x1="30" y1="{height - 24}" x2="{width - 10}" y2="{height - 24}" stroke="#888"/>{ticks}'
+            f'<line x1="30" y1="{height - 24}" x2="{width - 10}" y2="{height - 24}" stroke="#888"/>{ticks}{line}'
             f'<text x="30" y="12" font-size="10">max {top} / bin; {exact} exact of {errors.size}</text></svg>')
 
 
@@ -98,8 +122,14 @@ def image_shaped(shape) -> bool:
     return len(shape) in (3, 4) and shape[-1] >= 4 and shape[-2] >= 4
 
 
+def _heat(t: np.ndarray) -> np.ndarray:
+    """0..1 -> RGB: white (0) through yellow and red to dark red (1)."""
+    return np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
+
+
 def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> str:
-    """Mean |error| over channels of the first sample, as a heat map (white = 0, dark red = max); data URI."""
+    """Mean |error| over channels of the first sample, as a heat map (white = 0, dark red = the largest
+    error); data URI. ``error_map`` adds its colour scale."""
     g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
     err = np.abs(a - g)
     err = err[0] if err.ndim == 4 else err
@@ -108,15 +138,38 @@ def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> st
     t = err / peak
     scale = max(1, size // max(t.shape))
     t = np.kron(t, np.ones((scale, scale)))
-    rgb = np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
-    return "data:image/png;base64," + base64.b64encode(_png(rgb)).decode()
+    return "data:image/png;base64," + base64.b64encode(_png(_heat(t))).decode()
+
+
+def error_map(golden: np.ndarray, actual: np.ndarray) -> str:
+    """The heat map with its colour scale (0 to the largest mean error); an exact output says so in the
+    map itself rather than showing a blank box."""
+    g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
+    err = np.abs(a - g)
+    err = err[0] if err.ndim == 4 else err
+    peak = float(np.nan_to_num(err.mean(axis=0), nan=0.0, posinf=0.0).max())
+    if peak == 0.0:
+        return ('<div class="exactmap" style="width:192px;height:120px;display:flex;align-items:center;'
+                'justify-content:center;background:#d9f2dc;border:1px solid #8fbf96;color:#1b5e20">'
+                'exact: every value equal</div>')
+    ramp = np.linspace(0, 1, 160)[None, :].repeat(10, axis=0)
+    bar = "data:image/png;base64," + base64.b64encode(_png(_heat(ramp))).decode()
+    return (f'<img alt="error map" src="{error_map_png(golden, actual)}"/><div class="scale" style="font-size:11px">'
+            f'<img alt="colour scale" src="{bar}" style="vertical-align:middle"/> 0 &#8211; {peak:.3g}'
+            f' (mean |error|)</div>')
+
+
+def _fit(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars - 1] + "\u2026"
 
 
 def graph_svg(excerpt: Mapping[str, list]) -> str:
-    """before ops -> culprit -> after ops, as boxes in three columns."""
+    """before ops -> culprit -> after ops, as boxes in three columns; each box holds the op (type and
+    index) on one line and the tensor it writes on the next, shortened with an ellipsis only past the box's
+    width (the full label is the box's tooltip)."""
     cols = [excerpt.get("before", []), excerpt.get("culprit", []), excerpt.get("after", [])]
     rows = max(1, *(len(c) for c in cols))
-    box_w, box_h, gap = 230, 30, 12
+    box_w, box_h, gap = 250, 40, 12
     width, height = 3 * box_w + 120, rows * (box_h + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
     centres = []
@@ -126,8 +179,12 @@ def graph_svg(excerpt: Mapping[str, list]) -> str:
         for r, op in enumerate(ops):
             y = gap + r * (box_h + gap)
             fill, stroke = ("#fbd9d7", "#c0392b") if c == 1 else ("#eef2f6", "#8895a7")
-            parts.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{fill}" '
-                         f'stroke="{stroke}"/><text x="{x + 8}" y="{y + 19}" font-size="12">{_e(op["label"])[:34]}</text>')
+            head, _, tensor = str(op["label"]).partition(" -> ")
+            parts.append(f'<g><title>{_e(op["label"])}</title><rect x="{x}" y="{y}" width="{box_w}" '
+                         f'height="{box_h}" rx="5" fill="{fill}" stroke="{stroke}"/>'
+                         f'<text x="{x + 8}" y="{y + 16}" font-size="12" font-weight="bold">{_e(_fit(head, 34))}</text>'
+                         f'<text x="{x + 8}" y="{y + 32}" font-size="11" font-family="monospace">'
+                         f'{_e(_fit(tensor, 36))}</text></g>')
             col.append((x, y + box_h / 2))
         centres.append(col)
     for (x1, y1) in centres[0]:
@@ -136,6 +193,70 @@ def graph_svg(excerpt: Mapping[str, list]) -> str:
     for (x1, y1) in centres[1]:
         for (x2, y2) in centres[2]:
             parts.append(f'<line x1="{x1 + box_w}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#555"/>')
+    return "".join(parts) + "</svg>"
+
+
+def _error_ratio(parity: Optional[dict]) -> Optional[float]:
+    """An op's worst output error over its tolerance limit (1 = on the line), None where not judged."""
+    if not parity or parity.get("max_abs") in (None, "nan"):
+        return None
+    limit = parity.get("limit")
+    try:
+        max_abs, limit = float(parity["max_abs"]), float(limit) if limit is not None else None
+    except (TypeError, ValueError):
+        return None
+    if not limit or not math.isfinite(limit) or limit <= 0:
+        return None
+    return max_abs / limit
+
+
+def depth_svg(art: Mapping, width: int = 640, height: int = 180) -> str:
+    """Error versus depth: each compared op in execution order (x) against its worst output's error over
+    the tolerance limit (y, log scale), the tolerance line at 1 and the first divergence marked. Exact
+    outputs sit on the floor of the axis."""
+    points = []
+    for n, op in enumerate(art.get("ops", [])):
+        ratios = [(r, t["parity"].get("verdict") == "passed") for t in op.get("outputs", [])
+                  for r in [_error_ratio(t.get("parity"))] if r is not None]
+        if ratios:
+            worst = max(ratios, key=lambda x: x[0])
+            points.append((n, op, worst[0], worst[1] and all(ok for _, ok in ratios)))
+    if not points:
+        return ""
+    floor = 1e-6
+    values = [max(r, floor) for _, _, r, _ in points]
+    lo, hi = math.floor(math.log10(min(values))), max(1, math.ceil(math.log10(max(values))))
+    lo = min(lo, -1)
+    left, right, top, bottom = 46, 12, 14, 30
+    span_x = max(len(art.get("ops", [])) - 1, 1)
+
+    def x_of(n):
+        return left + n / span_x * (width - left - right)
+
+    def y_of(value):
+        return top + (hi - math.log10(max(value, floor))) / (hi - lo) * (height - top - bottom)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'class="depth"><rect width="{width}" height="{height}" fill="#f8fafc"/>']
+    for t in range(lo, hi + 1):
+        parts.append(f'<line x1="{left}" y1="{y_of(10.0 ** t):.1f}" x2="{width - right}" y2="{y_of(10.0 ** t):.1f}" '
+                     f'stroke="#e2e8f0"/><text x="{left - 4}" y="{y_of(10.0 ** t) + 3:.1f}" font-size="10" '
+                     f'text-anchor="end">1e{t}</text>')
+    parts.append(f'<line x1="{left}" y1="{y_of(1.0):.1f}" x2="{width - right}" y2="{y_of(1.0):.1f}" '
+                 f'stroke="#c0392b" stroke-dasharray="5,3"/><text x="{width - right}" y="{y_of(1.0) - 4:.1f}" '
+                 'font-size="10" text-anchor="end" fill="#c0392b">tolerance</text>')
+    first = art.get("first_divergence")
+    path = " ".join(f"{x_of(n):.1f},{y_of(r):.1f}" for n, _, r, _ in points)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#94a3b8"/>')
+    for n, op, r, ok in points:
+        parts.append(f'<circle cx="{x_of(n):.1f}" cy="{y_of(r):.1f}" r="3" fill="{"#2e7d32" if ok else "#c0392b"}">'
+                     f'<title>{_e(op["type"])} #{op["index"]}: error {r:.3g} x tolerance</title></circle>')
+        if first and op["index"] == first["index"]:
+            parts.append(f'<line x1="{x_of(n):.1f}" y1="{top}" x2="{x_of(n):.1f}" y2="{height - bottom}" '
+                         f'stroke="#c0392b" stroke-width="2"/><text x="{x_of(n) + 4:.1f}" y="{top + 10}" '
+                         f'font-size="11" fill="#c0392b">first divergence: {_e(op["type"])} #{op["index"]}</text>')
+    parts.append(f'<text x="{left}" y="{height - 8}" font-size="10">op 1</text>'
+                 f'<text x="{width - right}" y="{height - 8}" font-size="10" text-anchor="end">'
+                 f'op {len(art.get("ops", []))} (execution order; y: max abs error / tolerance limit)</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -172,9 +293,22 @@ def _verdict_section(check: dict, with_debug_commands: bool = True) -> str:
     return "<h2>Verdicts</h2>" + said + "<table>" + "".join(rows) + "</table>" + (hints if with_debug_commands else "")
 
 
-def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]]) -> str:
+def _limits(check: Optional[dict]) -> dict:
+    """(artifact file, output name) -> its tolerance limit (atol + rtol x scale), from a check's JSON."""
+    found = {}
+    for art in (check or {}).get("artifacts", []):
+        for out in art.get("outputs", []):
+            limit = out.get("limit")
+            if isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0:
+                found[(art["file"], out["name"])] = float(limit)
+    return found
+
+
+def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]],
+                     check: Optional[dict] = None) -> str:
     parts = ["<h2>Error distribution per output</h2>"]
-    maps = []
+    limits = _limits(check)
+    panels, maps = [], []
     for file, outputs in actual.items():
         for name, value in outputs.items():
             if name not in golden or np.size(value) != np.size(golden[name]) or \
@@ -182,26 +316,29 @@ def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapp
                 continue
             g = np.asarray(golden[name], np.float64)
             a = np.asarray(value, np.float64).reshape(g.shape)
-            parts.append(f'<figure class="fig">{histogram_svg(np.abs(a - g))}<figcaption><code>{_e(file)}</code> '
-                         f'output <code>{_e(name)}</code>: |error| histogram</figcaption></figure>')
+            panels.append((file, name, np.abs(a - g), limits.get((file, name))))
             if image_shaped(g.shape):
-                maps.append(f'<figure class="fig"><img alt="error map" src="{error_map_png(g, a)}"/><figcaption>'
+                maps.append(f'<figure class="fig">{error_map(g, a)}<figcaption>'
                             f'<code>{_e(file)}</code> <code>{_e(name)}</code>: mean |error| over channels, sample 0'
                             f'</figcaption></figure>')
+    # one x axis for every panel: the errors and the tolerance lines of all of them
+    shared = error_range([p[2] for p in panels] + [np.array([p[3]]) for p in panels if p[3]])
+    for file, name, errors, limit in panels:
+        parts.append(f'<figure class="fig">{histogram_svg(errors, x_range=shared, limit=limit)}<figcaption>'
+                     f'<code>{_e(file)}</code> output <code>{_e(name)}</code>: |error| histogram'
+                     f'{"" if limit else " (no tolerance recorded)"}</figcaption></figure>')
     if maps:
         parts.append("<h2>Error maps (image-shaped outputs)</h2>" + "".join(maps))
     return "".join(parts)
 
 
 def _quantization_section(quant: Optional[dict]) -> str:
+    from .quant_table import header, rows as table_rows
+
     if not quant or not quant.get("rows"):
         return ""
-    keys = ["artifact", "precision", "size", "size_ratio", "latency_ms", "latency_ratio", "metric", "score",
-            "score_drop", "measured_on", "top1_agreement"]
-    rows = ["<tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"]
-    for r in quant["rows"]:
-        cells = [_num(r.get(k)) if isinstance(r.get(k), float) else ("-" if r.get(k) is None else r[k]) for k in keys]
-        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    rows = ["<tr>" + "".join(f"<th>{_e(k)}</th>" for k in header(quant)) + "</tr>"]
+    rows += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>" for cells in table_rows(quant)]
     notes = "".join(f"<li>{_e(n)}</li>" for n in quant.get("notes", []))
     return "<h2>Quantization</h2><table>" + "".join(rows) + "</table>" + (f"<ul>{notes}</ul>" if notes else "")
 
@@ -215,18 +352,23 @@ def _metric_cells(parity: Optional[dict]) -> str:
 
 
 def _damage_table(art: dict, top: int = 8) -> str:
-    """A quantized artifact's per-layer damage: the layers with the lowest SNR against the fp32 reference."""
+    """A quantized artifact's per-layer damage: the layers with the lowest SNR against the float model's
+    same layer (debug's ranked ``damage`` list; older reports: ranked here from ``ops``)."""
     def snr(op):
         values = [float(t["parity"]["snr_db"]) for t in op["outputs"] if t.get("parity") and
                   t["parity"].get("snr_db") is not None]
         return min(values) if values else math.inf
-    rows = ["<tr><th>layer (Paddle op)</th><th>artifact node</th><th>tensor</th><th>max abs</th><th>cosine</th>"
-            "<th>SNR (dB)</th><th>verdict</th></tr>"]
-    for op in sorted(art["ops"], key=snr)[:top]:
-        t = op["outputs"][0]
-        rows.append(f'<tr><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
+    rows = ["<tr><th>rank</th><th>layer (Paddle op)</th><th>artifact node</th><th>tensor</th><th>max abs</th>"
+            "<th>cosine</th><th>SNR (dB)</th><th>verdict</th></tr>"]
+    by_index = {op["index"]: op for op in art["ops"]}
+    ranked = art.get("damage") or [{"index": op["index"]} for op in sorted(art["ops"], key=snr)]
+    for rank, entry in enumerate(ranked[:top], 1):
+        op = by_index[entry["index"]]
+        t = next((o for o in op["outputs"] if o["name"] == entry.get("tensor")), op["outputs"][0])
+        rows.append(f'<tr><td>{rank}</td><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
                     f'<td><code>{_e(t["name"])}</code></td>{_metric_cells(t.get("parity"))}</tr>')
-    return (f'<p><code>{_e(art["file"])}</code>: per-layer damage (lowest SNR first)</p><table>'
+    return (f'<p><code>{_e(art["file"])}</code>: per-layer damage against the float model\'s same layer '
+            f'(lowest SNR first; {len(ranked)} layers, all in the JSON\'s <code>damage</code>)</p><table>'
             + "".join(rows) + "</table>")
 
 
@@ -241,6 +383,7 @@ def _debug_section(debug: dict) -> str:
         if art["status"] != "diverged" or not first:
             parts.append(f'<p>{head}<span class="{_verdict_class(art["status"])}">{_e(art["status"])}</span> '
                          f'{_e(art.get("reason", ""))} ({len(art.get("ops", []))} ops compared)</p>')
+            parts.append(depth_svg(art))
             continue
         parts.append(f'<p>{head}<span class="fail">first diverging op: {_e(first["type"])} #{first["index"]}</span> '
                      f'(artifact: {_e(first["artifact_node"])})</p>')
@@ -253,6 +396,7 @@ def _debug_section(debug: dict) -> str:
                 rows.append(f'<tr><td>{role[:-1]}</td><td><code>{_e(t["name"])}</code></td>'
                             f'<td><code>{_e(t.get("artifact_name") or "-")}</code></td>{cells}</tr>')
         parts.append("<table>" + "".join(rows) + "</table>")
+        parts.append(depth_svg(art))
         attrs = ", ".join(f"{k}={v!r}" for k, v in list(first.get("attrs", {}).items())[:10])
         if attrs:
             parts.append(f'<p class="muted">attributes in the reference program: {_e(attrs)}</p>')
@@ -298,7 +442,7 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
         body.append(_debug_section(debug))
     body.append(_quantization_section(quant))
     if golden is not None and actual:
-        body.append(_figures_section(golden, actual))
+        body.append(_figures_section(golden, actual, check))
     body.append(_environment_section(tools or {}, device or {}))
     return page(f"wherry: {name}", "".join(body))
 

@@ -57,6 +57,7 @@ from pathlib import PurePosixPath
 from typing import Optional
 from urllib.parse import parse_qs, urlparse
 
+from . import leftovers
 from .errors import InputError, WherryError
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ class Runner:
         self.lock = threading.Lock()
         self.jobs = threading.Semaphore(1)  # one check or run at a time: bounded memory, undistorted timings
         self.uploads = os.path.join(workdir, ".uploads")
+        self._dir_lock = None if own_workdir else _claim(workdir)
         os.makedirs(self.uploads, exist_ok=True)
 
     def authorized(self, header: Optional[str]) -> bool:
@@ -235,12 +237,43 @@ class Runner:
         shutil.rmtree(self.uploads, ignore_errors=True)
         if self.own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._dir_lock is not None:   # the lock file goes too: the user's --dir is left as it was
+            try:
+                os.unlink(self._dir_lock.name)
+            except OSError:
+                pass
+            self._dir_lock.close()   # releases the flock: another runner may use the --dir now
+            self._dir_lock = None
 
     def bundle(self, bundle_id: str) -> str:
         with self.lock:
             if bundle_id not in self.bundles:
                 raise HttpError(404, f"no bundle {bundle_id!r} on this device", "upload it first: POST /bundles")
             return self.bundles[bundle_id]
+
+
+_BUNDLE_ID = re.compile(r"[0-9a-f]{12}")
+_WORKDIR_PREFIX = "wherry-runner"
+
+
+def _claim(workdir: str):
+    """Lock a --dir for this runner (an open file holding an flock) and remove what a killed runner left in it:
+    the lock proves no live runner uses the directory, so its uploads and unpacked bundles are stale. A
+    second runner on the same --dir is refused (its clean-up would delete the first one's uploads)."""
+    import fcntl
+
+    os.makedirs(workdir, exist_ok=True)
+    handle = open(os.path.join(workdir, ".runner.lock"), "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise WherryError(f"another runner is using {workdir}", "give each runner a --dir of its own") from None
+    for entry in os.scandir(workdir):
+        if entry.name == ".uploads" or (_BUNDLE_ID.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            log.info("removed %s, left by a runner that was killed", entry.path)
+    return handle
 
 
 # (method, path pattern) -> handler method; "*" matches one path segment (a bundle id)
@@ -301,6 +334,13 @@ def make_handler(runner: Runner, refuse: bool = False):
 
         def log_message(self, fmt, *args):  # through logging, not stderr prints
             log.info("%s %s", self.address_string(), fmt % args)
+
+        def log_request(self, code="-", size="-"):
+            """The request log: one line per answered request (client, request, status, seconds taken)."""
+            code = getattr(code, "value", code)
+            line = getattr(self, "requestline", "") or "(no request line)"
+            log.info("%s \"%s\" %s %.3fs%s", self.address_string(), line[:200], code,
+                     time.monotonic() - self._start, " refused: busy" if refuse else "")
 
         # ------------------------------------------------------------------ plumbing
         def _reply(self, status: int, body: bytes, content_type: str = "application/json", headers=None) -> None:
@@ -421,8 +461,11 @@ def make_handler(runner: Runner, refuse: bool = False):
                 self._json(400, {"error": "the request is nested too deeply to read", "hint": "send a bundle "
                                  "archive or options as wherry writes them"})
             except Exception as exc:  # noqa: BLE001 - a request must never take the runner down
-                log.exception("request failed")
-                self._json(500, {"error": f"{type(exc).__name__}: {exc}", "hint": "see the runner's log"})
+                incident = uuid.uuid4().hex[:8]
+                log.exception("request failed (incident %s)", incident)
+                self._json(500, {"error": f"{type(exc).__name__}: {exc}",
+                                 "hint": f"see the runner's log (its standard error, or its --log file), "
+                                         f"incident {incident}"})
 
         def do_GET(self):  # noqa: N802 - http.server's naming
             self._handle("get")
@@ -609,7 +652,9 @@ def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: Option
     if limits is None:
         limits = Limits(max_upload=int(max_upload_mb * 1024 * 1024))
     own = workdir is None
-    runner = Runner(workdir or tempfile.mkdtemp(prefix="wherry-runner-"), token, limits, own)
+    if own:   # the temporary work directories of killed runners on this host (their uploads) go first
+        leftovers.sweep(tempfile.gettempdir(), _WORKDIR_PREFIX)
+    runner = Runner(workdir or str(leftovers.owned_tempdir(_WORKDIR_PREFIX)), token, limits, own)
     try:
         return RunnerServer((host, port), runner)
     except BaseException:
@@ -629,6 +674,24 @@ def _read_token(args) -> Optional[str]:
             raise WherryError(f"the token file {args.token_file} is empty", "write the token into it")
         return token
     return args.token or os.environ.get("WHERRY_TOKEN") or None
+
+
+def _request_log(path: Optional[str]) -> None:
+    """The runner's log (requests, refusals, drops, clean-ups, errors with their traceback) on standard error
+    and, with --log, in a file: the package's loggers at INFO whatever the command line's own logging level."""
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if path:
+        try:
+            handlers.append(logging.FileHandler(path))
+        except OSError as exc:
+            raise WherryError(f"cannot write the log file {path}: {exc.strerror or exc}",
+                              "pass a file in a directory you can write") from None
+    package = logging.getLogger(__package__)
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False   # not printed twice by the command line's own handler
 
 
 def _stop(signum, frame):
@@ -666,16 +729,19 @@ def main(argv=None) -> int:
     parser.add_argument("--max-connections", type=int, default=defaults.max_connections,
                         help=f"requests served at once (default {defaults.max_connections})")
     parser.add_argument("--dir", help="where uploaded bundles are kept (default: a temporary directory)")
+    parser.add_argument("--log", metavar="FILE",
+                        help="also append the request log (one line per request, errors with their traceback) "
+                             "to FILE; it always goes to standard error")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    _request_log(args.log)
     limits = Limits(max_upload=int(args.max_upload_mb * (1 << 20)), max_bundle=int(args.max_bundle_mb * (1 << 20)),
                     max_arrays=int(args.max_arrays_mb * (1 << 20)), client_timeout=args.client_timeout,
                     request_timeout=args.request_timeout, header_timeout=args.header_timeout, job_timeout=args.job_timeout,
                     max_connections=max(1, args.max_connections))
     server = make_server(args.host, args.port, _read_token(args), workdir=args.dir, limits=limits)
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"wherry runner on http://{args.host}:{server.server_address[1]} (Ctrl-C to stop)", flush=True)
-    try:
+    try:   # a SIGTERM right after the line below must still reach the clean-up in finally
+        signal.signal(signal.SIGTERM, _stop)
+        print(f"wherry runner on http://{args.host}:{server.server_address[1]} (Ctrl-C to stop)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from . import backends, device
-from .bundle import Artifact, Bundle, is_bundle, load_bundle
+from .bundle import FORMAT_RUNTIME, SUFFIX_FORMAT, Artifact, Bundle, is_bundle, load_bundle
 from .errors import ArchMismatch, BackendUnavailable, BundleError, InputError, SessionClosed
 from .npz import validate_feeds
 from .specs import TensorSpec
@@ -95,10 +95,10 @@ def resolve(path, artifact: Optional[str] = None, backend: Optional[str] = None)
     if artifact:
         raise InputError(f"artifact={artifact!r} only applies to a bundle directory, and {path} is not one",
                          "pass the bundle directory, or the artifact file alone")
-    if path.suffix == ".onnx" or path.suffix == ".nb":
+    if path.suffix in SUFFIX_FORMAT:
         if not path.is_file():
             raise BundleError(f"{path} does not exist", "check the path of the artifact")
-        kind = "onnxruntime" if path.suffix == ".onnx" else "paddlelite"
+        kind = FORMAT_RUNTIME[SUFFIX_FORMAT[path.suffix]]
         target = Target(str(path), backend or kind, "any", path.name)
         if path.suffix == ".nb":
             target.arch = nb_arch_from_name(str(path))
@@ -117,7 +117,7 @@ def resolve(path, artifact: Optional[str] = None, backend: Optional[str] = None)
     if not path.exists():
         raise BundleError(f"{path} does not exist", "pass a bundle directory, an .onnx or .nb file, or a Paddle model")
     raise BundleError(f"cannot tell what {path} is",
-                      "pass a bundle directory, an .onnx file, a Paddle Lite .nb file, or a Paddle model "
+                      "pass a bundle directory, an .onnx file, a Paddle Lite .nb file, an OpenVINO .xml, or a Paddle model "
                       "(.pdmodel/.json + .pdiparams, or a 1.x directory with __model__)")
 
 

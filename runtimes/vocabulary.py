@@ -24,9 +24,11 @@ class Verdict(str, Enum):
     NOT_BUILT = "not built"                   # requested, and a tool failed to build it
     NOT_REPRESENTABLE = "not representable"   # the format cannot express the model: said, not failed
 
-    # the value, also where Python 3.12 would print the member's name; hashed as its value, so a member and
-    # the plain word (read from JSON) are one key in a dict or set
+    # shown as the plain word everywhere (print, f-strings, a list's repr: users print verdicts), also where
+    # Python 3.12 would show the member's name; hashed as its value, so a member and the word read from JSON
+    # are one key in a dict or set
     __str__ = str.__str__
+    __repr__ = str.__repr__
     __format__ = str.__format__
     __hash__ = str.__hash__
 
@@ -115,6 +117,9 @@ class Format:
 FORMATS: Dict[str, Format] = {f.name: f for f in (
     Format("nb", ".nb", "paddlelite"),
     Format("onnx", ".onnx", "onnxruntime"),
+    Format("openvino", ".xml", "openvino"),     # an IR: the .xml names it, its weights are the .bin beside it
+    Format("tflite", ".tflite", "litert"),
+    Format("rknn", ".rknn", "rknn"),            # a Rockchip NPU's; rknn-toolkit-lite2 runs it on the board only
     Format("paddle", ".pdmodel", "paddle", artifact=False),
 )}
 ARTIFACT_FORMATS = tuple(name for name, f in FORMATS.items() if f.artifact)

@@ -36,6 +36,7 @@ class Profile:
     precisions: List[str] = field(default_factory=lambda: ["fp32"])
     threads: int = 1
     tolerances: Dict[str, dict] = field(default_factory=dict)  # precision -> Tolerance fields
+    npu_platform: str = ""         # the Rockchip NPU an .rknn is built for (rk3588, rk3576, rk3568, rk3566, rv1106)
     path: str = ""
 
     @property
@@ -57,6 +58,8 @@ def _validate(data: dict, where: str) -> Profile:
     bad = [a for a in data["artifacts"] if a not in KNOWN_ARTIFACTS]
     if bad or not data["artifacts"]:
         raise ProfileError(f"target profile {where}: artifacts must be a non-empty subset of {list(KNOWN_ARTIFACTS)}")
+    if "rknn" in data["artifacts"] and not data.get("npu_platform"):
+        raise ProfileError(f"target profile {where}: an rknn artifact needs npu_platform (e.g. \"rk3588\")")
     known = set(Profile.__dataclass_fields__) - {"path"}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -78,7 +78,7 @@ QUICK = (
 def pytest_collection_modifyitems(config, items):
     """The quick tier gets its marker; tests that need Paddle Lite's ARM runtime run last, so its background
     build (lite_prebuild) overlaps the rest of the run instead of being waited for; the zoo (every model
-    family in PIR and legacy format) runs only when asked for: -m zoo."""
+    family in PIR and legacy format) and the edge runtimes' conversions run only when asked for: -m zoo, -m edge."""
     from fnmatch import fnmatchcase
 
     from support import lite_prebuild
@@ -89,10 +89,13 @@ def pytest_collection_modifyitems(config, items):
         test_id = item.nodeid.split("tests/", 1)[-1]
         if any(fnmatchcase(test_id, pattern) for pattern in QUICK):
             item.add_marker(pytest.mark.quick)
-    if "zoo" in (config.getoption("-m") or ""):
-        return
-    skip = pytest.mark.skip(reason="the model-family zoo runs with -m zoo")
-    for item in items:
-        if "zoo" in item.keywords:
-            item.add_marker(skip)
+    # the zoo, and the edge runtimes' tool environments (hundreds of MB each): only when asked for with -m
+    for marker, why in (("zoo", "the model-family zoo runs with -m zoo"),
+                        ("edge", "the edge runtimes' tool environments are installed and used with -m edge")):
+        if marker in (config.getoption("-m") or ""):
+            continue
+        skip = pytest.mark.skip(reason=why)
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 

@@ -20,6 +20,10 @@ def add_debug_command(sub) -> None:
     p.add_argument("--device", default="local", metavar="DEVICE",
                    help="run the ONNX artifacts and ARM .nb debug builds (ARM kernels) on this device "
                         "(emulated-aarch64, ssh://user@host; as for check); the reference runs on this host")
+    p.add_argument("--taps", choices=("auto", "all"), default="auto",
+                   help="auto (default): tap every tensor of a small graph in one run per format, bisect a large "
+                        "fp32 one (evenly spaced checkpoints first, then only the ops before the first that "
+                        "diverges); all: tap and compare every tensor (docs/debug.md)")
     p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (schema wherry.debug.v1)")
     p.set_defaults(func=cmd_debug)
@@ -31,7 +35,7 @@ def cmd_debug(args) -> int:
     from .locate import debug
 
     interrupt_on_sigterm()
-    report = debug(args.bundle, args.model, args.artifact, device=args.device)
+    report = debug(args.bundle, args.model, args.artifact, device=args.device, taps_mode=args.taps)
     if args.html:
         from wherry import runtimes
         from wherry.runtimes.report_html import write_check_html

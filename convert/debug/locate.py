@@ -9,7 +9,9 @@ visible.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, WherryError
 
 from ..source import source_sha256
-from . import mapping, taps
+from . import mapping, plan, taps
 from . import program as program_io
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,8 @@ class ArtifactDebug:
     removed: List[str] = field(default_factory=list)       # fetched, yet removed by the tool's fusions
     neighbours: Dict[str, list] = field(default_factory=dict)  # graph excerpt around the culprit
     seconds: float = 0.0
+    rounds: int = 0                                        # tapped runs (more than one: a bisection)
+    tapped: int = 0                                        # Paddle tensors tapped over all rounds
 
     @property
     def quantized(self) -> bool:
@@ -104,7 +108,23 @@ class ArtifactDebug:
                 "reason": self.reason, "first_divergence": self.first.to_json() if self.first else None,
                 "ops": [f.to_json() for f in self.ops], "unmatched": self.unmatched,
                 "removed_by_fusion": self.removed, "graph_excerpt": self.neighbours,
-                "seconds": round(self.seconds, 3)}
+                "rounds": self.rounds, "tensors_tapped": self.tapped, "seconds": round(self.seconds, 3),
+                "damage": self.damage_json() if self.quantized else None}
+
+    def damage_json(self) -> List[dict]:
+        """Every compared layer of a quantized artifact, most damaged (lowest SNR against the float model's
+        same layer) first: the per-layer accuracy view of RKNN-Toolkit2's accuracy_analysis."""
+        rows = []
+        for rank, f in enumerate(self.damage(top=len(self.ops)), 1):
+            worst = f.worst()
+            rows.append({"rank": rank, "index": f.index, "type": f.type, "artifact_node": f.artifact_node,
+                         "tensor": next(t.name for t in f.outputs if t.parity is worst), **{
+                             k: (v if isinstance(v, (int, float)) and math.isfinite(v) else (str(v) if v is not None
+                                                                                             else None))
+                             for k, v in (("snr_db", worst.snr_db), ("cosine", worst.cosine),
+                                          ("max_abs", worst.max_abs), ("max_rel", worst.max_rel))},
+                         "passed": worst.passed})
+        return rows
 
 
 @dataclass
@@ -138,6 +158,8 @@ class _Reference:
     params_file: Path
     tensors: Dict[str, np.ndarray]
     notes: List[str]
+    source: str = ""                     # how the program was obtained, for the report's note
+    detections: set = field(default_factory=set)   # NMS detection rows: compared as sets
 
 
 def _rebuild(bundle, model: str, work: Path):
@@ -164,9 +186,9 @@ def _rebuild(bundle, model: str, work: Path):
     return legal_model, legal_params, notes, legacy.translated
 
 
-def _reference(bundle, model: Optional[str], feeds, golden, work: Path) -> _Reference:
+def _reference(bundle, model: Optional[str], work: Path) -> _Reference:
     """The legalized legacy program ``convert`` fed the exporters (kept in the bundle, or rebuilt from the
-    source model ``model``), and all its tensors from Paddle Inference."""
+    source model ``model``); its tensors are read from Paddle Inference by ``_tap_reference``."""
     if model is None:
         kept = bundle.program_files()
         if kept is None:
@@ -178,18 +200,29 @@ def _reference(bundle, model: Optional[str], feeds, golden, work: Path) -> _Refe
     else:
         legal_model, legal_params, notes, translated = _rebuild(bundle, model, work)
     program = program_io.read(legal_model)
-    tensors = taps.paddle_tensors(legal_model, legal_params, feeds, work)
-    # The reference program itself must still compute the golden outputs (legalization keeps the meaning).
-    outs = {g: tensors.get(f) for g, f in zip(golden, program.fetches)}
+    source = (f"the legalized {'translated ' if translated else ''}legacy program "
+              f"{'kept in the bundle' if model is None else 'rebuilt from ' + str(model)}")
+    return _Reference(program, legal_model, legal_params, {}, notes, source, program.detections())
+
+
+def _tap_reference(ref: _Reference, names: Optional[List[str]], feeds, work: Path) -> None:
+    """Add the tensors ``names`` (None: every one) that the reference has not computed yet."""
+    wanted = None if names is None else [n for n in names if n not in ref.tensors]
+    if wanted == [] and ref.tensors:
+        return
+    for name, value in taps.paddle_tensors(ref.model_file, ref.params_file, feeds, work, wanted).items():
+        ref.tensors.setdefault(name, value)
+
+
+def _check_reference(ref: _Reference, golden) -> None:
+    """The reference program itself must still compute the golden outputs (legalization keeps the meaning)."""
+    program = ref.program
+    outs = {g: ref.tensors.get(f) for g, f in zip(golden, program.fetches)}
     bad = [r for r in parity.compare(golden, outs) if not r.passed]
     if bad:
-        notes.append("the legalized program already differs from the golden outputs of the original model ("
-                     + "; ".join(f"{r.name}: {r.reason}" for r in bad) + "): legalization or translation changed "
-                     "the result")
-    notes.append(f"reference: Paddle Inference on the legalized {'translated ' if translated else ''}"
-                 f"legacy program {'kept in the bundle' if model is None else 'rebuilt from ' + str(model)} "
-                 f"({len(program.ops)} ops, {len(program.tensors)} tensors)")
-    return _Reference(program, legal_model, legal_params, tensors, notes)
+        ref.notes.append("the legalized program already differs from the golden outputs of the original model ("
+                         + "; ".join(f"{r.name}: {r.reason}" for r in bad) + "): legalization or translation "
+                         "changed the result")
 
 
 def _tolerance(art) -> "parity.Tolerance":
@@ -198,33 +231,45 @@ def _tolerance(art) -> "parity.Tolerance":
         art.precision if art.precision in parity.DEFAULTS else "fp32")
 
 
-def _judge(ref: _Reference, tensors, tmap: mapping.TensorMap, name: str, tol) -> TensorCheck:
+def _judge(ref: _Reference, tensors, tmap: mapping.TensorMap, name: str, tol, memo=None) -> TensorCheck:
     other = tmap.pairs.get(name)
     check = TensorCheck(name, other, tmap.how.get(name, ""))
     if other is None or name not in ref.tensors or other not in tensors:
         check.artifact_name = None
         return check
+    key = (name, other)
+    if memo is not None and key in memo:  # a tensor pair is judged once, however often it is asked about
+        check.parity = memo[key]
+        return check
     golden, actual = np.asarray(ref.tensors[name]), np.asarray(tensors[other])
+    if name in ref.detections:  # NMS rows: a set, whose order a correct runtime may choose (as check compares it)
+        iou = tol.match_iou or parity.DETECTION_MATCH_IOU["fp32"]
+        check.parity = parity.compare_detections(name, golden, actual, dataclasses.replace(tol, match_iou=iou))
+        if memo is not None:
+            memo[key] = check.parity
+        return check
     if golden.shape != actual.shape and golden.size == actual.size:
         actual = actual.reshape(golden.shape)  # e.g. Lite's [1] for a 0-D tensor, a kept unit dim
     check.parity = parity.compare_one(name, golden, actual, tol)
+    if memo is not None:
+        memo[key] = check.parity
     return check
 
 
-def _repair_borrowed_names(ref: _Reference, tensors, tmap: mapping.TensorMap, tol) -> None:
+def _repair_borrowed_names(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, memo=None) -> None:
     """A name-matched tensor that differs but equals a Paddle tensor computed right after it carries a
     fused result under a borrowed name (paddle2onnx's conv + bias add): pair it with that tensor instead."""
     program = ref.program
     used = mapping.consumers(program)
     for name in list(tmap.pairs):
-        if tmap.how.get(name) != "name" or _judge(ref, tensors, tmap, name, tol).passed:
+        if tmap.how.get(name) != "name" or _judge(ref, tensors, tmap, name, tol, memo).passed:
             continue
         artifact_name = tmap.pairs[name]
         for later in mapping.downstream(program, name, used=used):
             if later in tmap.pairs:
                 continue
             probe = mapping.TensorMap({later: artifact_name}, {later: "fused"})
-            if _judge(ref, tensors, probe, later, tol).passed:
+            if _judge(ref, tensors, probe, later, tol, memo).passed:
                 del tmap.pairs[name], tmap.how[name]
                 tmap.add(later, artifact_name, "fused")
                 log.info("%s holds Paddle's %s (fused under a borrowed name)", artifact_name, later)
@@ -232,24 +277,28 @@ def _repair_borrowed_names(ref: _Reference, tensors, tmap: mapping.TensorMap, to
     tmap.unmatched = [n for n in program.tensors if n not in tmap.pairs and n not in program.feeds]
 
 
-def walk(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, node_of) -> ArtifactDebug:
+def walk(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, node_of, memo=None,
+         tapped: Optional[set] = None) -> ArtifactDebug:
+    """Judge every tapped tensor op by op; ``tapped`` (None: every tensor) limits the unmatched list to the
+    tensors this run asked for."""
     result = ArtifactDebug("", "", "")
     program = ref.program
-    _repair_borrowed_names(ref, tensors, tmap, tol)
+    memo = {} if memo is None else memo
+    _repair_borrowed_names(ref, tensors, tmap, tol, memo)
     feeds = set(program.feeds)
     for op in program.ops:
-        outputs = [_judge(ref, tensors, tmap, n, tol) for n in op.data_outputs(program.tensors)]
+        outputs = [_judge(ref, tensors, tmap, n, tol, memo) for n in op.data_outputs(program.tensors)]
         outputs = [t for t in outputs if t.parity is not None]
         if not outputs:
             continue
         finding = OpFinding(op.index, op.type, node_of(outputs[0].artifact_name), outputs, attrs=op.attrs)
         result.ops.append(finding)
         if result.first is None and finding.diverged:
-            finding.inputs = [TensorCheck(n, n, "feed") if n in feeds else _judge(ref, tensors, tmap, n, tol)
+            finding.inputs = [TensorCheck(n, n, "feed") if n in feeds else _judge(ref, tensors, tmap, n, tol, memo)
                               for n in op.data_inputs(program.tensors)]
             result.first = finding
             result.neighbours = _excerpt(program, op)
-    result.unmatched = list(tmap.unmatched)
+    result.unmatched = [n for n in tmap.unmatched if tapped is None or n in tapped]
     result.status = DIVERGED if result.first else HEALTHY
     return result
 
@@ -266,28 +315,82 @@ def _excerpt(program: program_io.Program, culprit) -> Dict[str, list]:
     return {"before": [row(o) for o in before], "culprit": [row(culprit)], "after": [row(o) for o in after[:4]]}
 
 
-def _debug_onnx(ref: _Reference, path: Path, feeds, tol, work: Path, device: Optional[str]) -> ArtifactDebug:
-    tensors, graph = taps.onnx_tensors(path, feeds, work, device)
-    tmap = mapping.onnx_map(ref.program, set(tensors), graph)
-    producer = {o: n for n in graph.node for o in n.output}
+class _Job:
+    """One artifact's debug: what it tapped so far, its tensors, and how to tap more (a round)."""
 
-    def node_of(name):
-        node = producer.get(name)
-        while node is not None and node.op_type in mapping.QDQ:  # a quantized graph: the node under the Q/DQ
-            node = producer.get(node.input[0])
-        return f"ONNX {node.op_type} {node.name or name}" if node is not None else "?"
-    return walk(ref, tensors, tmap, tol, node_of)
+    def __init__(self, ref: _Reference, art, tol, work: Path, feeds, device: Optional[str], place: str,
+                 nb_program: Optional[tuple], bisect: bool):
+        self.ref, self.art, self.tol, self.work, self.feeds = ref, art, tol, work, feeds
+        self.device, self.place, self.nb_program = device, place, nb_program
+        self.bisect = bisect
+        self.tensors: Dict[str, np.ndarray] = {}
+        self.tapped: set = set()
+        self.removed: List[str] = []
+        self.memo: dict = {}
+        self.rounds = 0
+        self.result: Optional[ArtifactDebug] = None
+        self.onnx = art.format == "onnx"
+        self.graph = None
 
+    def reference_needs(self, wanted: Optional[List[str]]) -> Optional[List[str]]:
+        """The reference tensors a round needs to judge ``wanted`` (None: every one)."""
+        if wanted is None:
+            return None
+        return plan.with_fused_twins(self.ref.program, wanted) if self.onnx else list(wanted)
 
-def _debug_lite(ref: _Reference, program_files, feeds, tol, work: Path, place: str = "x86",
-                device: Optional[str] = None) -> ArtifactDebug:
-    model, params = program_files or (ref.model_file, ref.params_file)
-    tensors, removed = taps.lite_tensors(Path(model), Path(params), feeds, work, place, device)
-    tmap = mapping.by_name(ref.program, set(tensors))
-    kinds = {n: op.type for op in ref.program.ops for n in op.data_outputs(ref.program.tensors)}
-    result = walk(ref, tensors, tmap, tol, lambda name: f"Lite {place} {kinds.get(name, '?')} (debug .nb)")
-    result.removed = removed
-    return result
+    def tap(self, onnx_file: Optional[Path], wanted: Optional[List[str]]) -> None:
+        """Run the artifact (or its debug build) with ``wanted`` exposed (None: every tensor)."""
+        self.rounds += 1
+        program = self.ref.program
+        if self.onnx:
+            if self.graph is None:
+                self.graph = taps.onnx_graph(onnx_file)
+                self.static_map = mapping.onnx_map(program, taps.onnx_node_outputs(self.graph), self.graph)
+            exposed = None if wanted is None else {self.static_map.pairs[n] for n in wanted
+                                                   if n in self.static_map.pairs}
+            new, _ = taps.onnx_tensors(onnx_file, self.feeds, self.work, self.device, exposed)
+        else:
+            model, params = self.nb_program or (self.ref.model_file, self.ref.params_file)
+            new, removed = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work, self.place,
+                                             self.device, wanted)
+            self.removed = list(dict.fromkeys(self.removed + removed))
+        for name, value in new.items():
+            self.tensors.setdefault(name, value)
+        self.tapped |= set(plan.every_tensor(program) if wanted is None else wanted)
+
+    def judge(self) -> ArtifactDebug:
+        program = self.ref.program
+        if self.onnx:
+            tmap = mapping.TensorMap(dict(self.static_map.pairs), dict(self.static_map.how),
+                                     list(self.static_map.unmatched))
+            producer = {o: n for n in self.graph.node for o in n.output}
+
+            def node_of(name):
+                node = producer.get(name)
+                while node is not None and node.op_type in mapping.QDQ:  # quantized: the node under the Q/DQ
+                    node = producer.get(node.input[0])
+                return f"ONNX {node.op_type} {node.name or name}" if node is not None else "?"
+        else:
+            # Lite returns a fetched bool tensor unfilled (all False or all True while the ops that read it
+            # compute right, measured on Lite 2.13's x86 greater_than): bool tensors are not compared
+            tmap = mapping.by_name(program, {n for n in self.tensors if program.tensors.get(n) != "bool"})
+            kinds = {n: op.type for op in program.ops for n in op.data_outputs(program.tensors)}
+
+            def node_of(name):
+                return f"Lite {self.place} {kinds.get(name, '?')} (debug .nb)"
+        result = walk(self.ref, self.tensors, tmap, self.tol, node_of, self.memo, self.tapped)
+        if not self.onnx:
+            result.removed = [n for n in self.removed if n not in self.tensors]
+        self.result = result
+        return result
+
+    def next_names(self) -> Optional[List[str]]:
+        """After a bisection round: the tensors the next round taps, or None when the verdict is final."""
+        first = self.result.first if self.result else None
+        if not self.bisect or first is None or plan.resolved(self.ref.program, first.index, self.tapped):
+            return None
+        more = [n for n in plan.window(self.ref.program, first.index, self.tapped) if n not in self.tapped]
+        return more or None
 
 
 def _unsupported_reason(art) -> Optional[str]:
@@ -299,8 +402,26 @@ def _unsupported_reason(art) -> Optional[str]:
             "itself (its quantized or fp16 kernels); debug its ONNX twin or the fp32 .nb")
 
 
+def _in_parallel(calls) -> list:
+    """Run the rounds' child processes side by side: each waits mostly on its own child (Paddle, Lite's opt,
+    ONNX Runtime), so the reference and the artifacts load and run at once. Returns each call's exception or
+    None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guarded(call):
+        try:
+            call()
+            return None
+        except WherryError as exc:
+            return exc
+    if len(calls) == 1:
+        return [guarded(calls[0])]
+    with ThreadPoolExecutor(max_workers=min(3, len(calls))) as pool:
+        return list(pool.map(guarded, calls))
+
+
 def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[str]] = None, work: Optional[Path] = None,
-          nb_program: Optional[tuple] = None, device: Optional[str] = None) -> DebugReport:
+          nb_program: Optional[tuple] = None, device: Optional[str] = None, taps_mode: str = plan.AUTO) -> DebugReport:
     """Locate the first diverging op of each chosen artifact (default: every one debug can rebuild or run).
 
     ``model`` is the source model, to rebuild the exporters' program from; None uses the program the bundle
@@ -310,45 +431,98 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
     connections of ``check --device``; the reference and Lite debug builds run on this host.
 
     ``nb_program`` = (model, params) builds the Lite debug .nb from that program instead of the legalized
-    source (to debug a hand-edited program; the tests plant faults this way)."""
+    source (to debug a hand-edited program; the tests plant faults this way).
+
+    ``taps_mode``: "all" taps every tensor in one run per format; "auto" does so for a small graph and
+    bisects a large one (``plan``), fp32 artifacts only (a quantized artifact's per-layer damage needs
+    every layer)."""
     if device and device.startswith("http://"):
         raise InputError("debug cannot use an HTTP runner yet (it takes whole bundles, and debug runs a modified "
                          "ONNX model)", "use --device ssh://user@host or emulated-aarch64, or debug on this host")
+    if taps_mode not in plan.MODES:
+        raise InputError(f"unknown taps mode {taps_mode!r}", f"use one of {', '.join(plan.MODES)}")
     bundle = load_bundle(bundle_dir)
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle)
+    on_device = device not in (None, "local")
     with tempfile.TemporaryDirectory(prefix="wherry-debug-") as scratch:
         work = Path(work or scratch)
-        ref = _reference(bundle, model, feeds, golden, work / "reference")
-        results = []
+        ref = _reference(bundle, model, work / "reference")
+        large = plan.bisects(ref.program, taps_mode)
+        results: Dict[str, ArtifactDebug] = {}
+        jobs: List[_Job] = []
         for art in chosen:
-            start = time.perf_counter()
             why = _unsupported_reason(art)
-            on_device = device not in (None, "local")
             if not why and on_device and art.format != "onnx" and art.arch != "arm":
                 why = "on a device, debug runs ONNX artifacts and ARM .nb files; an x86 .nb is debugged on this host"
+            if why:
+                results[art.file] = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, why)
+                continue
+            bundle.verify_artifact(art)
             # an ARM .nb is debugged with ARM kernels on the device; without one, with x86 kernels here
             place = "arm" if art.format == "nb" and art.arch == "arm" and on_device else "x86"
-            if why:
-                found = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, why)
-            else:
-                bundle.verify_artifact(art)
-                tol = _tolerance(art)
-                where = work / art.file
-                try:
-                    found = (_debug_onnx(ref, bundle.root / art.file, feeds, tol, where, device) if art.format == "onnx"
-                             else _debug_lite(ref, nb_program, feeds, tol, where, place, device if on_device else None))
-                except WherryError as exc:
-                    found = ArtifactDebug(art.file, art.format, art.precision, UNSUPPORTED, exc.message)
-                found.file, found.format, found.precision = art.file, art.format, art.precision
-                if art.format == "nb" and found.status != UNSUPPORTED:  # (an UNSUPPORTED reason says why)
-                    found.reason = (f"the .nb was rebuilt from the program with every tensor fetched ({place} kernels"
-                                    + (f" on {device}" if place == "arm" else "")
-                                    + (", not the ARM ones of this artifact" if art.arch == "arm" and place == "x86"
-                                       else "") + ")")
-            found.seconds = time.perf_counter() - start
+            job = _Job(ref, art, _tolerance(art), work / art.file, feeds,
+                       device if (on_device and (art.format == "onnx" or place == "arm")) else None, place,
+                       nb_program, large and art.precision == "fp32")
+            jobs.append(job)
+        wanted = {j.art.file: (plan.checkpoints(ref.program) if j.bisect else None) for j in jobs}
+        seconds = {j.art.file: 0.0 for j in jobs}
+        active = list(jobs)
+        first_round = True
+        while active or first_round:
+            needs = [j.reference_needs(wanted[j.art.file]) for j in active]
+            ref_names = None if any(n is None for n in needs) else list(dict.fromkeys(x for n in needs for x in n))
+            calls = [lambda: _tap_reference(ref, ref_names, feeds, work / "reference")]
+            for job in active:
+                def run(job=job):
+                    start = time.perf_counter()
+                    try:
+                        job.tap(bundle.root / job.art.file, wanted[job.art.file])
+                    finally:
+                        seconds[job.art.file] += time.perf_counter() - start
+                calls.append(run)
+            errors = _in_parallel(calls)
+            if errors[0] is not None:
+                raise errors[0]
+            if first_round:
+                _check_reference(ref, golden)
+                first_round = False
+            still = []
+            for job, error in zip(active, errors[1:]):
+                if error is not None:
+                    results[job.art.file] = ArtifactDebug(job.art.file, job.art.format, job.art.precision,
+                                                          UNSUPPORTED, error.message)
+                    continue
+                start = time.perf_counter()
+                job.judge()
+                more = job.next_names()
+                seconds[job.art.file] += time.perf_counter() - start
+                if more:
+                    wanted[job.art.file] = more
+                    still.append(job)
+            active = still
+        for job in jobs:
+            if job.art.file in results:
+                continue
+            found = job.result
+            art = job.art
+            found.file, found.format, found.precision = art.file, art.format, art.precision
+            found.rounds, found.tapped = job.rounds, len(job.tapped)
+            notes = []
+            if art.format == "nb":
+                notes.append(f"the .nb was rebuilt from the program with the tapped tensors fetched ({job.place} "
+                             "kernels" + (f" on {device}" if job.place == "arm" else "")
+                             + (", not the ARM ones of this artifact" if art.arch == "arm" and job.place == "x86"
+                                else "") + ")")
+            if job.bisect:
+                notes.append(f"bisected in {job.rounds} round(s): {len(job.tapped)} of "
+                             f"{len(plan.every_tensor(ref.program))} tensors tapped (--taps all compares every op)")
+            found.reason = "; ".join(notes)
+            found.seconds = seconds[art.file]
             log.info("%s: %s", art.file, found.status)
-            results.append(found)
+            results[art.file] = found
+    ref.notes.append(f"reference: Paddle Inference on {ref.source} ({len(ref.program.ops)} ops, "
+                     f"{len(ref.program.tensors)} tensors; {len(ref.tensors)} read)")
     here = device_info.describe() if device in (None, "local") else {"machine": device}
     return DebugReport(str(bundle_dir), bundle.manifest.name, str(model) if model else None, here,
-                       dict(bundle.manifest.tools), ref.notes, results)
+                       dict(bundle.manifest.tools), ref.notes, [results[a.file] for a in chosen])

@@ -29,11 +29,17 @@ _SKIPPED_OPS = {"feed", "fetch"}
 
 
 def _hidden_slots(op_type: str) -> set:
-    """Output slots of ``op_type`` that an inference run need not materialise."""
+    """Output slots of ``op_type`` that an inference run need not materialise, or whose values depend on an
+    order a correct runtime may choose differently (an NMS's Index)."""
     from wherry.convert import paddle_registry
 
     entry = paddle_registry.op(op_type) or {}
-    return _NO_DATA_SLOTS | set(entry.get("intermediate") or ())
+    return _NO_DATA_SLOTS | set(entry.get("intermediate") or ()) | ({"Index"} if is_nms(op_type) else set())
+
+
+def is_nms(op_type: str) -> bool:
+    """multiclass_nms*, matrix_nms: their ``Out`` is a set of detection rows, compared as a set."""
+    return "nms" in op_type
 
 
 @dataclass
@@ -66,6 +72,10 @@ class Program:
     params: List[str]
     feeds: List[str]
     fetches: List[str]
+
+    def detections(self) -> Set[str]:
+        """Tensors holding NMS detection rows (compared as sets, as ``check`` compares such outputs)."""
+        return {n for op in self.ops if is_nms(op.type) for n in op.outputs.get("Out", []) if n not in op.hidden}
 
     def producer(self) -> Dict[str, OpRecord]:
         """tensor -> the op whose result it holds (its last writer)."""
@@ -102,10 +112,26 @@ def read(model_file: Path) -> Program:
         attrs = {a.name: attr_value(a) for a in op.attrs if not a.name.startswith("op_")}
         ops.append(OpRecord(i, op.type, inputs, outputs, attrs))
     _hide_unwritten(ops, feeds)
+    _hide_unread(ops, desc, fetches)
     # a tensor is worth comparing when an op really writes data into it
     written = {n for op in ops for names in op.outputs.values() for n in names if n not in op.hidden}
     tensors = {n: t for n, t in tensors.items() if n in written or n in feeds}
     return Program(ops, tensors, params, feeds, fetches)
+
+
+def _hide_unread(ops: List[OpRecord], desc, fetches: List[str]) -> None:
+    """Hide the outputs nothing reads: no op of any block takes them and the program does not fetch them
+    (an LSTM's final states when only its sequence output is used, an NMS's Index). A kernel may leave
+    such a value unwritten (Paddle Lite's x86 rnn does) without the model's outputs being any different,
+    so it is no place for a divergence to start."""
+    read = set(fetches)
+    for block in desc.blocks:
+        for op in block.ops:
+            for slot in op.inputs:
+                read.update(slot.arguments)
+    for op in ops:
+        for names in op.outputs.values():
+            op.hidden.update(n for n in names if n not in read)
 
 
 def _hide_unwritten(ops: List[OpRecord], feeds: List[str]) -> None:

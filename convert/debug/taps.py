@@ -18,21 +18,24 @@ from . import program as program_io
 log = logging.getLogger(__name__)
 
 
-def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path) -> Dict[str, np.ndarray]:
-    """Every intermediate tensor of the program, from Paddle Inference (the reference)."""
-    model, params, _ = program_io.tapped_copy(model_file, params_file, work / "paddle-tapped")
+def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path,
+                   names: Optional[List[str]] = None) -> Dict[str, np.ndarray]:
+    """The program's outputs and the intermediate tensors ``names`` (default: every one), from Paddle
+    Inference (the reference)."""
+    model, params, _ = program_io.tapped_copy(model_file, params_file, work / "paddle-tapped", names)
     with runtimes.open(str(model), isolate=True) as session:
         return session.run(feeds)
 
 
 def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: str = "x86",
-                 device: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], List[str]]:
-    """Every intermediate tensor Paddle Lite still computes in a debug .nb built for ``place`` (x86 here, or
-    arm on ``device``, as for ``check --device``) from the program with all tensors fetched. Returns
-    (tensors, fetched names Lite's optimizer removed anyway)."""
+                 device: Optional[str] = None, names: Optional[List[str]] = None
+                 ) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """The intermediate tensors ``names`` (default: every one) as Paddle Lite computes them in a debug .nb
+    built for ``place`` (x86 here, or arm on ``device``, as for ``check --device``) from the program with
+    those tensors fetched. Returns (tensors, fetched names Lite's optimizer removed anyway)."""
     from wherry.convert import lite_export
 
-    model, params, fetched = program_io.tapped_copy(model_file, params_file, work / "lite-tapped")
+    model, params, fetched = program_io.tapped_copy(model_file, params_file, work / "lite-tapped", names)
     nb = work / f"debug.{place}.nb"
     lite_export.export_nb(model, params, nb, [place])
     if device and device != "local":
@@ -44,20 +47,34 @@ def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: 
     return tensors, removed
 
 
-def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], "object"]:
-    """Every node output of an ONNX model (the way Polygraphy marks all tensors as outputs): returns the
-    tensors and the ONNX graph (for mapping tensors by producing node). ``device`` (as for ``check
-    --device``) runs the exposed model there instead of on this host."""
+def onnx_graph(onnx_file: Path):
+    import onnx
+
+    return onnx.load(str(onnx_file)).graph
+
+
+def onnx_node_outputs(graph) -> set:
+    """Every tensor a node of the graph computes (constants aside): what ``onnx_tensors`` can expose."""
+    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
+                                                        for o in n.output}
+    return {name for node in graph.node for name in node.output if name and name not in constants}
+
+
+def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = None,
+                 names: Optional[set] = None) -> Tuple[Dict[str, np.ndarray], "object"]:
+    """The graph outputs and the node outputs ``names`` (default: every one, the way Polygraphy marks all
+    tensors as outputs) of an ONNX model: returns the tensors and the ONNX graph (for mapping tensors by
+    producing node). ``device`` (as for ``check --device``) runs the exposed model there instead of on
+    this host."""
     import onnx
 
     model = onnx.load(str(onnx_file))
     graph = model.graph
-    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
-                                                        for o in n.output}
+    exposable = onnx_node_outputs(graph)
     present = {o.name for o in graph.output}
     for node in graph.node:
         for name in node.output:
-            if name and name not in present and name not in constants:
+            if name in exposable and name not in present and (names is None or name in names):
                 # a graph output without a type: ONNX Runtime fills it in from its own inference
                 graph.output.append(onnx.ValueInfoProto(name=name))
                 present.add(name)

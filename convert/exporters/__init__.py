@@ -3,46 +3,26 @@
 
 The two formats every target knows, Paddle Lite `.nb` and ONNX, are built by the pipeline's own stages
 (the golden run, legalization and quantization are shared by both, so they are not separate exporters).
-Every other artifact kind is *derived from the bundle's ONNX*: one module in this package that declares
-an :class:`Exporter` with ``register`` and builds its artifacts from an :class:`ExportContext` (the fp32
-`model.onnx` in the stage, the calibration data, the requested precisions). The pipeline runs it after
-the ONNX and quantized artifacts exist and before the bundle is verified, so a new runtime or
-accelerator plugs in without touching the pipeline:
+Every other artifact kind is *derived from the bundle's ONNX* by one exporter module that follows the
+protocol ``convert/edge_export.py`` drives (``FORMAT``, ``PRECISIONS``, ``TOOL``, ``export(...)``, and how
+its artifact is checked: in its tool environment, on the emulated board, or only simulated), registered
+here with one line (``convert/exporters/edge.py``):
 
-    register(Exporter("openvino", ("fp32", "int8"), "OpenVINO IR (.xml + .bin), CPU", build=build_ir))
+    register(Exporter("openvino", ("fp32", "int8"), "OpenVINO IR (.xml + .bin), CPU", module=openvino_export))
 
-A requested precision an exporter cannot build is recorded as not built (``ExportContext.not_built``),
-never silently dropped; a tool failure goes through ``ExportContext.failures`` like Lite's and
-paddle2onnx's.
+Its format is a row of ``wherry.runtimes.vocabulary.FORMATS`` too (what runs it on a device). A requested
+precision an exporter cannot build is said, never silently shipped under another name; a tool failure is
+recorded as not built, like Lite's and paddle2onnx's.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from wherry.runtimes.bundle import Artifact
 from wherry.runtimes.vocabulary import ARTIFACT_FORMATS, PRECISIONS
-
-
-@dataclass
-class ExportContext:
-    """What a derived exporter gets from the pipeline for one target's bundle."""
-
-    profile: object                      # the target profile (wherry.targets.Profile)
-    stage: Path                          # the bundle being built: write artifacts here, by file name
-    work: Path                           # scratch space of this conversion (deleted afterwards)
-    precisions: List[str]                # the precisions requested for this target
-    onnx: Optional[Path]                 # the bundle's fp32 model.onnx (None when it could not be built)
-    calib: Optional[Dict[str, object]]   # calibration arrays by input name (--calib), for the tool's own PTQ
-    input_specs: Sequence[object]        # the model's inputs and outputs (wherry.runtimes.specs.TensorSpec)
-    output_specs: Sequence[object]
-    failures: object                     # wherry.convert.failures.Failures: attempt() / add()
-    timeline: object                     # wherry.convert.progress.Timeline: step(...) shows progress
-    artifact: Callable[..., Artifact]    # artifact(file, format, precision, arch, notes=[]) -> a manifest record
-    notes: List[str] = field(default_factory=list)   # report notes (the quantization section)
 
 
 @dataclass(frozen=True)
@@ -50,8 +30,8 @@ class Exporter:
     format: str                          # the manifest's artifact format, also the --format name
     precisions: Tuple[str, ...]          # the precisions it can build
     summary: str                         # one line for --help and the docs
-    # builds the artifacts of ctx.precisions it supports; None: built by the pipeline's own stages (nb, onnx)
-    build: Optional[Callable[[ExportContext], List[Artifact]]] = None
+    # the exporter module (the protocol convert/edge_export.py drives); None: built by the pipeline's own stages
+    module: Optional[ModuleType] = None
 
 
 EXPORTERS: Dict[str, Exporter] = {}
@@ -88,4 +68,4 @@ def formats() -> List[str]:
 def derived(requested: Sequence[str]) -> List[Exporter]:
     """The exporters that build from the bundle's ONNX, among the requested formats, in registry order."""
     _load_modules()
-    return [e for f, e in EXPORTERS.items() if f in requested and e.build is not None]
+    return [e for f, e in EXPORTERS.items() if f in requested and e.module is not None]

@@ -14,17 +14,18 @@ import logging
 import os
 import platform
 import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
 from wherry.convert.options import path_options
+from wherry.runtimes import leftovers
 
 from .spec import ModelEntry
 
 log = logging.getLogger(__name__)
 
+_PARTIAL = r"\.[0-9a-f]{12}\.tmp"   # an entry being written: .KEY12.tmp-HOST-PID-XXXX (leftovers.owned_tempdir)
 KEY_VERSION = 1          # bump when the layout or the meaning of a key changes
 CODE_PACKAGES = ("wherry.convert", "wherry.runtimes", "wherry.targets")
 
@@ -144,7 +145,9 @@ class CellCache:
             return
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
-            stage = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.tmp-", dir=entry.parent))
+            # entries a killed run was writing in this shard (their process gone) go first
+            leftovers.sweep(entry.parent, _PARTIAL, prefix_regex=True)
+            stage = leftovers.owned_tempdir(f".{key[:12]}.tmp", entry.parent)
             _copy_tree(bundle, stage / "bundle")
             (stage / "cell.json").write_text(json.dumps(record, indent=1, default=str))
             try:

@@ -85,8 +85,8 @@ def _targets(name: str, targets: List[str], base: Path) -> List[str]:
     for target in targets:
         if target.endswith(".toml"):
             file = base / target
-            if not file.is_file():
-                raise ZooError(f"models.{name}: target profile {file} not found",
+            if not _exists(file, Path.is_file):
+                raise ZooError(f"models.{name}: target profile {_shown(file)} not found",
                                "a profile file's path is relative to the zoo file")
             target = str(file.resolve())
         try:
@@ -100,6 +100,21 @@ def _targets(name: str, targets: List[str], base: Path) -> List[str]:
         seen[profile] = target
         resolved.append(target)
     return resolved
+
+
+def _exists(path: Path, test=Path.exists) -> bool:
+    """``test(path)``, False where the path cannot even be looked at (a name longer than the file system
+    allows, a symlink loop): a zoo file's path that names nothing is one 'not found' error."""
+    try:
+        return test(path)
+    except (OSError, ValueError):
+        return False
+
+
+def _shown(path: Path) -> str:
+    """A path for a message: shortened if absurdly long (its error must stay one readable line)."""
+    text = str(path)
+    return text if len(text) <= 240 else f"{text[:200]}...({len(text)} characters)"
 
 
 def _names(value, what: str) -> List[str]:
@@ -127,7 +142,7 @@ def load_zoo(path) -> Zoo:
         raise ZooError(f"cannot read zoo file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ZooError(f"zoo file {path} is not UTF-8 text", "a zoo file is TOML (docs/zoo.md)") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:   # RecursionError: nesting past tomllib's limit
         raise ZooError(f"zoo file {path} is not valid TOML: {exc}", "see docs/zoo.md for the format") from None
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
@@ -153,8 +168,8 @@ def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> Mode
         raise ZooError(f"zoo file {zoo_path}: models.{name} has no path", 'path = "inference.pdmodel"')
     merged = {**defaults, **entry}
     model_path = base / entry["path"]
-    if not model_path.exists() and not any(model_path.parent.glob(model_path.name + ".*")):
-        raise ZooError(f"models.{name}: model {model_path} not found", "paths are relative to the zoo file")
+    if not _exists(model_path) and not _exists(model_path, lambda p: any(p.parent.glob(p.name + ".*"))):
+        raise ZooError(f"models.{name}: model {_shown(model_path)} not found", "paths are relative to the zoo file")
     targets = _targets(name, _names(merged.get("targets", ["desktop-x86_64"]), f"models.{name}.targets"), base)
     options: Dict[str, object] = {}
     for spec_field, spec in declared():
@@ -163,8 +178,8 @@ def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> Mode
             continue
         if spec.kind == "path":
             file = base / str(merged[key])
-            if not file.exists():
-                raise ZooError(f"models.{name}: {key} {file} not found", "paths are relative to the zoo file")
+            if not _exists(file):
+                raise ZooError(f"models.{name}: {key} {_shown(file)} not found", "paths are relative to the zoo file")
             options[key] = str(file)
             continue
         try:   # the option's own reader: the same rule as on the command line and in Python

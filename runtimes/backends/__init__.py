@@ -23,6 +23,15 @@ _REGISTRY = {
                    ("paddlelite",), "pip install paddlelite (x86_64 wheels only); on an ARM board: build the runtime "
                                     "on a host with `wherry targets build-lite --arch aarch64` and pip install its "
                                     "wheel on the board (docs/devices.md)"),
+    "openvino": (".openvino_backend", "openvino", ("openvino",),
+                 "pip install openvino (x86_64 and aarch64 wheels); `wherry convert` checks its IR in a cached "
+                 "environment of its own"),
+    "litert": (".litert_backend", "ai_edge_litert", ("ai-edge-litert",),
+               "pip install ai-edge-litert (x86_64 and aarch64 wheels, CPython 3.10-3.13); `wherry convert` "
+               "checks its .tflite in a cached environment of its own"),
+    "rknn": (".rknn_backend", "rknnlite", ("rknn-toolkit-lite2",),
+             "on a Rockchip board (RK3588, RK3576, RK356x): pip install rknn-toolkit-lite2 and Rockchip's NPU "
+             "driver runtime (librknnrt.so); an .rknn cannot run anywhere else"),
     "paddle": (".paddle_backend", "paddle",
                ("paddlepaddle", "paddlepaddle-gpu"), "pip install paddlepaddle (host only)"),
 }

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 from urllib.parse import urlparse
 
 from wherry import runtimes
@@ -173,13 +173,7 @@ def install_lite_runtime(board: Path) -> Optional[Path]:
             return target
         partial = target.with_name(target.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        # the board is Debian bookworm (glibc 2.36) with CPython 3.11; pip takes each glibc it accepts
-        platforms = [w for minor in range(17, 37) for w in ("--platform", f"manylinux_2_{minor}_aarch64")]
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                               "--no-deps", "--target", str(partial), *platforms,
-                               "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
-                               str(runtime.wheel)], capture_output=True, text=True,
-                              env=dict(os.environ, PIP_ROOT_USER_ACTION="ignore"))
+        proc = _pip_for_board(partial, [str(runtime.wheel)])
         if proc.returncode != 0:
             raise DeviceError(f"cannot install {runtime.wheel.name} on the emulated board: "
                               f"{proc.stderr.strip()[-500:]}", "rebuild it with `wherry targets build-lite`")
@@ -190,21 +184,64 @@ def install_lite_runtime(board: Path) -> Optional[Path]:
     return target
 
 
+def _pip_for_board(target: Path, requirements: List[str]) -> subprocess.CompletedProcess:
+    """``pip install --target`` of aarch64 wheels for the board, with the host's pip (no emulation)."""
+    # the board is Debian bookworm (glibc 2.36) with CPython 3.11; pip takes each glibc it accepts
+    platforms = [w for minor in range(17, 37) for w in ("--platform", f"manylinux_2_{minor}_aarch64")]
+    return subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           "--no-deps", "--target", str(target), *platforms,
+                           "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
+                           *requirements], capture_output=True, text=True,
+                          env=dict(os.environ, PIP_ROOT_USER_ACTION="ignore"))
+
+
+def install_board_packages(board: Path, requirements: List[str]) -> Path:
+    """A folder of extra aarch64 packages for the board (e.g. LiteRT's interpreter), installed once per set of
+    requirements (exact pins, no dependencies: numpy is the board's own) and kept in the board's folder."""
+    import hashlib
+
+    target = board / "extra-packages" / hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    if (target / ".installed").is_file():
+        return target
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=_mkdir(target.parent)))
+    proc = _pip_for_board(partial, requirements)
+    if proc.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise DeviceError(f"cannot install {', '.join(requirements)} on the emulated board: "
+                          f"{proc.stderr.strip()[-500:]}", "check access to PyPI; the package needs an aarch64 "
+                          "wheel for CPython 3.11")
+    (partial / ".installed").write_text("\n".join(requirements))
+    try:
+        partial.rename(target)
+    except OSError:   # a parallel run installed the same set first
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class EmulatedAarch64(Device):
     """An aarch64 board emulated with qemu-user: real aarch64 numpy, onnxruntime and (when built here)
     Paddle Lite, ~300x slower than native; its timings say nothing about a real board."""
 
     name = EMULATED
 
-    @staticmethod
-    def python() -> List[str]:
+    def __init__(self, packages: Sequence[str] = ()):
+        self.packages = list(packages)   # extra pinned aarch64 packages this board gets (install_board_packages)
+
+    def python(self) -> List[str]:
         """The command line of the board's Python, with numpy, onnxruntime, the Lite runtime built here
-        (if any) and wherry.runtimes on its path: append ``-m wherry.runtimes ...`` or ``-c CODE``."""
+        (if any), the extra packages and wherry.runtimes on its path: append ``-m wherry.runtimes ...`` or
+        ``-c CODE``."""
         board = emulated_board_dir()
         root = board / "sysroot"
         lite_dir = install_lite_runtime(board)
+        extra = [install_board_packages(board, self.packages)] if self.packages else []
         qemu = shutil.which("qemu-aarch64-static") or "qemu-aarch64-static"
-        path = [board / "site-packages", *([lite_dir] if lite_dir else []), kept_board_code(board)]
+        path = [board / "site-packages", *([lite_dir] if lite_dir else []), *extra, kept_board_code(board)]
         # env -i: the host's PYTHONPATH and PIP_* must not leak into the board's Python.
         # Host paths (the bundle) are not under the sysroot, so qemu falls through to the host for them.
         # WHERRY_CHILD_LAUNCHER: an isolated session's child Python must be started through qemu too.

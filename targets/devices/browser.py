@@ -11,6 +11,7 @@ import sys
 from typing import List
 
 from wherry.runtimes import cli as runner
+from wherry.runtimes import time_limit
 from wherry.targets.devices import Device, DeviceError, RunnerResult
 
 PREFIX = "browser"
@@ -49,7 +50,8 @@ class BrowserDevice(Device):
     def _check(self, args) -> int:
         from wherry.targets.web import check
 
-        timeout = args.timeout if args.timeout and args.timeout > 0 else 24 * 3600.0
+        # a browser session's own start and page load are in it: the fixed default, not the derived limit
+        timeout = time_limit.DEFAULT_S if args.timeout is None else (args.timeout if args.timeout > 0 else 24 * 3600.0)
         report = check.check(args.bundle, ep=self.ep, threads=args.threads or DEFAULT_THREADS,
                              artifacts=args.artifact, overrides=runner.parse_tolerance_overrides(args),
                              timeout=timeout)

@@ -207,13 +207,52 @@ def check_env_file(path: Path) -> None:
                 raise FleetError(f"the --env file {path} uses YAML anchors or aliases (line {token.start_mark.line + 1})",
                                  "write the environment out in full: wherry fleet does not expand aliases")
         root = yaml.compose(text)
+    except RecursionError:
+        raise FleetError(f"the --env file {path} is nested too deeply to read",
+                         "a labgrid environment is a few levels deep: wherry fleet template env prints one") from None
     except yaml.YAMLError as exc:
         raise FleetError(f"the --env file {path} is not valid YAML: {str(exc).splitlines()[0]}",
                          "wherry fleet template env prints a valid one") from None
-    keys = [k.value for k, _ in root.value] if isinstance(root, yaml.MappingNode) else []
-    if "targets" not in keys:
+    targets = _entry(root, "targets")
+    if targets is None:
         raise FleetError(f"the --env file {path} is not a labgrid environment (no top-level 'targets')",
                          "wherry fleet template env prints one to start from")
+    if not isinstance(_entry(targets, "main"), yaml.MappingNode):
+        raise FleetError(f"the --env file {path} has no target 'main' (a mapping under 'targets')",
+                         "wherry fleet checks each place through the target 'main': see wherry fleet template env")
+    _load_environment(path)
+
+
+def _entry(node, key: str):
+    """The value node of ``key`` in a YAML mapping node, or None."""
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((value for k, value in node.value if getattr(k, "value", None) == key), None)
+
+
+def _load_environment(path: Path):
+    """Let labgrid read the file (its templates, its ``imports:``, which run as Python code, and its
+    resource and driver names): what it refuses is one FleetError now, not a traceback per place later."""
+    from labgrid import Environment
+
+    saved = os.environ.get("LG_PLACE")
+    os.environ.setdefault("LG_PLACE", "wherry-env-check")   # the env template names the place from it
+    try:
+        return Environment(config_file=str(path))
+    except Exception as exc:  # noqa: BLE001 - labgrid raises what its config loader and imports raise
+        raise FleetError(f"labgrid cannot use the --env file {path}: {_one_line(exc)}",
+                         "wherry fleet template env prints a working one; every module under imports: must "
+                         "be importable here") from None
+    finally:
+        if saved is None:
+            os.environ.pop("LG_PLACE", None)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 # ----------------------------------------------------------------------------- one place
@@ -256,7 +295,11 @@ def check_place(coordinator: Coordinator, place: str, tags: Dict[str, str], bund
         acquired = True
         log.info("acquired %s after %.1f s", place, run.waited_s)
         try:
-            run.url, board_token = resolve_device(place, env_file, coordinator.address)
+            try:
+                run.url, board_token = resolve_device(place, env_file, coordinator.address)
+            except Exception as exc:  # noqa: BLE001 - labgrid binding a place: its error is this place's, not the job's
+                raise DeviceError(f"labgrid could not bind {place} through the --env file: {_one_line(exc)}",
+                                  "check the place's resources (labgrid-client -p PLACE show)") from None
             for bundle in bundles:
                 code, report, message = check_on_device(run.url, board_token, bundle, options)
                 run.checks[Path(bundle).name] = {"exit_code": code, "report": report, "message": message}

@@ -20,10 +20,13 @@ the source, locks, caches and packages.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
+import gzip
 import hashlib
 import json
 import logging
+import lzma
 import os
 import shutil
 import subprocess
@@ -31,11 +34,13 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from wherry.runtimes import leftovers
 from wherry.runtimes.errors import WherryError
 from ..cache import cache_root  # the user cache: Lite's builds live under it
 
@@ -214,8 +219,8 @@ def _archive_commit(archive: Path) -> Optional[str]:
     try:
         with tarfile.open(archive) as tar:
             comment = tar.pax_headers.get("comment", "")
-    except (tarfile.TarError, OSError) as exc:
-        raise BuildError(f"cannot read the Paddle Lite archive {archive}: {exc}",
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        raise BuildError(f"cannot read the Paddle Lite archive {archive}: {_flat(exc)}",
                          "pass a .tar.gz of Paddle Lite's source (e.g. GitHub's archive of tag "
                          f"{LITE_TAG})") from None
     return comment.strip() if len(comment.strip()) == 40 else None
@@ -265,11 +270,7 @@ def prepare_source(source: Optional[str], work: Path, say: Callable[[str], None]
         say(f"unpacking {path.name}")
         unpack = work / "unpack"
         unpack.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(path) as tar:
-            try:
-                tar.extractall(unpack, filter="data")
-            except TypeError:  # Python < 3.10.12 has no extraction filters; a source archive is trusted input
-                tar.extractall(unpack)
+        _unpack_source(path, unpack)
         entries = list(unpack.iterdir())
         top = entries[0] if len(entries) == 1 and entries[0].is_dir() else unpack
         top.rename(src)
@@ -282,7 +283,10 @@ def prepare_source(source: Optional[str], work: Path, say: Callable[[str], None]
             if head and head != LITE_COMMIT:
                 raise _wrong_revision(str(path), f"commit {head[:12]}")
         say(f"copying {path}")
-        shutil.copytree(path, src, symlinks=True)
+        try:
+            shutil.copytree(path, src, symlinks=True)
+        except (shutil.Error, OSError) as exc:
+            raise _copy_error(f"cannot copy the Paddle Lite source {path}", exc) from None
         if not (path / ".git").exists():
             log.warning("%s is not a git tree: its revision cannot be checked; assuming %s", path, LITE_TAG)
     if not (src / "lite" / "api" / "paddle_api.h").is_file():
@@ -293,7 +297,64 @@ def prepare_source(source: Optional[str], work: Path, say: Callable[[str], None]
     return src
 
 
+def _unpack_source(archive: Path, dest: Path) -> None:
+    """Unpack a source archive with the "data" filter (no absolute paths, no '..', no links out, no device
+    files): a damaged, truncated or hostile archive, or a full disk, is one BuildError, never a traceback."""
+    try:
+        with tarfile.open(archive) as tar:
+            try:
+                tar.extractall(dest, filter="data")
+            except TypeError:  # Python < 3.10.12 has no extraction filters; a source archive is trusted input
+                tar.extractall(dest)
+    except tarfile.FilterError as exc:
+        raise BuildError(f"the Paddle Lite archive {archive} holds a member wherry will not unpack: {_flat(exc)}",
+                         "pass the archive of Paddle Lite's source as published (plain files and folders "
+                         "inside one top folder)") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, UnicodeError) as exc:
+        raise BuildError(f"cannot unpack the Paddle Lite archive {archive}: it is damaged or truncated "
+                         f"({_flat(exc)})",
+                         f"download the source of tag {LITE_TAG} again") from None
+    except OSError as exc:
+        raise _copy_error(f"cannot unpack the Paddle Lite archive {archive}", exc) from None
+
+
+def _flat(exc: BaseException) -> str:
+    """An exception's text on one line (tarfile lists every method it tried on lines of their own)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+def _copy_error(what: str, exc: BaseException) -> BuildError:
+    """A failed copy or unpack as one error, with the cause named (a full disk says so)."""
+    if isinstance(exc, shutil.Error):   # copytree's list of (source, destination, reason)
+        first = exc.args[0][0] if exc.args and exc.args[0] and isinstance(exc.args[0], list) else exc
+        reason = first[2] if isinstance(first, tuple) and len(first) == 3 else str(first)
+        return BuildError(f"{what}: {reason}", "make every file of the source tree readable")
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return BuildError(f"{what}: no space left on {getattr(exc, 'filename', None) or 'the disk'}",
+                          f"the source needs about 1 GB in {tempfile.gettempdir()} (set TMPDIR to a roomier "
+                          "disk) and the build as much again")
+    name = getattr(exc, "filename", None)
+    return BuildError(f"{what}: {getattr(exc, 'strerror', None) or exc}" + (f" ({name})" if name else ""),
+                      f"pass Paddle Lite's source at tag {LITE_TAG} as a directory or a .tar.gz")
+
+
 # ----------------------------------------------------------------------------- build
+
+_WORK_PREFIX = "wherry-lite-build"
+
+
+def _sweep(arch: str) -> None:
+    """Remove what killed builds left: under the build lock no other build of ``arch`` runs, so every
+    ``.partial-`` folder in its cache is stale; source and build trees (~240 MB each) in the temporary
+    directory are removed when the process that made them is gone."""
+    for partial in arch_dir(arch).glob("*.partial-*"):
+        try:
+            leftovers.remove(partial)
+            log.info("removed %s, left by an interrupted build", partial)
+        except OSError:
+            pass
+    leftovers.sweep(tempfile.gettempdir(), _WORK_PREFIX)
+
 
 @contextmanager
 def _locked(path: Path, say: Callable[[str], None]):
@@ -328,7 +389,7 @@ def _build_lib(arch: str, source: Optional[str], jobs: Optional[int], say) -> Pa
     root = arch_dir(arch)
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{out.name}.partial-", dir=root))
-    work = Path(tempfile.mkdtemp(prefix="wherry-lite-build-"))
+    work = leftovers.owned_tempdir(_WORK_PREFIX)
     try:
         src = prepare_source(source, work, say)
         env = dict(os.environ, JOBS=str(jobs or os.cpu_count() or 2))
@@ -393,6 +454,7 @@ def build(arch: str = "aarch64", source: Optional[str] = None, jobs: Optional[in
         found = find(arch)  # another process may have finished it while we waited
         if found:
             return found
+        _sweep(arch)
         lib = _build_lib(arch, source, jobs, say)
         runtime = _build_runtime(arch, lib)
     runtime.built_now, runtime.seconds = True, time.monotonic() - start

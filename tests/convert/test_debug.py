@@ -167,14 +167,65 @@ def test_debug_reaches_a_verdict_on_paddle_vision_models(name, fmt, size, tmp_pa
     assert bundle.ok
     # the PIR model is debugged from the bundle alone: its translated, legalized program is kept in it
     given = [] if fmt == "pir" else ["--model", str(model)]
-    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), *given, "--json"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(bundle.path), *given, "--json",
+                           "--taps", "all"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     document = json.loads(proc.stdout)
     assert {a["file"]: a["status"] for a in document["artifacts"]} == {"model.x86.nb": HEALTHY, "model.onnx": HEALTHY}
     lite = next(a for a in document["artifacts"] if a["file"] == "model.x86.nb")
     assert len(lite["ops"]) > 100 and lite["unmatched"] == []
     assert document["model"] == (None if fmt == "pir" else str(model))
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory) -> tuple:
+    """A real paddle.vision model large enough to be bisected (mobilenet_v3_small, legacy, 64×64)."""
+    from support.models import export_vision_model
+
+    model = export_vision_model("mobilenet_v3_small", "legacy", 64)
+    bundle, = convert(model, targets="desktop-x86_64", precisions=["fp32"], name="mnv3",
+                      out=tmp_path_factory.mktemp("mnv3"))
+    assert bundle.ok
+    return bundle.path, model
+
+
+def test_bisection_locates_a_fault_planted_in_one_conv_of_a_real_model(mobilenet, tmp_path):
+    """One output channel of a middle conv's weights is wrong in the ONNX artifact. The bisection taps a
+    few checkpoints, then only the ops before the first failing one, and names that very conv with its input
+    within tolerance; it reads far fewer tensors than tapping every one, which names the same conv."""
+    import onnx
+    from onnx import numpy_helper
+
+    from wherry.convert.debug import plan, program
+
+    source_bundle, model = mobilenet
+    bundle = _copy(source_bundle, tmp_path)
+    onnx_model = onnx.load(str(bundle / "model.onnx"))
+    weights = {n.output[0]: n for n in onnx_model.graph.node if n.op_type == "Constant"
+               and n.output[0].startswith("conv2d_") and n.output[0].endswith(".w_0")}
+    target = sorted(weights, key=lambda w: int(w.split("_")[1].split(".")[0]))[len(weights) // 2]
+    node = weights[target]
+    planted = numpy_helper.to_array(node.attribute[0].t).copy()
+    planted[0] *= -3.0
+    node.attribute[0].t.CopyFrom(numpy_helper.from_array(planted, node.attribute[0].t.name))
+    onnx.save(onnx_model, str(bundle / "model.onnx"))
+    _reseal_artifact(bundle, "model.onnx")
+
+    # the Paddle op that reads those weights, and its output
+    legal, _, _ = legalize.legalize(model, model.with_suffix(".pdiparams"), tmp_path / "legal")
+    prog = program.read(legal)
+    conv = next(op for op in prog.ops if target in op.inputs.get("Filter", []))
+    assert plan.bisects(prog, plan.AUTO)
+
+    bisected, = debug(bundle, str(model), artifacts=["model.onnx"]).artifacts
+    every, = debug(bundle, str(model), artifacts=["model.onnx"], taps_mode="all").artifacts
+    for found in (bisected, every):
+        assert found.status == DIVERGED
+        assert (found.first.index, found.first.type) == (conv.index, conv.type)
+        assert found.first.inputs and all(i.passed for i in found.first.inputs)
+    assert bisected.rounds >= 2 and every.rounds == 1
+    assert bisected.tapped < every.tapped / 2
+    assert "bisected" in bisected.reason
 
 
 def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
@@ -270,3 +321,44 @@ def test_kept_program_is_hashed_like_every_file(pads_bundle, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "wherry.convert.cli", "debug", str(copy)], capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 2 and "does not match its manifest hash" in proc.stderr, proc.stderr[-2000:]
+
+
+def _conformance_cases():
+    from support.models import LEGAL_MODELS, OCR_MODELS
+
+    vision = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1",
+              "densenet121", "googlenet", "mobilenet_v3_large"]
+    return ([("vision", n, f) for n in vision for f in ("legacy", "pir")] + [("legal", n, "legacy") for n in LEGAL_MODELS]
+            + [("sequence", "gru_crf_tagger", "paddle1"), ("detection", "nms_detector", "legacy")]
+            + [("ocr", n, "legacy") for n in sorted(OCR_MODELS)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, name, fmt", _conformance_cases())
+def test_debug_reaches_a_verdict_on_every_healthy_conformance_bundle(kind, name, fmt, tmp_path):
+    """Acceptance: on the conformance set's models (legacy and PIR paddle.vision, the legalization rows, the
+    LoD tagger, the NMS detector, PP-OCR), `debug` with default options ends in "no divergence" for every
+    artifact of the desktop bundle that passes check, from the bundle alone where it keeps the program."""
+    import numpy as np
+    from support.models import (OCR_MODELS, export_detection_model, export_legal_model, export_sequence_model,
+                          export_vision_model, ocr_image, rapidocr_models)
+
+    options = {}
+    if kind == "vision":
+        model = export_vision_model(name, fmt, 224)
+    elif kind == "legal":
+        model = export_legal_model(name)
+    elif kind == "sequence":
+        model, options = export_sequence_model(), {"lod": {"words": [4, 7, 2]}}
+    elif kind == "detection":
+        model = export_detection_model()
+    else:
+        folder, shape = OCR_MODELS[name]
+        np.savez(tmp_path / "inputs.npz", x=ocr_image(tuple(int(d) for d in shape.split(","))))
+        model, options = rapidocr_models() / folder, {"inputs": tmp_path / "inputs.npz"}
+    bundle, = convert(model, targets="desktop-x86_64", precisions=["fp32"], name="case", out=tmp_path / "out", **options)
+    healthy = [a.file for a in bundle.check.results if a.status == "passed"]
+    assert healthy, bundle.check.results
+    kept = (bundle.path / "debug").is_dir()
+    report = debug(bundle.path, None if kept else str(model), artifacts=healthy)
+    assert {a.file: a.status for a in report.artifacts} == {f: HEALTHY for f in healthy}, report.text()

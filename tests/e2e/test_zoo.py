@@ -125,6 +125,28 @@ def test_zoo_family(name, fmt, tmp_path):
 
 
 @pytest.mark.zoo
+@pytest.mark.parametrize("fmt", ["legacy", "pir"])
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_debug_reaches_a_verdict_on_every_healthy_zoo_bundle(name, fmt, tmp_path):
+    """`wherry debug BUNDLE` (default options: the small program kept in the bundle, no --model) ends in "no
+    divergence" for every artifact the family's desktop bundle passes check with."""
+    from wherry.convert.debug import debug
+    from wherry.convert.debug.locate import HEALTHY
+
+    folder = exported(fmt, [name]) / name
+    if (folder / "export_error.txt").is_file():
+        pytest.skip("export failed: " + (folder / "export_error.txt").read_text().strip()[:200])
+    result, = pipeline.convert(pipeline.ConvertOptions(model=str(folder), targets=["desktop-x86_64"],
+                                                       out=tmp_path, inputs=folder / "inputs.npz"))
+    healthy = [a.file for a in result.check.results if a.status == PASSED]
+    if not healthy:
+        pytest.skip(f"no artifact of zoo/{name} ({fmt}) passes check")
+    report = debug(result.path, artifacts=healthy)
+    assert {a.file: a.status for a in report.artifacts} == {f: HEALTHY for f in healthy}, report.text()
+    assert all(a.ops for a in report.artifacts)
+
+
+@pytest.mark.zoo
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_zoo_pir_and_legacy_verdicts_agree(name):
     pir, legacy = _verdicts.get((name, "pir")), _verdicts.get((name, "legacy"))

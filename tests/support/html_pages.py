@@ -15,11 +15,12 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on thi
 PASS_GREEN, FAIL_RED = (0xD9, 0xF2, 0xDC), (0xFB, 0xD9, 0xD7)   # the verdict cells' backgrounds (report CSS)
 
 
-def screenshot(page: Path, out: Path) -> np.ndarray:
+def screenshot(page: Path, out: Path, height: int = 1600) -> np.ndarray:
+    """The page in headless Chromium, 1100 px wide and ``height`` px tall (a longer page needs more)."""
     from PIL import Image
 
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1100,1600", f"--screenshot={out}", page.as_uri()],
+                    f"--window-size=1100,{height}", f"--screenshot={out}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     return np.asarray(Image.open(out).convert("RGB"))
 

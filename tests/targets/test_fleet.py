@@ -213,6 +213,11 @@ _BOMB = "targets: {main: {}}\n" + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".j
     ("- just\n- a list\n", "no top-level 'targets'"),
     (None, "cannot read the --env file"),
     (b"\xff\xfe targets", "not UTF-8"),
+    # issue 27 finding 11: tracebacks before (RecursionError, ModuleNotFoundError, AttributeError, TypeError)
+    ("targets: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ("targets: {main: {}}\nimports:\n  - no_such_module_of_wherry\n", "No module named"),
+    ("targets: 5\n", "no target 'main'"),
+    ("targets: {main: {}}\noptions: 5\n", "labgrid cannot use the --env file"),
 ])
 def test_a_bad_env_file_is_refused_before_any_place_is_reserved(bundle, tmp_path, text, expected):
     """A 1.3 KB alias bomb as --env hung the job for minutes while it held a board; other bad files

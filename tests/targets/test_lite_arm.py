@@ -316,7 +316,7 @@ def test_arm_c_interface_sets_and_reads_sequence_lengths(arm_runtime, tagger_rpi
     from wherry.targets.devices import EmulatedAarch64
 
     bundle, _ = tagger_rpi4
-    proc = subprocess.run([*EmulatedAarch64.python(), "-c", _LOD_SCRIPT, str(bundle / "model.arm.nb")],
+    proc = subprocess.run([*EmulatedAarch64().python(), "-c", _LOD_SCRIPT, str(bundle / "model.arm.nb")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     on_board = json.loads(proc.stdout)
