@@ -144,9 +144,13 @@ def _quantization_table(quant: dict) -> str:
     from wherry.runtimes import quant_table
     from wherry.runtimes.text_table import table_lines
 
-    lines = table_lines([quant_table.HEADER] + quant_table.rows(quant))
+    lines = table_lines([quant_table.header(quant)] + quant_table.rows(quant))
+    metric = quant.get("metric") or "accuracy"
     if quant.get("reference_accuracy") is not None:
-        lines.append(f"original model (Paddle Inference) accuracy on --eval data: {quant['reference_accuracy']:.2f}%")
+        lines.append(f"original model (Paddle Inference) {metric} on --eval data ({quant.get('eval_samples') or '?'} "
+                     f"samples): {quant['reference_accuracy']:.2f}%")
+    if any(r.get("measured_on") == quant_table.BOARD for r in quant["rows"]):
+        lines.append("(board): measured from the ARM kernels' outputs on the emulated aarch64 board")
     lines += [f"note: {n}" for n in quant.get("notes", [])]
     return "\n".join(lines)
 

@@ -204,10 +204,11 @@ class ConvertOptions:
         "choice", "how int8 activation ranges come from --calib: minmax (observed range, default), kl "
                   "(KL-divergence threshold), percentile (99.999th); ONNX and Lite alike",
         default="minmax", choices=CALIB_METHODS)
-    eval: Optional[Path] = option("path", "labelled data (inputs + 'labels'): report every artifact's accuracy "
-                                          "and its drop", metavar="EVAL.npz")
+    eval: Optional[Path] = option("path", "labelled data: the inputs + 'labels' (top-1), 'texts'+'charset' "
+                                          "(CER), 'boxes' (box F1) or 'masks' (mIoU): every artifact's task metric "
+                                          "and how much worse than the original it is", metavar="EVAL.npz")
     max_drop: Optional[float] = option(
-        "float", "int8 accuracy guard: max accuracy drop in points with --eval, else max %% cosine loss; the most "
+        "float", "int8 accuracy guard: max task-metric points lost with --eval, else max %% cosine loss; the most "
                  "sensitive layers are kept in float until it holds", metavar="PP")
     skip_passes: List[str] = option("names", "", default=[], flags=("--skip-pass",), metavar="PASS")  # help: the registry
     debug_program: str = option(

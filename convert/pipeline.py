@@ -608,10 +608,13 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
     if extra or quant.eval_data is not None:
         from wherry.convert.quantize import evaluate
         with shared.timeline.step(f"[{profile.name}] measuring size, latency and accuracy"):
+            task = quant.eval_data[1] if quant.eval_data is not None else None
             report["quantization"] = {
                 "reference_accuracy": quant.reference_accuracy, "notes": quant_notes,
+                "task": task.kind if task else None, "metric": task.metric if task else None,
+                "eval_samples": task.count if task else None,
                 "rows": evaluate.measure(stage, artifacts, shared.feeds, quant.eval_data, quant.reference_accuracy,
-                                         coverage)}
+                                         coverage, board=bool(emulated))}
     (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
 
@@ -650,8 +653,8 @@ def calibration_range_hint(shared: _Shared) -> Optional[str]:
 @dataclass
 class _Quantization:
     calib: Optional[dict] = None
-    eval_data: Optional[tuple] = None          # (feeds, labels)
-    reference_accuracy: Optional[float] = None
+    eval_data: Optional[tuple] = None          # (feeds, tasks.Task)
+    reference_accuracy: Optional[float] = None  # the original model's task metric (top-1 %, CER %, F1 %, mIoU %)
     samples: Optional[dict] = None             # every calibration sample, before golden inputs are split off
     wanted: set = field(default_factory=set)   # every precision asked for, over all targets
     random_warning: Optional[str] = None       # random golden inputs with a quantized precision
@@ -672,7 +675,7 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
         check_precisions(sorted(wanted), quant.calib)
     if options.eval:
         quant.eval_data = calibration.load_eval(options.eval, info.inputs)
-        calibration.check_labels_fit(info.outputs[0].shape, quant.eval_data[1])
+        quant.eval_data[1].check_fits(info.outputs[0].shape)
     if options.max_drop is not None and "int8" not in wanted:
         raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
                           "add --precision int8 (with --calib), or drop --max-drop")
@@ -680,10 +683,11 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
 
 
 def _reference_accuracy(info, eval_data) -> float:
-    from wherry.convert.quantize.evaluate import accuracy, outputs_on
+    """The original model's task metric on the --eval data (Paddle Inference): what artifacts are judged by."""
+    from wherry.convert.quantize.evaluate import outputs_on
 
     model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
-    return round(accuracy(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True), eval_data[1]), 2)
+    return round(eval_data[1].score(outputs_on(str(model), eval_data[0], backend="paddle", isolate=True)), 2)
 
 
 def _x86_twin_check(shared: _Shared, tolerances) -> str:

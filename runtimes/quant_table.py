@@ -6,6 +6,13 @@ from typing import List, Mapping, Tuple
 
 HEADER = ("artifact", "precision", "size", "vs fp32", "latency", "vs fp32", "accuracy", "drop", "top-1 = fp32",
           "quantized: layers", "weights", "MACs")
+BOARD = "emulated aarch64 board"   # a row's measured_on when the ARM .nb was scored from the board's outputs
+
+
+def header(quant: Mapping) -> Tuple[str, ...]:
+    """HEADER with the task metric the rows hold (CER, box F1 @ IoU 0.5, mIoU; accuracy for classification)."""
+    metric = quant.get("metric") or "accuracy"
+    return HEADER[:6] + (metric, "worse by") + HEADER[8:]
 
 
 def _fmt(value, spec, suffix=""):
@@ -22,7 +29,7 @@ def rows(quant: Mapping) -> List[Tuple[str, ...]]:
                     _fmt(r.get("size_ratio"), ".2f", "x"),
                     _fmt(r.get("latency_ms"), ".3f", " ms") if r.get("runs_here", True)
                     else "ARM only" if str(r.get("artifact")).endswith(".nb") else "not here",
-                    _fmt(r.get("latency_ratio"), ".2f", "x"), _fmt(r.get("accuracy"), ".2f", "%"),
-                    _fmt(r.get("accuracy_drop"), "+.2f", " pt"), _fmt(r.get("top1_agreement"), ".2f", "%"),
+                    _fmt(r.get("latency_ratio"), ".2f", "x"), _fmt(r.get("score", r.get("accuracy")), ".2f", "%") + (" (board)" if r.get("measured_on") == BOARD else ""),
+                    _fmt(r.get("score_drop", r.get("accuracy_drop")), "+.2f", " pt"), _fmt(r.get("top1_agreement"), ".2f", "%"),
                     layers, _fmt(r.get("quantized_weights"), ".0%"), _fmt(r.get("quantized_macs"), ".0%")))
     return out

@@ -333,11 +333,11 @@ def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapp
 
 
 def _quantization_section(quant: Optional[dict]) -> str:
-    from .quant_table import HEADER, rows as table_rows
+    from .quant_table import header, rows as table_rows
 
     if not quant or not quant.get("rows"):
         return ""
-    rows = ["<tr>" + "".join(f"<th>{_e(k)}</th>" for k in HEADER) + "</tr>"]
+    rows = ["<tr>" + "".join(f"<th>{_e(k)}</th>" for k in header(quant)) + "</tr>"]
     rows += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>" for cells in table_rows(quant)]
     notes = "".join(f"<li>{_e(n)}</li>" for n in quant.get("notes", []))
     return "<h2>Quantization</h2><table>" + "".join(rows) + "</table>" + (f"<ul>{notes}</ul>" if notes else "")

@@ -73,8 +73,11 @@ def _where(op) -> str:
 def _build(program):
     """Translate every op into a Builder; returns it with the per-kind record."""
     builder = Builder(program)
-    builder.declare("feed", None, None, kind="FEED_MINIBATCH")
-    builder.declare("fetch", None, None, kind="FETCH_LIST")
+    # persistable, as Paddle's own legacy exports declare them: Paddle's executor looks a feed holder up in
+    # the global scope, and a non-persistable one is made in a local scope instead, where FeedOp finds no
+    # feed list and segfaults (Paddle PTQ on a translated program: FeedOp::GetExpectedKernelType)
+    builder.declare("feed", None, None, persistable=True, kind="FEED_MINIBATCH")
+    builder.declare("fetch", None, None, persistable=True, kind="FETCH_LIST")
     kinds = {}
 
     def on_op(op, route=None, problem=None, legacy=()):

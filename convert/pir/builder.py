@@ -219,6 +219,9 @@ class Builder:
             entry = op.outputs.add()
             entry.parameter = slot
             entry.arguments.extend(names)
+        # every op of a legacy program Paddle writes carries op_role (0: forward); Paddle's PTQ passes read it
+        # from each op they quantize and raise NotFound without it
+        attrs = {**attrs, "op_role": attrs.get("op_role", INT(0))}
         for name, (field, value) in attrs.items():
             attr = op.attrs.add()
             attr.name = name

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from wherry.convert.quantize import tasks
 from wherry.runtimes.errors import InputError
 from wherry.runtimes.npz import load_npz
 from wherry.runtimes.preprocess import PreprocessSpec, image_files, load_folder
@@ -113,35 +114,18 @@ def _images(folder: Path, input_specs: List[TensorSpec], preprocess, limit: int 
     return load_folder(folder, spec, limit=limit)
 
 
-def load_eval(path, input_specs: List[TensorSpec]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-    """Labelled data: arrays keyed by input name plus ``labels`` (class indices, one per sample)."""
+def load_eval(path, input_specs: List[TensorSpec]) -> Tuple[Dict[str, np.ndarray], tasks.Task]:
+    """Labelled data: arrays keyed by input name plus the task its ground truth names (``tasks.from_arrays``:
+    ``labels``, ``texts`` + ``charset``, ``boxes`` or ``masks``)."""
     path = Path(path)
     arrays = load_npz(path)
-    if "labels" not in arrays:
-        raise InputError(f"evaluation data {path} has no 'labels' array",
-                         "save class indices with the inputs: numpy.savez(path, x=samples, labels=classes)")
-    labels = arrays.pop("labels")
+    truth = {k: arrays.pop(k) for k in (*tasks.TRUTH_KEYS, "charset", "iou") if k in arrays}
     feeds = _samples(path, input_specs, arrays, "evaluation data")
     count = len(next(iter(feeds.values())))
-    if labels.ndim != 1 or len(labels) != count or labels.dtype.kind not in "iu":
-        raise InputError(f"evaluation data {path}: labels must be {count} integer class indices "
-                         f"(got shape {list(labels.shape)}, dtype {labels.dtype})", "one label per sample")
-    return feeds, labels.astype("int64")
+    return feeds, tasks.from_arrays(truth, count, str(path))
 
 
 def batches(feeds: Dict[str, np.ndarray], size: int):
     count = len(next(iter(feeds.values())))
     for start in range(0, count, size):
         yield {k: v[start:start + size] for k, v in feeds.items()}
-
-
-def check_labels_fit(output_shape: Optional[tuple], labels: np.ndarray) -> None:
-    """Labels must index the classes of the model's first output."""
-    if output_shape is None or len(output_shape) != 2:
-        raise InputError(f"--eval needs a model whose first output is class scores [N, classes]; it is "
-                         f"{list(output_shape) if output_shape is not None else 'unknown'}",
-                         "drop --eval, or evaluate a classification model")
-    classes = output_shape[1]
-    if classes is not None and (labels.min() < 0 or labels.max() >= classes):
-        raise InputError(f"labels range {labels.min()}..{labels.max()} does not fit {classes} classes",
-                         "labels must be class indices of the model's output")

@@ -12,7 +12,7 @@ import numpy as np
 
 from wherry.runtimes import vocabulary
 from wherry import runtimes
-from wherry.convert.quantize import onnx_quant
+from wherry.convert.quantize import onnx_quant, tasks
 from wherry.convert.quantize.calibration import batches
 from wherry.runtimes.bundle import Artifact, content_hash
 from wherry.runtimes.errors import InputError, WherryError
@@ -66,10 +66,6 @@ def _coverage(stage: Path, art: Artifact, known: Dict[str, dict]) -> dict:
     return known.get(art.file, empty)
 
 
-def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    return float((scores.reshape(len(labels), -1).argmax(1) == labels).mean() * 100.0)
-
-
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.ravel().astype("float64"), b.ravel().astype("float64")
     denom = np.linalg.norm(a) * np.linalg.norm(b)
@@ -98,29 +94,74 @@ def latency_ms(paths: List[str], feeds: Dict[str, np.ndarray], runs: int = LATEN
     return [statistics.median(t) * 1000.0 for t in times]
 
 
+def board_outputs(nb_file: Path, feeds: Dict[str, np.ndarray]) -> np.ndarray:
+    """First output of an ARM .nb over all samples, computed by Paddle Lite's ARM kernels on the emulated
+    aarch64 board (`python -m wherry.runtimes run` there, the samples and outputs passed as .npz files)."""
+    import tempfile
+
+    from wherry.runtimes.npz import load_npz
+    from wherry.targets.devices import EmulatedAarch64
+
+    device, parts = EmulatedAarch64(), []
+    with tempfile.TemporaryDirectory(prefix="wherry-board-eval-") as tmp:
+        folder = Path(tmp)
+        nb = folder / nb_file.name   # a file of its own: the stage's half-written manifest is no bundle yet
+        nb.write_bytes(nb_file.read_bytes())
+        for batch in batches(feeds, EVAL_BATCH):
+            np.savez(folder / "in.npz", **batch)
+            result = device.run(["run", str(nb), "--inputs", str(folder / "in.npz"), "--out", str(folder / "out.npz"),
+                                 "--json"], [folder])
+            if result.exit_code != 0:
+                raise WherryError(f"the emulated board could not run {nb_file.name} on the --eval data: "
+                                  f"{(result.stderr.strip() or result.stdout.strip()).splitlines()[-1:]}",
+                                  "run `wherry check BUNDLE --device emulated-aarch64` to see why")
+            parts.append(next(iter(load_npz(folder / "out.npz").values())))
+    return np.concatenate(parts)
+
+
 def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.ndarray],
-            eval_data: Optional[Tuple[Dict[str, np.ndarray], np.ndarray]], reference_accuracy: Optional[float],
-            coverage: Optional[Dict[str, dict]] = None):
+            eval_data: Optional[Tuple[Dict[str, np.ndarray], tasks.Task]], reference_score: Optional[float],
+            coverage: Optional[Dict[str, dict]] = None, board: bool = False):
     """One row per artifact: size and ratio to the fp32 artifact of the same format, median host latency
-    and its ratio, and with eval data: accuracy, its drop against the original model, and top-1 agreement
-    (% of eval samples whose predicted class equals the fp32 artifact's; ONNX fp32 matches Paddle to ~1e-6).
+    and its ratio, and with eval data: the task metric (``metric``, ``score``), how much worse it is than the
+    original model's (``score_drop``, positive = worse) and where it was measured (``measured_on``);
+    classification adds top-1 agreement (% of eval samples whose predicted class equals the fp32
+    artifact's; ONNX fp32 matches Paddle to ~1e-6) and keeps its score as ``accuracy``/``accuracy_drop``.
+    With ``board`` (Paddle Lite's ARM runtime built here) the ARM .nb files are scored from the emulated
+    board's outputs: the ARM kernels' task accuracy, int8 ones included.
     Integer-quantized artifacts also say how much of them really is: weight layers with integer weights
     (of all), and their share of the weights and of the multiply-accumulates (ONNX; ``coverage`` gives
     the int8 .nb files' kernel counts)."""
     fp32 = {a.format: a for a in artifacts if a.precision == "fp32"}
+    task = eval_data[1] if eval_data is not None else None
     rows, predictions = [], {}
     for art in artifacts:
         row = {"artifact": art.file, "precision": art.precision, "size": art.size,
                "size_ratio": round(art.size / fp32[art.format].size, 3) if art.format in fp32 else None,
-               "latency_ms": None, "latency_ratio": None, "accuracy": None, "accuracy_drop": None,
+               "latency_ms": None, "latency_ratio": None, "metric": task.metric if task else None, "score": None,
+               "score_drop": None, "measured_on": None, "accuracy": None, "accuracy_drop": None,
                "top1_agreement": None, "runs_here": unsupported_reason(art.arch, art.runtime) is None,
                **_coverage(stage, art, coverage or {})}
-        if row["runs_here"] and eval_data is not None:
-            scores = outputs_on(str(stage / art.file), eval_data[0])
-            predictions[art.file] = scores.reshape(len(eval_data[1]), -1).argmax(1)
-            row["accuracy"] = round(accuracy(scores, eval_data[1]), 2)
-            if reference_accuracy is not None:
-                row["accuracy_drop"] = round(reference_accuracy - row["accuracy"], 2)
+        on_board = board and not row["runs_here"] and art.format == "nb" and art.arch == "arm"
+        if task is not None and (row["runs_here"] or on_board):
+            if on_board:
+                log.info("scoring %s on the emulated aarch64 board (%d samples)", art.file, task.count)
+            try:
+                outputs = (board_outputs(stage / art.file, eval_data[0]) if on_board
+                           else outputs_on(str(stage / art.file), eval_data[0]))
+            except WherryError as exc:
+                if not on_board:
+                    raise
+                log.warning("%s", exc.message)   # the board's own check already judged the artifact
+                rows.append(row)
+                continue
+            row["measured_on"] = "emulated aarch64 board" if on_board else "host"
+            row["score"] = round(task.score(outputs), 2)
+            if reference_score is not None:
+                row["score_drop"] = round(task.drop(reference_score, row["score"]), 2)
+            if task.kind == "classification":
+                predictions[art.file] = task.predictions(outputs)
+                row["accuracy"], row["accuracy_drop"] = row["score"], row["score_drop"]
         rows.append(row)
     runnable_fp32 = [a.file for a in fp32.values() if a.file in predictions]
     for row, art in zip(rows, artifacts):
@@ -146,11 +187,11 @@ SENSITIVITY_SAMPLES = 32  # enough to rank layers; each probe re-calibrates, so 
 
 
 def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str, np.ndarray], max_drop: float,
-               eval_data, reference_accuracy: Optional[float], work: Path, method: str = "minmax") -> List[str]:
+               eval_data, reference_score: Optional[float], work: Path, method: str = "minmax") -> List[str]:
     """Keep the int8 ONNX artifact within --max-drop, leaving the most damaging layers in float.
 
-    The bound: with labelled eval data, accuracy points lost against the original model; without, the int8
-    outputs on the calibration samples must keep cosine >= 1 - max_drop/100 against the fp32 ONNX.
+    The bound: with labelled eval data, task metric points lost against the original model (accuracy, CER,
+    box F1 or mIoU); without, the int8 outputs on the calibration samples must keep cosine >= 1 - max_drop/100 against the fp32 ONNX.
     Sensitivity is always measured on the calibration data: each quantizable layer is quantized alone and
     its output cosine loss against fp32 ranks it (finer-grained than accuracy on a small eval set).
     Layers go back to float, most damaging first, until the bound holds.
@@ -163,11 +204,11 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
         return (1.0 - cosine(outputs_on(str(model), feeds), ref)) * 100.0
 
     if eval_data is not None:
-        feeds, labels = eval_data
+        feeds, task = eval_data
 
-        def cost(model: Path) -> float:  # accuracy points lost
-            return reference_accuracy - accuracy(outputs_on(str(model), feeds), labels)
-        unit = "accuracy points lost"
+        def cost(model: Path) -> float:  # task metric points lost
+            return task.drop(reference_score, task.score(outputs_on(str(model), feeds)))
+        unit = f"{task.metric} points lost"
     else:
         cost, unit = cosine_loss, "% cosine loss"
     current = cost(path)

@@ -321,3 +321,19 @@ def test_unknown_calibration_method_is_refused(wherry, tmp_path):
     with pytest.raises(WherryError, match="(?s)unknown calib_method 'entropy'.*minmax, kl, percentile"):
         convert(example.MODEL, precisions=["int8"], calib=example.CALIB, calib_method="entropy", out=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_pir_program_gets_its_int8_nb(tmp_path):
+    """Paddle PTQ on a PIR source quantizes wherry's translated legacy program. It segfaulted there (FeedOp
+    found no feed list: the translator's feed/fetch holders were not persistable) and then raised NotFound
+    for op_role; Paddle's own legacy exports have both, and now so does the translation."""
+    from wherry.convert import convert
+    from wherry.convert.example import CALIB
+
+    train_digits(str(tmp_path / "digits_cnn"), "pir", epochs=2, seed=0)
+    bundle, = convert(tmp_path / "digits_cnn.json", targets="rpi4", precisions="int8", formats="nb", calib=CALIB,
+                      out=tmp_path / "out", verify=False)
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    assert not manifest.get("not_built"), manifest.get("not_built")
+    nb = next(a for a in manifest["artifacts"] if a["file"] == "model.arm.int8.nb")
+    assert any("conv2d/int8" in note for note in nb["notes"]), nb["notes"]

