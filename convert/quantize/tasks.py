@@ -191,7 +191,7 @@ def from_arrays(arrays: Dict[str, np.ndarray], count: int, label: str) -> Task:
               f"texts must be [{count}, max length] integer code points, 0-padded (got shape {list(data.shape)}, "
               f"dtype {data.dtype})")
         charset = arrays.get("charset")
-        _need(charset is not None and charset.ndim == 1 and charset.dtype.kind in "iu" and len(charset), label,
+        _need(charset is not None and charset.ndim == 1 and charset.dtype.kind in "iu" and len(charset) > 0, label,
               "recognition needs charset: the model's characters as code points, class k+1 = charset[k]")
     elif key == "boxes":
         _need(data.ndim == 2 and data.shape[1] == 5 and data.dtype.kind in "fiu", label,

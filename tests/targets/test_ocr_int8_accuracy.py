@@ -45,7 +45,7 @@ def _convert(wherry, model_dir, calib, evaluation, out):
 
 
 @pytest.fixture(scope="module")
-def recognizer(wherry, arm_runtime, tmp_path_factory):  # noqa: F811
+def recognizer(wherry, arm_runtime, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ocr-rec")
     x, _ = ocr_text.rec_samples(40, seed=100)
     np.savez(folder / "calib.npz", x=x)
@@ -56,7 +56,7 @@ def recognizer(wherry, arm_runtime, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def detector(wherry, arm_runtime, tmp_path_factory):  # noqa: F811
+def detector(wherry, arm_runtime, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ocr-det")
     x, _ = ocr_text.det_samples(16, seed=300)
     np.savez(folder / "calib.npz", x=x)

@@ -11,8 +11,8 @@ import sys
 
 os.environ["FLAGS_enable_pir_api"] = "0"
 
-import paddle  # noqa: E402
-from paddle.base import core  # noqa: E402
+import paddle
+from paddle.base import core
 
 
 def main(src_prefix: str, dst: str) -> None:
