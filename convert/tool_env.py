@@ -85,14 +85,26 @@ def _candidates(version: str) -> List[str]:
     return [p for p in found if p and os.access(p, os.X_OK)]
 
 
+def base_interpreter(python: str = sys.executable) -> str:
+    """The real interpreter behind ``python``. A venv's ``bin/python`` is a link to the interpreter it was
+    made from, so a venv made from another venv's python breaks the day that venv is deleted; made from
+    the real one it lasts as long as the installed Python does."""
+    return os.path.realpath(python)
+
+
+def is_ready(folder: Path) -> bool:
+    """``folder`` is a finished venv whose interpreter still runs (``.ready`` alone outlives a deleted base)."""
+    return (folder / READY).is_file() and (folder / "bin" / "python").exists()
+
+
 def find_python(env: ToolEnv) -> str:
     """An interpreter for ``env``: wherry's own when it accepts any, else the first found of its versions."""
     if not env.pythons or _version_of(sys.executable) in env.pythons:
-        return sys.executable
+        return base_interpreter()
     for version in env.pythons:
         for candidate in _candidates(version):
             if _version_of(candidate) == version:
-                return candidate
+                return base_interpreter(candidate)
     raise ToolUnavailable(f"{env.label or env.name} needs Python {' or '.join(env.pythons)}, and none is installed "
                           "here", f"install one (e.g. `pyenv install {env.pythons[0]}`, `uv python install "
                           f"{env.pythons[0]}`, or your system's python{env.pythons[0]} package) so that "
@@ -104,8 +116,11 @@ def ensure(env: ToolEnv) -> Path:
     base = find_python(env)
     folder = tools_dir() / f"{env.name}-{env.key(base)}"
     python = folder / "bin" / "python"
-    if (folder / READY).is_file():
+    if is_ready(folder):
         return python
+    if folder.exists():   # its interpreter is gone: made again below
+        log.warning("%s's environment %s lost its Python; making it again", env.label or env.name, folder)
+        shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     log.warning("installing %s into %s (once; a few hundred MB from PyPI)", env.label or env.name, folder)
@@ -128,7 +143,7 @@ def ensure(env: ToolEnv) -> Path:
         os.rename(staging, folder)
     except OSError:   # another wherry finished the same environment meanwhile
         shutil.rmtree(staging, ignore_errors=True)
-        if not (folder / READY).is_file():
+        if not is_ready(folder):
             raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -201,4 +216,4 @@ def installed(env: ToolEnv) -> Optional[Path]:
     except ToolUnavailable:
         return None
     folder = tools_dir() / f"{env.name}-{env.key(base)}"
-    return folder / "bin" / "python" if (folder / READY).is_file() else None
+    return folder / "bin" / "python" if is_ready(folder) else None

@@ -9,7 +9,10 @@ cannot be made here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +94,22 @@ def test_a_tool_environment_that_cannot_be_made_is_one_readable_error_and_leaves
     assert list((tmp_path / "tools").iterdir()) == []          # no half-made environment left to be trusted
     assert tool_env.installed(broken) is None
 
+
+def test_a_tool_environment_outlives_the_venv_wherry_ran_from_and_is_remade_when_its_python_is_gone(
+        tmp_path, monkeypatch):
+    # wherry itself runs from a venv; the tool's venv must link to the real interpreter behind it
+    assert not Path(tool_env.base_interpreter()).is_symlink()
+    monkeypatch.setenv("WHERRY_TOOLS_DIR", str(tmp_path / "tools"))
+    env = tool_env.ToolEnv("empty", ())          # nothing to install: only the venv is made
+    monkeypatch.setattr(tool_env, "_run", lambda argv, env, what: None if "pip" in argv else
+                        subprocess.run(argv, check=True, capture_output=True))
+    python = tool_env.ensure(env)
+    assert Path(os.path.realpath(python)) == Path(tool_env.base_interpreter())
+    # the Python it was made from disappears (here: the link is pointed nowhere)
+    python.unlink()
+    python.symlink_to(tmp_path / "deleted-venv" / "bin" / "python")
+    assert tool_env.installed(env) is None       # `.ready` alone is not trusted
+    assert tool_env.ensure(env).exists()         # made again, not handed back broken
 
 # ------------------------------------------------------------------ real conversions (-m edge)
 

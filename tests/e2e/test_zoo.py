@@ -20,6 +20,7 @@ import pytest
 from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
 from support.matrix_records import artifact_record, board_result
 from wherry.convert import pipeline
+from wherry.convert.tool_env import base_interpreter, is_ready
 from wherry.runtimes.checker import PASSED
 from support.zoo import FAMILIES
 
@@ -35,8 +36,8 @@ def legacy_python():
     """A Python with Paddle 2.6.2 (the last release that exports these layers as legacy programs)."""
     venv = CACHE / f"paddle-{LEGACY_PADDLE}-venv"
     python = venv / "bin" / "python"
-    if not (venv / ".ready").is_file():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    if not is_ready(venv):
+        subprocess.run([base_interpreter(), "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                         f"paddlepaddle=={LEGACY_PADDLE}", "numpy<2"], check=True)
         (venv / ".ready").touch()

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 from support.paths import CACHE
+from wherry.convert.tool_env import base_interpreter, is_ready
 
 
 def base_python() -> str:
-    return getattr(sys, "_base_executable", None) or sys.executable
+    return base_interpreter(getattr(sys, "_base_executable", None) or sys.executable)
 
 
 def make_venv(name: str, packages, python: str) -> Path:
     folder = CACHE / "venvs" / name
     stamp = folder / ".ready"
-    if stamp.is_file():
+    if is_ready(folder):
         return folder / "bin" / "python"
     shutil.rmtree(folder, ignore_errors=True)
     proc = subprocess.run([python, "-m", "venv", str(folder)], capture_output=True, text=True)

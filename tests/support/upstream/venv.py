@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wherry.convert.tool_env import base_interpreter, is_ready
+
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements.txt"   # pinned imports of the upstream model code, paddlepaddle included
 PACKAGES = HERE / "packages.txt"           # the upstream packages, installed --no-deps
@@ -44,12 +46,12 @@ def python(paddle: str = "3.3.1") -> Path:
     """The venv's python, created (a few minutes, pip's cache makes it faster) when missing."""
     venv = cache_root() / f"upstream-venv-{key(paddle)}"
     exe = venv / "bin" / "python"
-    if (venv / ".ready").is_file():
+    if is_ready(venv):
         return exe
     if venv.exists():
         shutil.rmtree(venv)  # a half-built one from an interrupted run
     pip = [str(exe), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # no system site-packages
+    subprocess.run([base_interpreter(), "-m", "venv", str(venv)], check=True)  # no system site-packages
     (venv / "requirements.txt").write_text(requirements(paddle))
     subprocess.run([*pip, "-r", str(venv / "requirements.txt")], check=True, capture_output=True)
     subprocess.run([*pip, "--no-deps", "-r", str(PACKAGES)], check=True, capture_output=True)
