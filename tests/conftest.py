@@ -72,6 +72,7 @@ QUICK = (
     "runtimes/test_preprocess.py::test_empty_or_missing_folder_and_bad_image",
     "convert/test_shapes.py::test_shape_sets_are_parsed*",
     "convert/test_shapes.py::test_a_zoo_model_may_name_several_shapes",
+    "convert/test_options.py::*", "runtimes/test_vocabulary.py::*", "runtimes/test_check_options.py::*",
 )
 
 
