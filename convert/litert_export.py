@@ -78,6 +78,8 @@ def _export_in_child(onnx: str, out: str, precision: str, calib_npz: Optional[st
     import tempfile
 
     import numpy as np
+
+    from wherry.convert import edge_calibration
     import onnx as onnx_lib
     import onnx2tf
 
@@ -107,11 +109,7 @@ def _export_in_child(onnx: str, out: str, precision: str, calib_npz: Optional[st
                       overwrite_input_shape=[f"{n}:{','.join(map(str, fixed[n]))}" for n in names],
                       non_verbose=True)
         if precision == "int8":
-            with np.load(calib_npz) as data:
-                calib = {k: data[k] for k in data.files}
-            lacking = [n for n in names if n not in calib]
-            if lacking:
-                raise WherryError(f"the calibration data has no input {', '.join(lacking)}")
+            calib = edge_calibration.read(calib_npz, names)
             entries = []
             for name in names:
                 path = Path(work) / f"calib-{len(entries)}.npy"   # NCHW as the inputs stay (-k)

@@ -55,8 +55,9 @@ def export(onnx: Path, out_xml: Path, precision: str, calib_npz: Optional[Path] 
 
 
 def _export_in_child(onnx: str, out_xml: str, precision: str, calib_npz: Optional[str]) -> dict:
-    import numpy as np
     import openvino as ov
+
+    from wherry.convert import edge_calibration
 
     start = time.perf_counter()
     model = ov.convert_model(onnx)
@@ -64,12 +65,8 @@ def _export_in_child(onnx: str, out_xml: str, precision: str, calib_npz: Optiona
     if precision == "int8":
         import nncf
 
-        with np.load(calib_npz) as data:
-            calib = {k: data[k] for k in data.files}
         names = {p.any_name for p in model.inputs}
-        missing = sorted(names - set(calib))
-        if missing:
-            raise WherryError(f"the calibration data has no input {', '.join(missing)}")
+        calib = edge_calibration.read(calib_npz, names)
         samples = len(next(iter(calib.values())))
         items = [{name: calib[name][i:i + 1] for name in names} for i in range(samples)]
         model = nncf.quantize(model, nncf.Dataset(items), subset_size=samples)

@@ -78,6 +78,8 @@ def _export_in_child(onnx: str, out: str, precision: str, platform: str, calib_n
     import tempfile
 
     import numpy as np
+
+    from wherry.convert import edge_calibration
     from rknn.api import RKNN
 
     import onnx as onnx_lib
@@ -93,11 +95,7 @@ def _export_in_child(onnx: str, out: str, precision: str, platform: str, calib_n
     with tempfile.TemporaryDirectory(prefix="rknn-") as work:
         dataset = None
         if precision == "int8":
-            with np.load(calib_npz) as data:
-                calib = {k: data[k] for k in data.files}
-            lacking = [n for n in names if n not in calib]
-            if lacking:
-                raise WherryError(f"the calibration data has no input {', '.join(lacking)}")
+            calib = edge_calibration.read(calib_npz, names)
             samples = len(calib[names[0]])
             dataset = os.path.join(work, "dataset.txt")
             with open(dataset, "w") as listing:   # one line per sample, its inputs' files relative to the list
