@@ -7,7 +7,6 @@ proves nobody uses it; a live owner's folders are never touched. The runner also
 (staging folders beside a bundle) is in test_publish.py."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,20 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from support.hostile_fixtures import RunnerProcess, request, tar_bytes
-from support.runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.runtime_fixtures import copy_bundle, onnx_only, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 from wherry.runtimes import leftovers
-
-
-@pytest.fixture()
-def onnx_only(rt_bundle, tmp_path):
-    bundle = copy_bundle(rt_bundle, tmp_path / "b")
-    data = json.loads((bundle / "manifest.json").read_text())
-    data["artifacts"] = [a for a in data["artifacts"] if a["file"] == "model.onnx"]
-    (bundle / "manifest.json").write_text(json.dumps(data, indent=2))
-    return bundle
 
 
 def _dead_pid() -> int:

@@ -15,20 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from support.hostile_fixtures import RunnerProcess, serve_in_thread, stop, tar_bytes, wait_until
-from support.runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
+from support.runtime_fixtures import copy_bundle, onnx_only, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 from wherry.runtimes.serve import Limits
 from wherry.targets.devices import DeviceError
 from wherry.targets.devices.http import HttpDevice
-
-
-@pytest.fixture()
-def onnx_only(rt_bundle, tmp_path):
-    """The tiny CNN bundle with only its ONNX artifact (quick to check, runs anywhere)."""
-    bundle = copy_bundle(rt_bundle, tmp_path / "b")
-    data = json.loads((bundle / "manifest.json").read_text())
-    data["artifacts"] = [a for a in data["artifacts"] if a["file"] == "model.onnx"]
-    (bundle / "manifest.json").write_text(json.dumps(data, indent=2))
-    return bundle
 
 
 def _hold(url: str, count: int):

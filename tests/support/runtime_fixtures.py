@@ -229,6 +229,16 @@ def copy_bundle(src: Path, dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture()
+def onnx_only(rt_bundle, tmp_path):
+    """The tiny CNN bundle with only its ONNX artifact (quick to check, runs anywhere)."""
+    bundle = copy_bundle(rt_bundle, tmp_path / "b")
+    data = json.loads((bundle / "manifest.json").read_text())
+    data["artifacts"] = [a for a in data["artifacts"] if a["file"] == "model.onnx"]
+    (bundle / "manifest.json").write_text(json.dumps(data, indent=2))
+    return bundle
+
+
 def rehash(bundle: Path, file: str) -> None:
     """Update an artifact's (or a golden file's) hash in the manifest after changing the file on purpose."""
     from wherry.runtimes.bundle import content_hash
