@@ -11,20 +11,32 @@ What an app does with such a model, done here so the Session stays the one inter
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypedDict, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError
 from ..specs import TensorSpec
 from .base import Backend
 
 
-def _quantized(detail) -> bool:
+class _Detail(TypedDict):
+    """One entry of the interpreter's ``get_input_details()`` / ``get_output_details()``."""
+
+    name: str
+    index: int
+    shape: NDArray[np.int32]
+    shape_signature: NDArray[np.int32]
+    dtype: Type[np.generic]
+    quantization: Tuple[float, int]   # (scale, zero point); scale 0.0 when the tensor is not quantized
+
+
+def _quantized(detail: _Detail) -> bool:
     return np.dtype(detail["dtype"]).kind in "iu" and bool(detail["quantization"][0])
 
 
-def _spec(detail) -> TensorSpec:
+def _spec(detail: _Detail) -> TensorSpec:
     signature = detail.get("shape_signature")
     dims = [int(d) for d in (signature if signature is not None and len(signature) else detail["shape"])]
     if dims and dims[0] == 1:
@@ -33,7 +45,7 @@ def _spec(detail) -> TensorSpec:
     return TensorSpec(detail["name"], dtype, tuple(d if d >= 0 else None for d in dims))
 
 
-def _channels_last(shape, declared: Optional[TensorSpec]) -> bool:
+def _channels_last(shape: Union[Sequence[int], NDArray[np.int32]], declared: Optional[TensorSpec]) -> bool:
     """Whether a .tflite output of ``shape`` is the NHWC form of the NCHW output ``declared`` in the manifest."""
     if declared is None or len(shape) != 4 or len(declared.shape) != 4:
         return False
@@ -44,7 +56,8 @@ def _channels_last(shape, declared: Optional[TensorSpec]) -> bool:
 class LiteRtBackend(Backend):
     name = "litert"
 
-    def __init__(self, path: str, threads: Optional[int] = None, outputs: Optional[List[TensorSpec]] = None):
+    def __init__(self, path: str, threads: Optional[int] = None,
+                 outputs: Optional[List[TensorSpec]] = None) -> None:
         super().__init__()
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -60,8 +73,8 @@ class LiteRtBackend(Backend):
             raise BundleError(f"LiteRT cannot load {path}: {str(exc).strip().splitlines()[0][:300]}",
                               "the .tflite is damaged or needs ops this LiteRT lacks; convert the model again "
                               "or upgrade ai-edge-litert") from None
-        self._in = self._interp.get_input_details()
-        self._out = self._interp.get_output_details()
+        self._in: List[_Detail] = self._interp.get_input_details()
+        self._out: List[_Detail] = self._interp.get_output_details()
         self.inputs = [_spec(d) for d in self._in]
         self.outputs = [_spec(d) for d in self._out]
         declared = {s.name: s for s in (outputs or [])}
@@ -69,16 +82,18 @@ class LiteRtBackend(Backend):
         self.outputs = [TensorSpec(s.name, s.dtype, (s.shape[0], s.shape[3], s.shape[1], s.shape[2]))
                         if s.name in self._nhwc else s for s in self.outputs]
 
-    def _one(self, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
+    def _one(self, feeds: Dict[str, NDArray[Any]]) -> List[NDArray[Any]]:
         for detail in self._in:
             value = feeds[detail["name"]]
             if _quantized(detail):
                 scale, zero = detail["quantization"]
-                info = np.iinfo(detail["dtype"])
+                int_type = detail["dtype"]
+                assert issubclass(int_type, np.integer)   # _quantized: an integer type (kind "i" or "u")
+                info = np.iinfo(int_type)
                 value = np.clip(np.round(value / scale + zero), info.min, info.max)
             self._interp.set_tensor(detail["index"], np.ascontiguousarray(value, dtype=detail["dtype"]))
         self._interp.invoke()
-        outs = []
+        outs: List[NDArray[Any]] = []
         for detail in self._out:
             value = self._interp.get_tensor(detail["index"])
             if _quantized(detail):
@@ -87,7 +102,7 @@ class LiteRtBackend(Backend):
             outs.append(np.array(value))
         return outs
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         fixed_batch = all(len(d["shape"]) and d["shape"][0] == 1 for d in self._in)
         batch = len(next(iter(feeds.values()))) if feeds else 1
         if fixed_batch and batch != 1:
