@@ -6,9 +6,10 @@ the artifact, not the CPU's shortcut. An int8 IR keeps its int8 layers; only the
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError
 from ..specs import TensorSpec
@@ -18,7 +19,7 @@ DEVICE = "CPU"
 PRECISION_HINT = "f32"
 
 
-def _spec(port) -> TensorSpec:
+def _spec(port: Any) -> TensorSpec:   # an openvino Output (a compiled model's port)
     shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
     try:
         dtype = np.dtype(port.get_element_type().to_dtype()).name
@@ -30,14 +31,14 @@ def _spec(port) -> TensorSpec:
 class OpenVinoBackend(Backend):
     name = "openvino"
 
-    def __init__(self, path: str, threads: Optional[int] = None):
+    def __init__(self, path: str, threads: Optional[int] = None) -> None:
         super().__init__()
         try:
             import openvino as ov
         except ImportError as exc:
             raise BackendUnavailable(f"openvino cannot be imported: {exc}", "pip install openvino") from None
         self.version = ov.__version__.split("-")[0]
-        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINT}
+        config: Dict[str, Union[str, int]] = {"INFERENCE_PRECISION_HINT": PRECISION_HINT}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
@@ -51,7 +52,7 @@ class OpenVinoBackend(Backend):
         self.outputs = [_spec(p) for p in self._compiled.outputs]
         self._request = self._compiled.create_infer_request()
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         results = self._request.infer({name: np.ascontiguousarray(v) for name, v in feeds.items()})
         by_name = {port.any_name: value for port, value in results.items()}
         # copies: the request reuses its output buffers on the next run
