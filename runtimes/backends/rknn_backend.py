@@ -8,9 +8,10 @@ converter's simulation of the compiled graph is what is recorded, never a pass o
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..errors import BackendUnavailable, BundleError, InputError
 from ..specs import TensorSpec
@@ -21,7 +22,7 @@ class RknnLiteBackend(Backend):
     name = "rknn"
 
     def __init__(self, path: str, threads: Optional[int] = None, inputs: Optional[List[TensorSpec]] = None,
-                 outputs: Optional[List[TensorSpec]] = None):
+                 outputs: Optional[List[TensorSpec]] = None) -> None:
         super().__init__()
         try:
             from rknnlite.api import RKNNLite
@@ -37,7 +38,7 @@ class RknnLiteBackend(Backend):
                               "check the NPU driver (librknnrt.so) and that the .rknn was built for this SoC")
         self.inputs, self.outputs = list(inputs), list(outputs)
 
-    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    def run(self, feeds: Dict[str, NDArray[Any]]) -> Dict[str, NDArray[Any]]:
         names = [s.name for s in self.inputs]
         batch = len(feeds[names[0]])
         rows = [self._lite.inference(inputs=[np.ascontiguousarray(feeds[n][i:i + 1]) for n in names],
