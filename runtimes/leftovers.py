@@ -19,7 +19,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Union
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def owned_name(prefix: str) -> str:
     return f"{prefix}-{host()}-{os.getpid()}-"
 
 
-def owned_tempdir(prefix: str, parent: Optional[os.PathLike] = None) -> Path:
+def owned_tempdir(prefix: str, parent: Union[str, os.PathLike[str], None] = None) -> Path:
     """A new folder (in ``parent``, default the temporary directory) that ``sweep`` can prove stale later."""
     return Path(tempfile.mkdtemp(prefix=owned_name(prefix), dir=parent))
 
@@ -57,13 +57,14 @@ def owner_gone(owner_host: Optional[str], pid: int) -> bool:
     return owner_host == host() and pid != os.getpid() and not alive(pid)
 
 
-def sweep(parent: os.PathLike, prefix: str, min_age: float = 0.0, prefix_regex: bool = False) -> List[Path]:
+def sweep(parent: Union[str, os.PathLike[str]], prefix: str, min_age: float = 0.0,
+          prefix_regex: bool = False) -> List[Path]:
     """Remove the folders ``owned_tempdir(prefix, parent)`` made in processes that are gone now (and that were
     untouched for ``min_age`` seconds); the ones removed. ``prefix_regex``: ``prefix`` is a regular expression
     (e.g. any cache key). Never raises: a sweep is housekeeping."""
     pattern = re.compile((prefix if prefix_regex else re.escape(prefix))
                          + r"-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d{1,10})-\w+$")
-    removed = []
+    removed: List[Path] = []
     try:
         entries = list(Path(parent).iterdir())
     except OSError:
