@@ -19,9 +19,10 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import InputError
 
@@ -46,7 +47,7 @@ class PreprocessSpec:
     dtype: str = "float32"
     input: Optional[str] = None      # the model input it feeds (recorded in the manifest)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.size is not None:
             self.size = (int(self.size[0]), int(self.size[1]))
         self.mean = [float(v) for v in self.mean]
@@ -78,13 +79,13 @@ class PreprocessSpec:
                              "\"std\": [0.229, 0.224, 0.225], \"layout\": \"NCHW\", \"channel_order\": \"RGB\"}")
 
     # --- serialization (the manifest's ``preprocess`` field) ---------------------------------------
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
         data["size"] = list(self.size) if self.size is not None else None
         return data
 
     @classmethod
-    def from_json(cls, data) -> "PreprocessSpec":
+    def from_json(cls, data: object) -> "PreprocessSpec":
         """From a dict or a JSON string; unknown keys are refused (a typo would silently change inputs)."""
         if isinstance(data, (str, bytes)):
             try:
@@ -103,22 +104,22 @@ class PreprocessSpec:
             raise InputError(f"invalid preprocessing spec: {exc}", "check the field types") from None
 
     @classmethod
-    def for_input(cls, shape: Sequence[Optional[int]], **overrides) -> "PreprocessSpec":
+    def for_input(cls, shape: Sequence[Optional[int]], **overrides: Any) -> "PreprocessSpec":
         """A spec whose layout, channels and size follow a 4-D model input shape where it is static."""
         if len(shape) != 4:
             raise InputError(f"image preprocessing needs a 4-D image input, the model takes {list(shape)}",
                              "give calibration data as an .npz instead of an image folder")
         nhwc = shape[3] in (1, 3) and shape[1] not in (1, 3)
         c, h, w = (shape[3], shape[1], shape[2]) if nhwc else (shape[1], shape[2], shape[3])
-        values = {"layout": "NHWC" if nhwc else "NCHW", "channels": c if c in (1, 3) else 3,
-                  "size": (h, w) if h and w else None}
+        values: Dict[str, Any] = {"layout": "NHWC" if nhwc else "NCHW", "channels": c if c in (1, 3) else 3,
+                                  "size": (h, w) if h and w else None}
         if values["channels"] == 1:
             values.update(mean=[0.0], std=[1.0])
         values.update(overrides)
         return cls(**values)
 
     # --- application -------------------------------------------------------------------------------
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
+    def apply(self, pixels: NDArray[Any]) -> NDArray[Any]:
         """Decoded pixels (HWC or HW, uint8 or float in 0..255, RGB order) -> one sample with batch axis."""
         img = np.asarray(pixels)
         if img.ndim == 2:
@@ -137,12 +138,12 @@ class PreprocessSpec:
             img = img.transpose(2, 0, 1)
         return np.ascontiguousarray(img[None], dtype=self.dtype)
 
-    def load(self, path: Union[str, os.PathLike[str]]) -> np.ndarray:
+    def load(self, path: Union[str, os.PathLike[str]]) -> NDArray[Any]:
         """Decode an image file and apply the spec: one sample with a batch axis."""
         return self.apply(decode_image(path, self.channels))
 
 
-def _to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+def _to_channels(img: NDArray[np.float32], channels: int) -> NDArray[np.float32]:
     have = img.shape[2]
     if have == 4:  # RGBA: alpha is not image content
         img, have = img[:, :, :3], 3
@@ -155,13 +156,13 @@ def _to_channels(img: np.ndarray, channels: int) -> np.ndarray:
     raise InputError(f"cannot turn a {have}-channel image into {channels} channel(s)", "use RGB or grayscale images")
 
 
-def resize_bilinear(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def resize_bilinear(img: NDArray[np.float32], size: Tuple[int, int]) -> NDArray[np.float32]:
     """Bilinear resize of an HWC float image with half-pixel centres (no antialiasing): pure numpy, so the
     host and a board produce the same input from the same pixels."""
     out_h, out_w = size
     in_h, in_w = img.shape[:2]
 
-    def axis(n_out, n_in):
+    def axis(n_out: int, n_in: int) -> Tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
         pos = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
         pos = np.clip(pos, 0, n_in - 1)
         lo = np.floor(pos).astype(np.int64)
@@ -175,15 +176,15 @@ def resize_bilinear(img: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     return (top * (1 - wy)[:, None, None] + bottom * wy[:, None, None]).astype(np.float32)
 
 
-def decode_image(path: Union[str, os.PathLike[str]], channels: int = 3) -> np.ndarray:
+def decode_image(path: Union[str, os.PathLike[str]], channels: int = 3) -> NDArray[np.uint8]:
     """An image file as uint8 HWC (RGB) or HW1 (grayscale) pixels; needs Pillow."""
     try:
         from PIL import Image
     except ImportError:
         raise InputError("reading image files needs Pillow", "pip install pillow, or pass an .npz") from None
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as opened:
+            im = opened.convert("L" if channels == 1 else "RGB")
             pixels = np.asarray(im, dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read image {path}: {exc}", "pass PNG/JPEG/BMP files") from None
@@ -202,7 +203,8 @@ def image_files(folder: Union[str, os.PathLike[str]]) -> List[str]:
     return files
 
 
-def load_folder(folder: Union[str, os.PathLike[str]], spec: PreprocessSpec, limit: Optional[int] = None) -> np.ndarray:
+def load_folder(folder: Union[str, os.PathLike[str]], spec: PreprocessSpec,
+                limit: Optional[int] = None) -> NDArray[Any]:
     """Every image of a folder (name order, at most ``limit``) through the spec, stacked on the batch axis."""
     files = image_files(folder)[:limit]
     log.info("preprocessing %d image(s) from %s", len(files), folder)
