@@ -9,11 +9,21 @@ here"), never passed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import pytest
 
+if TYPE_CHECKING:   # types only: loading the plugin imports nothing of wherry, nor numpy
+    from _pytest._code.code import TerminalRepr, TracebackStyle   # pytest exports neither
+    from numpy.typing import NDArray
 
-def pytest_addoption(parser):
+    from .bundle import Bundle, NotBuilt
+    from .checker import ArtifactResult
+
+    Arrays = Dict[str, NDArray[Any]]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("wherry", "wherry bundle parity")
     group.addoption("--wherry-bundle", action="append", default=[], metavar="DIR",
                     help="check this wherry bundle's artifacts against its golden outputs (repeatable)")
@@ -28,13 +38,16 @@ class ParityFailure(Exception):
 
 
 class WherryBundle(pytest.Collector):
-    def __init__(self, *, bundle_dir: str, **kwargs):
+    _bundle: Bundle   # loaded by collect
+
+    def __init__(self, *, bundle_dir: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bundle_dir = bundle_dir
-        self._results = {}
-        self._golden = None
+        self._results: Dict[str, ArtifactResult] = {}
+        # golden inputs and outputs, and the golden sets at other input shapes (checker.other_golden_sets)
+        self._golden: Optional[Tuple[Arrays, Arrays, List[Tuple[Any, ...]]]] = None
 
-    def collect(self):
+    def collect(self) -> Iterator[pytest.Item]:
         from .bundle import load_bundle
         from .errors import WherryError
 
@@ -53,7 +66,7 @@ class WherryBundle(pytest.Collector):
             if not wanted or missing.file in wanted:
                 yield NotBuiltItem.from_parent(self, name=f"{missing.file}::not-built", missing=missing)
 
-    def result(self, artifact: str):
+    def result(self, artifact: str) -> ArtifactResult:
         """Check an artifact once and share the result among its outputs' tests."""
         if artifact not in self._results:
             from .checker import check_artifact, golden_data, other_golden_sets
@@ -73,16 +86,23 @@ class _NoFixtures:
     fixturenames = ()
 
 
+def _bundle_node(item: pytest.Item) -> WherryBundle:
+    """The collector an item of this plugin was made by (its parent)."""
+    parent = item.parent
+    assert isinstance(parent, WherryBundle)   # both item classes are made only by WherryBundle.collect
+    return parent
+
+
 class ParityItem(_NoFixtures, pytest.Item):
-    def __init__(self, *, artifact: str, output: str, **kwargs):
+    def __init__(self, *, artifact: str, output: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.artifact = artifact
         self.output = output
 
-    def runtest(self):
+    def runtest(self) -> None:
         from .checker import UNVERIFIABLE
 
-        result = self.parent.result(self.artifact)
+        result = _bundle_node(self).result(self.artifact)
         if result.status == UNVERIFIABLE:
             pytest.skip(f"not verifiable here: {result.reason}")
         parity = next((o for o in result.outputs if o.name == self.output), None)
@@ -92,39 +112,41 @@ class ParityItem(_NoFixtures, pytest.Item):
         if not parity.passed:
             raise ParityFailure(f"{self.artifact} output {self.output!r}: {parity.reason}")
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Optional[TracebackStyle] = None) -> Union[str, TerminalRepr]:
         if isinstance(excinfo.value, ParityFailure):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
-    def reportinfo(self):
-        return Path(self.parent.bundle_dir), None, f"wherry parity {self.name}"
+    def reportinfo(self) -> Tuple[Path, Optional[int], str]:
+        return Path(_bundle_node(self).bundle_dir), None, f"wherry parity {self.name}"
 
 
 class NotBuiltItem(_NoFixtures, pytest.Item):
     """An artifact the conversion was asked for and could not build: a failing test, never a skip."""
 
-    def __init__(self, *, missing, **kwargs):
+    def __init__(self, *, missing: NotBuilt, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.missing = missing
 
-    def runtest(self):
+    def runtest(self) -> None:
         from .bundle import NOT_REPRESENTABLE
         from .checker import not_built_result
         if self.missing.status == NOT_REPRESENTABLE:
             pytest.skip(f"{self.missing.file}: {not_built_result(self.missing).reason}")
         raise ParityFailure(f"{self.missing.file}: not built: {not_built_result(self.missing).reason}")
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Optional[TracebackStyle] = None) -> Union[str, TerminalRepr]:
         if isinstance(excinfo.value, ParityFailure):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
-    def reportinfo(self):
-        return Path(self.parent.bundle_dir), None, f"wherry {self.name}"
+    def reportinfo(self) -> Tuple[Path, Optional[int], str]:
+        return Path(_bundle_node(self).bundle_dir), None, f"wherry {self.name}"
 
 
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: List[pytest.Item]) -> None:
     bundles = config.getoption("wherry_bundle")
     if not bundles:
         return
