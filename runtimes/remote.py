@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from .check_options import CHECK_OPTIONS, wire_fields
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 PROTOCOL = 2
 # options each command can take over the wire; anything else on the host's command line is refused
@@ -31,9 +34,22 @@ class RemoteOptionRefused(InputError):
     """An option that a remote runner cannot honour: refused, never silently dropped."""
 
 
+class CheckReply(TypedDict, total=False):
+    """The reply to ``POST /bundles/<id>/check`` (``do_check``). Not total: a protocol-1 runner's reply
+    has no ``junit`` nor ``strict*``."""
+
+    ok: bool
+    report: Dict[str, Any]          # checker.CheckReport.to_json()
+    table: str
+    junit: str
+    strict: bool
+    strict_failures: List[str]
+    timeout: float
+
+
 # ----------------------------------------------------------------------------- check
 
-def check_request(args: argparse.Namespace) -> dict:
+def check_request(args: argparse.Namespace) -> Dict[str, Any]:
     """The JSON body of ``POST /bundles/<id>/check`` for a parsed ``check`` command line."""
     from .cli import parse_tolerance_overrides
 
@@ -47,12 +63,12 @@ def check_request(args: argparse.Namespace) -> dict:
     return {k: v for k, v in request.items() if v not in (None, False, [], {})}
 
 
-def needs_protocol_2(request: dict) -> bool:
+def needs_protocol_2(request: Dict[str, Any]) -> bool:
     """Whether a check request carries anything a protocol-1 runner would silently ignore."""
     return bool(request.keys() - {"timeout"})
 
 
-def parse_request(body: bytes, fields: dict) -> dict:
+def parse_request(body: bytes, fields: Mapping[str, Union[type, Tuple[type, ...]]]) -> Dict[str, Any]:
     try:
         request = json.loads(body.decode("utf-8")) if body else {}
     except (UnicodeDecodeError, ValueError):
@@ -69,7 +85,7 @@ def parse_request(body: bytes, fields: dict) -> dict:
     return request
 
 
-def do_check(root: str, body: bytes, job_timeout: float, max_npz_bytes: int) -> dict:
+def do_check(root: str, body: bytes, job_timeout: float, max_npz_bytes: int) -> CheckReply:
     """Run a check request on the runner: the reply for the host."""
     import importlib
 
@@ -96,8 +112,9 @@ def do_check(root: str, body: bytes, job_timeout: float, max_npz_bytes: int) -> 
             "timeout": timeout}
 
 
-def print_check(reply: dict, args: argparse.Namespace) -> int:
-    """Print a check reply as the local ``check`` prints its report; write --junit here. The exit code."""
+def print_check(reply: Mapping[str, Any], args: argparse.Namespace) -> int:
+    """Print a check reply (a ``CheckReply`` as the runner's JSON, with ok, report and table at least) as the
+    local ``check`` prints its report; write --junit here. The exit code."""
     from .cli import emit_json
 
     if getattr(args, "junit", None):
@@ -117,7 +134,7 @@ def print_check(reply: dict, args: argparse.Namespace) -> int:
     return 0 if reply["ok"] else 1
 
 
-def _write_html(path: str, bundle_dir: str, report: dict) -> None:
+def _write_html(path: str, bundle_dir: str, report: Dict[str, Any]) -> None:
     """The check page, written on the host from the runner's report and the host's copy of the bundle.
     The runner sends verdicts and error figures, not the artifacts' outputs, so the page has no
     per-element error plots (a check on the board itself, or over ssh, has them)."""
@@ -147,8 +164,9 @@ def needs_protocol_2_run(query: Dict[str, str], has_inputs: bool) -> bool:
 
 def run_options(root: str, query: Dict[str, List[str]]) -> argparse.Namespace:
     """The runner side of a run query, as the namespace cli.cmd_run and cli.load_feeds read."""
-    def one(name):
-        return (query.get(name) or [None])[0]
+    def one(name: str) -> Optional[str]:
+        values = query.get(name)
+        return values[0] if values else None
     threads = one("threads")
     if threads is not None and not threads.isdigit():
         raise InputError(f"threads={threads!r} is not a whole number", "e.g. threads=2")
@@ -159,7 +177,8 @@ def run_options(root: str, query: Dict[str, List[str]]) -> argparse.Namespace:
                               threads=int(threads) if threads else None, random=one("random") == "1", inputs=None)
 
 
-def print_run(outputs, backend: str, seconds: float, args: argparse.Namespace) -> int:
+def print_run(outputs: Dict[str, NDArray[Any]], backend: str, seconds: float,
+              args: argparse.Namespace) -> int:
     """Print remote run outputs as the local ``run`` does; write --out here."""
     import numpy as np
 
@@ -181,14 +200,14 @@ def print_run(outputs, backend: str, seconds: float, args: argparse.Namespace) -
 
 # ----------------------------------------------------------------------------- bench
 
-def bench_request(args: argparse.Namespace) -> dict:
+def bench_request(args: argparse.Namespace) -> Dict[str, Any]:
     request = {"artifact": getattr(args, "artifact", None), "backend": getattr(args, "backend", None),
                "threads": getattr(args, "threads", None), "random": bool(getattr(args, "random", False)),
                "warmup": args.warmup, "runs": args.runs}
     return {k: v for k, v in request.items() if v not in (None, False)}
 
 
-def do_bench(root: str, body: bytes, job_timeout: float) -> dict:
+def do_bench(root: str, body: bytes, job_timeout: float) -> Dict[str, Any]:
     """Bench on the runner in a child runner process: a native crash or a hang cannot take the runner down,
     and the peak memory reported is the benchmark's own."""
     import subprocess
@@ -210,7 +229,7 @@ def do_bench(root: str, body: bytes, job_timeout: float) -> dict:
         raise Timeout(f"bench took longer than the runner's job timeout ({job_timeout:g} s)",
                       "fewer --runs, or start the runner with a larger --job-timeout") from None
     try:
-        document = json.loads(proc.stdout)
+        document: Dict[str, Any] = json.loads(proc.stdout)   # the child's `bench --json` document
     except ValueError:
         document = {}
     if proc.returncode != 0 or "error" in document:
@@ -227,7 +246,7 @@ def refuse_inputs_file(args: argparse.Namespace, command: str) -> None:
                                   "bench on the bundle's golden inputs or --random, or use --device ssh://")
 
 
-def print_bench(result: dict, args: argparse.Namespace) -> int:
+def print_bench(result: Dict[str, Any], args: argparse.Namespace) -> int:
     from .cli import emit_json, print_bench_result
 
     if getattr(args, "json", False):
