@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from collections import Counter
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from types import ModuleType
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .errors import ModelError
 from .specs import TensorSpec
@@ -61,13 +63,13 @@ class ModelFiles:
 class ModelInterface:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
-    ops: Counter = field(default_factory=Counter)   # op type -> count (feed/fetch/data excluded)
+    ops: Counter[str] = field(default_factory=Counter)   # op type -> count (feed/fetch/data excluded)
     control_flow: bool = False
 
 
 # --------------------------------------------------------------------------- locating
 
-def locate(path) -> ModelFiles:
+def locate(path: Union[str, os.PathLike[str]]) -> ModelFiles:
     """Resolve a directory, a model file or a file prefix to the model's files."""
     given = Path(path)
     if given.is_dir():
@@ -125,25 +127,35 @@ def _nice_name(model_file: Path) -> str:
 # --------------------------------------------------------------------------- reading
 
 PADDLE_PROTO = "paddle.base.proto.framework_pb2"
+_PROTO_FILE = Path("base", "proto", "framework_pb2.py")   # PADDLE_PROTO's file, in the paddle package
 
 
 @lru_cache(maxsize=1)
-def framework_proto():
+def framework_proto() -> ModuleType:
     """Paddle's program schema (framework.proto's generated module), without importing paddle.
 
-    ``from paddle.base.proto import framework_pb2`` first runs paddle's ``__init__``: 1-2 s, in every
+    Importing ``paddle.base.proto.framework_pb2`` first runs paddle's ``__init__``: 1-2 s, in every
     process that only reads or edits a ProgramDesc. The generated file needs only protobuf, so it is
     loaded by path (~40 ms). Its messages register in protobuf's default pool, so a paddle imported
-    later in the same process gets the very same classes."""
+    later in the same process gets the very same classes. Nothing in wherry.runtimes imports paddle
+    but the Paddle Inference backend: a paddle without that file is refused (ModuleNotFoundError)."""
     if PADDLE_PROTO in sys.modules:
         return sys.modules[PADDLE_PROTO]
     spec = importlib.util.find_spec("paddle")   # locates the package without running it
-    file = (Path(spec.submodule_search_locations[0]) / "base" / "proto" / "framework_pb2.py"
-            if spec is not None and spec.submodule_search_locations else None)
-    if file is None or not file.is_file():   # a paddle laid out differently: import it the slow way
-        from paddle.base.proto import framework_pb2
-        return framework_pb2
-    loader_spec = importlib.util.spec_from_file_location("wherry_paddle_framework_pb2", file)
+    if spec is None:
+        raise ModuleNotFoundError("reading a legacy Paddle program (.pdmodel, __model__) needs paddle's "
+                                  "framework_pb2, and paddle is not installed (pip install paddlepaddle)",
+                                  name="paddle")
+    locations = list(spec.submodule_search_locations or [])
+    file = next((Path(folder) / _PROTO_FILE for folder in locations if (Path(folder) / _PROTO_FILE).is_file()),
+                None)
+    loader_spec = (importlib.util.spec_from_file_location("wherry_paddle_framework_pb2", file)
+                   if file is not None else None)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ModuleNotFoundError(f"the paddle at {', '.join(locations) or spec.origin} has no "
+                                  f"{_PROTO_FILE.as_posix()}: wherry reads legacy Paddle programs with the "
+                                  "framework_pb2 of Paddle 2.6 or newer (pip install -U paddlepaddle)",
+                                  name=PADDLE_PROTO)
     module = importlib.util.module_from_spec(loader_spec)
     loader_spec.loader.exec_module(module)
     return module
@@ -155,7 +167,7 @@ def read_interface(files: ModelFiles) -> ModelInterface:
     return _read_legacy(load_program_desc(files.model_file))
 
 
-def load_program_desc(model_file: Path):
+def load_program_desc(model_file: Path) -> Any:   # a framework_pb2.ProgramDesc (no static type: made at run time)
     """Parse a legacy ProgramDesc, raising ModelError on corrupt input."""
     from google.protobuf.message import DecodeError
     program = framework_proto().ProgramDesc()
@@ -170,10 +182,12 @@ def load_program_desc(model_file: Path):
     return program
 
 
-def _read_legacy(program) -> ModelInterface:
+def _read_legacy(program: Any) -> ModelInterface:   # a framework_pb2.ProgramDesc
     block = program.blocks[0]
     variables = {v.name: v for v in block.vars}
-    feeds, fetches, ops = {}, {}, Counter()
+    feeds: Dict[int, str] = {}
+    fetches: Dict[int, str] = {}
+    ops: Counter[str] = Counter()
     for op in block.ops:
         col = next((a.i for a in op.attrs if a.name == "col"), 0)
         if op.type == "feed":
@@ -185,7 +199,7 @@ def _read_legacy(program) -> ModelInterface:
     for extra in program.blocks[1:]:
         ops.update(op.type for op in extra.ops)
 
-    def spec(name):
+    def spec(name: str) -> TensorSpec:
         if name not in variables:
             raise ModelError(f"variable {name} is referenced but not declared in the program",
                              "the model file is damaged; export it again")
@@ -199,18 +213,19 @@ def _read_legacy(program) -> ModelInterface:
                           ops, control_flow=len(program.blocks) > 1)
 
 
-def pir_dtype(type_node: dict) -> str:
+def pir_dtype(type_node: Dict[str, Any]) -> str:
     """numpy dtype name of a PIR dense tensor type node such as {"#": "0.t_f32"}."""
     return PIR_DTYPES.get(type_node.get("#", "").split(".", 1)[-1].replace("t_", "", 1), "float32")
 
 
-def load_pir_ops(json_path) -> list:
+def load_pir_ops(json_path: Union[str, os.PathLike[str]]) -> List[Dict[str, Any]]:
     """The serialized ops of a PIR program's top-level block, or ModelError if it is not one."""
     try:
         data = json.loads(Path(json_path).read_text())
         if data.get("base_code", {}).get("magic") != "pir":
             raise ValueError("no PIR magic")
-        return data["program"]["regions"][0]["blocks"][0]["ops"]
+        ops: List[Dict[str, Any]] = data["program"]["regions"][0]["blocks"][0]["ops"]
+        return ops
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{json_path} is not a Paddle 3 PIR program ({exc})",
                          "pass the model.json written by paddle.jit.save in Paddle 3") from None
@@ -218,7 +233,9 @@ def load_pir_ops(json_path) -> list:
 
 def _read_pir(json_path: Path) -> ModelInterface:
     raw_ops = load_pir_ops(json_path)
-    inputs, outputs, ops = [], [], Counter()
+    inputs: List[TensorSpec] = []
+    outputs: List[Tuple[int, TensorSpec]] = []   # (fetch column, spec)
+    ops: Counter[str] = Counter()
     control_flow = False
     for op in raw_ops:
         kind = op.get("#", "")
