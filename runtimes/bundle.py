@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from .errors import BundleError
 from . import vocabulary
@@ -103,7 +103,7 @@ class Tolerance:
     match_iou: Optional[float] = None   # set: the output is a set of detections (see parity.compare_detections)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Tolerance":
+    def from_json(cls, data: Mapping[str, Any]) -> "Tolerance":
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
@@ -121,17 +121,17 @@ class Artifact:
     tolerance: Dict[str, Tolerance] = field(default_factory=dict)  # per output name
     notes: List[str] = field(default_factory=list)                # e.g. "int8 kernels: conv2d x12"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.runtime:
             self.runtime = FORMAT_RUNTIME.get(self.format, self.format)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
         data["tolerance"] = {k: asdict(v) for k, v in self.tolerance.items()}
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "Artifact":
+    def from_json(cls, data: Mapping[str, Any]) -> "Artifact":
         data = dict(data)
         data["tolerance"] = {k: Tolerance.from_json(v) for k, v in (data.get("tolerance") or {}).items()}
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
@@ -157,11 +157,11 @@ class NotBuilt:
     places: Optional[str] = None
     log: str = ""             # the tool's own words (last log lines), for the report
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "NotBuilt":
+    def from_json(cls, data: Mapping[str, Any]) -> "NotBuilt":
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -171,14 +171,14 @@ class Manifest:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     artifacts: List[Artifact]
-    source: dict = field(default_factory=dict)   # format, path, files [{name, sha256}], translated
-    tools: dict = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, onnxruntime
-    target: dict = field(default_factory=dict)   # name, arch, os
-    golden: dict = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed
-    preprocess: Optional[dict] = None             # how real images became inputs, for devices to repeat
+    source: Dict[str, Any] = field(default_factory=dict)   # format, path, files [{name, sha256}], translated
+    tools: Dict[str, Any] = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, ...
+    target: Dict[str, Any] = field(default_factory=dict)   # name, arch, os
+    golden: Dict[str, Any] = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed
+    preprocess: Optional[Dict[str, Any]] = None            # how real images became inputs, for devices to repeat
     # the program that fed the exporters (legalized legacy ProgramDesc + params), kept for `wherry debug`:
     # model, model_sha256, params, params_sha256; None when the conversion did not keep it
-    program: Optional[dict] = None
+    program: Optional[Dict[str, Any]] = None
     not_built: List[NotBuilt] = field(default_factory=list)  # requested artifacts that could not be built
     schema: str = SCHEMA
     created: str = ""
@@ -194,7 +194,7 @@ class Manifest:
         names = ", ".join(a.file for a in self.artifacts)
         raise BundleError(f"bundle has no artifact {file!r}", f"choose one of: {names}")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         return {
             "schema": self.schema,
             "created": self.created,
@@ -211,7 +211,7 @@ class Manifest:
             "not_built": [n.to_json() for n in self.not_built],
         }
 
-    def golden_sets(self) -> List[dict]:
+    def golden_sets(self) -> List[Dict[str, Any]]:
         """Every golden set: the main one (``golden`` itself) first, then ``golden.other_shapes``; each a dict
         with inputs, outputs and their hashes (and ``shapes`` for the others)."""
         return [self.golden, *self.golden.get("other_shapes", [])]
@@ -228,8 +228,10 @@ class Manifest:
         return path
 
     @classmethod
-    def from_json(cls, data) -> "Manifest":
+    def from_json(cls, data: object) -> "Manifest":
+        """From manifest.json as parsed (anything JSON holds): validated first (BundleError if malformed)."""
         _validate(data)
+        assert isinstance(data, dict)   # _validate refuses anything else
         return cls(
             name=data["name"],
             inputs=[TensorSpec.from_json(s) for s in data["inputs"]],
@@ -263,7 +265,11 @@ def _expect(ok: bool, where: str, what: str) -> None:
         raise _Malformed(f"{where} {what}")
 
 
-def _field(obj: dict, key: str, kinds, where: str, required: bool = True):
+_Kinds = Union[type, Tuple[type, ...]]
+
+
+def _field(obj: Dict[str, Any], key: str, kinds: _Kinds, where: str, required: bool = True) -> Any:
+    """``obj[key]``, refused unless an instance of ``kinds`` (None when absent and not ``required``)."""
     if key not in obj:
         _expect(not required, f"{where}.{key}", "is missing")
         return None
@@ -273,11 +279,11 @@ def _field(obj: dict, key: str, kinds, where: str, required: bool = True):
     return value
 
 
-def _tuple(kinds):
+def _tuple(kinds: _Kinds) -> Tuple[type, ...]:
     return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
-def _walk(value, where: str, depth: int = 0) -> None:
+def _walk(value: object, where: str, depth: int = 0) -> None:
     """Limits every manifest obeys whatever its fields: nesting depth and text that is valid UTF-8."""
     _expect(depth <= _MAX_DEPTH, where, f"nests deeper than {_MAX_DEPTH} levels")
     if isinstance(value, str):
@@ -294,23 +300,24 @@ def _walk(value, where: str, depth: int = 0) -> None:
             _walk(item, f"{where}[{i}]", depth + 1)
 
 
-def _relative_file(obj: dict, key: str, where: str) -> str:
+def _relative_file(obj: Dict[str, Any], key: str, where: str) -> str:
     """A file name relative to the bundle: no absolute paths, no .., no backslashes (see Bundle.file)."""
-    value = _field(obj, key, str, where)
+    value: str = _field(obj, key, str, where)
     parts = PurePosixPath(value).parts
     _expect(bool(value) and "\\" not in value and "\0" not in value and not PurePosixPath(value).is_absolute()
             and ".." not in parts, f"{where}.{key}", f"{value!r} is not a file name inside the bundle")
     return value
 
 
-def _number(obj: dict, key: str, where: str, required: bool = False, signed: bool = False) -> None:
+def _number(obj: Dict[str, Any], key: str, where: str, required: bool = False, signed: bool = False) -> None:
     value = _field(obj, key, (int, float), where, required)
     _expect(value is None or (math.isfinite(value) and (signed or value >= 0)), f"{where}.{key}",
             f"must be a finite number{'' if signed else ' >= 0'}, not {value!r}")
 
 
-def _spec(obj, where: str) -> None:
-    _expect(isinstance(obj, dict), where, "must be an object")
+def _spec(obj: object, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise _Malformed(f"{where} must be an object")
     _field(obj, "name", str, where)
     dtype = _field(obj, "dtype", str, where)
     try:
@@ -325,8 +332,9 @@ def _spec(obj, where: str) -> None:
             f"{where}.shape", "must be a list of sizes (null or -1 for a free one)")
 
 
-def _artifact(obj, where: str) -> None:
-    _expect(isinstance(obj, dict), where, "must be an object")
+def _artifact(obj: object, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise _Malformed(f"{where} must be an object")
     _relative_file(obj, "file", where)
     fmt = _field(obj, "format", str, where)
     _expect(fmt in FORMAT_RUNTIME, f"{where}.format", f"{fmt!r} is not one of {', '.join(FORMAT_RUNTIME)}")
@@ -353,10 +361,11 @@ def _artifact(obj, where: str) -> None:
                 _number(tol, key, inner, signed=key == "noise_min_snr_db")
 
 
-def _validate(data) -> None:
+def _validate(data: object) -> None:
     """Check a parsed manifest against the schema; raise BundleError naming the first bad field."""
     try:
-        _expect(isinstance(data, dict), "manifest.json", "must hold a JSON object")
+        if not isinstance(data, dict):
+            raise _Malformed("manifest.json must hold a JSON object")
         schema = data.get("schema")
         if schema != SCHEMA:
             old = schema == "wherry.bundle/1"
@@ -418,7 +427,8 @@ class Bundle:
     manifest: Manifest
     # (file, sha256) -> the file's stat stamp when its content last matched: a check verifies each file
     # once, not once per step that opens it (hashing a 20 MB artifact costs ~0.5 s on an emulated board)
-    _verified: Dict[tuple, tuple] = field(default_factory=dict, repr=False, compare=False)
+    _verified: Dict[Tuple[str, str], Tuple[int, int, int, int, int]] = field(default_factory=dict, repr=False,
+                                                                             compare=False)
 
     def file(self, relative: str) -> Path:
         """A file the manifest names; refused unless it resolves inside the bundle (symlinks followed).
@@ -444,21 +454,22 @@ class Bundle:
         """Raise BundleError if the artifact file is outside the bundle, missing or its content changed."""
         self._verify(artifact.file, artifact.sha256, f"artifact {artifact.file}")
 
-    def golden_file(self, key: str, golden_set: Optional[dict] = None) -> Path:
+    def golden_file(self, key: str, golden_set: Optional[Dict[str, Any]] = None) -> Path:
         """golden inputs or outputs ("inputs" | "outputs") of a golden set (the main one by default),
         checked against their hash."""
         golden_set = self.manifest.golden if golden_set is None else golden_set
         relative = golden_set[key]
         return self._verify(relative, golden_set[f"{key}_sha256"], relative)
 
-    def program_files(self) -> Optional[tuple]:
+    def program_files(self) -> Optional[Tuple[Path, Path]]:
         """(model, params) of the program the bundle keeps for `wherry debug`, checked against their hashes;
         None when the conversion kept none."""
         program = self.manifest.program
         if not program:
             return None
-        return tuple(self._verify(program[key], program[f"{key}_sha256"], f"kept program file {program[key]}")
-                     for key in ("model", "params"))
+        model, params = (self._verify(program[key], program[f"{key}_sha256"], f"kept program file {program[key]}")
+                         for key in ("model", "params"))
+        return model, params
 
     def _verify(self, relative: str, sha256: str, label: str) -> Path:
         path = self.file(relative)
