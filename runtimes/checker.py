@@ -9,13 +9,23 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import device, parity, time_limit
-from .bundle import Artifact, Bundle, load_bundle
+from .bundle import Artifact, Bundle, NotBuilt, Tolerance, load_bundle
 from .errors import BundleError, InputError, NativeCrash, WherryError
 from .text_table import table_lines
 from .vocabulary import Verdict
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .isolate import SharedChild
+    from .session import Session
+
+    Arrays = Dict[str, NDArray[Any]]                        # tensors by name (an .npz's, a run's outputs)
+    GoldenSet = Tuple[Dict[str, List[int]], Arrays, Arrays]  # (shapes, inputs, outputs): other_golden_sets
+    Overrides = Mapping[str, Mapping[str, float]]           # output (or "*") -> tolerance field -> value
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +48,9 @@ class ArtifactResult:
     outputs: List[parity.OutputParity] = field(default_factory=list)
     seconds: float = 0.0
     notes: List[str] = field(default_factory=list)  # e.g. a runtime/opt version mismatch, whatever the verdict
-    actual: Optional[Dict] = field(default=None, repr=False)  # the outputs compared (for check --html figures)
+    actual: Optional[Arrays] = field(default=None, repr=False)  # the outputs compared (for check --html figures)
     # one entry per golden set, when the bundle has several input shapes: shapes, status, max_abs, cosine, reason
-    shapes: List[dict] = field(default_factory=list)
+    shapes: List[Dict[str, Any]] = field(default_factory=list)
 
     def worst(self) -> Optional[parity.OutputParity]:
         """The output with the largest relative error (the one to show in a one-line summary)."""
@@ -50,14 +60,14 @@ class ArtifactResult:
         return max(pool, key=lambda o: o.max_rel if o.max_rel is not None else float("inf")) if pool else None
 
     @classmethod
-    def from_json(cls, data: Mapping) -> "ArtifactResult":
+    def from_json(cls, data: Mapping[str, Any]) -> "ArtifactResult":
         """An artifact's result as another device reported it in its check JSON."""
         return cls(data["file"], data["format"], data["runtime"], data["precision"], data["arch"], data["size"],
                    status=data["status"], reason=data.get("reason", ""), seconds=float(data.get("seconds", 0.0)),
                    outputs=[parity.OutputParity.from_json(o) for o in data.get("outputs", [])],
                    notes=list(data.get("notes", [])), shapes=list(data.get("shapes", [])))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         return {"file": self.file, "format": self.format, "runtime": self.runtime, "precision": self.precision,
                 "arch": self.arch, "size": self.size, "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 4), "outputs": [o.to_json() for o in self.outputs],
@@ -68,8 +78,8 @@ class ArtifactResult:
 class CheckReport:
     bundle: str
     name: str
-    target: dict
-    device: dict
+    target: Dict[str, Any]
+    device: Dict[str, Any]
     results: List[ArtifactResult]
     source: Optional[str] = None    # the model the bundle was converted from (manifest source.path), if recorded
     program_kept: bool = False      # the bundle keeps the exporters' program: debug needs no --model
@@ -103,7 +113,7 @@ class CheckReport:
     def not_representable(self) -> List[ArtifactResult]:
         return [r for r in self.results if r.status == NOT_REPRESENTABLE]
 
-    def adopt(self, results: Mapping[str, Mapping], where: str) -> None:
+    def adopt(self, results: Mapping[str, Mapping[str, Any]], where: str) -> None:
         """Take the verdict of another device that ran what this one could not (the emulated board's, for a
         conversion's ARM .nb files): each artifact "not verifiable here" with a passed or failed result in
         ``results`` (file -> that device's artifact JSON) takes it, its reason naming ``where`` it ran."""
@@ -130,7 +140,7 @@ class CheckReport:
         really verified on this device."""
         return not self.failed and not self.not_built and bool(self.verified)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Any]:
         return {"bundle": self.bundle, "name": self.name, "target": self.target, "device": self.device,
                 "ok": self.ok, "verdict": self.verdict,
                 "artifacts": [{**r.to_json(), "debug_command": self.debug_command(r)} for r in self.results]}
@@ -182,7 +192,7 @@ class CheckReport:
                            timestamp=datetime.datetime.now().replace(microsecond=0).isoformat())
         failures = skipped = 0
         for r in self.results:
-            outs = r.outputs or [None]
+            outs: Sequence[Optional[parity.OutputParity]] = r.outputs or [None]
             for o in outs:
                 case = ET.SubElement(suite, "testcase", classname=f"wherry.{self.name}",
                                      name=f"{r.file}::{o.name}" if o is not None else r.file,
@@ -228,7 +238,7 @@ def debug_command(bundle: str, model: Optional[str], artifact: Optional[str] = N
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -241,7 +251,8 @@ def shape_text(shapes: Mapping[str, Sequence[int]]) -> str:
     return " ".join(f"{name}={','.join(map(str, dims))}" for name, dims in shapes.items())
 
 
-def golden_data(bundle: Bundle, max_bytes: Optional[int] = None, golden_set: Optional[dict] = None):
+def golden_data(bundle: Bundle, max_bytes: Optional[int] = None,
+                golden_set: Optional[Dict[str, Any]] = None) -> Tuple[Arrays, Arrays]:
     """(inputs, outputs) of a bundle's golden npz files (the main set, or ``golden_set``), after checking
     their hashes.
 
@@ -261,16 +272,16 @@ def golden_data(bundle: Bundle, max_bytes: Optional[int] = None, golden_set: Opt
     return feeds, outputs
 
 
-def other_golden_sets(bundle: Bundle, max_bytes: Optional[int] = None) -> List[tuple]:
+def other_golden_sets(bundle: Bundle, max_bytes: Optional[int] = None) -> List[GoldenSet]:
     """(shapes, inputs, outputs) of each golden set at another input shape (models with dynamic dims)."""
     return [(g["shapes"], *golden_data(bundle, max_bytes, g)) for g in bundle.manifest.golden_sets()[1:]]
 
 
-def _shapes_of(feeds: Mapping) -> Dict[str, List[int]]:
+def _shapes_of(feeds: Mapping[str, NDArray[Any]]) -> Dict[str, List[int]]:
     return {name: list(value.shape) for name, value in feeds.items() if not name.endswith(".lengths")}
 
 
-def _align(golden: Mapping, actual: Mapping) -> Dict:
+def _align(golden: Mapping[str, NDArray[Any]], actual: Mapping[str, NDArray[Any]]) -> Arrays:
     """Actual outputs keyed by golden names; by position when the names differ but the counts match
     (an artifact made from a translated program may name its outputs differently)."""
     if all(n in actual for n in golden) or len(actual) != len(golden):
@@ -280,9 +291,10 @@ def _align(golden: Mapping, actual: Mapping) -> Dict:
     return dict(zip(golden, actual.values()))
 
 
-def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None, isolate: bool = True,
-                   threads: Optional[int] = None, timeout: Optional[float] = None,
-                   max_npz_bytes: Optional[int] = None, child=None, others: Sequence[tuple] = ()) -> ArtifactResult:
+def check_artifact(bundle: Bundle, art: Artifact, feeds: Arrays, golden: Arrays, overrides: Optional[Overrides] = None,
+                   isolate: bool = True, threads: Optional[int] = None, timeout: Optional[float] = None,
+                   max_npz_bytes: Optional[int] = None, child: Optional[SharedChild] = None,
+                   others: Sequence[GoldenSet] = ()) -> ArtifactResult:
     """``child`` (an isolate.SharedChild): run the artifact in that child, shared with the bundle's other
     artifacts; a crash there is confirmed in a fresh child before it is this artifact's verdict.
     ``others``: (shapes, feeds, golden) of the golden sets at other input shapes (other_golden_sets): the
@@ -304,7 +316,8 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     if version_note:
         result.notes.append(version_note)
 
-    def run(shared):   # every golden set in one session: a load per artifact, not per shape
+    def run(shared: Optional[SharedChild]) -> Tuple[Arrays, List[Union[Arrays, WherryError]]]:
+        # every golden set in one session: a load per artifact, not per shape
         with open_session(bundle, artifact=art.file, isolate=isolate, threads=threads,
                           timeout=timeout, max_reply_bytes=max_npz_bytes, child=shared) as session:
             return session.run(feeds), [_run_at(session, other_feeds) for _, other_feeds, _ in others]
@@ -324,7 +337,7 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
         return result
     judge(result, art, golden, actual, overrides)
     if others:
-        def alone(other_feeds):   # a fresh session that runs only this shape
+        def alone(other_feeds: Arrays) -> Union[Arrays, WherryError]:   # a fresh session that runs only this shape
             with open_session(bundle, artifact=art.file, isolate=isolate, threads=threads, timeout=timeout,
                               max_reply_bytes=max_npz_bytes) as session:
                 return _run_at(session, other_feeds)
@@ -333,7 +346,7 @@ def check_artifact(bundle: Bundle, art: Artifact, feeds, golden, overrides=None,
     return result
 
 
-def _run_at(session, feeds):
+def _run_at(session: Session, feeds: Arrays) -> Union[Arrays, WherryError]:
     """The outputs at one more golden set, or the error that stopped it there, a crash included (the
     verdict at that shape; the shapes before it keep theirs): an artifact that lost a dynamic dimension
     refuses another shape, and a runtime may abort on a change of shape."""
@@ -343,8 +356,9 @@ def _run_at(session, feeds):
         return exc
 
 
-def _judge_other_shapes(result: ArtifactResult, art: Artifact, feeds, others, other_actuals, overrides,
-                        alone) -> None:
+def _judge_other_shapes(result: ArtifactResult, art: Artifact, feeds: Arrays, others: Sequence[GoldenSet],
+                        other_actuals: Sequence[Union[Arrays, WherryError]], overrides: Optional[Overrides],
+                        alone: Callable[[Arrays], Union[Arrays, WherryError]]) -> None:
     """Record the verdict at each golden set in ``result.shapes``; the artifact passes only if every one does.
 
     The shapes run one after another in one session, as an application with a dynamic input does. A shape
@@ -352,12 +366,12 @@ def _judge_other_shapes(result: ArtifactResult, art: Artifact, feeds, others, ot
     passes alone, the artifact is right at that shape but its runtime mishandles a change of input shape
     (Paddle Lite 2.13's x86 predictor does): said in a note and in the shape's ``shape_change`` entry (which
     ``--strict`` fails), with the way around it, one predictor per input shape."""
-    def entry(shapes, judged: ArtifactResult) -> dict:
+    def entry(shapes: Dict[str, List[int]], judged: ArtifactResult) -> Dict[str, Any]:
         worst = judged.worst()
         return {"shapes": shapes, "status": judged.status, "reason": judged.reason,
                 "max_abs": worst.max_abs if worst else None, "cosine": worst.cosine if worst else None}
 
-    def verdict(golden, actual) -> ArtifactResult:
+    def verdict(golden: Arrays, actual: Union[Arrays, WherryError]) -> ArtifactResult:
         judged = ArtifactResult(art.file, art.format, art.runtime, art.precision, art.arch, art.size)
         if isinstance(actual, WherryError):   # its first line, and the last log line of a crash
             lines = [line.strip() for line in actual.message.splitlines() if line.strip()]
@@ -369,6 +383,7 @@ def _judge_other_shapes(result: ArtifactResult, art: Artifact, feeds, others, ot
     result.shapes.append(entry(_shapes_of(feeds), result))
     for (shapes, other_feeds, golden), actual in zip(others, other_actuals):
         judged, shape_change = verdict(golden, actual), None
+        by_itself: ArtifactResult
         if judged.status != PASSED:
             try:
                 by_itself = verdict(golden, alone(other_feeds))
@@ -385,12 +400,13 @@ def _judge_other_shapes(result: ArtifactResult, art: Artifact, feeds, others, ot
             result.status, result.reason = FAILED, f"at {shape_text(shapes)}: {judged.reason}"
 
 
-def judge(result: ArtifactResult, art: Artifact, golden, actual, overrides=None) -> ArtifactResult:
+def judge(result: ArtifactResult, art: Artifact, golden: Mapping[str, NDArray[Any]],
+          actual: Mapping[str, NDArray[Any]], overrides: Optional[Overrides] = None) -> ArtifactResult:
     """Compare an artifact's outputs with the golden ones under its tolerances; sets the verdict.
     Shared by every place an artifact runs (this device, or a browser: wherry.targets.web)."""
     actual = _align(golden, actual)
     result.actual = actual
-    tolerances = {}
+    tolerances: Dict[str, Tolerance] = {}
     for name in golden:
         base = art.tolerance.get(name) or parity.default_tolerance(art.precision if art.precision in
                                                                    parity.DEFAULTS else "fp32")
@@ -403,7 +419,7 @@ def judge(result: ArtifactResult, art: Artifact, golden, actual, overrides=None)
     return result
 
 
-def not_built_result(missing) -> ArtifactResult:
+def not_built_result(missing: NotBuilt) -> ArtifactResult:
     """A requested artifact the conversion could not build: reported, never counted as passed."""
     reason = f"{missing.status} ({missing.tool}): {missing.reason.splitlines()[0] if missing.reason else ''}"
     if missing.hint:
@@ -441,7 +457,7 @@ def _lite_version_note(bundle: Bundle, art: Artifact) -> Optional[str]:
 def check(bundle_dir: Union[str, os.PathLike[str]], artifacts: Optional[Sequence[str]] = None,
           overrides: Optional[Mapping[str, Union[float, Mapping[str, float]]]] = None, isolate: bool = True,
           threads: Optional[int] = None, timeout: Union[None, str, float] = time_limit.AUTO,
-          max_npz_bytes: Optional[int] = None, child=None) -> CheckReport:
+          max_npz_bytes: Optional[int] = None, child: Optional[SharedChild] = None) -> CheckReport:
     """Check every artifact (or the named ones) that can run on this device against the golden outputs.
 
     ``timeout`` bounds loading and running each isolated artifact (its child is killed after it): seconds,
@@ -458,17 +474,17 @@ def check(bundle_dir: Union[str, os.PathLike[str]], artifacts: Optional[Sequence
     others = other_golden_sets(bundle, max_npz_bytes)
     # One isolated child serves the artifacts in turn (one interpreter start and one set of imports);
     # one that crashes or times out takes only its own verdict down, the next gets a new child.
-    own_child = isolate and child is None
-    if own_child:
+    own_child: Optional[SharedChild] = None
+    if isolate and child is None:
         from .isolate import SharedChild
 
-        child = SharedChild(threads, timeout, max_npz_bytes)
+        child = own_child = SharedChild(threads, timeout, max_npz_bytes)
     try:
         results = [check_artifact(bundle, art, feeds, golden, overrides, isolate, threads, timeout, max_npz_bytes,
                                   child if isolate else None, others) for art in chosen]
     finally:
-        if own_child:
-            child.close()
+        if own_child is not None:
+            own_child.close()
     if not artifacts:
         results += [not_built_result(n) for n in bundle.manifest.not_built]
     for r in results:

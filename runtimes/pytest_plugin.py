@@ -15,12 +15,9 @@ import pytest
 
 if TYPE_CHECKING:   # types only: loading the plugin imports nothing of wherry, nor numpy
     from _pytest._code.code import TerminalRepr, TracebackStyle   # pytest exports neither
-    from numpy.typing import NDArray
 
     from .bundle import Bundle, NotBuilt
-    from .checker import ArtifactResult
-
-    Arrays = Dict[str, NDArray[Any]]
+    from .checker import Arrays, ArtifactResult, GoldenSet
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,7 +42,7 @@ class WherryBundle(pytest.Collector):
         self.bundle_dir = bundle_dir
         self._results: Dict[str, ArtifactResult] = {}
         # golden inputs and outputs, and the golden sets at other input shapes (checker.other_golden_sets)
-        self._golden: Optional[Tuple[Arrays, Arrays, List[Tuple[Any, ...]]]] = None
+        self._golden: Optional[Tuple[Arrays, Arrays, List[GoldenSet]]] = None
 
     def collect(self) -> Iterator[pytest.Item]:
         from .bundle import load_bundle
