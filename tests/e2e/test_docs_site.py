@@ -71,14 +71,14 @@ def test_the_design_tables_notice_a_new_import_and_a_missing_module():
 
 def test_the_layers_point_one_way():
     """What the tables say about the layers, read from the code: runtimes imports neither convert nor targets
-    (nor paddle outside its Paddle backend and the model-file reader), targets never imports convert."""
+    (nor paddle outside its Paddle backend), targets never imports convert."""
     design_table = _design_table()
     for package, modules in design_table.packages().items():
         for module in modules:
             names = {name for name, _ in design_table.imports_of(module)}
             if package.startswith("runtimes"):
                 assert not {n for n in names if n.split(".")[0] in ("convert", "targets")}, module
-                if module.name not in ("paddle_backend.py", "paddle_model.py"):
+                if module.name != "paddle_backend.py":
                     assert "paddle" not in names, module
             if package.startswith("targets"):
                 assert not {n for n in names if n.split(".")[0] == "convert"}, module
