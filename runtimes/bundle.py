@@ -174,7 +174,7 @@ class Manifest:
     source: dict = field(default_factory=dict)   # format, path, files [{name, sha256}], translated
     tools: dict = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, onnxruntime
     target: dict = field(default_factory=dict)   # name, arch, os
-    golden: dict = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed
+    golden: dict = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed, paddle
     preprocess: Optional[dict] = None             # how real images became inputs, for devices to repeat
     # the program that fed the exporters (legalized legacy ProgramDesc + params), kept for `wherry debug`:
     # model, model_sha256, params, params_sha256; None when the conversion did not keep it

@@ -34,6 +34,7 @@ def test_the_error_says_one_line_with_op_version_and_what_to_do_and_survives_the
     assert "Paddle 3 dropped" not in PaddleOpMissing.missing("x", "2.6.2", "y").message
 
 
+@pytest.mark.slow   # exports the model with Paddle 2.6.2 (its environment is made once)
 def test_a_real_paddle1_senta_model_is_refused_by_paddle3_as_a_missing_op_not_a_bad_save():
     """Senta's shape (sequence_unpad + bi-GRU + sequence_pool), saved by Paddle 2.6.2 as Paddle 1.x did."""
     feeds = {"words": np.ones((2, 8), np.int64), "seq_len": np.array([3, 5], np.int64)}
