@@ -19,7 +19,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from wherry.convert import tool_env
-from wherry.runtimes.errors import PaddleOpMissing
+from wherry.runtimes.errors import PaddleOpMissing, WherryError
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,14 @@ def reference_outputs(model_path: Path, feeds: dict,
     with tempfile.TemporaryDirectory(prefix="wherry-golden-") as tmp:
         inputs, outputs = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(inputs, **feeds)
-        value, _, _ = tool_env.run(ENV, "wherry.convert.legacy_paddle:_child_run",
-                                   {"model": str(model_path), "inputs": str(inputs), "outputs": str(outputs)},
-                                   tool=f"Paddle {VERSION}", what="computing golden outputs")
+        try:
+            value, _, _ = tool_env.run(ENV, "wherry.convert.legacy_paddle:_child_run",
+                                       {"model": str(model_path), "inputs": str(inputs), "outputs": str(outputs)},
+                                       tool=f"Paddle {VERSION}", what="computing golden outputs")
+        except WherryError as exc:   # a crash here is the model on these inputs, not a tool to report
+            exc.hint = ("Paddle 1.x sequence models crash on inputs they never get (a sequence length of 0, an id "
+                        "beyond the vocabulary): pass real inputs with --inputs (lengths included)")
+            raise
         with np.load(outputs, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}, float(value["seconds"]), str(value["paddle"])
 

@@ -75,3 +75,11 @@ def test_without_the_environment_convert_names_the_missing_op_in_one_line(wherry
     assert "Paddle 2.6.2, whose environment cannot be made here" in errors[0] and "PyPI" in errors[0]
     assert "saved for inference" not in proc.stderr
     assert not list((tmp_path / "tools").glob("paddle-legacy-*")), "no half environment left behind"
+
+
+def test_a_crash_of_paddle_262_on_random_data_asks_for_real_inputs(wherry, tmp_path):
+    """Random int64 golden data gives sequence lengths of 0 and 1; Paddle 2.6.2 dies of SIGFPE on a 0."""
+    proc = wherry("convert", export_senta_model(), "-o", tmp_path, check=2)
+    assert "Paddle 2.6.2 crashed (SIGFPE) while computing golden outputs" in proc.stderr, proc.stderr
+    assert "pass real inputs with --inputs" in proc.stderr and "report the model" not in proc.stderr
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
