@@ -121,7 +121,9 @@ def _print_summary(result) -> None:
     made = ", ".join(f"{name} x{count}" for name, count in fixes.items()) or "none needed"
     origin_text = result.manifest.golden.get("from") or _ORIGIN.get(result.manifest.golden.get("origin"), "?")
     origin = "translated from PIR" if source.get("translated") else source.get("format")
-    print(f"source {origin}; legalization: {made}; golden inputs: {origin_text}")
+    reference = result.manifest.golden.get("paddle")
+    by = f"; reference: Paddle {reference}" if reference and reference != result.manifest.tools.get("paddle") else ""
+    print(f"source {origin}; legalization: {made}; golden inputs: {origin_text}{by}")
     if result.check is not None:
         print(result.check.table())
         for art in result.manifest.artifacts:

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from wherry import runtimes
-from wherry.runtimes.errors import InputError
+from wherry.runtimes.errors import InputError, PaddleOpMissing
 from wherry.runtimes.npz import lengths_key, load_npz, validate_feeds
 from wherry.runtimes.specs import TensorSpec
 
@@ -218,13 +218,20 @@ def reference_outputs(model_path: Path, feeds: dict) -> Dict[str, np.ndarray]:
     return timed_reference_outputs(model_path, feeds)[0]
 
 
-def timed_reference_outputs(model_path: Path, feeds: dict):
-    """``reference_outputs`` and the seconds the run itself took (not the child's start, Paddle's import
-    or the model's load): the measure of the model's cost that check's time limit is derived from."""
-    with runtimes.open(str(model_path), backend="paddle", isolate=True) as session:
-        start = time.perf_counter()
-        outputs = session.run(feeds)
-        return outputs, time.perf_counter() - start
+def timed_reference_outputs(model_path: Path, feeds: dict) -> Tuple[Dict[str, np.ndarray], float, str]:
+    """``reference_outputs``, the seconds the run itself took (not the child's start, Paddle's import
+    or the model's load): the measure of the model's cost that check's time limit is derived from, and the
+    version of the Paddle that ran it: the installed one, or Paddle 2.6.2 for a Paddle 1.x model with an op
+    the installed Paddle dropped (``legacy_paddle``)."""
+    try:
+        with runtimes.open(str(model_path), backend="paddle", isolate=True) as session:
+            start = time.perf_counter()
+            outputs = session.run(feeds)
+            return outputs, time.perf_counter() - start, str(session.version)
+    except PaddleOpMissing as missing:
+        from wherry.convert import legacy_paddle
+
+        return legacy_paddle.reference_outputs(model_path, feeds, missing)
 
 
 def degenerate_outputs(outputs: Dict[str, np.ndarray]) -> List[str]:

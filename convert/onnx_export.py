@@ -9,6 +9,7 @@ PIR->legacy translator first (convert.pir), so one tool version serves both.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -39,8 +40,32 @@ def export_onnx(model_file: Path, params_file: Path, out_onnx: Path, opset: int,
         "wherry.convert.onnx_export:_export_in_child",
         {"model_file": str(model_file), "params_file": str(params_file), "out_onnx": str(out_onnx),
          "opset": opset, "input_names": input_names, "output_names": output_names},
-        tool=TOOL, what=f"exporting ONNX opset {opset}")
+        tool=TOOL, what=f"exporting ONNX opset {opset}", explain_crash=explain_crash)
     return OnnxResult(Path(value["onnx_file"]), int(value["opset"]), seconds)
+
+
+# paddle2onnx aborts on an op it has no converter for, after naming them all
+_UNSUPPORTED = re.compile(r"operators not supported yet, including ([\w,]+)")
+
+
+def explain_crash(log_text: str) -> Optional[str]:
+    """The hint for a paddle2onnx abort that named the ops it cannot convert (Paddle 1.x sequence ops: gru,
+    sequence_pool, sequence_unpad), else None (the generic hint)."""
+    found = _UNSUPPORTED.search(log_text)
+    ops = [op for op in found.group(1).split(",") if op] if found else []
+    if not ops:
+        return None
+    return (f"paddle2onnx {_version()} has no ONNX converter for {', '.join(ops)}: this model has no ONNX artifact; "
+            "its Paddle Lite .nb is built and checked without it")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("paddle2onnx")
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def _export_in_child(model_file, params_file, out_onnx, opset, input_names, output_names):

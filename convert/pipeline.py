@@ -176,7 +176,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         start = time.perf_counter()
         reference_model = info.files.model_file if info.format != "paddle1" else info.files.param_dir
         try:
-            reference, golden_seconds = golden.timed_reference_outputs(reference_model, feeds)
+            reference, golden_seconds, golden_paddle = golden.timed_reference_outputs(reference_model, feeds)
         except WherryError as exc:
             # calibration runs one sample at a time; a model whose batch is declared dynamic may still take
             # only one (detectors with per-image shape inputs): golden data from --calib then is one sample
@@ -187,8 +187,11 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
             feeds = {k: v[:1] for k, v in feeds.items()}
             golden_text = golden_text.replace(f"{golden.GOLDEN_FROM_CALIB} sample(s)", "1 sample", 1) + \
                 " (one: the model failed on a batch)"
-            reference, golden_seconds = golden.timed_reference_outputs(reference_model, feeds)
+            reference, golden_seconds, golden_paddle = golden.timed_reference_outputs(reference_model, feeds)
         timeline.book_tool("paddle inference", time.perf_counter() - start)
+    if golden_paddle != tool_versions()["paddle"]:   # a Paddle 1.x op the installed Paddle dropped (legacy_paddle)
+        source_notes = [*source_notes, f"golden outputs computed by Paddle {golden_paddle}: the installed Paddle "
+                                       f"{tool_versions()['paddle']} cannot run an op of the model"]
     # an artifact that loops (a damaged .nb) is stopped after a limit derived from this run (runtimes/time_limit.py)
     check_child.set_timeout(time_limit.choose(time_limit.AUTO if options.check_timeout is None
                                               else options.check_timeout, golden_seconds))
@@ -216,7 +219,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
                          preprocess_spec, work, timeline, source_files=source_files, source_notes=source_notes,
                          check_child=check_child, golden_origin=golden_origin, golden_text=golden_text,
-                         other_golden=other_golden, golden_seconds=golden_seconds)
+                         other_golden=other_golden, golden_seconds=golden_seconds, golden_paddle=golden_paddle)
         shared.detections = [info.outputs[c].name for c in source.detection_outputs(legacy.model_file)
                              if c < len(info.outputs)] if legacy.model_file is not None else []
         built: List[_Built] = []
@@ -262,6 +265,7 @@ class _Shared:
     golden_text: Optional[str] = None           # which calibration samples the golden inputs are, if from --calib
     other_golden: List[tuple] = field(default_factory=list)   # (shapes, feeds, reference) at other input shapes
     golden_seconds: Optional[float] = None      # the golden run's time (manifest.golden.seconds)
+    golden_paddle: Optional[str] = None         # the Paddle that ran it (manifest.golden.paddle; legacy_paddle)
     # (target, file) -> a tool's simulation of its artifact judged against golden (rknn: no NPU here)
     simulations: Dict[tuple, dict] = field(default_factory=dict)
 
@@ -567,6 +571,7 @@ def _write_manifest(profile, options, shared: _Shared, stage: Path, artifacts, m
         golden={"inputs": GOLDEN_INPUTS, "outputs": GOLDEN_OUTPUTS,
                 "origin": shared.golden_origin, "seed": options.seed,
                 **({"seconds": round(shared.golden_seconds, 4)} if shared.golden_seconds is not None else {}),
+                **({"paddle": shared.golden_paddle} if shared.golden_paddle else {}),
                 **({"from": shared.golden_text} if shared.golden_text else {}),
                 **({"other_shapes": others} if others else {})},
         preprocess=_preprocess_record(options, shared),

@@ -172,9 +172,9 @@ class Manifest:
     outputs: List[TensorSpec]
     artifacts: List[Artifact]
     source: Dict[str, Any] = field(default_factory=dict)   # format, path, files [{name, sha256}], translated
-    tools: Dict[str, Any] = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, ...
+    tools: Dict[str, Any] = field(default_factory=dict)    # wherry, paddle, paddlelite, paddle2onnx, onnx_opset, onnxruntime
     target: Dict[str, Any] = field(default_factory=dict)   # name, arch, os
-    golden: Dict[str, Any] = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed
+    golden: Dict[str, Any] = field(default_factory=dict)   # inputs, outputs, origin (user|random|images), seed, paddle
     preprocess: Optional[Dict[str, Any]] = None            # how real images became inputs, for devices to repeat
     # the program that fed the exporters (legalized legacy ProgramDesc + params), kept for `wherry debug`:
     # model, model_sha256, params, params_sha256; None when the conversion did not keep it

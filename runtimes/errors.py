@@ -69,3 +69,22 @@ class NativeCrash(WherryError):
 
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
+
+
+class PaddleOpMissing(BundleError):
+    """The installed Paddle has no op or kernel for an op of the model (Paddle 3 dropped many Paddle 1.x
+    LoD ops: sequence_unpad, sequence_pad, ...), so it cannot be the model's reference run.
+
+    ``op`` and ``paddle_version`` say which; ``missing(...)`` writes the one-line message."""
+
+    def __init__(self, message: str, hint: str | None = None, *, op: str = "", paddle_version: str = ""):
+        super().__init__(message, hint)
+        self.op = op
+        self.paddle_version = paddle_version
+
+    @classmethod
+    def missing(cls, op: str, paddle_version: str, todo: str) -> "PaddleOpMissing":
+        dropped = " (a Paddle 1.x op Paddle 3 dropped)" if paddle_version.split(".")[0].isdigit() \
+            and int(paddle_version.split(".")[0]) >= 3 else ""
+        return cls(f"Paddle {paddle_version} has no kernel for op {op}{dropped}: {todo}", None, op=op,
+                   paddle_version=paddle_version)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, NoReturn, Optional, 
 
 from . import errors, lite_log
 from .backends.base import Backend
-from .errors import InputError, NativeCrash, Timeout, WherryError
+from .errors import InputError, NativeCrash, PaddleOpMissing, Timeout, WherryError
 from .paddle_errors import is_paddle_error, summarize
 from .specs import TensorSpec
 
@@ -108,6 +108,9 @@ def receive(fd: int, deadline: Optional[float] = None,
 
 
 def error_to_json(exc: BaseException) -> Dict[str, Any]:
+    if isinstance(exc, PaddleOpMissing):   # which op and Paddle travel too: convert acts on them
+        return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint, "op": exc.op,
+                "paddle_version": exc.paddle_version}
     if isinstance(exc, WherryError):
         return {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
     if is_paddle_error(str(exc)):  # a Paddle report is a wall of C++ traceback: keep its cause
@@ -120,6 +123,9 @@ def error_from_json(data: Mapping[str, Any]) -> WherryError:
     cls = getattr(errors, data.get("type", ""), None)
     if not (isinstance(cls, type) and issubclass(cls, WherryError)) or cls is NativeCrash:
         cls = WherryError
+    if cls is PaddleOpMissing:
+        return PaddleOpMissing(data.get("message", "unknown error"), data.get("hint"), op=str(data.get("op", "")),
+                               paddle_version=str(data.get("paddle_version", "")))
     return cls(data.get("message", "unknown error"), data.get("hint"))
 
 

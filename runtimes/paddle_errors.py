@@ -45,3 +45,20 @@ def is_paddle_error(text: str) -> bool:
     text = str(text)
     return bool(_OP.search(text) or "Error Message Summary" in text or "C++ Traceback" in text
                 or any(_CAUSE.match(ln) for ln in text.splitlines()))
+
+
+# How Paddle says it cannot run an op at all (Paddle 3 dropped most Paddle 1.x LoD kernels):
+# "Operator (sequence_unpad) is not registered." (no op), "There are no kernels which are registered in
+# the sequence_reverse operator." (an op without a kernel), "The kernel `x` is not registered." (PHI)
+_MISSING = (re.compile(r"Operator \((\w+)\) is not registered"),
+            re.compile(r"There are no kernels which are registered in the (\w+) operator"),
+            re.compile(r"[Kk]ernel `(\w+)` is not registered"))
+
+
+def missing_op(text: str) -> Optional[str]:
+    """The op a Paddle error says the installed Paddle has no op or kernel for, else None."""
+    for pattern in _MISSING:
+        found = pattern.search(str(text))
+        if found:
+            return found.group(1)
+    return None

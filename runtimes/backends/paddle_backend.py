@@ -12,14 +12,19 @@ from typing import Any, Dict, List, Optional
 
 from numpy.typing import NDArray
 
-from ..errors import BackendUnavailable, BundleError, WherryError
+from ..errors import BackendUnavailable, BundleError, PaddleOpMissing, WherryError
 from ..npz import lengths_key, offsets
-from ..paddle_errors import summarize
+from ..paddle_errors import missing_op, summarize
 from ..paddle_model import locate, read_interface
 from ..specs import TensorSpec
 from .base import Backend
 
 log = logging.getLogger(__name__)
+
+
+# what to do when the installed Paddle lacks an op (`wherry convert` does it itself: convert/legacy_paddle.py)
+LEGACY_TODO = ("run it under Paddle 2.6.2, the last release with the Paddle 1.x LoD kernels (pip install "
+               "paddlepaddle==2.6.2 in a separate environment); `wherry convert` does so by itself in a cached one")
 
 
 class PaddleRunError(WherryError):
@@ -56,6 +61,7 @@ class PaddleInferenceBackend(Backend):
         try:
             self._predictor: Any = pi.create_predictor(config)  # None once closed
         except Exception as exc:  # noqa: BLE001 - paddle raises many types for bad programs
+            self._raise_if_op_missing(str(exc))
             message, paddle_hint = summarize(str(exc))
             raise BundleError(f"Paddle Inference cannot load {path}: {message}",
                               (f"Paddle says: {paddle_hint}. " if paddle_hint else "")
@@ -88,11 +94,18 @@ class PaddleInferenceBackend(Backend):
             self._predictor.run()
             return {name: self._predictor.get_output_handle(name).copy_to_cpu() for name in self._out_names}
         except Exception as exc:  # noqa: BLE001 - Paddle raises ValueError/RuntimeError/... with its C++ report
+            self._raise_if_op_missing(str(exc))
             message, paddle_hint = summarize(str(exc))
             raise PaddleRunError(f"Paddle Inference failed to run the model: {message}",
                                  (f"Paddle says: {paddle_hint}. " if paddle_hint else "")
                                  + "check the inputs (names, shapes, dtypes, value ranges) against what the model "
                                  "expects") from None
+
+    def _raise_if_op_missing(self, text: str) -> None:
+        """A model this Paddle cannot run at all (an op it has no kernel for) is not a badly saved model."""
+        op = missing_op(text)
+        if op is not None:
+            raise PaddleOpMissing.missing(op, str(self.version), LEGACY_TODO) from None
 
     def close(self) -> None:
         self._predictor = None

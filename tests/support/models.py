@@ -103,3 +103,24 @@ def ocr_image(shape) -> "np.ndarray":
     x = np.asarray(img, dtype="float32") / 255.0
     x = (x - 0.5) / 0.5
     return x.transpose(2, 0, 1)[None].astype("float32")
+
+
+def export_senta_model() -> Path:
+    """A Paddle 1.x directory shaped like Senta (Baidu's sentiment models): padded word ids + lengths,
+    ``sequence_unpad``, a bi-GRU, ``sequence_pool``, softmax. Exported with Paddle 2.6.2 in wherry's own cached
+    tool environment for it (Paddle 3.3.1 cannot make or run ``sequence_unpad``); pytest skips, with the
+    reason, where that environment cannot be made."""
+    import pytest
+
+    from wherry.convert import legacy_paddle, tool_env
+
+    script = hashlib.sha256((HERE / "export_senta_model.py").read_bytes()).hexdigest()[:10]
+    folder = CACHE / "models" / f"paddle-{legacy_paddle.VERSION}" / f"senta_1x-{script}"
+    if not (folder / "__model__").is_file():
+        try:
+            python = tool_env.ensure(legacy_paddle.ENV)
+        except tool_env.ToolUnavailable as exc:
+            pytest.skip(f"Paddle {legacy_paddle.VERSION} cannot be installed here: {exc.message}")
+        subprocess.run([str(python), str(HERE / "export_senta_model.py"), str(folder)], check=True,
+                       capture_output=True)
+    return folder
