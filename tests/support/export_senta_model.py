@@ -8,13 +8,11 @@ a bidirectional GRU, ``sequence_pool`` (max) over each sequence, and a softmax o
 3.3.1 has no kernel for ``sequence_unpad`` (a Paddle 1.x op Paddle 3 dropped), so this must run under
 Paddle 2.6.2; weights are seeded.
 """
-import os
-import shutil
 import sys
 
 import numpy as np
 import paddle
-from paddle.base.layer_helper import LayerHelper
+from paddle1_program import op_maker, param_maker, save_paddle1
 
 VOCAB, EMBED, HIDDEN, CLASSES, MAX_LEN = 50, 8, 8, 2, 8
 
@@ -24,19 +22,12 @@ def build():
     main, startup = paddle.static.Program(), paddle.static.Program()
     rng = np.random.default_rng(0)
 
-    def param(name, shape, scale):
-        init = paddle.nn.initializer.Assign(rng.normal(0, scale, shape).astype("float32"))
-        return paddle.static.create_parameter(shape, "float32", name=name, default_initializer=init)
+    param = param_maker(rng)
 
     with paddle.static.program_guard(main, startup):
         words = paddle.static.data("words", [-1, MAX_LEN], "int64")
         seq_len = paddle.static.data("seq_len", [-1], "int64")
-        helper = LayerHelper("senta")
-
-        def op(kind, inputs, outputs, attrs=None, dtype="float32"):
-            made = {k: helper.create_variable_for_type_inference(dtype) for k in outputs}
-            helper.append_op(type=kind, inputs=inputs, outputs=made, attrs=attrs or {})
-            return made
+        op = op_maker("senta")
 
         ids = op("sequence_unpad", {"X": words, "Length": seq_len}, ["Out"], dtype="int64")["Out"]
         emb = op("lookup_table", {"Ids": ids, "W": param("emb", [VOCAB, EMBED], 1.0)}, ["Out"],
@@ -61,16 +52,5 @@ def build():
 
 
 if __name__ == "__main__":
-    out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
     main, feeds, fetches, exe = build()
-    program = main.clone(for_test=True)
-    prefix = os.path.join(out, "tmp", "model")
-    # clip_extra=False keeps the gru/sequence_pool outputs Paddle 1.x wrote (BatchGate, MaxIndex, ...)
-    paddle.static.save_inference_model(prefix, feeds, fetches, exe, program=program, clip_extra=False)
-    # re-save as Paddle 1.x does: __model__ + one file per parameter
-    inference, _, _ = paddle.static.load_inference_model(prefix, exe)
-    open(os.path.join(out, "__model__"), "wb").write(inference.desc.serialize_to_string())
-    params = [v for v in inference.list_vars() if v.persistable and v.name not in ("feed", "fetch")]
-    paddle.static.save_vars(exe, out, main_program=inference, vars=params, filename=None)
-    shutil.rmtree(os.path.join(out, "tmp"))
+    save_paddle1(sys.argv[1], main, feeds, fetches, exe)

@@ -14,7 +14,7 @@ os.environ["FLAGS_enable_pir_api"] = "0"
 
 import numpy as np
 import paddle
-from paddle.base.layer_helper import LayerHelper
+from paddle1_program import op_maker, param_maker, save_paddle1  # after the flag: it imports paddle
 
 VOCAB, EMBED, HIDDEN, TAGS = 60, 16, 16, 7
 
@@ -24,18 +24,11 @@ def build():
     main, startup = paddle.static.Program(), paddle.static.Program()
     rng = np.random.default_rng(0)
 
-    def param(name, shape, scale):
-        init = paddle.nn.initializer.Assign(rng.normal(0, scale, shape).astype("float32"))
-        return paddle.static.create_parameter(shape, "float32", name=name, default_initializer=init)
+    param = param_maker(rng)
 
     with paddle.static.program_guard(main, startup):
         words = paddle.static.data("words", [-1, 1], "int64", lod_level=1)
-        helper = LayerHelper("tagger")
-
-        def op(kind, inputs, outputs, attrs=None, dtype="float32"):
-            made = {k: helper.create_variable_for_type_inference(dtype) for k in outputs}
-            helper.append_op(type=kind, inputs=inputs, outputs=made, attrs=attrs or {})
-            return made
+        op = op_maker("tagger")
 
         emb = op("lookup_table", {"Ids": words, "W": param("emb", [VOCAB, EMBED], 1.0)}, ["Out"],
                  {"padding_idx": -1})["Out"]
@@ -54,17 +47,5 @@ def build():
 
 
 if __name__ == "__main__":
-    out = sys.argv[1]
-    os.makedirs(out, exist_ok=True)
     main, words, fetches, exe = build()
-    program = main.clone(for_test=True)
-    prefix = os.path.join(out, "tmp", "model")
-    # clip_extra=False keeps the gru outputs Paddle 1.x wrote (BatchGate, ...): without them Paddle 3 itself crashes
-    paddle.static.save_inference_model(prefix, [words], fetches, exe, program=program, clip_extra=False)
-    # re-save as Paddle 1.x does: __model__ + one file per parameter
-    inference, _, _ = paddle.static.load_inference_model(prefix, exe)
-    open(os.path.join(out, "__model__"), "wb").write(inference.desc.serialize_to_string())
-    params = [v for v in inference.list_vars() if v.persistable and v.name not in ("feed", "fetch")]
-    paddle.static.save_vars(exe, out, main_program=inference, vars=params, filename=None)
-    import shutil
-    shutil.rmtree(os.path.join(out, "tmp"))
+    save_paddle1(sys.argv[1], main, [words], fetches, exe)

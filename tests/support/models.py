@@ -114,7 +114,8 @@ def export_senta_model() -> Path:
 
     from wherry.convert import legacy_paddle, tool_env
 
-    script = hashlib.sha256((HERE / "export_senta_model.py").read_bytes()).hexdigest()[:10]
+    script = hashlib.sha256(b"".join((HERE / name).read_bytes()
+                                     for name in ("export_senta_model.py", "paddle1_program.py"))).hexdigest()[:10]
     folder = CACHE / "models" / f"paddle-{legacy_paddle.VERSION}" / f"senta_1x-{script}"
     if not (folder / "__model__").is_file():
         try:
