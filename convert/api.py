@@ -37,6 +37,8 @@ class ArtifactOutcome:
     reason: str = ""            # why, when not passed
     board_verdict: Optional[str] = None  # an ARM .nb also run on the emulated aarch64 board: passed | failed | ...
     debug_command: Optional[str] = None  # a failed artifact: the `wherry debug` command that finds the diverging layer
+    # a failed artifact the conversion searched (--locate): status, op, op_index, summary (report.json "located")
+    located: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class ConvertedBundle:
         artifacts = [ArtifactOutcome(a.file, a.format, a.precision, a.arch, a.size,
                                      *verdicts.get(a.file, (NOT_VERIFIED, "")),
                                      board_verdict=(board.get(a.file) or {}).get("status"),
-                                     debug_command=commands.get(a.file))
+                                     debug_command=commands.get(a.file),
+                                     located=(result.report.get("located") or {}).get(a.file))
                      for a in result.manifest.artifacts]
         # Requested but not built (a tool failed, or the format cannot express the model): listed, never passed.
         artifacts += [ArtifactOutcome(n.file, n.format, n.precision, n.arch, 0,

@@ -129,6 +129,8 @@ def _print_summary(result) -> None:
         for art in result.manifest.artifacts:
             for note in art.notes:
                 print(f"  {art.file}: {note}")
+        for file, found in result.report.get("located", {}).items():   # --locate: wherry debug, run for the user
+            print(f"  {file}: located: {found['summary']}")
     else:
         print("artifacts were not verified (--no-verify)")
         for missing in result.not_built:

@@ -28,6 +28,7 @@ ShapeSet = Dict[str, Tuple[int, ...]]
 
 CALIB_METHODS = ("minmax", "kl", "percentile")   # how int8 activation ranges come from --calib
 DEBUG_PROGRAM_CHOICES = ("auto", "always", "never")
+LOCATE_CHOICES = ("auto", "never")
 
 
 class OptionError(InputError):
@@ -215,6 +216,10 @@ class ConvertOptions:
         "choice", "keep the program that fed the exporters (legalized, translated from PIR) in the bundle, so "
                   "`wherry debug BUNDLE` needs no --model: auto (default) keeps it up to 32 MB, always, never",
         default="auto", choices=DEBUG_PROGRAM_CHOICES)
+    locate: str = option(
+        "choice", "when an fp32 .nb or ONNX artifact fails (a wrong result or a crash) on this host, find the op "
+                  "where it leaves the model or dies (wherry debug, run for you before the bundle is published, "
+                  "at most 10 min): auto (default), never", default="auto", choices=LOCATE_CHOICES)
     without_nms: bool = option(
         "flag", "detectors: export the network without its NMS tail (multiclass_nms*, matrix_nms): the bundle "
                 "returns raw boxes and class scores and its manifest says which NMS to apply", default=False)

@@ -23,8 +23,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from wherry import runtimes
-from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, nms_tail,
-                            onnx_export, pir_route, source)
+from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, locate_failures,
+                            nms_tail, onnx_export, pir_route, source)
 from wherry.convert.failures import Failures, not_built
 from wherry.convert.options import ConvertOptions
 from wherry.convert.normalize import LegacyModel
@@ -325,6 +325,7 @@ class _Built:
     quant_notes: List[str]
     board: Optional[board_check.BoardCheck]
     coverage: Dict[str, dict] = field(default_factory=dict)   # .nb file -> its int8 kernel counts (quantize)
+    located: Dict[str, dict] = field(default_factory=dict)    # failed artifact -> where it leaves the model (--locate)
 
     def discard(self) -> None:
         if self.board is not None:
@@ -341,7 +342,7 @@ def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
         if built.check is not None:   # the bundle's verdict counts the .nb files the board ran, as check would
             built.check.adopt(emulated, "the emulated aarch64 board (qemu user-mode, Paddle Lite's ARM kernels)")
     report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
-                           built.quant_notes, built.manifest.not_built, emulated, built.coverage)
+                           built.quant_notes, built.manifest.not_built, emulated, built.coverage, built.located)
     return BundleResult(built.profile.name, built.final, built.manifest, built.check, report)
 
 
@@ -394,8 +395,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                               + "; ".join(f"{n.file} ({n.status}, {n.tool}: {n.reason})" for n in failures.records),
                               "without --require-all wherry ships the artifacts that were built and lists the rest "
                               "in manifest.json and report.json")
-        manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records,
-                                   _keep_program(options, shared, stage))
+        kept_program = _keep_program(options, shared, stage)
+        manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records, kept_program)
         check = None
         if options.verify:
             with shared.timeline.step(f"[{profile.name}] verifying artifacts on this host"):
@@ -404,13 +405,26 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                 edge_export.check(profile, shared, stage, edge, check)
                 manifest.write(stage)   # with the tool environments' and the board's verdicts among the notes
             _explain_calibration_failures(check, artifacts, shared)
+        located = _locate(profile, options, shared, stage, check, kept_program is not None)
+        if check is not None:
             check.bundle = str(final)  # the report outlives the staging directory
-        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage)
+        return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage,
+                      located)
     except BaseException:
         if board is not None:
             board.cancel()
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _locate(profile: Profile, options: ConvertOptions, shared: _Shared, stage: Path, check,
+            program_kept: bool) -> Dict[str, dict]:
+    """--locate: the first-divergence search on the artifacts that failed on this host, before publishing."""
+    files = locate_failures.to_search(check) if options.locate != "never" else []
+    if not files:
+        return {}
+    with shared.timeline.step(f"[{profile.name}] locating where {', '.join(files)} leave the model (wherry debug)"):
+        return locate_failures.locate(stage, files, None if program_kept else str(options.model))
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:
@@ -593,13 +607,16 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
 
 
 def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing,
-                  emulated: Optional[dict] = None, coverage: Optional[Dict[str, dict]] = None) -> dict:
+                  emulated: Optional[dict] = None, coverage: Optional[Dict[str, dict]] = None,
+                  located: Optional[Dict[str, dict]] = None) -> dict:
     warnings = shared.warnings + [f"{a.file}: {n}" for a in artifacts for n in a.notes if "FAIL" in n] \
         + [f"{n.file}: not built ({n.tool}): {n.reason.splitlines()[0]}" for n in missing]
     report = {"model": shared.name, "target": profile.name, "timings": shared.timeline.to_json(),
               "warnings": warnings, "legalized": shared.changes, "artifacts": [a.to_json() for a in artifacts],
               "not_built": [n.to_json() for n in missing],
               "verification": check.to_json() if check is not None else None}
+    if located:   # --locate: where each failed artifact leaves the model (file -> locate_failures.record)
+        report["located"] = located
     simulated = {file: record for (target, file), record in shared.simulations.items() if target == profile.name}
     if simulated:   # a tool's simulation of the compiled graph (file -> check result + "where"): not a device's run
         report["simulated_verification"] = simulated

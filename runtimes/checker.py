@@ -91,7 +91,7 @@ class CheckReport:
         if result.status != FAILED:
             return None
         return debug_command(self.bundle, None if self.program_kept else (self.source or "MODEL"),
-                             result.file if _debuggable(result) else None)
+                             result.file if debuggable(result) else None)
 
     @property
     def verified(self) -> List[ArtifactResult]:
@@ -221,7 +221,7 @@ class CheckReport:
         return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _debuggable(result: ArtifactResult) -> bool:
+def debuggable(result: ArtifactResult) -> bool:
     """Whether `wherry debug` can take this artifact itself (ONNX, fp32 .nb); for the others it debugs the
     bundle's ONNX and fp32 twins."""
     return result.format == "onnx" or (result.format == "nb" and result.precision == "fp32")

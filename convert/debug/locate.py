@@ -24,15 +24,15 @@ from wherry.runtimes import device as device_info
 from wherry.runtimes import parity
 from wherry.runtimes.bundle import load_bundle
 from wherry.runtimes.checker import golden_data
-from wherry.runtimes.errors import InputError, WherryError
+from wherry.runtimes.errors import InputError, NativeCrash, WherryError
 
 from ..source import source_sha256
-from . import mapping, plan, taps
+from . import crash, mapping, plan, taps
 from . import program as program_io
 
 log = logging.getLogger(__name__)
 
-DIVERGED, HEALTHY, UNSUPPORTED = "diverged", "no divergence", "not supported"
+DIVERGED, CRASHED, HEALTHY, UNSUPPORTED = "diverged", "crashed", "no divergence", "not supported"
 
 
 @dataclass
@@ -139,7 +139,8 @@ class DebugReport:
 
     @property
     def diverged(self) -> bool:
-        return any(a.status == DIVERGED for a in self.artifacts)
+        """An artifact left the reference (or its debug build crashed): the command's exit status 1."""
+        return any(a.status in (DIVERGED, CRASHED) for a in self.artifacts)
 
     def to_json(self) -> dict:
         return {"bundle": self.bundle, "name": self.name, "model": self.model, "device": self.device,
@@ -384,6 +385,35 @@ class _Job:
         self.result = result
         return result
 
+    def locate_crash(self, died: NativeCrash) -> ArtifactDebug:
+        """The op the debug .nb dies in (``crash``: a bisection over the program's prefixes), with its inputs
+        judged against the reference from the prefix before it."""
+        program = self.ref.program
+        model, params = self.nb_program or (self.ref.model_file, self.ref.params_file)
+
+        def run(last_op: int, names: List[str]) -> Dict[str, np.ndarray]:
+            tensors, _ = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work / "prefix", self.place,
+                                           self.device, names, last_op)
+            return tensors
+        start = time.perf_counter()
+        position, builds = crash.crash_point(program, run)
+        self.rounds += builds
+        said = died.message.split("; last log lines:")[0].splitlines()[0]
+        if position is None:
+            return ArtifactDebug("", "", "", UNSUPPORTED, f"{said}; no prefix of the program crashes on its own, "
+                                 "so the crash comes with the fetched taps, not with one op")
+        op = program.ops[position]
+        tensors = crash.inputs_before(program, position, run)
+        _tap_reference(self.ref, list(tensors), self.feeds, self.work / "reference")
+        tmap = mapping.by_name(program, set(tensors))
+        inputs = [TensorCheck(n, n, "feed") if n in program.feeds else _judge(self.ref, tensors, tmap, n, self.tol)
+                  for n in op.data_inputs(program.tensors)]
+        finding = OpFinding(op.index, op.type, f"Lite {self.place} {op.type} (debug .nb)", [], inputs, op.attrs)
+        found = ArtifactDebug("", "", "", CRASHED, f"{said} (located by {builds} builds of the program's prefixes "
+                              f"in {time.perf_counter() - start:.1f} s)", finding, neighbours=_excerpt(program, op))
+        self.result = found
+        return found
+
     def next_names(self) -> Optional[List[str]]:
         """After a bisection round: the tensors the next round taps, or None when the verdict is final."""
         first = self.result.first if self.result else None
@@ -489,6 +519,11 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
                 first_round = False
             still = []
             for job, error in zip(active, errors[1:]):
+                if isinstance(error, NativeCrash) and not job.onnx:   # the .nb itself dies: in which op?
+                    start = time.perf_counter()
+                    job.locate_crash(error)
+                    seconds[job.art.file] += time.perf_counter() - start
+                    continue
                 if error is not None:
                     results[job.art.file] = ArtifactDebug(job.art.file, job.art.format, job.art.precision,
                                                           UNSUPPORTED, error.message)
@@ -514,7 +549,9 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
                              "kernels" + (f" on {device}" if job.place == "arm" else "")
                              + (", not the ARM ones of this artifact" if art.arch == "arm" and job.place == "x86"
                                 else "") + ")")
-            if job.bisect:
+            if found.status in (CRASHED, UNSUPPORTED):   # the crash, and where the bisection of prefixes found it
+                notes.insert(0, found.reason)
+            elif job.bisect:
                 notes.append(f"bisected in {job.rounds} round(s): {len(job.tapped)} of "
                              f"{len(plan.every_tensor(ref.program))} tensors tapped (--taps all compares every op)")
             found.reason = "; ".join(notes)

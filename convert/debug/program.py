@@ -155,9 +155,12 @@ def _hide_unwritten(ops: List[OpRecord], feeds: List[str]) -> None:
             op.hidden.update(n for n in names if last_writer.get(n) is not op)
 
 
-def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optional[List[str]] = None) -> tuple:
+def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optional[List[str]] = None,
+                last_op: Optional[int] = None) -> tuple:
     """Write a copy of the program in which ``names`` (default: every compared tensor) are fetched too,
-    after the program's own outputs. Returns (model file, params file, the fetched names in order)."""
+    after the program's own outputs. With ``last_op`` (an ``OpRecord.index``) the copy is the program's
+    prefix: the ops after that one are dropped and only ``names`` are fetched (a crash's bisection runs such
+    prefixes). Returns (model file, params file, the fetched names in order)."""
     import shutil
 
     framework_pb2 = framework_proto()
@@ -170,6 +173,15 @@ def tapped_copy(model_file: Path, params_file: Path, out_dir: Path, names: Optio
     fetch_ops = [op for op in block.ops if op.type == "fetch"]
     holder = fetch_ops[0].outputs[0].arguments[0] if fetch_ops else "fetch"
     fetched = list(program.fetches)
+    if last_op is not None:
+        kept = []
+        for i, op in enumerate(block.ops):
+            if i <= last_op and op.type != "fetch":
+                kept.append(type(op)())
+                kept[-1].CopyFrom(op)   # copies: the block's own op messages go with the clear below
+        del block.ops[:]
+        block.ops.extend(kept)
+        fetched = []
     if names is None:  # every tensor an op computes, in program order
         names = list(dict.fromkeys(n for op in program.ops for n in op.data_outputs(program.tensors)))
     wanted = [n for n in names if n not in fetched and n not in program.feeds]

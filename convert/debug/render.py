@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .locate import DIVERGED, HEALTHY
+from .locate import CRASHED, DIVERGED, HEALTHY
 
 
 def metrics(p) -> str:
@@ -38,6 +38,18 @@ def text(report) -> str:
                 lines.append(f"  attributes (reference program): {attrs[:300]}")
             ok_inputs = all(t.how == "feed" or (t.parity is not None and t.parity.passed) for t in f.inputs)
             lines.append("  inputs within tolerance, output not: this op is where the artifact goes wrong"
+                         if ok_inputs else "  an input differs or could not be matched: the cause may be upstream")
+        elif art.status == CRASHED:
+            f = art.first
+            lines.append(f"{head}: crashes at op {f.label()} [{f.artifact_node}]")
+            lines += [_tensor_line("input ", t) for t in f.inputs]
+            attrs = ", ".join(f"{k}={v!r}" for k, v in f.attrs.items() if not isinstance(v, list) or len(v) <= 8)
+            if attrs:
+                lines.append(f"  attributes (reference program): {attrs[:300]}")
+            ok_inputs = all(t.how == "feed" or (t.parity is not None and t.parity.passed) for t in f.inputs)
+            lines.append("  Lite dies in this op, which reads no tensor: the op (its attributes) is the cause"
+                         if not f.inputs else
+                         "  inputs within tolerance, and Lite dies in this op: the op (or its kernel) is the cause"
                          if ok_inputs else "  an input differs or could not be matched: the cause may be upstream")
         elif art.status == HEALTHY:
             worst = max((f for f in art.ops if f.worst() is not None and f.worst().max_rel is not None),

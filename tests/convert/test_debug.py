@@ -129,6 +129,10 @@ def pads_bundle(tmp_path_factory) -> tuple:
 def test_lite_pad3d_constant_value_bug_is_located(pads_bundle):
     bundle, model = pads_bundle
     assert {a.file: a.verdict for a in bundle.artifacts} == {"model.x86.nb": "failed", "model.onnx": "passed"}
+    # the conversion already located it (--locate auto) and says so in its result
+    located = next(a.located for a in bundle.artifacts if a.file == "model.x86.nb")
+    assert located["status"] == "diverged" and located["op"] == "pad3d" and located["inputs_within_tolerance"]
+    assert "first diverging op pad3d #" in located["summary"] and "max abs 0.5," in located["summary"]
     report = debug(bundle.path, str(model))
     by_file = {a.file: a for a in report.artifacts}
     assert by_file["model.onnx"].status == HEALTHY
