@@ -29,6 +29,22 @@ def _legacy_ops(info: source.ModelInfo, notes: List[str]):
     return translated.ops
 
 
+def _paddle_missing_ops(info: source.ModelInfo, notes: List[str]) -> List[str]:
+    """Ops of a legacy / Paddle 1.x program that the installed Paddle no longer defines (Paddle 3 dropped many
+    LoD ops): Paddle Inference cannot be the reference there, Paddle 2.6.2 is (``legacy_paddle``)."""
+    from importlib import metadata
+
+    from wherry.convert import legacy_paddle, paddle_registry
+
+    known = paddle_registry.registry()
+    missing = sorted(op for op in info.ops if op not in known and op not in ("feed", "fetch"))
+    if missing:
+        notes.append(f"the installed Paddle ({metadata.version('paddlepaddle')}) has no op {', '.join(missing)}: "
+                     f"convert takes the golden outputs from Paddle {legacy_paddle.VERSION} instead (its own tool "
+                     "environment from PyPI, made once and cached)")
+    return missing
+
+
 def _pir_ops(info: source.ModelInfo, targets: List[str], supported_by_places) -> dict:
     """Per PIR op kind: how it translates (or why not) and which artifacts can carry it."""
     from wherry.convert import pir, pir_route
@@ -68,6 +84,8 @@ def inspect(model: str, targets: List[str]) -> dict:
         "targets": {},
         "notes": notes,
     }
+    if info.format != "pir":
+        report["paddle_missing_ops"] = _paddle_missing_ops(info, notes)
     legacy_ops = _legacy_ops(info, notes)
     supported_by_places: Dict[str, Any] = {}
     for name in targets:

@@ -86,3 +86,13 @@ def test_a_crash_of_paddle_262_on_random_data_asks_for_real_inputs(wherry, tmp_p
     assert "Paddle 2.6.2 crashed (SIGFPE) while computing golden outputs" in proc.stderr, proc.stderr
     assert "pass real inputs with --inputs" in proc.stderr and "report the model" not in proc.stderr
     assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_inspect_says_which_ops_the_installed_paddle_dropped(wherry):
+    """Every op is one Lite runs, but Paddle 3 cannot be the reference: inspect says so before a conversion."""
+    proc = wherry("inspect", export_senta_model(), "-t", "rpi4", "--json")
+    report = json.loads(proc.stdout)
+    assert report["paddle_missing_ops"] == ["sequence_unpad"]
+    assert any("has no op sequence_unpad" in n and "Paddle 2.6.2" in n for n in report["notes"]), report["notes"]
+    text = wherry("inspect", export_senta_model(), "-t", "rpi4").stdout
+    assert "has no op sequence_unpad: convert takes the golden outputs from Paddle 2.6.2" in text
