@@ -530,9 +530,18 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
     if options.max_drop is not None and int8_onnx is not None:
         with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
-            quant_notes += evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
-                                               quant.eval_data, quant.reference_accuracy,
-                                               shared.work / f"guard-{profile.name}", options.calib_method)
+            lines, kept_in_float = evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
+                                                       quant.eval_data, quant.reference_accuracy,
+                                                       shared.work / f"guard-{profile.name}", options.calib_method)
+            quant_notes += lines
+        int8_nb = next((a for a in made if a.precision == "int8" and a.format == "nb"), None)
+        if kept_in_float and int8_nb is not None:   # the .nb keeps the same layers in float (Paddle PTQ's skip list)
+            with timeline.step(f"[{profile.name}] int8 .nb with {len(kept_in_float)} layer(s) in float (--max-drop)"):
+                if not quantize.keep_in_float(stage, int8_nb, shared.legal_model, shared.legal_params,
+                                              profile.lite_places, quant.calib, kept_in_float,
+                                              shared.work / f"max-drop-{profile.name}", options.calib_method,
+                                              coverage, quant_notes):
+                    made.remove(int8_nb)
     return made
 
 
@@ -701,6 +710,11 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     if options.max_drop is not None and "int8" not in wanted:
         raise WherryError("--max-drop guards int8 artifacts, and no int8 precision was asked for",
                           "add --precision int8 (with --calib), or drop --max-drop")
+    if options.max_drop is not None and not any("onnx" in _target_formats(p, options.formats) for p in profiles):
+        # the bound is measured on the int8 ONNX on this host; the .nb then keeps the same layers in float
+        raise WherryError("--max-drop measures int8 accuracy on the int8 ONNX artifact, and no ONNX was asked for",
+                          "add onnx to --format (the .nb then keeps the layers the ONNX keeps in float), or drop "
+                          "--max-drop")
     return quant
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -136,13 +136,33 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     return artifacts
 
 
+def keep_in_float(stage_dir: Path, artifact: Artifact, model_file: Path, params_file: Path, lite_places, calib,
+                  weights: List[str], work: Path, calib_method: str, coverage: Dict[str, dict], notes: List[str]
+                  ) -> bool:
+    """--max-drop for the int8 .nb: Paddle PTQ again with the layers reading ``weights`` (the ones the int8 ONNX
+    keeps in float) marked skip_quant, Lite's own way of keeping a layer in float; opt again, and the artifact's
+    record follows. False when opt then chooses no int8 kernel: the file is gone and ``notes`` say why."""
+    made = _lite_variant(stage_dir, artifact.file, "int8", model_file, params_file, lite_places, calib, work, {},
+                         notes, coverage, calib_method, skip=weights)
+    if made is None:
+        notes.append(f"{artifact.file} not kept: with the layers --max-drop keeps in float, no int8 kernel is left")
+        return False
+    path = stage_dir / artifact.file
+    artifact.size, artifact.sha256 = path.stat().st_size, content_hash(path)
+    artifact.notes[:2] = list(made)   # the structure and its re-read, of the rebuilt file
+    artifact.notes.append(f"kept in float to meet --max-drop, the layers the int8 ONNX keeps in float (Paddle "
+                          f"PTQ's skip list): {', '.join(weights)}")
+    return True
+
+
 def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, params_file: Path, lite_places,
                   calib, work: Path, ptq: dict, notes: List[str], coverage: Optional[Dict[str, dict]] = None,
-                  calib_method: str = "minmax"):
-    """Build one quantized/fp16 .nb; (structure, structural check) notes, or None when deliberately not kept."""
+                  calib_method: str = "minmax", skip: Sequence[str] = ()):
+    """Build one quantized/fp16 .nb; (structure, structural check) notes, or None when deliberately not kept.
+    ``skip``: weights whose layers int8 PTQ leaves in float."""
     if precision == "int8":
         if "model" not in ptq:
-            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq", calib_method)
+            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq", calib_method, skip)
             # PTQ re-saves the program and clips the same attributes export did: legalize again
             ptq["model"] = legalize.legalize(quantized, quantized.with_suffix(".pdiparams"), work / "ptq-legal")[:2]
         result = lite_export.export_nb(ptq["model"][0], ptq["model"][1], stage_dir / name, lite_places)

@@ -187,7 +187,8 @@ SENSITIVITY_SAMPLES = 32  # enough to rank layers; each probe re-calibrates, so 
 
 
 def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str, np.ndarray], max_drop: float,
-               eval_data, reference_score: Optional[float], work: Path, method: str = "minmax") -> List[str]:
+               eval_data, reference_score: Optional[float], work: Path, method: str = "minmax"
+               ) -> Tuple[List[str], List[str]]:
     """Keep the int8 ONNX artifact within --max-drop, leaving the most damaging layers in float.
 
     The bound: with labelled eval data, task metric points lost against the original model (accuracy, CER,
@@ -195,7 +196,8 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
     Sensitivity is always measured on the calibration data: each quantizable layer is quantized alone and
     its output cosine loss against fp32 ranks it (finer-grained than accuracy on a small eval set).
     Layers go back to float, most damaging first, until the bound holds.
-    Returns the report lines; raises AccuracyBoundError when even all-float layers cannot meet it.
+    Returns the report lines and the weights of the layers kept in float (Paddle parameter names: the int8
+    .nb keeps the same layers in float); raises AccuracyBoundError when even all-float layers cannot meet it.
     """
     path = stage / artifact.file
     reference = outputs_on(str(fp32_onnx), calib)
@@ -214,7 +216,7 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
     current = cost(path)
     lines = [f"int8 ONNX: {current:.4f} {unit} (bound {max_drop})"]
     if current <= max_drop:
-        return lines
+        return lines, []
     prepared = onnx_quant.prepare(fp32_onnx, work)
     nodes = onnx_quant.quantizable_nodes(prepared)
     probe_feeds = {k: v[:SENSITIVITY_SAMPLES] for k, v in calib.items()}
@@ -243,7 +245,7 @@ def guard_int8(stage: Path, artifact: Artifact, fp32_onnx: Path, calib: Dict[str
             note = f"kept in float to meet --max-drop {max_drop}: {', '.join(excluded)}"
             artifact.notes.append(note)
             lines += [note, f"int8 ONNX now: {current:.4f} {unit}"]
-            return lines
+            return lines, onnx_quant.weight_names(fp32_onnx, excluded)
     raise AccuracyBoundError(f"the int8 ONNX artifact loses {current:.4f} {unit} even with every quantized layer "
                              f"in float; --max-drop {max_drop} cannot be met",
                              "raise --max-drop, give more representative --calib data, or use int8-weight/fp16")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
 
 import numpy as np
 
@@ -27,20 +27,22 @@ PTQ_ALGOS = {"minmax": "abs_max", "kl": "KL", "percentile": "hist"}
 
 
 def paddle_ptq(model_file: Path, params_file: Path, calib: Dict[str, np.ndarray], out_dir: Path,
-               method: str = "minmax") -> Path:
-    """Post-training quantization with Paddle (static graph, legacy program): returns the quantized model file."""
+               method: str = "minmax", skip: Sequence[str] = ()) -> Path:
+    """Post-training quantization with Paddle (static graph, legacy program): returns the quantized model file.
+    ``skip``: weights (parameter names) whose layers stay in float (PTQ's skip_tensor_list)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     calib_file = out_dir / "calib.npz"
     np.savez(calib_file, **calib)
     value, _, _ = child.run("wherry.convert.quantize.lite_quant:_ptq_in_child",
                             {"model_file": str(model_file), "params_file": str(params_file),
-                             "calib_file": str(calib_file), "out_dir": str(out_dir), "algo": PTQ_ALGOS[method]},
+                             "calib_file": str(calib_file), "out_dir": str(out_dir), "algo": PTQ_ALGOS[method],
+                             "skip": list(skip)},
                             tool="Paddle PTQ", what="calibrating int8 ranges",
                             env={"FLAGS_enable_pir_api": "0"})  # PTQ works on legacy programs only
     return Path(value["model_file"])
 
 
-def _ptq_in_child(model_file, params_file, calib_file, out_dir, algo="abs_max"):
+def _ptq_in_child(model_file, params_file, calib_file, out_dir, algo="abs_max", skip=()):
     import paddle
     from paddle.static.quantization import PostTrainingQuantization
 
@@ -55,7 +57,8 @@ def _ptq_in_child(model_file, params_file, calib_file, out_dir, algo="abs_max"):
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(paddle.CPUPlace()), model_dir=str(Path(model_file).parent),
         model_filename=Path(model_file).name, params_filename=Path(params_file).name, data_loader=samples,
-        batch_nums=count, algo=algo, onnx_format=True, weight_quantize_type="channel_wise_abs_max")
+        batch_nums=count, algo=algo, onnx_format=True, weight_quantize_type="channel_wise_abs_max",
+        skip_tensor_list=list(skip) or None)
     ptq.quantize()
     ptq.save_quantized_model(out_dir, model_filename="model.pdmodel", params_filename="model.pdiparams")
     return {"model_file": str(Path(out_dir) / "model.pdmodel")}

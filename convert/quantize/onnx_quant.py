@@ -191,6 +191,19 @@ def quantizable_nodes(prepared: Path) -> List[str]:
     return [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in QUANTIZABLE and n.name]
 
 
+def weight_names(fp32_onnx: Path, nodes: List[str]) -> List[str]:
+    """The weights the layers ``nodes`` (of the pre-processed graph) read in the fp32 ONNX export: the
+    Paddle parameter names paddle2onnx kept (``conv2d_1.w_0``), by which Paddle's PTQ can keep the same layers
+    in float for the .nb. Pre-processing renames what it fuses (``ConvBnFusion_W_conv2d_1.w_0``) and names a
+    fused node after its first part (``MatMul.0/MatMulAddFusion``): the export's node of that name is read."""
+    import onnx
+
+    graph = onnx.load(str(fp32_onnx)).graph
+    wanted = {n.split("/")[0] for n in nodes}
+    # input 1 of a Conv / MatMul / Gemm is its weight (an initializer or a Constant, as paddle2onnx writes it)
+    return [n.input[1] for n in graph.node if n.name in wanted and len(n.input) > 1]
+
+
 def coverage(path: Path) -> Dict[str, object]:
     """How much of a quantized ONNX model really is quantized: of its weight layers (Conv, MatMul, Gemm)
     those whose weight is stored as integers (an integer initializer behind a DequantizeLinear), as

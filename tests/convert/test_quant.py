@@ -209,6 +209,10 @@ def test_bad_eval_and_options(wherry, digits, tmp_path):
     assert proc.returncode == 2 and "int8 needs calibration data" in proc.stderr
     proc = wherry("convert", digits["model"], "-o", tmp_path / "out", "--max-drop", "1")
     assert proc.returncode == 2 and "--max-drop guards int8" in proc.stderr
+    proc = wherry("convert", digits["model"], "-o", tmp_path / "out", "-t", "rpi4", "--format", "nb", "--precision",
+                  "fp32,int8", "--calib", digits["calib"], "--max-drop", "1")
+    assert proc.returncode == 2 and "no ONNX was asked for" in proc.stderr
+    assert not list((tmp_path / "out").glob("*.rpi4"))
     proc = wherry("convert", digits["model"], "-o", tmp_path / "out", "--precision", "int4")
     assert proc.returncode == 2 and "unknown precision" in proc.stderr
 

@@ -507,3 +507,23 @@ def test_lite_arm_adaptive_pool_at_a_run_time_size_needs_the_dynamic_adaptive_po
         verdicts[skip] = [(s["shapes"]["x"][2], s["status"]) for s in board["shapes"]]
     assert verdicts[()] == [(10, "passed"), (6, "passed")], verdicts
     assert verdicts[("dynamic-adaptive-pool",)] == [(10, "passed"), (6, "failed")], verdicts
+
+
+def test_max_drop_keeps_the_same_layers_in_float_in_the_arm_int8_nb(wherry, arm_runtime, tmp_path):
+    """--max-drop for the .nb: the layers the int8 ONNX keeps in float stay float in the ARM int8 .nb as well
+    (Paddle PTQ's skip list, Lite's own mechanism), and the emulated board judges the rebuilt file. On the bundled
+    digits example, 0.01 keeps Conv.0 and Conv.1 (conv2d_0.w_0, conv2d_1.w_0) in float (tests/convert/test_quant.py)."""
+    from wherry.convert import example
+
+    proc = wherry("convert", example.MODEL, "--inputs", example.INPUTS, "-t", "rpi4", "-o", tmp_path,
+                  "--precision", "fp32,int8", "--calib", example.CALIB, "--max-drop", "0.01", "--json", check=None)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)["bundles"][0]
+    nb = next(a for a in result["report"]["artifacts"] if a["file"] == "model.arm.int8.nb")
+    kept = [n for n in nb["notes"] if n.startswith("kept in float to meet --max-drop")]
+    assert kept and "conv2d_0.w_0" in kept[0] and "conv2d_1.w_0" in kept[0], nb["notes"]
+    rows = {r["file"]: r for r in result["report"]["quantization"]["rows"]}
+    assert rows["model.arm.int8.nb"]["weight_layers"] == 4
+    assert rows["model.arm.int8.nb"]["quantized_layers"] == rows["model.int8.onnx"]["quantized_layers"] == 2
+    outcome = next(a for a in result["artifacts"] if a["file"] == "model.arm.int8.nb")
+    assert outcome["board_verdict"] == "passed", outcome
