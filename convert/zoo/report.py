@@ -62,6 +62,12 @@ def debug_commands(cell: Cell) -> List[Tuple[str, str]]:
     return found
 
 
+def located(cell: Cell) -> List[Tuple[str, str]]:
+    """(file, one line) of each failed artifact the conversion searched (--locate): where it leaves the model."""
+    return [(art["file"], art["located"]["summary"]) for art in (cell.bundle or {}).get("artifacts", [])
+            if art.get("located")]
+
+
 def _status(cell: Cell) -> str:
     return cell.status.upper() if cell.status in ("failed", "error", "crashed") else cell.status
 
@@ -82,6 +88,8 @@ def table(run: ZooRun) -> str:
             lines.append(f"{cell.model} x {cell.target}: {cell.status}: {cell.error.get('message', '')}{hint}")
         for file, command in debug_commands(cell):
             lines.append(f"{cell.model} x {cell.target}: {file} failed; find its first diverging layer: {command}")
+        for file, summary in located(cell):
+            lines.append(f"{cell.model} x {cell.target}: {file}: located: {summary}")
     lines.append(summary_line(run))
     return "\n".join(lines)
 

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from wherry.runtimes.checker import FAILED, NOT_BUILT, PASSED
 from wherry.runtimes.report_html import escape, page
 
-from .report import SHORT, debug_commands, summary_line
+from .report import SHORT, debug_commands, located, summary_line
 from .runner import Cell, ZooRun
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,10 @@ def _failures(cells: List[Cell]) -> str:
             hint = f' <span class="muted">(hint: {escape(cell.error["hint"])})</span>' if cell.error.get("hint") else ""
             items.append(f"<li>{head}{escape(cell.error.get('message', ''))}{hint}</li>")
         else:
-            commands = dict(debug_commands(cell))
+            commands, found = dict(debug_commands(cell)), dict(located(cell))
             why = "".join(f'<li><code>{escape(r["file"])}</code>: {escape(r["verdict"])}'
                           f'{": " + escape(r["reason"]) if r["reason"] else ""}'
+                          + (f'<br>located: {escape(found[r["file"]])}' if r["file"] in found else "")
                           + (f'<br>find its first diverging layer: <code>{escape(commands[r["file"]])}</code>'
                              if r["file"] in commands else "") + '</li>'
                           for r in artifact_rows(cell) if r["class"] == "fail")

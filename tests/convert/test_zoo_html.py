@@ -135,6 +135,7 @@ def test_page_shows_every_cell_with_its_verdicts_memory_and_time(zoo_run):
     assert "pads" in why and "model.x86.nb" in why and "missing &#x27;x&#x27;" in why and "hint:" in why
     pads_cell = next(c for c in doc["cells"] if c["model"] == "pads" and c["target"] == "desktop-x86_64")
     assert f"find its first diverging layer: <code>wherry debug {pads_cell['bundle']}" in why   # where it is now
+    assert "located: first diverging op pad3d #" in why   # the conversion already ran the search (--locate)
 
 
 def test_cells_link_to_their_bundles_check_pages(zoo_run):
