@@ -522,7 +522,7 @@ def test_max_drop_keeps_the_same_layers_in_float_in_the_arm_int8_nb(wherry, arm_
     nb = next(a for a in result["report"]["artifacts"] if a["file"] == "model.arm.int8.nb")
     kept = [n for n in nb["notes"] if n.startswith("kept in float to meet --max-drop")]
     assert kept and "conv2d_0.w_0" in kept[0] and "conv2d_1.w_0" in kept[0], nb["notes"]
-    rows = {r["file"]: r for r in result["report"]["quantization"]["rows"]}
+    rows = {r["artifact"]: r for r in result["report"]["quantization"]["rows"]}
     assert rows["model.arm.int8.nb"]["weight_layers"] == 4
     assert rows["model.arm.int8.nb"]["quantized_layers"] == rows["model.int8.onnx"]["quantized_layers"] == 2
     outcome = next(a for a in result["artifacts"] if a["file"] == "model.arm.int8.nb")
