@@ -27,6 +27,7 @@ from bench_convert import model_args
 from wherry import runtimes
 from wherry.convert import pipeline
 from wherry.convert.debug import debug
+from wherry.runtimes.bundle import load_bundle
 
 
 def measure(name: str, work: Path, taps: str) -> dict:
@@ -37,8 +38,11 @@ def measure(name: str, work: Path, taps: str) -> dict:
     start = time.perf_counter()
     check = runtimes.check(bundle)
     check_s = time.perf_counter() - start
+    # as a user runs it: `wherry debug BUNDLE`, from the program the bundle keeps by default (--model only
+    # when the bundle keeps none: its program is rebuilt and legalized from the source first)
+    kept = load_bundle(bundle).program_files() is not None
     start = time.perf_counter()
-    report = debug(bundle, model, taps_mode=taps)
+    report = debug(bundle, None if kept else model, taps_mode=taps)
     debug_s = time.perf_counter() - start
     per_artifact = {a.file: {"status": a.status, "ops_compared": len(a.ops), "unmatched": len(a.unmatched),
                              "rounds": a.rounds, "tapped": a.tapped, "seconds": round(a.seconds, 2)}
