@@ -29,6 +29,8 @@ from wherry.runtimes.errors import WherryError
 
 log = logging.getLogger(__name__)
 
+DEVICE = "emulated-aarch64"   # the board, as `--device` names it (targets.devices.EMULATED)
+
 
 def runtime_built(profile) -> bool:
     """Whether Paddle Lite's ARM runtime for this target was built on this host: then its .nb artifacts

@@ -130,7 +130,7 @@ def _print_summary(result) -> None:
             for note in art.notes:
                 print(f"  {art.file}: {note}")
         for file, found in result.report.get("located", {}).items():   # --locate: wherry debug, run for the user
-            print(f"  {file}: located: {found['summary']}")
+            print(f"  {file}: located{' on ' + found['device'] if found.get('device') else ''}: {found['summary']}")
     else:
         print("artifacts were not verified (--no-verify)")
         for missing in result.not_built:

@@ -30,29 +30,31 @@ def to_search(check: Optional[CheckReport]) -> List[str]:
     return [r.file for r in check.results if r.status == FAILED and debuggable(r)]
 
 
-def locate(stage: Path, files: List[str], model: Optional[str], time_limit: float = TIME_LIMIT_S
-           ) -> Dict[str, Dict[str, Any]]:
+def locate(stage: Path, files: List[str], model: Optional[str], time_limit: float = TIME_LIMIT_S,
+           device: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     """file -> what the search found (``record``), for the artifacts ``files`` of the bundle at ``stage``
-    (unpublished). ``model``: the source model, when the bundle keeps no program to debug with."""
+    (unpublished). ``model``: the source model, when the bundle keeps no program to debug with. ``device``:
+    where the artifacts failed, when not on this host (the emulated board, for an ARM .nb)."""
     from wherry.convert import child
 
     try:
         found, _, _ = child.run("wherry.convert.locate_failures:search",
-                                {"bundle": str(stage), "files": files, "model": model},
+                                {"bundle": str(stage), "files": files, "model": model, "device": device},
                                 tool="wherry debug", what="locating the first diverging op", timeout=time_limit)
-        return dict(found)
+        return {file: {**record, "device": device} for file, record in dict(found).items()}
     except WherryError as exc:   # a crash of the search itself, or the time limit: said, never fatal
         said = exc.message.splitlines()[0]
         log.warning("the first-divergence search stopped: %s", said)
-        return {f: {"status": STOPPED, "summary": f"the first-divergence search did not finish: {said}"}
-                for f in files}
+        return {f: {"status": STOPPED, "summary": f"the first-divergence search did not finish: {said}",
+                    "device": device} for f in files}
 
 
-def search(bundle: str, files: List[str], model: Optional[str]) -> Dict[str, Dict[str, Any]]:
-    """In the child: ``wherry debug BUNDLE --artifact F ...``, each artifact's finding as one record."""
+def search(bundle: str, files: List[str], model: Optional[str], device: Optional[str] = None
+           ) -> Dict[str, Dict[str, Any]]:
+    """In the child: ``wherry debug BUNDLE --artifact F ... [--device D]``, each artifact's finding as one record."""
     from wherry.convert.debug.locate import debug
 
-    report = debug(bundle, model, files)
+    report = debug(bundle, model, files, device=device)
     return {a.file: record(a.to_json()) for a in report.artifacts}
 
 

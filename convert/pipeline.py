@@ -326,6 +326,8 @@ class _Built:
     board: Optional[board_check.BoardCheck]
     coverage: Dict[str, dict] = field(default_factory=dict)   # .nb file -> its int8 kernel counts (quantize)
     located: Dict[str, dict] = field(default_factory=dict)    # failed artifact -> where it leaves the model (--locate)
+    # --locate for what fails on the emulated board: (the source model, None when the bundle keeps its program)
+    locate_board: Optional[tuple] = None
 
     def discard(self) -> None:
         if self.board is not None:
@@ -340,7 +342,12 @@ def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
         emulated, built.board = built.board.finish(), None
         built.manifest.write(built.stage)  # with the board's verdicts among the artifacts' notes
         if built.check is not None:   # the bundle's verdict counts the .nb files the board ran, as check would
-            built.check.adopt(emulated, "the emulated aarch64 board (qemu user-mode, Paddle Lite's ARM kernels)")
+            built.check.adopt(emulated, "the emulated aarch64 board (qemu user-mode, Paddle Lite's ARM kernels)",
+                              board_check.DEVICE)
+            if built.locate_board is not None:   # --locate: an ARM .nb that failed there, searched there
+                failed = [f for f in locate_failures.to_search(built.check) if f in emulated]
+                built.located.update(_locate(built.profile, shared, built.stage, failed, built.locate_board[0],
+                                             board_check.DEVICE))
     report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
                            built.quant_notes, built.manifest.not_built, emulated, built.coverage, built.located)
     return BundleResult(built.profile.name, built.final, built.manifest, built.check, report)
@@ -405,11 +412,13 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                 edge_export.check(profile, shared, stage, edge, check)
                 manifest.write(stage)   # with the tool environments' and the board's verdicts among the notes
             _explain_calibration_failures(check, artifacts, shared)
-        located = _locate(profile, options, shared, stage, check, kept_program is not None)
+        model = None if kept_program is not None else str(options.model)
+        located = _locate(profile, shared, stage, locate_failures.to_search(check), model) \
+            if options.locate != "never" else {}
         if check is not None:
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage,
-                      located)
+                      located, (model,) if options.locate != "never" else None)
     except BaseException:
         if board is not None:
             board.cancel()
@@ -417,14 +426,16 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         raise
 
 
-def _locate(profile: Profile, options: ConvertOptions, shared: _Shared, stage: Path, check,
-            program_kept: bool) -> Dict[str, dict]:
-    """--locate: the first-divergence search on the artifacts that failed on this host, before publishing."""
-    files = locate_failures.to_search(check) if options.locate != "never" else []
+def _locate(profile: Profile, shared: _Shared, stage: Path, files: List[str], model: Optional[str],
+            device: Optional[str] = None) -> Dict[str, dict]:
+    """--locate: the first-divergence search on the artifacts that failed (on this host, or on ``device``),
+    before publishing. ``model``: the source, when the bundle keeps no program."""
     if not files:
         return {}
-    with shared.timeline.step(f"[{profile.name}] locating where {', '.join(files)} leave the model (wherry debug)"):
-        return locate_failures.locate(stage, files, None if program_kept else str(options.model))
+    where = f" on {device}" if device else ""
+    with shared.timeline.step(f"[{profile.name}] locating where {', '.join(files)} leave the model{where} "
+                              "(wherry debug)"):
+        return locate_failures.locate(stage, files, model, device=device)
 
 
 def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: Failures) -> List[Artifact]:

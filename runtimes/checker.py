@@ -83,6 +83,8 @@ class CheckReport:
     results: List[ArtifactResult]
     source: Optional[str] = None    # the model the bundle was converted from (manifest source.path), if recorded
     program_kept: bool = False      # the bundle keeps the exporters' program: debug needs no --model
+    # file -> the device (as `--device` names it) whose verdict an artifact took (adopt): debug runs it there
+    adopted_from: Dict[str, str] = field(default_factory=dict)
 
     def debug_command(self, result: ArtifactResult) -> Optional[str]:
         """The `wherry debug` command that finds where a failed artifact leaves the original model (None
@@ -91,7 +93,7 @@ class CheckReport:
         if result.status != FAILED:
             return None
         return debug_command(self.bundle, None if self.program_kept else (self.source or "MODEL"),
-                             result.file if debuggable(result) else None)
+                             result.file if debuggable(result) else None, self.adopted_from.get(result.file))
 
     @property
     def verified(self) -> List[ArtifactResult]:
@@ -113,16 +115,19 @@ class CheckReport:
     def not_representable(self) -> List[ArtifactResult]:
         return [r for r in self.results if r.status == NOT_REPRESENTABLE]
 
-    def adopt(self, results: Mapping[str, Mapping[str, Any]], where: str) -> None:
+    def adopt(self, results: Mapping[str, Mapping[str, Any]], where: str, device: Optional[str] = None) -> None:
         """Take the verdict of another device that ran what this one could not (the emulated board's, for a
         conversion's ARM .nb files): each artifact "not verifiable here" with a passed or failed result in
-        ``results`` (file -> that device's artifact JSON) takes it, its reason naming ``where`` it ran."""
+        ``results`` (file -> that device's artifact JSON) takes it, its reason naming ``where`` it ran.
+        ``device``: that device as `--device` names it, so a failure's debug command runs there too."""
         for i, mine in enumerate(self.results):
             theirs = results.get(mine.file)
             if mine.status == UNVERIFIABLE and theirs and theirs.get("status") in (PASSED, FAILED):
                 taken = ArtifactResult.from_json(theirs)
                 taken.reason = f"run on {where}" + (f": {taken.reason}" if taken.reason else "")
                 self.results[i] = taken
+                if device:
+                    self.adopted_from[mine.file] = device
 
     @property
     def verdict(self) -> str:
@@ -227,14 +232,15 @@ def debuggable(result: ArtifactResult) -> bool:
     return result.format == "onnx" or (result.format == "nb" and result.precision == "fp32")
 
 
-def debug_command(bundle: str, model: Optional[str], artifact: Optional[str] = None) -> str:
-    """`wherry debug BUNDLE [--model MODEL] [--artifact FILE]`, quoted for a POSIX shell. ``model``: None
-    when the bundle keeps its program; the source path the conversion recorded, or MODEL for a bundle
-    without one (converted by an older wherry)."""
+def debug_command(bundle: str, model: Optional[str], artifact: Optional[str] = None,
+                  device: Optional[str] = None) -> str:
+    """`wherry debug BUNDLE [--model MODEL] [--artifact FILE] [--device DEVICE]`, quoted for a POSIX shell.
+    ``model``: None when the bundle keeps its program; the source path the conversion recorded, or MODEL for a
+    bundle without one (converted by an older wherry). ``device``: where the artifact failed, when not here."""
     import shlex
 
     words = ["wherry", "debug", bundle] + (["--model", model] if model else []) \
-        + (["--artifact", artifact] if artifact else [])
+        + (["--artifact", artifact] if artifact else []) + (["--device", device] if device else [])
     return " ".join(shlex.quote(w) for w in words)
 
 

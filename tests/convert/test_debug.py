@@ -10,7 +10,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
+from support.paths import REPO
+from support.models import export_op_case
 
 from wherry.convert import convert, example, legalize
 from wherry.convert.debug import debug
@@ -116,14 +117,11 @@ def test_changed_attribute_in_the_lite_program_is_named(digits, tmp_path):
 @pytest.fixture(scope="module")
 def pads_bundle(tmp_path_factory) -> tuple:
     """Constant, reflect and replicate padding (pad3d): Paddle Lite x86 2.13 ignores the constant pad value."""
-    folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
-    if not (folder / "pads" / "model.pdmodel").is_file():
-        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "legacy", str(folder), "pads"],
-                       check=True, capture_output=True)
+    folder = export_op_case("pads")
     out = tmp_path_factory.mktemp("pads")
-    bundle, = convert(folder / "pads" / "model.pdmodel", targets="desktop-x86_64", precisions="fp32",
-                      inputs=folder / "pads" / "inputs.npz", name="pads", out=out)
-    return bundle, folder / "pads" / "model.pdmodel"
+    bundle, = convert(folder / "model.pdmodel", targets="desktop-x86_64", precisions="fp32",
+                      inputs=folder / "inputs.npz", name="pads", out=out)
+    return bundle, folder / "model.pdmodel"
 
 
 def test_lite_pad3d_constant_value_bug_is_located(pads_bundle):

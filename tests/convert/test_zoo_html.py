@@ -12,7 +12,8 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
-from support.paths import CACHE, PADDLE_VERSION, REPO, SUPPORT
+from support.paths import REPO
+from support.models import export_op_case
 from support.html_pages import (FAIL_RED, PASS_GREEN, assert_self_contained, needs_chromium, pixels_near,
                                  screenshot)
 
@@ -60,11 +61,7 @@ def zoo_cli(*args):
 
 def pads_model() -> Path:
     """A one-op model (pad3d) whose Lite x86 .nb fails parity: a real failed cell."""
-    folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / "legacy"
-    if not (folder / "pads" / "model.pdmodel").is_file():
-        subprocess.run([sys.executable, str(SUPPORT / "op_cases.py"), "legacy", str(folder), "pads"],
-                       check=True, capture_output=True)
-    return folder / "pads"
+    return export_op_case("pads")
 
 
 @pytest.fixture(scope="module")

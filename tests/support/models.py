@@ -36,6 +36,16 @@ def export_vision_model(name: str, fmt: str, size: int = 224) -> Path:
     return model_file
 
 
+def export_op_case(name: str, fmt: str = "legacy") -> Path:
+    """One op case of tests/support/op_cases.py (e.g. ``pads``: pad3d in its three modes, whose constant value
+    Paddle Lite 2.13 ignores) as a legacy export, with its inputs.npz; returns its folder."""
+    folder = CACHE / "op-cases" / f"paddle-{PADDLE_VERSION}" / fmt
+    if not (folder / name / "model.pdmodel").is_file():
+        subprocess.run([sys.executable, str(HERE / "op_cases.py"), fmt, str(folder), name], check=True,
+                       capture_output=True)
+    return folder / name
+
+
 LEGAL_MODELS = ("swish", "reduce_any", "instance_norm", "transformer_mask", "lstm", "gru", "functional_layer_norm")
 
 

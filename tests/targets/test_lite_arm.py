@@ -527,3 +527,20 @@ def test_max_drop_keeps_the_same_layers_in_float_in_the_arm_int8_nb(wherry, arm_
     assert rows["model.arm.int8.nb"]["quantized_layers"] == rows["model.int8.onnx"]["quantized_layers"] == 2
     outcome = next(a for a in result["artifacts"] if a["file"] == "model.arm.int8.nb")
     assert outcome["board_verdict"] == "passed", outcome
+
+
+def test_an_arm_nb_failing_on_the_board_is_located_there(wherry, arm_runtime, tmp_path):
+    """Lite 2.13's ARM pad3d ignores the constant pad value too: the ARM .nb fails on the emulated board, and
+    the conversion runs the first-divergence search with the ARM kernels on that board (--locate) and names
+    pad3d; the debug command it prints runs there as well."""
+    from support.models import export_op_case
+
+    pads = export_op_case("pads")
+    proc = wherry("convert", pads / "model.pdmodel", "--inputs", pads / "inputs.npz", "-t", "rpi4", "--precision",
+                  "fp32", "-o", tmp_path, "--name", "pads", "--json", check=1)
+    (bundle,) = json.loads(proc.stdout)["bundles"]
+    nb = next(a for a in bundle["artifacts"] if a["file"] == "model.arm.nb")
+    assert nb["verdict"] == "failed" and nb["board_verdict"] == "failed"
+    assert nb["located"]["op"] == "pad3d" and nb["located"]["device"] == EMULATED, nb["located"]
+    assert nb["located"]["inputs_within_tolerance"]
+    assert nb["debug_command"].endswith("--artifact model.arm.nb --device emulated-aarch64")
