@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def _ptq_in_child(model_file, params_file, calib_file, out_dir, algo="abs_max"):
     data = dict(np.load(calib_file))
     count = len(next(iter(data.values())))
     sequences = sorted(sequence_lengths(data))
-    fed: Dict[str, List[int]] = {name: [] for name in sequences}
+    fed = {name: [] for name in sequences}   # input -> the lengths of the LoD tensors fed
 
     def lod_tensor(rows, lengths):
         # Paddle's static Executor takes a DenseTensor as is (a numpy array is wrapped without LoD):
