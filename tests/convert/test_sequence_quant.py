@@ -135,3 +135,13 @@ def test_ptq_program_on_paddle_inference_matches_golden_within_int8_tolerance(tm
     emission, path = golden.values()
     assert not np.array_equal(got[next(iter(golden))], emission), "the program really is quantized"
     np.testing.assert_array_equal(list(got.values())[1], path)
+
+
+def test_eval_is_refused_for_sequence_models_in_one_line(calib):
+    """Task metrics batch plain samples; a sequence model's --eval is refused up front, not crashed on later."""
+    from wherry.convert import source
+    from wherry.convert.quantize.calibration import load_eval
+
+    with pytest.raises(InputError) as caught:
+        load_eval(calib, source.read(export_sequence_model()).inputs)
+    assert "--eval does not take models with sequence (LoD) inputs yet (words)" == caught.value.message
