@@ -162,7 +162,9 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
     ``skip``: weights whose layers int8 PTQ leaves in float."""
     if precision == "int8":
         if "model" not in ptq:
-            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq", calib_method, skip)
+            ptq["fed"] = {}
+            quantized = lite_quant.paddle_ptq(model_file, params_file, calib, work / "ptq", calib_method, skip,
+                                              fed=ptq["fed"])
             # PTQ re-saves the program and clips the same attributes export did: legalize again
             ptq["model"] = legalize.legalize(quantized, quantized.with_suffix(".pdiparams"), work / "ptq-legal")[:2]
         result = lite_export.export_nb(ptq["model"][0], ptq["model"][1], stage_dir / name, lite_places)
@@ -187,12 +189,20 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
                  f"weights stored as {WEIGHT_BITS[precision]}-bit integers, dequantized at load (float kernels)")
     if precision == "int8":
         structure += f"; {calibration_note(calib_method, calib)} (Paddle PTQ {lite_quant.PTQ_ALGOS[calib_method]})"
+        structure += fed_note(ptq.get("fed"))
     return structure, _structural_check(stage_dir / name, result)
 
 
 def calibration_note(method: str, calib) -> str:
     """Which data and method set an int8 artifact's activation ranges (its figures mean little without them)."""
     return f"activation ranges: {method} on {len(next(iter(calib.values())))} calibration samples"
+
+
+def fed_note(fed) -> str:
+    """What Paddle PTQ was really fed for the sequence inputs (read back from its LoD tensors), or ''."""
+    parts = [f"{name} as {len(lengths)} LoD tensors of {min(lengths)}-{max(lengths)} rows ({sum(lengths)} rows)"
+             for name, lengths in sorted(((fed or {}).get("sequence_lengths") or {}).items()) if lengths]
+    return f"; PTQ fed {', '.join(parts)}" if parts else ""
 
 
 LITE_WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "fc", "matmul", "matmul_v2", "mul")

@@ -10,7 +10,7 @@ import numpy as np
 
 from wherry.convert.quantize import tasks
 from wherry.runtimes.errors import InputError
-from wherry.runtimes.npz import load_npz
+from wherry.runtimes.npz import LENGTHS, lengths_key, load_npz, offsets, sequence_lengths
 from wherry.runtimes.preprocess import PreprocessSpec, image_files, load_folder
 from wherry.runtimes.specs import TensorSpec
 
@@ -34,6 +34,11 @@ def _samples(path: Path, specs: List[TensorSpec], arrays: Dict[str, np.ndarray],
         if np.dtype(spec.dtype).kind == "f" and data.dtype.kind != "f":
             raise InputError(f"{what} {path}: {spec.name} has dtype {data.dtype}, the model takes {spec.dtype}",
                              f"convert it: arr.astype('{spec.dtype}')")
+        if spec.lod_level:
+            padded, lengths = _sequences(path, spec, data, arrays.get(lengths_key(spec.name)), what)
+            counts.add(len(lengths))
+            out[spec.name], out[lengths_key(spec.name)] = padded.astype(spec.dtype, copy=False), lengths
+            continue
         if spec.shape and spec.shape[0] is not None and spec.shape[0] > 1:
             # calibration feeds one sample at a time; a fixed batch of n > 1 would need grouped samples
             raise InputError(f"{spec.name} has a fixed batch of {spec.shape[0]}; wherry calibrates and evaluates "
@@ -48,6 +53,55 @@ def _samples(path: Path, specs: List[TensorSpec], arrays: Dict[str, np.ndarray],
         raise InputError(f"{what} {path}: inputs have different sample counts {sorted(counts)}",
                          "give every input the same number of samples")
     return out
+
+
+def _sequences(path: Path, spec: TensorSpec, rows: np.ndarray, lengths, what: str) -> Tuple[np.ndarray, np.ndarray]:
+    """A sequence (LoD) input's samples: one sequence each, given as in ``--inputs`` (NAME holds the rows of
+    every sequence one after another, NAME.lengths the length of each). Returned padded to the longest,
+    [samples, longest, *row shape], with the lengths [samples], so that every array's first axis counts
+    samples (slicing and ``batches`` treat them alike); the padding repeats each sequence's last row (it
+    stays inside the data's range) and is cut off again before Paddle is fed (``unpad``)."""
+    key = lengths_key(spec.name)
+    if lengths is None:
+        raise InputError(f"{what} {path} lacks {key!r}: {spec.name!r} is a sequence (LoD) input and every "
+                         "calibration sample needs its length",
+                         f"save the rows of all sequences one after another as {spec.name!r} and one length per "
+                         f"sequence (= per sample) as {key!r}: numpy.savez(path, {spec.name}=rows, "
+                         f"**{{'{key}': lengths}})")
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 1).any():
+        raise InputError(f"{what} {path}: {key!r} must be a 1-D array of positive integers, one length per "
+                         f"sequence (got {lengths.dtype} of shape {list(lengths.shape)})",
+                         "example: [4, 5, 2] for three samples of 4, 5 and 2 rows")
+    if not spec.accepts_shape(rows.shape):
+        raise InputError(f"{what} {path}: {spec.name} has shape {list(rows.shape)}, the model takes "
+                         f"{spec.describe()} (the rows of every sequence, one after another)",
+                         f"concatenate the sequences along the first axis and give their lengths as {key!r}")
+    if int(lengths.sum()) != len(rows):
+        raise InputError(f"{what} {path}: the lengths in {key!r} add up to {int(lengths.sum())}, but "
+                         f"{spec.name!r} has {len(rows)} rows", "the lengths must add up to the input's first dimension")
+    longest = int(lengths.max())
+    padded = np.empty((len(lengths), longest, *rows.shape[1:]), rows.dtype)
+    for i, (start, length) in enumerate(zip(offsets(lengths)[:-1], lengths.tolist())):
+        padded[i, :length] = rows[start:start + length]
+        padded[i, length:] = rows[start + length - 1]
+    return padded, lengths.astype(np.int64)
+
+
+def unpad(feeds: Dict[str, np.ndarray], index: int) -> Dict[str, np.ndarray]:
+    """Sample ``index`` of checked calibration feeds as a model feed: a plain input as a batch of one, a
+    sequence input as its rows with ``NAME.lengths`` = [its length] (see ``_sequences``)."""
+    lengths = sequence_lengths(feeds)
+    sample = {}
+    for name, array in feeds.items():
+        if name.endswith(LENGTHS) and name[:-len(LENGTHS)] in feeds:
+            continue
+        if name in lengths:
+            length = int(lengths[name][index])
+            sample[name], sample[lengths_key(name)] = array[index, :length], np.array([length], np.int64)
+        else:
+            sample[name] = array[index:index + 1]
+    return sample
 
 
 def load_calibration(path, input_specs: List[TensorSpec], preprocess=None) -> Dict[str, np.ndarray]:
@@ -118,6 +172,10 @@ def load_eval(path, input_specs: List[TensorSpec]) -> Tuple[Dict[str, np.ndarray
     """Labelled data: arrays keyed by input name plus the task its ground truth names (``tasks.from_arrays``:
     ``labels``, ``texts`` + ``charset``, ``boxes`` or ``masks``)."""
     path = Path(path)
+    sequences = [s.name for s in input_specs if s.lod_level]
+    if sequences:   # task metrics batch plain samples; sequence inputs would need their lengths carried too
+        raise InputError(f"--eval does not take models with sequence (LoD) inputs yet ({', '.join(sequences)})",
+                         "leave --eval out: the artifacts are still judged against the golden outputs")
     arrays = load_npz(path)
     truth = {k: arrays.pop(k) for k in (*tasks.TRUTH_KEYS, "charset", "iou") if k in arrays}
     feeds = _samples(path, input_specs, arrays, "evaluation data")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -27,9 +27,15 @@ PTQ_ALGOS = {"minmax": "abs_max", "kl": "KL", "percentile": "hist"}
 
 
 def paddle_ptq(model_file: Path, params_file: Path, calib: Dict[str, np.ndarray], out_dir: Path,
-               method: str = "minmax", skip: Sequence[str] = ()) -> Path:
+               method: str = "minmax", skip: Sequence[str] = (), fed: Optional[dict] = None) -> Path:
     """Post-training quantization with Paddle (static graph, legacy program): returns the quantized model file.
-    ``skip``: weights (parameter names) whose layers stay in float (PTQ's skip_tensor_list)."""
+
+    ``calib`` holds checked calibration feeds (``calibration.load_samples``: a sequence input padded, with
+    its ``NAME.lengths``); each sample is fed on its own, a sequence input as a LoD tensor of its length.
+    ``skip``: weights (parameter names) whose layers stay in float (PTQ's skip_tensor_list).
+    ``fed``, when given, receives what Paddle was fed: ``samples`` and, per sequence input, the sequence
+    lengths the fed LoD tensors carried (read back from them).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     calib_file = out_dir / "calib.npz"
     np.savez(calib_file, **calib)
@@ -39,29 +45,54 @@ def paddle_ptq(model_file: Path, params_file: Path, calib: Dict[str, np.ndarray]
                              "skip": list(skip)},
                             tool="Paddle PTQ", what="calibrating int8 ranges",
                             env={"FLAGS_enable_pir_api": "0"})  # PTQ works on legacy programs only
+    if fed is not None:
+        fed.update(value.get("fed") or {})
     return Path(value["model_file"])
 
 
 def _ptq_in_child(model_file, params_file, calib_file, out_dir, algo="abs_max", skip=()):
     import paddle
+    from paddle.base import core
     from paddle.static.quantization import PostTrainingQuantization
 
+    from wherry.convert.quantize.calibration import unpad
+    from wherry.runtimes.npz import lengths_key, offsets, sequence_lengths
+
     paddle.enable_static()
+    place = paddle.CPUPlace()
     data = dict(np.load(calib_file))
     count = len(next(iter(data.values())))
+    sequences = sorted(sequence_lengths(data))
+    fed = {name: [] for name in sequences}   # input -> the lengths of the LoD tensors fed
+
+    def lod_tensor(rows, lengths):
+        # Paddle's static Executor takes a DenseTensor as is (a numpy array is wrapped without LoD):
+        # the LoD is the sequences' offsets, [[0, length]] for one sequence
+        tensor = core.DenseTensor()
+        tensor.set(np.ascontiguousarray(rows), place)
+        tensor.set_lod([offsets(lengths)])
+        return tensor
 
     def samples():
+        first = not fed or not any(fed.values())   # KL and hist read the data twice: record one pass
         for i in range(count):
-            yield {name: array[i:i + 1] for name, array in data.items()}
+            sample = unpad(data, i)
+            for name in sequences:
+                tensor = lod_tensor(sample[name], sample.pop(lengths_key(name)))
+                if first:
+                    fed[name] += np.diff(tensor.lod()[0]).astype(int).tolist()   # as Paddle holds it
+                sample[name] = tensor
+            yield sample
 
     ptq = PostTrainingQuantization(
-        executor=paddle.static.Executor(paddle.CPUPlace()), model_dir=str(Path(model_file).parent),
+        executor=paddle.static.Executor(place), model_dir=str(Path(model_file).parent),
         model_filename=Path(model_file).name, params_filename=Path(params_file).name, data_loader=samples,
         batch_nums=count, algo=algo, onnx_format=True, weight_quantize_type="channel_wise_abs_max",
         skip_tensor_list=list(skip) or None)
     ptq.quantize()
     ptq.save_quantized_model(out_dir, model_filename="model.pdmodel", params_filename="model.pdiparams")
-    return {"model_file": str(Path(out_dir) / "model.pdmodel")}
+    return {"model_file": str(Path(out_dir) / "model.pdmodel"),
+            "fed": {"samples": count, "sequence_lengths": fed}}
 
 
 def nb_program(nb_file: Path) -> Dict[str, int]:
