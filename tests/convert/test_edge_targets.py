@@ -17,19 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support.tool_envs import tool_environment
 from wherry import runtimes
 from wherry.convert import example, tool_env
 from wherry.runtimes.bundle import content_hash, load_bundle
 from wherry.runtimes.errors import BundleError
 from wherry.targets import load_profile
-
-
-def _environment(module):
-    """The python of ``module``'s tool environment, made if needed; skip with the reason where it cannot be."""
-    try:
-        return tool_env.ensure(module.ENV)
-    except tool_env.ToolUnavailable as exc:
-        pytest.skip(f"{module.ENV.label} cannot be installed here: {exc.message.splitlines()[0]}")
 
 
 # ------------------------------------------------------------------ plumbing (default run, no tool needed)
@@ -117,7 +110,7 @@ def test_a_tool_environment_outlives_the_venv_wherry_ran_from_and_is_remade_when
 def openvino_bundle(wherry, tmp_path_factory):
     from wherry.convert import openvino_export
 
-    _environment(openvino_export)
+    tool_environment(openvino_export)
     out = tmp_path_factory.mktemp("openvino")
     proc = wherry("convert", "--example", "-t", "openvino", "-o", out, "--precision", "fp32,int8",
                   "--calib", example.CALIB, "--json", check=0)
@@ -146,7 +139,7 @@ def test_openvino_ir_fp32_and_int8_pass_against_golden_in_f32(openvino_bundle):
 def litert_bundle(wherry, tmp_path_factory):
     from wherry.convert import litert_export
 
-    _environment(litert_export)
+    tool_environment(litert_export)
     out = tmp_path_factory.mktemp("litert")
     proc = wherry("convert", "--example", "-t", "android-litert", "-o", out, "--precision", "fp32,int8",
                   "--calib", example.CALIB, "--json", check=0)
@@ -179,7 +172,7 @@ def test_int8_tflite_of_a_hardsigmoid_model_is_not_built_with_the_op_named(wherr
     from support.models import export_vision_model
     from wherry.convert import litert_export
 
-    _environment(litert_export)
+    tool_environment(litert_export)
     model = export_vision_model("mobilenet_v3_small", "legacy", 64)
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.random.default_rng(0).uniform(-1, 1, (16, 3, 64, 64)).astype("float32"))
@@ -204,7 +197,7 @@ def test_the_artifact_runs_through_the_one_session_interface(kind, request):
     module, file, backend = {"openvino": (openvino_export, "model.xml", "openvino"),
                              "litert": (litert_export, "model.tflite", "litert")}[kind]
     _, folder = request.getfixturevalue(f"{kind}_bundle")
-    python = _environment(module)
+    python = tool_environment(module)
     code = ("import json, sys, numpy as np; from wherry import runtimes\n"
             f"s = runtimes.open(sys.argv[1] + '/{file}')\n"
             "x = np.load(sys.argv[1] + '/golden/inputs.npz')\n"
@@ -244,7 +237,7 @@ def test_rknn_is_recorded_as_simulated_never_as_a_pass(wherry, tmp_path):
     the bundle is never "passed". rv1106 has no fp16: a precise not-built record beside its int8 .rknn."""
     from wherry.convert import rknn_export
 
-    _environment(rknn_export)
+    tool_environment(rknn_export)
     proc = wherry("convert", "--example", "-t", "rk3588-npu", "-t", "rv1106-npu", "-o", tmp_path,
                   "--precision", "fp32,int8", "--calib", example.CALIB, "--json", check=1)
     bundles = {b["target"]: b for b in json.loads(proc.stdout)["bundles"]}
