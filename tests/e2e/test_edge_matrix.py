@@ -1,0 +1,110 @@
+"""Edge matrix: the conformance set's vision models converted for OpenVINO, the RK3588 NPU and LiteRT.
+
+Each model (tests/e2e/test_conformance.py's ``VISION`` list, as legacy .pdmodel and as PIR .json) is converted
+with ``-t openvino -t rk3588-npu -t tests/support/litert-x86.toml --precision fp32,int8 --calib`` (16 N(0,1)
+samples) in the tools' cached environments (``-m edge``; skipped, with the reason, where one cannot be made).
+Every artifact's verdict goes to out/edge_matrix.json, from which scripts/support_matrix.py renders the edge
+table of docs/matrix.md. The rest of the conformance set (legalization models, the LoD tagger, the NMS
+detector, PP-OCR) is not converted here: see docs/matrix.md.
+
+What must hold (and can fail):
+- every fp32 OpenVINO IR and fp32 .tflite passes against Paddle Inference's golden outputs on this host;
+- an .rknn is never a pass: "not verifiable here", its reason and report carrying the toolkit's simulation,
+  with numbers;
+- an int8 artifact that is not built says why, naming the tool's limitation.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+
+from support.matrix_records import artifact_record, merge_records
+from support.models import VISION, export_vision_model
+from support.paths import REPO
+from support.tool_envs import tool_environment
+from wherry.convert import litert_export, openvino_export, pipeline, rknn_export, source
+from wherry.runtimes.checker import NOT_BUILT, PASSED, UNVERIFIABLE
+
+LITERT_X86 = REPO / "tests" / "support" / "litert-x86.toml"   # android-litert with arch x86_64: no emulated board
+TARGETS = ["openvino", "rk3588-npu", str(LITERT_X86)]
+SIZE = 224                # the conformance set's input size
+CALIB_SAMPLES = 16
+RESULTS = REPO / "out" / "edge_matrix.json"
+#: target -> the edge artifact of each asked-for precision (the NPU's float form is fp16) and its tool module
+EDGE = {"openvino": ({"fp32": "model.xml", "int8": "model.int8.xml"}, openvino_export),
+        "rk3588-npu": ({"fp32": "model.rknn", "int8": "model.int8.rknn"}, rknn_export),
+        "litert-x86": ({"fp32": "model.tflite", "int8": "model.int8.tflite"}, litert_export)}
+#: what a not-built int8 artifact's reason must name: the tool and what it cannot do
+LIMITATION = {"openvino": re.compile(r"NNCF|OpenVINO"), "rk3588-npu": re.compile(r"rknn-toolkit2"),
+              "litert-x86": re.compile(r"onnx2tf's int8 quantizer has no int8 form of TFLite op \w+")}
+_records = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def record_matrix():
+    yield
+    if _records:
+        merge_records(RESULTS, _records, ("model", "source"))
+
+
+@pytest.fixture(scope="module")
+def tools():
+    """The three tool environments, made once (minutes each on a fresh machine)."""
+    return [tool_environment(module) for module in (openvino_export, rknn_export, litert_export)]
+
+
+def _calibration(model, path):
+    rng = np.random.default_rng(0)
+    arrays = {spec.name: rng.standard_normal((CALIB_SAMPLES, *[d or 1 for d in spec.shape[1:]])).astype("float32")
+              for spec in source.read(str(model)).inputs}
+    np.savez(path, **arrays)
+    return path
+
+
+def _record(name, fmt, result, art, seconds):
+    record = artifact_record(name, fmt, result, art)
+    simulated = (result.report.get("simulated_verification") or {}).get(art.file)
+    record.update(precision=art.precision, simulated=simulated is not None, seconds=round(seconds, 1),
+                  bundle_verdict=result.check.verdict)
+    if simulated is not None:   # the toolkit's simulation of the compiled graph: numbers, never the verdict
+        outs = [o for o in simulated["outputs"] if o.get("max_abs") is not None]
+        worst = max(outs, key=lambda o: float(o["max_rel"])) if outs else {}
+        record.update(simulated_status=simulated["status"], max_abs=worst.get("max_abs"),
+                      max_rel=worst.get("max_rel"), cosine=worst.get("cosine"))
+    return record
+
+
+@pytest.mark.edge
+@pytest.mark.parametrize("fmt", ["legacy", "pir"])
+@pytest.mark.parametrize("name", VISION)
+def test_edge_targets_of_a_conformance_model(name, fmt, tools, tmp_path):
+    model = export_vision_model(name, fmt, SIZE)
+    start = time.perf_counter()
+    results = pipeline.convert(pipeline.ConvertOptions(
+        model=str(model), targets=TARGETS, out=tmp_path / "out", precisions=["fp32", "int8"],
+        calib=_calibration(model, tmp_path / "calib.npz")))
+    seconds = time.perf_counter() - start
+    by_target = {r.target: r for r in results}
+    assert set(by_target) == set(EDGE)
+    rows = {(r.target, art.file): art for r in results for art in r.check.results}
+    _records.extend(_record(name, fmt, r, art, seconds) for r in results for art in r.check.results)
+
+    for target, (files, module) in EDGE.items():
+        for precision, file in files.items():
+            art = rows.get((target, file))
+            assert art is not None, f"{target} lists no {file}"
+            if target == "rk3588-npu":      # no NPU here: never a pass, the simulation says what it saw
+                assert art.status == UNVERIFIABLE, (file, art.status, art.reason)
+                simulated = by_target[target].report["simulated_verification"][file]
+                assert simulated["where"] == rknn_export.SIMULATED
+                assert any(o.get("max_abs") is not None for o in simulated["outputs"]), simulated
+                assert art.reason.startswith(rknn_export.SIMULATED), art.reason
+            elif precision == "fp32":
+                assert art.status == PASSED, (target, file, art.reason)
+            if precision == "int8" and art.status == NOT_BUILT:
+                assert LIMITATION[target].search(art.reason or ""), (target, file, art.reason)
+    assert by_target["rk3588-npu"].check.verdict != "passed"      # the ONNX ran here; the NPU did not
+    assert rows[("openvino", "model.onnx")].status == PASSED      # the IR's source, checked by ONNX Runtime
