@@ -62,6 +62,20 @@ def test_a_channels_last_tflite_output_is_turned_back_to_the_manifests_nchw():
     assert not _channels_last([1, 640, 640, 1], None)             # a bare .tflite: nothing to go by
 
 
+def test_onnx2tf_int8_failures_of_its_own_are_named_for_what_the_tool_cannot_do():
+    """The text onnx2tf 2.6.9 raised on mobilenet_v2 (depthwise biases) and resnet18 (PADV2): a precise reason."""
+    from wherry.convert.litert_export import limitation
+
+    depthwise = limitation("StrictFullIntegerQuantizationError: Strict integer quantized TFLite validation failed: "
+                           "model_integer_quant.tflite: quantized_dimension must be in range [0, 1). Was 3.Tensor 9 "
+                           "has invalid quantization parameters.")
+    assert "DEPTHWISE_CONV_2D biases the per-channel axis" in depthwise.message and "quantized_dimension 3" in \
+        depthwise.message
+    pad = limitation("Unsupported op for strict full integer quantization: index=12 op_type=PADV2")
+    assert pad.message == "onnx2tf's int8 quantizer has no int8 form of TFLite op PADV2"
+    assert limitation("RuntimeError: flatbuffer_direct fast path failed.") is None
+
+
 def test_rknn_profiles_name_their_npu_and_an_rknn_opens_with_rknnlite(tmp_path):
     from wherry.targets.profile import ProfileError
 
