@@ -39,7 +39,8 @@ EDGE = {"openvino": ({"fp32": "model.xml", "int8": "model.int8.xml"}, openvino_e
         "litert-x86": ({"fp32": "model.tflite", "int8": "model.int8.tflite"}, litert_export)}
 #: what a not-built int8 artifact's reason must name: the tool and what it cannot do
 LIMITATION = {"openvino": re.compile(r"NNCF|OpenVINO"), "rk3588-npu": re.compile(r"rknn-toolkit2"),
-              "litert-x86": re.compile(r"onnx2tf's int8 quantizer has no int8 form of TFLite op \w+")}
+              "litert-x86": re.compile(r"onnx2tf's int8 quantizer (has no int8 form of TFLite op \w+|gives "
+                                        r"DEPTHWISE_CONV_2D biases)")}
 _records = []
 
 
