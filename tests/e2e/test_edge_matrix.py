@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from support.matrix_records import artifact_record, merge_records
-from support.models import VISION, export_vision_model
+from support.models import OCR_MODELS, VISION, export_vision_model, ocr_image, rapidocr_models
 from support.paths import REPO
 from support.tool_envs import tool_environment
 from wherry.convert import litert_export, openvino_export, pipeline, rknn_export, source
@@ -65,6 +65,22 @@ def _calibration(model, path):
     return path
 
 
+def _ocr_calibration(shape, path, count=CALIB_SAMPLES):
+    """Rendered text (support.ocr_text) at the model's input size: lines for the 48-high recognizer and
+    classifier, pages for the detector; normalized as PaddleOCR's preprocessing does."""
+    from PIL import Image
+
+    from support import ocr_text
+
+    _, _, h, w = shape
+    images = ocr_text.rec_samples(count, seed=11)[0] if h == ocr_text.REC_SHAPE[0] else \
+        ocr_text.det_samples(count, seed=12)[0]
+    resized = np.stack([np.stack([np.asarray(Image.fromarray(plane).resize((w, h), Image.BILINEAR))
+                                  for plane in sample]) for sample in images]).astype("float32")
+    np.savez(path, x=resized)
+    return path
+
+
 def _record(name, fmt, result, art, seconds):
     record = artifact_record(name, fmt, result, art)
     simulated = (result.report.get("simulated_verification") or {}).get(art.file)
@@ -78,15 +94,10 @@ def _record(name, fmt, result, art, seconds):
     return record
 
 
-@pytest.mark.edge
-@pytest.mark.parametrize("fmt", ["legacy", "pir"])
-@pytest.mark.parametrize("name", VISION)
-def test_edge_targets_of_a_conformance_model(name, fmt, tools, tmp_path):
-    model = export_vision_model(name, fmt, SIZE)
+def _convert_and_check(name, fmt, model, out, calib, **options):
     start = time.perf_counter()
     results = pipeline.convert(pipeline.ConvertOptions(
-        model=str(model), targets=TARGETS, out=tmp_path / "out", precisions=["fp32", "int8"],
-        calib=_calibration(model, tmp_path / "calib.npz")))
+        model=str(model), targets=TARGETS, out=out, precisions=["fp32", "int8"], calib=calib, **options))
     seconds = time.perf_counter() - start
     by_target = {r.target: r for r in results}
     assert set(by_target) == set(EDGE)
@@ -109,3 +120,24 @@ def test_edge_targets_of_a_conformance_model(name, fmt, tools, tmp_path):
                 assert LIMITATION[target].search(art.reason or ""), (target, file, art.reason)
     assert by_target["rk3588-npu"].check.verdict != "passed"      # the ONNX ran here; the NPU did not
     assert rows[("openvino", "model.onnx")].status == PASSED      # the IR's source, checked by ONNX Runtime
+
+
+@pytest.mark.edge
+@pytest.mark.parametrize("fmt", ["legacy", "pir"])
+@pytest.mark.parametrize("name", VISION)
+def test_edge_targets_of_a_conformance_model(name, fmt, tools, tmp_path):
+    model = export_vision_model(name, fmt, SIZE)
+    _convert_and_check(name, fmt, model, tmp_path / "out", _calibration(model, tmp_path / "calib.npz"))
+
+
+@pytest.mark.edge
+@pytest.mark.parametrize("name", sorted(OCR_MODELS))
+def test_edge_targets_of_a_ppocr_model(name, tools, tmp_path):
+    """The real PP-OCR models of the conformance set, on its golden input (a photo at the conformance shape),
+    calibrated on rendered text."""
+    folder, shape = OCR_MODELS[name]
+    shape = tuple(int(d) for d in shape.split(","))
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, x=ocr_image(shape))
+    _convert_and_check(name, "legacy", rapidocr_models() / folder, tmp_path / "out",
+                       _ocr_calibration(shape, tmp_path / "calib.npz"), inputs=inputs)
