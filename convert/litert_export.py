@@ -75,6 +75,10 @@ _ONNX_OP = {"RELU_0_TO_1": "HardSigmoid"}
 # tflite_builder/quantization.py, _quantize_bias_tensor copies weight_qparams.quantized_dimension), and the
 # LiteRT interpreter it validates the model with refuses every such tensor (mobilenet_v2, measured)
 _BIAS_AXIS = re.compile(r"quantized_dimension must be in range \[0, 1\)\. Was (\d+)")
+# an int8 model onnx2tf wrote and its own LiteRT check could not prepare: the kernel's failed condition and the op
+# (a GRU's BATCH_MATMUL left with a float operand beside an int8 one, measured)
+_UNPREPARED = re.compile(r"tflite/kernels/[\w/]+\.cc:\d+ (.+?)(?: was not true\.)?\s*Node number \d+ \((\w+)\) failed to "
+                         r"prepare")
 
 
 def limitation(text: str) -> Optional[WherryError]:
@@ -93,6 +97,10 @@ def limitation(text: str) -> Optional[WherryError]:
                            f"LiteRT refuses: an onnx2tf {VERSION} bug",
                            "ship the fp32 .tflite (the model's depthwise convolutions are what its int8 path "
                            "cannot take)")
+    kernel = _UNPREPARED.search(text)
+    if kernel:
+        return WherryError(f"onnx2tf's int8 quantizer wrote a {kernel.group(2)} that LiteRT's kernel cannot prepare "
+                           f"({kernel.group(1)[:160]})", "ship the fp32 .tflite")
     return None
 
 

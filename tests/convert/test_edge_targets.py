@@ -63,7 +63,8 @@ def test_a_channels_last_tflite_output_is_turned_back_to_the_manifests_nchw():
 
 
 def test_onnx2tf_int8_failures_of_its_own_are_named_for_what_the_tool_cannot_do():
-    """The text onnx2tf 2.6.9 raised on mobilenet_v2 (depthwise biases) and resnet18 (PADV2): a precise reason."""
+    """The text onnx2tf 2.6.9 raised on mobilenet_v2 (depthwise biases), resnet18 (PADV2) and a GRU (its int8
+    BATCH_MATMUL): a precise reason."""
     from wherry.convert.litert_export import limitation
 
     depthwise = limitation("StrictFullIntegerQuantizationError: Strict integer quantized TFLite validation failed: "
@@ -73,6 +74,12 @@ def test_onnx2tf_int8_failures_of_its_own_are_named_for_what_the_tool_cannot_do(
         depthwise.message
     pad = limitation("Unsupported op for strict full integer quantization: index=12 op_type=PADV2")
     assert pad.message == "onnx2tf's int8 quantizer has no int8 form of TFLite op PADV2"
+    gru = limitation("RuntimeError: tflite/kernels/batch_matmul.cc:350 (lhs_data->type == kTfLiteFloat32 && "
+                     "rhs_data->type == kTfLiteInt8) || lhs_data->type == rhs_data->type was not true.Node number 6 "
+                     "(BATCH_MATMUL) failed to prepare.")
+    assert gru.message == ("onnx2tf's int8 quantizer wrote a BATCH_MATMUL that LiteRT's kernel cannot prepare "
+                           "((lhs_data->type == kTfLiteFloat32 && rhs_data->type == kTfLiteInt8) || lhs_data->type == "
+                           "rhs_data->type)")
     assert limitation("RuntimeError: flatbuffer_direct fast path failed.") is None
 
 
