@@ -71,6 +71,37 @@ def export(onnx: Path, out: Path, precision: str, calib_npz: Optional[Path] = No
 _UNSUPPORTED = re.compile(r"Unsupported op for strict full integer quantization: index=\d+ op_type=(\w+)")
 # the ONNX op behind a TFLite op name where they differ (what a user finds in their model)
 _ONNX_OP = {"RELU_0_TO_1": "HardSigmoid"}
+# onnx2tf 2.6.9 gives a depthwise convolution's 1-D int32 bias the per-channel axis of its 4-D weights (3:
+# tflite_builder/quantization.py, _quantize_bias_tensor copies weight_qparams.quantized_dimension), and the
+# LiteRT interpreter it validates the model with refuses every such tensor (mobilenet_v2, measured)
+_BIAS_AXIS = re.compile(r"quantized_dimension must be in range \[0, 1\)\. Was (\d+)")
+# an int8 model onnx2tf wrote and its own LiteRT check could not prepare: the kernel's failed condition and the op
+# (a GRU's BATCH_MATMUL left with a float operand beside an int8 one, measured)
+_UNPREPARED = re.compile(r"tflite/kernels/[\w/]+\.cc:\d+ (.+?)(?: was not true\.)?\s*Node number \d+ \((\w+)\) failed to "
+                         r"prepare")
+
+
+def limitation(text: str) -> Optional[WherryError]:
+    """The error for an int8 conversion onnx2tf gave up on for a known reason of its own, else None."""
+    op = _UNSUPPORTED.search(text)
+    if op:
+        onnx_op = _ONNX_OP.get(op.group(1))
+        return WherryError(f"onnx2tf's int8 quantizer has no int8 form of TFLite op {op.group(1)}"
+                           + (f" (the model's ONNX {onnx_op})" if onnx_op else ""),
+                           "ship the fp32 .tflite, or replace the op in the model (e.g. HardSigmoid by "
+                           "clip(x/6+0.5)) and convert again")
+    axis = _BIAS_AXIS.search(text)
+    if axis:
+        return WherryError(f"onnx2tf's int8 quantizer gives DEPTHWISE_CONV_2D biases the per-channel axis of their "
+                           f"weights (quantized_dimension {axis.group(1)} on a 1-D tensor), which "
+                           f"LiteRT refuses: an onnx2tf {VERSION} bug",
+                           "ship the fp32 .tflite (the model's depthwise convolutions are what its int8 path "
+                           "cannot take)")
+    kernel = _UNPREPARED.search(text)
+    if kernel:
+        return WherryError(f"onnx2tf's int8 quantizer wrote a {kernel.group(2)} that LiteRT's kernel cannot prepare "
+                           f"({kernel.group(1)[:160]})", "ship the fp32 .tflite")
+    return None
 
 
 def _export_in_child(onnx: str, out: str, precision: str, calib_npz: Optional[str], shapes: dict) -> dict:
@@ -123,13 +154,9 @@ def _export_in_child(onnx: str, out: str, precision: str, calib_npz: Optional[st
             onnx2tf.convert(**kwargs)
         except Exception as exc:  # noqa: BLE001 - onnx2tf raises RuntimeError chains; the cause is in them
             text = _chain(exc)
-            op = _UNSUPPORTED.search(text)
-            if op:
-                onnx_op = _ONNX_OP.get(op.group(1))
-                raise WherryError(f"onnx2tf's int8 quantizer has no int8 form of TFLite op {op.group(1)}"
-                                  + (f" (the model's ONNX {onnx_op})" if onnx_op else ""),
-                                  "ship the fp32 .tflite, or replace the op in the model (e.g. HardSigmoid by "
-                                  "clip(x/6+0.5)) and convert again") from None
+            known = limitation(text)
+            if known is not None:
+                raise known from None
             raise WherryError(f"onnx2tf failed: {text.strip().splitlines()[-1][:300] if text.strip() else exc}") \
                 from None
         produced = Path(work) / "out" / ("model" + _OUTPUT[precision])

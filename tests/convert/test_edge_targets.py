@@ -17,19 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support.tool_envs import tool_environment
 from wherry import runtimes
 from wherry.convert import example, tool_env
 from wherry.runtimes.bundle import content_hash, load_bundle
 from wherry.runtimes.errors import BundleError
 from wherry.targets import load_profile
-
-
-def _environment(module):
-    """The python of ``module``'s tool environment, made if needed; skip with the reason where it cannot be."""
-    try:
-        return tool_env.ensure(module.ENV)
-    except tool_env.ToolUnavailable as exc:
-        pytest.skip(f"{module.ENV.label} cannot be installed here: {exc.message.splitlines()[0]}")
 
 
 # ------------------------------------------------------------------ plumbing (default run, no tool needed)
@@ -67,6 +60,27 @@ def test_a_channels_last_tflite_output_is_turned_back_to_the_manifests_nchw():
     assert not _channels_last([1, 1, 640, 640], nchw)            # already the model's layout
     assert not _channels_last([1, 10], TensorSpec("logits", "float32", (None, 10)))
     assert not _channels_last([1, 640, 640, 1], None)             # a bare .tflite: nothing to go by
+
+
+def test_onnx2tf_int8_failures_of_its_own_are_named_for_what_the_tool_cannot_do():
+    """The text onnx2tf 2.6.9 raised on mobilenet_v2 (depthwise biases), resnet18 (PADV2) and a GRU (its int8
+    BATCH_MATMUL): a precise reason."""
+    from wherry.convert.litert_export import limitation
+
+    depthwise = limitation("StrictFullIntegerQuantizationError: Strict integer quantized TFLite validation failed: "
+                           "model_integer_quant.tflite: quantized_dimension must be in range [0, 1). Was 3.Tensor 9 "
+                           "has invalid quantization parameters.")
+    assert "DEPTHWISE_CONV_2D biases the per-channel axis" in depthwise.message and "quantized_dimension 3" in \
+        depthwise.message
+    pad = limitation("Unsupported op for strict full integer quantization: index=12 op_type=PADV2")
+    assert pad.message == "onnx2tf's int8 quantizer has no int8 form of TFLite op PADV2"
+    gru = limitation("RuntimeError: tflite/kernels/batch_matmul.cc:350 (lhs_data->type == kTfLiteFloat32 && "
+                     "rhs_data->type == kTfLiteInt8) || lhs_data->type == rhs_data->type was not true.Node number 6 "
+                     "(BATCH_MATMUL) failed to prepare.")
+    assert gru.message == ("onnx2tf's int8 quantizer wrote a BATCH_MATMUL that LiteRT's kernel cannot prepare "
+                           "((lhs_data->type == kTfLiteFloat32 && rhs_data->type == kTfLiteInt8) || lhs_data->type == "
+                           "rhs_data->type)")
+    assert limitation("RuntimeError: flatbuffer_direct fast path failed.") is None
 
 
 def test_rknn_profiles_name_their_npu_and_an_rknn_opens_with_rknnlite(tmp_path):
@@ -117,7 +131,7 @@ def test_a_tool_environment_outlives_the_venv_wherry_ran_from_and_is_remade_when
 def openvino_bundle(wherry, tmp_path_factory):
     from wherry.convert import openvino_export
 
-    _environment(openvino_export)
+    tool_environment(openvino_export)
     out = tmp_path_factory.mktemp("openvino")
     proc = wherry("convert", "--example", "-t", "openvino", "-o", out, "--precision", "fp32,int8",
                   "--calib", example.CALIB, "--json", check=0)
@@ -146,7 +160,7 @@ def test_openvino_ir_fp32_and_int8_pass_against_golden_in_f32(openvino_bundle):
 def litert_bundle(wherry, tmp_path_factory):
     from wherry.convert import litert_export
 
-    _environment(litert_export)
+    tool_environment(litert_export)
     out = tmp_path_factory.mktemp("litert")
     proc = wherry("convert", "--example", "-t", "android-litert", "-o", out, "--precision", "fp32,int8",
                   "--calib", example.CALIB, "--json", check=0)
@@ -179,7 +193,7 @@ def test_int8_tflite_of_a_hardsigmoid_model_is_not_built_with_the_op_named(wherr
     from support.models import export_vision_model
     from wherry.convert import litert_export
 
-    _environment(litert_export)
+    tool_environment(litert_export)
     model = export_vision_model("mobilenet_v3_small", "legacy", 64)
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.random.default_rng(0).uniform(-1, 1, (16, 3, 64, 64)).astype("float32"))
@@ -204,7 +218,7 @@ def test_the_artifact_runs_through_the_one_session_interface(kind, request):
     module, file, backend = {"openvino": (openvino_export, "model.xml", "openvino"),
                              "litert": (litert_export, "model.tflite", "litert")}[kind]
     _, folder = request.getfixturevalue(f"{kind}_bundle")
-    python = _environment(module)
+    python = tool_environment(module)
     code = ("import json, sys, numpy as np; from wherry import runtimes\n"
             f"s = runtimes.open(sys.argv[1] + '/{file}')\n"
             "x = np.load(sys.argv[1] + '/golden/inputs.npz')\n"
@@ -244,7 +258,7 @@ def test_rknn_is_recorded_as_simulated_never_as_a_pass(wherry, tmp_path):
     the bundle is never "passed". rv1106 has no fp16: a precise not-built record beside its int8 .rknn."""
     from wherry.convert import rknn_export
 
-    _environment(rknn_export)
+    tool_environment(rknn_export)
     proc = wherry("convert", "--example", "-t", "rk3588-npu", "-t", "rv1106-npu", "-o", tmp_path,
                   "--precision", "fp32,int8", "--calib", example.CALIB, "--json", check=1)
     bundles = {b["target"]: b for b in json.loads(proc.stdout)["bundles"]}

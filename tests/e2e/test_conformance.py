@@ -14,14 +14,13 @@ import json
 import numpy as np
 import pytest
 
-from support.models import LEGAL_MODELS, OCR_MODELS, export_detection_model, export_legal_model, export_sequence_model, export_vision_model, ocr_image, rapidocr_models
+from support.models import LEGAL_MODELS, OCR_MODELS, VISION, export_detection_model, export_legal_model, export_sequence_model, export_vision_model, ocr_image, rapidocr_models
 from support.paths import REPO
 from support.matrix_records import artifact_record, board_result
 from wherry.convert import pipeline
 from wherry.runtimes.checker import PASSED, UNVERIFIABLE
 from wherry.runtimes.errors import NativeCrash, WherryError
 
-VISION = ["mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1"]
 TARGETS = ["desktop-x86_64", "rpi4"]
 RESULTS = REPO / "out" / "conformance.json"
 _records = []

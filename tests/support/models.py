@@ -47,6 +47,8 @@ def export_op_case(name: str, fmt: str = "legacy") -> Path:
 
 
 LEGAL_MODELS = ("swish", "reduce_any", "instance_norm", "transformer_mask", "lstm", "gru", "functional_layer_norm")
+#: the conformance set's paddle.vision models (tests/e2e/test_conformance.py and tests/e2e/test_edge_matrix.py)
+VISION = ("mobilenet_v2", "mobilenet_v3_small", "resnet18", "shufflenet_v2_x0_25", "squeezenet1_1")
 
 
 def export_legal_model(name: str) -> Path:
