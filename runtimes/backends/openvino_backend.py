@@ -6,6 +6,7 @@ the artifact, not the CPU's shortcut. An int8 IR keeps its int8 layers; only the
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
@@ -17,6 +18,18 @@ from .base import Backend
 
 DEVICE = "CPU"
 PRECISION_HINT = "f32"
+
+
+# OpenVINO's messages open with the source locations the exception passed through ("Exception from
+# src/inference/src/cpp/core.cpp:117:", "Check 'x' failed at src/core/src/node.cpp:9:"); the cause follows
+_LOCATION = re.compile(r"^(Exception from \S+:\d+:?|Check .* failed at \S+:\d+:?)$")
+
+
+def cause(message: str) -> str:
+    """The line of an OpenVINO error that says what went wrong, not where in OpenVINO's source."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    told = [line for line in lines if not _LOCATION.match(line)]
+    return (told or lines or ["(no message)"])[0][:300]
 
 
 def _spec(port: Any) -> TensorSpec:   # an openvino Output (a compiled model's port)
@@ -41,13 +54,19 @@ class OpenVinoBackend(Backend):
         config: Dict[str, Union[str, int]] = {"INFERENCE_PRECISION_HINT": PRECISION_HINT}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        core = ov.Core()
         try:
-            core = ov.Core()
-            self._compiled = core.compile_model(core.read_model(path), DEVICE, config)
+            model = core.read_model(path)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own RuntimeError subclasses
-            raise BundleError(f"OpenVINO cannot load {path}: {str(exc).strip().splitlines()[0][:300]}",
+            raise BundleError(f"OpenVINO cannot load {path}: {cause(str(exc))}",
                               "the IR (.xml and its .bin beside it) is damaged or newer than this openvino; "
                               "convert the model again or upgrade openvino") from None
+        try:
+            self._compiled = core.compile_model(model, DEVICE, config)
+        except Exception as exc:  # noqa: BLE001
+            raise BundleError(f"OpenVINO's {DEVICE} plugin cannot compile {path}: {cause(str(exc))}",
+                              "an op of this model (or its dynamic shapes) is beyond this OpenVINO's CPU plugin; "
+                              "the bundle's ONNX artifact is the fallback; report the model with this message") from None
         self.inputs = [_spec(p) for p in self._compiled.inputs]
         self.outputs = [_spec(p) for p in self._compiled.outputs]
         self._request = self._compiled.create_infer_request()

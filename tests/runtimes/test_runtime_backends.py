@@ -105,3 +105,18 @@ def test_available_reports_installed_versions():
     assert avail["onnxruntime"] == metadata.version("onnxruntime")
     assert avail["paddlelite"] == metadata.version("paddlelite")
     assert avail["paddle"] == metadata.version("paddlepaddle")
+
+
+def test_an_openvino_error_is_told_by_its_cause_not_by_openvinos_source_locations():
+    """OpenVINO opens its messages with the C++ locations the exception passed through; the first of them
+    ("Exception from src/inference/src/cpp/core.cpp:117:") was all a failed load said."""
+    from wherry.runtimes.backends.openvino_backend import cause
+
+    message = ("Exception from src/inference/src/cpp/core.cpp:117:\n"
+               "Exception from src/inference/src/dev/plugin.cpp:53:\n"
+               "Check 'false' failed at src/plugins/intel_cpu/src/node.cpp:1591:\n"
+               "[CPU] Squeeze node with name 'p2o.Squeeze.3' Doesn't support op with dynamic rank\n")
+    assert cause(message) == "[CPU] Squeeze node with name 'p2o.Squeeze.3' Doesn't support op with dynamic rank"
+    assert cause("Exception from src/inference/src/cpp/core.cpp:117:\n") == \
+        "Exception from src/inference/src/cpp/core.cpp:117:"   # nothing else said: the location it is
+    assert cause("") == "(no message)"
