@@ -71,6 +71,7 @@ class BoardCheck:
     def finish(self) -> dict:
         """The board's result per artifact file (empty when the board could not run)."""
         try:
+            assert self.proc is not None, "finish() runs once, on a check not cancelled"
             code = self.proc.wait()
             self._out.seek(0)
             stdout = self._out.read()

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Literal, Optional
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def legalization_pass(name: str, why: str):
 @dataclass
 class Program:
     """The ProgramDesc under repair and, loaded only when a pass needs it, its parameter records."""
-    desc: object
+    desc: Any   # a framework_pb2.ProgramDesc (no static type: the protobuf module is made at run time)
     params_file: Path
     _records: Optional[List[params_io.Record]] = None
     params_changed: bool = False
@@ -96,7 +96,7 @@ def paddle_defaults(op_type: str) -> dict:
     return defaults
 
 
-def paddle_slots(op_type: str, kind: str) -> tuple:
+def paddle_slots(op_type: str, kind: Literal["inputs", "outputs"]) -> tuple:
     """Input or output slot names of ``op_type`` in Paddle's op definition."""
     entry = paddle_registry.op(op_type)
     return tuple(entry[kind]) if entry is not None else ()
@@ -218,7 +218,7 @@ def attr_widths(program: Program) -> List[str]:
             for attr in op.attrs:
                 want = wanted.get(attr.name, {}).get("type")
                 have = names.get(attr.type)
-                if (have, want) not in _WIDTHS:
+                if have is None or (have, want) not in _WIDTHS:
                     continue
                 values = list(attr.longs if have == "LONGS" else attr.ints) if have.endswith("S") \
                     else [attr.l if have == "LONG" else attr.i]

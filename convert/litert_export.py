@@ -140,8 +140,10 @@ def _export_in_child(onnx: str, out: str, precision: str, calib_npz: Optional[st
                       overwrite_input_shape=[f"{n}:{','.join(map(str, fixed[n]))}" for n in names],
                       non_verbose=True)
         if precision == "int8":
+            if calib_npz is None:   # never: int8 without --calib is refused before any work (quantize.check_precisions)
+                raise WherryError("int8 needs calibration data (--calib)")
             calib = edge_calibration.read(calib_npz, names)
-            entries = []
+            entries: List[List[object]] = []   # [input name, .npy file, mean, std] per input, as onnx2tf takes them
             for name in names:
                 path = Path(work) / f"calib-{len(entries)}.npy"   # NCHW as the inputs stay (-k)
                 np.save(path, calib[name].astype(np.float32))
@@ -167,8 +169,9 @@ def _export_in_child(onnx: str, out: str, precision: str, calib_npz: Optional[st
 
 
 def _chain(exc: BaseException) -> str:
-    parts = []
-    while exc is not None and len(parts) < 8:
-        parts.append(f"{type(exc).__name__}: {exc}")
-        exc = exc.__cause__ or exc.__context__
+    parts: List[str] = []
+    link: Optional[BaseException] = exc
+    while link is not None and len(parts) < 8:
+        parts.append(f"{type(link).__name__}: {link}")
+        link = link.__cause__ or link.__context__
     return "\n".join(parts)

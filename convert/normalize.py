@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from wherry.convert.source import ModelInfo, persistable_names
 
@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LegacyModel:
-    model_file: Path
-    params_file: Path
+    model_file: Optional[Path]    # None: a PIR program without a legacy form (pir_route.UntranslatedPir)
+    params_file: Optional[Path]
     translated: bool = False
     notes: List[str] = field(default_factory=list)
 

@@ -66,6 +66,8 @@ def _export_in_child(onnx: str, out_xml: str, precision: str, calib_npz: Optiona
         import nncf
 
         names = {p.any_name for p in model.inputs}
+        if calib_npz is None:   # never: int8 without --calib is refused before any work (quantize.check_precisions)
+            raise WherryError("int8 needs calibration data (--calib)")
         calib = edge_calibration.read(calib_npz, names)
         samples = len(next(iter(calib.values())))
         items = [{name: calib[name][i:i + 1] for name in names} for i in range(samples)]

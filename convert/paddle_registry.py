@@ -15,11 +15,21 @@ import tempfile
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Dict, List, Optional, TypedDict
 
 log = logging.getLogger(__name__)
 
 FORMAT = 2   # bump when the file's layout changes (2: outputs flagged intermediate)
+
+
+class OpEntry(TypedDict):
+    """One op's definition as the cache file keeps it (``registry``)."""
+
+    inputs: List[str]                   # input slot names
+    outputs: List[str]                  # output slot names
+    intermediate: List[str]             # output slots internal to the op
+    defaults: Optional[Dict[str, Any]]  # attribute -> default value (None: the op has no attribute checker)
+    extra: Optional[Dict[str, Any]]     # the "extra" attributes' defaults, likewise
 
 
 def cache_file() -> Optional[Path]:
@@ -33,7 +43,7 @@ def cache_file() -> Optional[Path]:
 
 
 @lru_cache(maxsize=1)
-def registry() -> dict:
+def registry() -> Dict[str, OpEntry]:
     """op type -> {"inputs": [...], "outputs": [...], "intermediate": [...], "defaults": {...} | None,
     "extra": {...} | None}. ``intermediate`` are the output slots Paddle declares as internal to the op (XShape,
     dropout's Mask, batch_norm's saved statistics): kernels need not write them at inference."""
@@ -49,7 +59,7 @@ def registry() -> dict:
     return table
 
 
-def _read_from_paddle() -> dict:
+def _read_from_paddle() -> Dict[str, OpEntry]:
     from wherry.runtimes.paddle_model import framework_proto
 
     from .paddle_mode import import_paddle
@@ -57,20 +67,26 @@ def _read_from_paddle() -> dict:
     import_paddle()
     from paddle.base import core
 
-    proto_module, table = framework_proto(), {}
+    proto_module = framework_proto()
+    table: Dict[str, OpEntry] = {}
     for raw in core.get_all_op_protos():
         proto = proto_module.OpProto.FromString(raw)
-        entry = table[proto.type] = {"inputs": [s.name for s in proto.inputs],
-                                     "outputs": [s.name for s in proto.outputs],
-                                     "intermediate": [s.name for s in proto.outputs if s.intermediate]}
-        for key, read in (("defaults", lambda: core.get_op_attrs_default_value(proto.type.encode())),
-                          ("extra", lambda: core.get_op_extra_attrs(proto.type))):
-            try:
-                entry[key] = dict(read())
-            except (RuntimeError, ValueError):   # an op without an attribute checker
-                entry[key] = None
+        table[proto.type] = {"inputs": [s.name for s in proto.inputs],
+                             "outputs": [s.name for s in proto.outputs],
+                             "intermediate": [s.name for s in proto.outputs if s.intermediate],
+                             "defaults": _attrs(lambda: core.get_op_attrs_default_value(proto.type.encode())),
+                             "extra": _attrs(lambda: core.get_op_extra_attrs(proto.type))}
     json.dumps(table)   # values Paddle returns are plain Python; fail here, not on a later read
     return table
+
+
+def _attrs(read: Callable[[], Any]) -> Optional[Dict[str, Any]]:
+    """What ``read`` returns as a dict (Paddle's attribute defaults of an op), None for an op without an
+    attribute checker."""
+    try:
+        return dict(read())
+    except (RuntimeError, ValueError):
+        return None
 
 
 def _write_atomically(file: Path, text: str) -> None:
@@ -84,5 +100,5 @@ def _write_atomically(file: Path, text: str) -> None:
         log.debug("could not cache Paddle's op registry in %s: %s", file, exc)
 
 
-def op(op_type: str) -> Optional[dict]:
+def op(op_type: str) -> Optional[OpEntry]:
     return registry().get(op_type)

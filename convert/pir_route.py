@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wherry.convert import child
 from wherry.convert.tool_env import tools_dir
@@ -47,7 +47,7 @@ TRANSLATOR = "wherry PIR translator"
 @dataclass
 class UntranslatedPir(LegacyModel):
     """A PIR source without a legacy program: ``model_file`` / ``params_file`` are None."""
-    op_names: List[str] = None
+    op_names: List[str] = field(default_factory=list)
 
 
 def to_legacy_or_pir(info, work_dir: Path, formats) -> LegacyModel:

@@ -95,6 +95,8 @@ def _export_in_child(onnx: str, out: str, precision: str, platform: str, calib_n
     with tempfile.TemporaryDirectory(prefix="rknn-") as work:
         dataset = None
         if precision == "int8":
+            if calib_npz is None:   # never: int8 without --calib is refused before any work (quantize.check_precisions)
+                raise WherryError("int8 needs calibration data (--calib)")
             calib = edge_calibration.read(calib_npz, names)
             samples = len(calib[names[0]])
             dataset = os.path.join(work, "dataset.txt")

@@ -20,6 +20,7 @@ half environment that later runs would trust; ``.ready`` marks a finished one.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -173,7 +174,7 @@ def code_dir(tmp: Path) -> Path:
     for package in (wherry.convert, wherry.runtimes):
         link = root / "wherry" / package.__name__.split(".")[-1]
         if not link.exists():
-            link.symlink_to(Path(package.__file__).resolve().parent, target_is_directory=True)
+            link.symlink_to(Path(inspect.getfile(package)).resolve().parent, target_is_directory=True)
     return root
 
 

@@ -17,10 +17,21 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, NoReturn, Optional, Tuple, TypedDict, Union
 
 from . import check_options, device, time_limit
 from .errors import InputError, WherryError
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from numpy.typing import NDArray
+
+    from .checker import CheckReport
+    from .session import Session
+
+    # what signal.signal takes and returns: a function, SIG_DFL / SIG_IGN, or None (not set from Python)
+    SignalHandler = Union[Callable[[int, Optional[FrameType]], object], int, signal.Handlers, None]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +45,7 @@ def schema_id(command: str) -> str:
     return f"wherry.{command}.v{JSON_SCHEMA_VERSION}"
 
 
-def emit_json(command: str, payload: dict) -> None:
+def emit_json(command: str, payload: Mapping[str, Any]) -> None:
     """Print one --json document: {"schema": "wherry.COMMAND.v1", ...payload}."""
     print(json.dumps({"schema": schema_id(command), **payload}, indent=2, default=str))
 
@@ -59,7 +70,7 @@ def _add_open_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def load_feeds(args, session) -> Dict:
+def load_feeds(args: argparse.Namespace, session: Session) -> Dict[str, NDArray[Any]]:
     """The feeds a run uses: --inputs, else the bundle's golden inputs, else --random data (the
     runner's HTTP server reads its run queries through this too)."""
     from pathlib import Path
@@ -78,7 +89,7 @@ def load_feeds(args, session) -> Dict:
         import numpy as np
 
         rng = np.random.default_rng(0)
-        feeds = {}
+        feeds: Dict[str, NDArray[Any]] = {}
         for spec in session.inputs:
             if not spec.shape or any(d is None for d in spec.shape[1:]):
                 raise InputError(f"input {spec.describe()} has unknown dimensions; cannot make random data",
@@ -91,14 +102,14 @@ def load_feeds(args, session) -> Dict:
                      (" or --random" if hasattr(args, "random") else ""))
 
 
-def _open(args, isolate: bool = False):
-    runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
+def _open(args: argparse.Namespace, isolate: bool = False) -> Session:
+    from . import open as open_artifact   # the package's open(), not the builtin
 
-    return runtimes.open(args.path, artifact=getattr(args, "artifact", None), threads=getattr(args, "threads", None),
+    return open_artifact(args.path, artifact=getattr(args, "artifact", None), threads=getattr(args, "threads", None),
                          isolate=isolate, backend=getattr(args, "backend", None))
 
 
-def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
+def parse_tolerance_overrides(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
     """``--atol 1e-3`` (all outputs) and ``--atol NAME:1e-3`` (one output) -> {"*"|name: {field: value}}."""
     overrides: Dict[str, Dict[str, float]] = {}
     for attr in check_options.TOLERANCES:
@@ -116,9 +127,9 @@ def parse_tolerance_overrides(args) -> Dict[str, Dict[str, float]]:
 
 # ----------------------------------------------------------------------------- info
 
-def device_info() -> dict:
+def device_info() -> Dict[str, Any]:
     """This device: arch, CPU, OS, Python, numpy and the backends it can run (for `info` and the HTTP runner)."""
-    runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
+    from . import __version__, available
 
     info = device.describe()
     try:
@@ -127,8 +138,8 @@ def device_info() -> dict:
         info["numpy"] = numpy.__version__
     except ImportError:
         info["numpy"] = None
-    info["wherry_runtimes"] = runtimes.__version__
-    info["backends"] = runtimes.available()
+    info["wherry_runtimes"] = __version__
+    info["backends"] = available()
     from .backends import paddlelite_light
 
     built = paddlelite_light.runtime_info()
@@ -138,7 +149,7 @@ def device_info() -> dict:
     return info
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     info = device_info()
     if getattr(args, "json", False):
         emit_json("info", info)
@@ -164,7 +175,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolate", action="store_true", help="run in a child process (a native crash becomes an error)")
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     start = time.perf_counter()
@@ -187,7 +198,17 @@ def cmd_run(args) -> int:
     return 0
 
 
-def summarize_outputs(outputs) -> List[dict]:
+class OutputSummary(TypedDict):
+    """One output in run's report (``summarize_outputs``); min and max are None for non-numeric or empty ones."""
+
+    name: str
+    dtype: str
+    shape: List[int]
+    min: Optional[float]
+    max: Optional[float]
+
+
+def summarize_outputs(outputs: Mapping[str, NDArray[Any]]) -> List[OutputSummary]:
     """Name, dtype, shape and range of each output (run's report, local or remote)."""
     return [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
              "min": float(v.min()) if v.size and v.dtype.kind in "biuf" else None,
@@ -204,18 +225,18 @@ def add_check_args(p: argparse.ArgumentParser) -> None:
     check_options.add_arguments(p)   # the check options and tolerance flags, declared once
 
 
-def cmd_check(args) -> int:
-    runtimes = importlib.import_module(__package__)  # the package itself: open, check, available
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import check
 
     overrides = parse_tolerance_overrides(args)
     timeout = getattr(args, "timeout", None)
-    report = runtimes.check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
+    report = check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
                             isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None),
                             timeout=time_limit.AUTO if timeout is None else (timeout if timeout > 0 else None))
     return print_check_report(args, report)
 
 
-def print_check_report(args, report) -> int:
+def print_check_report(args: argparse.Namespace, report: CheckReport) -> int:
     """Write the --junit file, print the table or --json document; the exit code (0 ok, 1 failed).
     Shared by every device, so a report reads the same wherever the artifacts ran."""
     if getattr(args, "junit", None):
@@ -235,7 +256,7 @@ def print_check_report(args, report) -> int:
     return 0 if report.ok and not strict_problems else 1
 
 
-def strict_failures(report) -> List[str]:
+def strict_failures(report: CheckReport) -> List[str]:
     """Why ``--strict`` fails a report that may otherwise pass."""
     problems = sorted({f"golden output {o.name!r} is nearly constant: parity on it is meaningless"
                        for r in report.results for o in r.outputs if o.uninformative})
@@ -267,7 +288,7 @@ def _peak_rss_mb() -> Optional[float]:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     result = bench(args)
     if getattr(args, "json", False):
         emit_json("bench", result)
@@ -276,7 +297,27 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def bench(args) -> dict:
+class _BenchTimes(TypedDict):
+    artifact: str
+    backend: str
+    threads: Optional[int]
+    load_s: float
+    runs: int
+    warmup: int
+    p50_ms: float
+    p90_ms: float
+    min_ms: float
+    mean_ms: float
+    peak_rss_mb: float
+
+
+class BenchResult(_BenchTimes, total=False):
+    """The bench result (``bench --json``); ``emulated`` only on an emulated device."""
+
+    emulated: str
+
+
+def bench(args: argparse.Namespace) -> BenchResult:
     """Load, warm up and time an artifact (local, or on a remote runner): the bench result."""
     if args.runs < 1 or args.warmup < 0:
         raise InputError("--runs must be >= 1 and --warmup >= 0", "example: --warmup 5 --runs 50")
@@ -297,19 +338,20 @@ def bench(args) -> dict:
         session.close()
     times.sort()
 
-    def pct(q):
+    def pct(q: float) -> float:
         return times[min(len(times) - 1, int(round(q * (len(times) - 1))))]
-    result = {"artifact": args.path if not getattr(args, "artifact", None) else f"{args.path}/{args.artifact}",
+    result: BenchResult = {"artifact": args.path if not getattr(args, "artifact", None) else f"{args.path}/{args.artifact}",
               "backend": backend, "threads": getattr(args, "threads", None), "load_s": round(load_s, 4),
               "runs": args.runs, "warmup": args.warmup, "p50_ms": round(pct(0.5), 3), "p90_ms": round(pct(0.9), 3),
               "min_ms": round(times[0], 3), "mean_ms": round(sum(times) / len(times), 3),
               "peak_rss_mb": round(_peak_rss_mb() or 0.0, 1)}
-    if device.emulation():
-        result["emulated"] = device.emulation()
+    emulated = device.emulation()
+    if emulated:
+        result["emulated"] = emulated
     return result
 
 
-def print_bench_result(result: dict) -> None:
+def print_bench_result(result: Mapping[str, Any]) -> None:
     print(f"{result['artifact']} ({result['backend']}): load {result['load_s'] * 1000:.1f} ms; "
           f"p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms, min {result['min_ms']:.3f} ms "
           f"over {result['runs']} runs; peak RSS {result['peak_rss_mb']:.1f} MB")
@@ -362,7 +404,22 @@ def _version() -> str:
     return __version__
 
 
-def error_document(command: Optional[str], error_type: str, message: str, hint: Optional[str], exit_code: int) -> dict:
+class _ErrorBody(TypedDict):
+    type: str
+    message: str
+    hint: Optional[str]
+
+
+class ErrorDocument(TypedDict):
+    """The ``wherry.error.v1`` document (its ``schema`` key added by ``emit_json``)."""
+
+    command: Optional[str]
+    exit_code: int
+    error: _ErrorBody
+
+
+def error_document(command: Optional[str], error_type: str, message: str, hint: Optional[str],
+                   exit_code: int) -> ErrorDocument:
     return {"command": command, "exit_code": exit_code,
             "error": {"type": error_type, "message": message, "hint": hint}}
 
@@ -423,11 +480,11 @@ def os_error(exc: OSError) -> WherryError:
     return WherryError(f"{exc.strerror or exc}{where}", "run again with -v for the details; report it if it persists")
 
 
-def _raise_interrupt(signum, frame):
+def _raise_interrupt(signum: int, frame: Optional[FrameType]) -> NoReturn:
     raise KeyboardInterrupt()
 
 
-def interrupt_on_sigterm():
+def interrupt_on_sigterm() -> SignalHandler:
     """Make SIGTERM raise KeyboardInterrupt (main thread only); returns the handler it replaced."""
     if threading.current_thread() is not threading.main_thread():
         return None

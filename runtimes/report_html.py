@@ -13,16 +13,27 @@ import datetime
 import html
 import json
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .checker import FAILED, PASSED, UNVERIFIABLE
 from .vocabulary import BUNDLE_VERDICTS, Verdict
 from .device import phrase
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+    from .checker import CheckReport
+    from .quant_table import QuantSection
+
+# The pages read JSON documents as their producers write them: a check (CheckReport.to_json()), a debug run
+# (convert/debug's DebugReport.to_json()), a manifest's tools, a device description.
+Json = Mapping[str, Any]
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#1d232b;background:#fff}
@@ -35,7 +46,7 @@ img{border:1px solid #c9d1db}code{background:#f2f4f7;padding:0 3px;border-radius
 """
 
 
-def escape(value) -> str:
+def escape(value: object) -> str:
     """Text for HTML (element content and quoted attributes): every name, path and message goes through it."""
     return html.escape(str(value))
 
@@ -49,7 +60,7 @@ def page(title: str, body: str) -> str:
             f'<style>{_CSS}</style></head><body>{body}</body></html>\n')
 
 
-def _num(value, spec=".3g") -> str:
+def _num(value: Union[None, str, float], spec: str = ".3g") -> str:
     if value is None:
         return "-"
     if isinstance(value, str):
@@ -59,7 +70,7 @@ def _num(value, spec=".3g") -> str:
 
 # ----------------------------------------------------------------------------- figures
 
-def error_range(errors_list) -> tuple:
+def error_range(errors_list: Sequence[ArrayLike]) -> Tuple[int, int]:
     """One log10 x-range (whole decades) covering every panel's non-zero errors (and tolerance limits), so
     the histograms of a page can be compared at a glance."""
     values = [np.asarray(e, np.float64).ravel() for e in errors_list]
@@ -70,7 +81,7 @@ def error_range(errors_list) -> tuple:
     return lo, max(hi, lo + 1)
 
 
-def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140, x_range: Optional[tuple] = None,
+def histogram_svg(errors: NDArray[Any], width: int = 320, height: int = 140, x_range: Optional[Tuple[int, int]] = None,
                   limit: Optional[float] = None) -> str:
     """Histogram of |artifact - golden| on a log10 axis (exact matches counted apart). ``x_range`` (decades,
     from ``error_range``) shares one axis across panels; ``limit`` (the output's tolerance, atol + rtol x
@@ -86,7 +97,7 @@ def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140, x_ran
     top = max(int(counts.max()) if counts.size else 0, 1)
     bar_w = (width - 40) / len(counts)
 
-    def x_of(decade):
+    def x_of(decade: float) -> float:
         return 30 + (decade - lo) / (hi - lo) * (width - 40)
     bars = "".join(f'<rect x="{30 + i * bar_w:.1f}" y="{height - 24 - (c / top) * (height - 40):.1f}" '
                    f'width="{bar_w - 1:.1f}" height="{(c / top) * (height - 40):.1f}" fill="#3b7dd8"/>'
@@ -106,28 +117,29 @@ def histogram_svg(errors: np.ndarray, width: int = 320, height: int = 140, x_ran
             f'<text x="30" y="12" font-size="10">max {top} / bin; {exact} exact of {errors.size}</text></svg>')
 
 
-def _png(rgb: np.ndarray) -> bytes:
+def _png(rgb: NDArray[Any]) -> bytes:
     """A minimal PNG encoder (8-bit RGB), so no imaging library is needed on a board."""
     h, w, _ = rgb.shape
     raw = b"".join(b"\x00" + rgb[y].astype(np.uint8).tobytes() for y in range(h))
 
-    def chunk(kind, data):
+    def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-def image_shaped(shape) -> bool:
+def image_shaped(shape: Sequence[int]) -> bool:
     """N x C x H x W (or C x H x W) with a real spatial extent: an error map is worth drawing."""
     return len(shape) in (3, 4) and shape[-1] >= 4 and shape[-2] >= 4
 
 
-def _heat(t: np.ndarray) -> np.ndarray:
+def _heat(t: NDArray[Any]) -> NDArray[Any]:
     """0..1 -> RGB: white (0) through yellow and red to dark red (1)."""
-    return np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
+    rgb: NDArray[Any] = np.stack([255 - 100 * t, 255 * (1 - t) ** 1.5, 255 * (1 - t) ** 2], axis=-1).clip(0, 255)
+    return rgb
 
 
-def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> str:
+def error_map_png(golden: NDArray[Any], actual: NDArray[Any], size: int = 192) -> str:
     """Mean |error| over channels of the first sample, as a heat map (white = 0, dark red = the largest
     error); data URI. ``error_map`` adds its colour scale."""
     g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
@@ -141,7 +153,7 @@ def error_map_png(golden: np.ndarray, actual: np.ndarray, size: int = 192) -> st
     return "data:image/png;base64," + base64.b64encode(_png(_heat(t))).decode()
 
 
-def error_map(golden: np.ndarray, actual: np.ndarray) -> str:
+def error_map(golden: NDArray[Any], actual: NDArray[Any]) -> str:
     """The heat map with its colour scale (0 to the largest mean error); an exact output says so in the
     map itself rather than showing a blank box."""
     g, a = np.asarray(golden, np.float64), np.asarray(actual, np.float64).reshape(np.shape(golden))
@@ -163,7 +175,7 @@ def _fit(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[:chars - 1] + "\u2026"
 
 
-def graph_svg(excerpt: Mapping[str, list]) -> str:
+def graph_svg(excerpt: Mapping[str, Sequence[Json]]) -> str:
     """before ops -> culprit -> after ops, as boxes in three columns; each box holds the op (type and
     index) on one line and the tensor it writes on the next, shortened with an ellipsis only past the box's
     width (the full label is the box's tooltip)."""
@@ -172,10 +184,10 @@ def graph_svg(excerpt: Mapping[str, list]) -> str:
     box_w, box_h, gap = 250, 40, 12
     width, height = 3 * box_w + 120, rows * (box_h + gap) + gap
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
-    centres = []
+    centres: List[List[Tuple[int, float]]] = []
     for c, ops in enumerate(cols):
         x = 10 + c * (box_w + 50)
-        col = []
+        col: List[Tuple[int, float]] = []
         for r, op in enumerate(ops):
             y = gap + r * (box_h + gap)
             fill, stroke = ("#fbd9d7", "#c0392b") if c == 1 else ("#eef2f6", "#8895a7")
@@ -196,7 +208,7 @@ def graph_svg(excerpt: Mapping[str, list]) -> str:
     return "".join(parts) + "</svg>"
 
 
-def _error_ratio(parity: Optional[dict]) -> Optional[float]:
+def _error_ratio(parity: Optional[Json]) -> Optional[float]:
     """An op's worst output error over its tolerance limit (1 = on the line), None where not judged."""
     if not parity or parity.get("max_abs") in (None, "nan"):
         return None
@@ -210,7 +222,7 @@ def _error_ratio(parity: Optional[dict]) -> Optional[float]:
     return max_abs / limit
 
 
-def depth_svg(art: Mapping, width: int = 640, height: int = 180) -> str:
+def depth_svg(art: Json, width: int = 640, height: int = 180) -> str:
     """Error versus depth: each compared op in execution order (x) against its worst output's error over
     the tolerance limit (y, log scale), the tolerance line at 1 and the first divergence marked. Exact
     outputs sit on the floor of the axis."""
@@ -230,10 +242,10 @@ def depth_svg(art: Mapping, width: int = 640, height: int = 180) -> str:
     left, right, top, bottom = 46, 12, 14, 30
     span_x = max(len(art.get("ops", [])) - 1, 1)
 
-    def x_of(n):
+    def x_of(n: int) -> float:
         return left + n / span_x * (width - left - right)
 
-    def y_of(value):
+    def y_of(value: float) -> float:
         return top + (hi - math.log10(max(value, floor))) / (hi - lo) * (height - top - bottom)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'class="depth"><rect width="{width}" height="{height}" fill="#f8fafc"/>']
@@ -266,7 +278,7 @@ def _verdict_class(status: str) -> str:
     return {"passed": "pass", "failed": "fail", "no divergence": "pass", "diverged": "fail"}.get(status, "skip")
 
 
-def _verdict_section(check: dict, with_debug_commands: bool = True) -> str:
+def _verdict_section(check: Json, with_debug_commands: bool = True) -> str:
     rows = ["<tr><th>artifact</th><th>format</th><th>precision</th><th>size</th><th>max abs err</th>"
             "<th>min cosine</th><th>min SNR (dB)</th><th>verdict</th><th>reason</th></tr>"]
     for art in check.get("artifacts", []):
@@ -293,9 +305,9 @@ def _verdict_section(check: dict, with_debug_commands: bool = True) -> str:
     return "<h2>Verdicts</h2>" + said + "<table>" + "".join(rows) + "</table>" + (hints if with_debug_commands else "")
 
 
-def _limits(check: Optional[dict]) -> dict:
+def _limits(check: Optional[Json]) -> Dict[Tuple[str, str], float]:
     """(artifact file, output name) -> its tolerance limit (atol + rtol x scale), from a check's JSON."""
-    found = {}
+    found: Dict[Tuple[str, str], float] = {}
     for art in (check or {}).get("artifacts", []):
         for out in art.get("outputs", []):
             limit = out.get("limit")
@@ -304,11 +316,12 @@ def _limits(check: Optional[dict]) -> dict:
     return found
 
 
-def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapping[str, np.ndarray]],
-                     check: Optional[dict] = None) -> str:
+def _figures_section(golden: Mapping[str, NDArray[Any]], actual: Mapping[str, Mapping[str, NDArray[Any]]],
+                     check: Optional[Json] = None) -> str:
     parts = ["<h2>Error distribution per output</h2>"]
     limits = _limits(check)
-    panels, maps = [], []
+    panels: List[Tuple[str, str, NDArray[Any], Optional[float]]] = []
+    maps: List[str] = []
     for file, outputs in actual.items():
         for name, value in outputs.items():
             if name not in golden or np.size(value) != np.size(golden[name]) or \
@@ -332,7 +345,7 @@ def _figures_section(golden: Mapping[str, np.ndarray], actual: Mapping[str, Mapp
     return "".join(parts)
 
 
-def _quantization_section(quant: Optional[dict]) -> str:
+def _quantization_section(quant: Optional[QuantSection]) -> str:
     from .quant_table import header, rows as table_rows
 
     if not quant or not quant.get("rows"):
@@ -343,7 +356,7 @@ def _quantization_section(quant: Optional[dict]) -> str:
     return "<h2>Quantization</h2><table>" + "".join(rows) + "</table>" + (f"<ul>{notes}</ul>" if notes else "")
 
 
-def _metric_cells(parity: Optional[dict]) -> str:
+def _metric_cells(parity: Optional[Json]) -> str:
     if parity is None:
         return '<td colspan="4" class="muted">not matched in the artifact</td>'
     cls = "pass" if parity.get("verdict") == "passed" else "fail"
@@ -351,10 +364,10 @@ def _metric_cells(parity: Optional[dict]) -> str:
             f'<td>{_num(parity.get("snr_db"), ".1f")}</td><td class="{cls}">{_e(parity.get("verdict"))}</td>')
 
 
-def _damage_table(art: dict, top: int = 8) -> str:
+def _damage_table(art: Json, top: int = 8) -> str:
     """A quantized artifact's per-layer damage: the layers with the lowest SNR against the float model's
     same layer (debug's ranked ``damage`` list; older reports: ranked here from ``ops``)."""
-    def snr(op):
+    def snr(op: Json) -> float:
         values = [float(t["parity"]["snr_db"]) for t in op["outputs"] if t.get("parity") and
                   t["parity"].get("snr_db") is not None]
         return min(values) if values else math.inf
@@ -372,7 +385,7 @@ def _damage_table(art: dict, top: int = 8) -> str:
             + "".join(rows) + "</table>")
 
 
-def _debug_section(debug: dict) -> str:
+def _debug_section(debug: Json) -> str:
     parts = ["<h2>First divergence (wherry debug)</h2>"]
     parts += [f'<p class="muted">{_e(n)}</p>' for n in debug.get("reference_notes", [])]
     for art in debug.get("artifacts", []):
@@ -407,7 +420,7 @@ def _debug_section(debug: dict) -> str:
     return "".join(parts)
 
 
-def _environment_section(tools: Mapping, device: Mapping) -> str:
+def _environment_section(tools: Mapping[str, object], device: Mapping[str, object]) -> str:
     rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in tools.items() if v is not None)
     dev = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in device.items()
                   if isinstance(v, (str, int, float)))
@@ -415,11 +428,11 @@ def _environment_section(tools: Mapping, device: Mapping) -> str:
             f'</tr>{rows}</table></div><div class="fig"><table><tr><th>device</th><th></th></tr>{dev}</table></div>')
 
 
-def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Optional[dict] = None,
-           golden: Optional[Mapping[str, np.ndarray]] = None,
-           actual: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
-           tools: Optional[Mapping] = None, device: Optional[Mapping] = None) -> str:
-    quant = None
+def render(name: str, bundle_dir: Path, check: Optional[Json] = None, debug: Optional[Json] = None,
+           golden: Optional[Mapping[str, NDArray[Any]]] = None,
+           actual: Optional[Mapping[str, Mapping[str, NDArray[Any]]]] = None,
+           tools: Optional[Mapping[str, object]] = None, device: Optional[Mapping[str, object]] = None) -> str:
+    quant: Optional[QuantSection] = None
     report_file = Path(bundle_dir) / "report.json"
     if report_file.is_file():
         try:
@@ -447,8 +460,8 @@ def render(name: str, bundle_dir: Path, check: Optional[dict] = None, debug: Opt
     return page(f"wherry: {name}", "".join(body))
 
 
-def write_check_html(path, bundle_dir, check_report, debug: Optional[dict] = None,
-                     check_json: Optional[dict] = None) -> Path:
+def write_check_html(path: Union[str, os.PathLike[str]], bundle_dir: Union[str, os.PathLike[str]],
+                     check_report: CheckReport, debug: Optional[Json] = None, check_json: Optional[Json] = None) -> Path:
     """The page for a CheckReport (whose results keep the artifacts' outputs) and optionally a debug run;
     `check_json` replaces the report's own JSON in the tables (the zoo adds the emulated board's verdicts)."""
     from .bundle import load_bundle
@@ -456,7 +469,7 @@ def write_check_html(path, bundle_dir, check_report, debug: Optional[dict] = Non
 
     bundle = load_bundle(bundle_dir)
     _, golden = golden_data(bundle)
-    actual: Dict[str, Dict[str, np.ndarray]] = {r.file: r.actual for r in check_report.results if r.actual}
+    actual: Dict[str, Dict[str, NDArray[Any]]] = {r.file: r.actual for r in check_report.results if r.actual}
     text = render(bundle.manifest.name, Path(bundle_dir), check_json or check_report.to_json(), debug, golden, actual,
                   bundle.manifest.tools, check_report.device)
     Path(path).write_text(text)

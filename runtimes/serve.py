@@ -54,13 +54,27 @@ import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import PurePosixPath
-from typing import Optional
+from typing import (IO, TYPE_CHECKING, BinaryIO, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple,
+                    Type, Union)
 from urllib.parse import parse_qs, urlparse
 
 from . import leftovers
 from .errors import InputError, WherryError
 
+if TYPE_CHECKING:
+    from socketserver import BaseRequestHandler
+    from types import FrameType
+
+    from _typeshed import WriteableBuffer
+
 log = logging.getLogger(__name__)
+
+# what a stream server's handlers are given: the connection's socket (socketserver's type also allows a
+# datagram server's (data, socket) pair) and the client's address, (host, port) or, over IPv6, four fields
+_Request = Union[socket.socket, Tuple[bytes, socket.socket]]
+_Address = Union[Tuple[str, int], Tuple[str, int, int, int]]
+# an uploaded archive as read: the file itself, or gzip / bzip2 / xz decompressing it
+_Stream = Union[BinaryIO, io.BufferedIOBase]
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD_MB = 512
@@ -104,33 +118,33 @@ class _BoundedTar(io.RawIOBase):
     """The decompressed tar stream as tarfile sees it: never more than ``limit`` bytes in all and no single
     read larger than _MAX_TAR_READ, so neither a compression bomb nor a huge pax header can fill memory."""
 
-    def __init__(self, stream, limit: int):
+    def __init__(self, stream: _Stream, limit: int):
         super().__init__()
         self._stream, self._limit = stream, limit
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def seekable(self):
+    def seekable(self) -> bool:
         return True
 
-    def read(self, size=-1):
+    def read(self, size: Optional[int] = -1) -> bytes:
         if size is None or size < 0 or size > _MAX_TAR_READ:
             raise tarfile.ReadError("an archive header is far larger than any bundle needs")
         if self._stream.tell() + size > self._limit:
             raise _TooLarge()
         return self._stream.read(size)
 
-    def seek(self, pos, whence=io.SEEK_SET):
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
         if whence != io.SEEK_SET or pos > self._limit:
             raise _TooLarge()
         return self._stream.seek(pos)
 
-    def tell(self):
+    def tell(self) -> int:
         return self._stream.tell()
 
 
-def _decompressed(raw):
+def _decompressed(raw: BinaryIO) -> _Stream:
     """gzip, bzip2 or xz by their magic numbers; anything else is read as a plain tar."""
     magic = raw.read(6)
     raw.seek(0)
@@ -199,8 +213,11 @@ def _unpack(archive: tarfile.TarFile, member: tarfile.TarInfo, dest: str) -> Non
         os.makedirs(target, exist_ok=True)
         return
     os.makedirs(os.path.dirname(target), exist_ok=True)
+    src = archive.extractfile(member)
+    if src is None:   # a member with no data (a link, a device): _check_member let none through
+        raise tarfile.ReadError(f"archive member {member.name!r} is not a plain file")
     # "xb": a name given twice, or a member written through an earlier one, is an error, not an overwrite
-    with archive.extractfile(member) as src, open(target, "xb") as out:
+    with src, open(target, "xb") as out:
         left = member.size
         while left > 0:
             chunk = src.read(min(left, _CHUNK))
@@ -216,7 +233,7 @@ class Runner:
     def __init__(self, workdir: str, token: Optional[str], limits: Limits, own_workdir: bool):
         self.workdir, self.limits, self.own_workdir = workdir, limits, own_workdir
         self.expected = f"Bearer {token}".encode() if token else None
-        self.bundles = {}
+        self.bundles: Dict[str, str] = {}   # bundle id -> its root (where its manifest.json is)
         self.lock = threading.Lock()
         self.jobs = threading.Semaphore(1)  # one check or run at a time: bounded memory, undistorted timings
         self.uploads = os.path.join(workdir, ".uploads")
@@ -256,7 +273,7 @@ _BUNDLE_ID = re.compile(r"[0-9a-f]{12}")
 _WORKDIR_PREFIX = "wherry-runner"
 
 
-def _claim(workdir: str):
+def _claim(workdir: str) -> IO[str]:
     """Lock a --dir for this runner (an open file holding an flock) and remove what a killed runner left in it:
     the lock proves no live runner uses the directory, so its uploads and unpacked bundles are stale. A
     second runner on the same --dir is refused (its clean-up would delete the first one's uploads)."""
@@ -277,16 +294,17 @@ def _claim(workdir: str):
 
 
 # (method, path pattern) -> handler method; "*" matches one path segment (a bundle id)
-_ROUTES = {("get", ("info",)): "_get_info",
-           ("post", ("bundles",)): "_post_bundles",
-           ("post", ("bundles", "*", "check")): "_post_check",
-           ("post", ("bundles", "*", "run")): "_post_run",
-           ("post", ("run",)): "_post_run",
-           ("post", ("bundles", "*", "bench")): "_post_bench",
-           ("delete", ("bundles", "*")): "_delete_bundle"}
+_ROUTES: Dict[Tuple[str, Tuple[str, ...]], str] = {
+    ("get", ("info",)): "_get_info",
+    ("post", ("bundles",)): "_post_bundles",
+    ("post", ("bundles", "*", "check")): "_post_check",
+    ("post", ("bundles", "*", "run")): "_post_run",
+    ("post", ("run",)): "_post_run",
+    ("post", ("bundles", "*", "bench")): "_post_bench",
+    ("delete", ("bundles", "*")): "_delete_bundle"}
 
 
-def _route(method: str, parts) -> Optional[str]:
+def _route(method: str, parts: Sequence[str]) -> Optional[str]:
     for (verb, pattern), handler in _ROUTES.items():
         if verb == method and len(pattern) == len(parts) and all(p in ("*", q) for p, q in zip(pattern, parts)):
             return handler
@@ -305,10 +323,10 @@ class _DeadlineReader(io.RawIOBase):
         """The headers are in: the body may take until ``deadline``."""
         self._deadline = deadline
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer):
+    def readinto(self, buffer: WriteableBuffer) -> int:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise socket.timeout("the request took too long to arrive")
@@ -316,7 +334,7 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buffer)
 
 
-def make_handler(runner: Runner, refuse: bool = False):
+def make_handler(runner: Runner, refuse: bool = False) -> Type[BaseHTTPRequestHandler]:
     """The request handler; with ``refuse`` it reads a request the runner has no slot for and answers 503."""
     limits = runner.limits
 
@@ -324,7 +342,7 @@ def make_handler(runner: Runner, refuse: bool = False):
         server_version = "wherry-runner/1"
         timeout = limits.client_timeout  # socket timeout while replying
 
-        def setup(self):
+        def setup(self) -> None:
             super().setup()
             self._start = time.monotonic()
             # a slow client (slowloris) gets header_timeout for its request line and headers
@@ -332,10 +350,10 @@ def make_handler(runner: Runner, refuse: bool = False):
             self._reader = _DeadlineReader(self.connection, limits.client_timeout, deadline)
             self.rfile = io.BufferedReader(self._reader)
 
-        def log_message(self, fmt, *args):  # through logging, not stderr prints
+        def log_message(self, fmt: str, *args: object) -> None:  # through logging, not stderr prints
             log.info("%s %s", self.address_string(), fmt % args)
 
-        def log_request(self, code="-", size="-"):
+        def log_request(self, code: Union[int, str] = "-", size: Union[int, str] = "-") -> None:
             """The request log: one line per answered request (client, request, status, seconds taken)."""
             code = getattr(code, "value", code)
             line = getattr(self, "requestline", "") or "(no request line)"
@@ -343,7 +361,8 @@ def make_handler(runner: Runner, refuse: bool = False):
                      time.monotonic() - self._start, " refused: busy" if refuse else "")
 
         # ------------------------------------------------------------------ plumbing
-        def _reply(self, status: int, body: bytes, content_type: str = "application/json", headers=None) -> None:
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json",
+                   headers: Optional[Mapping[str, str]] = None) -> None:
             self.connection.settimeout(limits.client_timeout)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -353,7 +372,7 @@ def make_handler(runner: Runner, refuse: bool = False):
             self.end_headers()
             self.wfile.write(body)
 
-        def send_error(self, code, message=None, explain=None):
+        def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
             """The stdlib's own refusals (a malformed request line, headers too long, an unknown method) as
             this runner's JSON errors instead of an HTML page (or, for a garbled request line, a bare body)."""
             self.close_connection = True
@@ -367,7 +386,7 @@ def make_handler(runner: Runner, refuse: bool = False):
             except OSError:
                 pass
 
-        def _json(self, status: int, data, headers=None) -> None:
+        def _json(self, status: int, data: Mapping[str, object], headers: Optional[Mapping[str, str]] = None) -> None:
             self._reply(status, json.dumps(data).encode(), headers=headers)
 
         def _length(self) -> int:
@@ -385,7 +404,7 @@ def make_handler(runner: Runner, refuse: bool = False):
                                 "send the body's size in bytes")
             return int(value)
 
-        def _body_to(self, out) -> int:
+        def _body_to(self, out: IO[bytes]) -> int:
             """Stream the request body into the open file ``out`` in chunks, within --max-upload-mb."""
             length = self._length()
             if length > limits.max_upload:
@@ -399,7 +418,7 @@ def make_handler(runner: Runner, refuse: bool = False):
             self._copy(length, out)
             return length
 
-        def _copy(self, length: int, out) -> None:
+        def _copy(self, length: int, out: Optional[IO[bytes]]) -> None:
             while length > 0:
                 chunk = self.rfile.read(min(length, _CHUNK))
                 if not chunk:
@@ -410,10 +429,10 @@ def make_handler(runner: Runner, refuse: bool = False):
                     out.write(chunk)
                 length -= len(chunk)
 
-        def _upload_file(self):
+        def _upload_file(self) -> IO[bytes]:
             return tempfile.NamedTemporaryFile(dir=runner.uploads, prefix="upload-")
 
-        def _job(self):
+        def _job(self) -> _Release:
             """One check or run at a time; waiting longer than the job timeout is a 503."""
             if not runner.jobs.acquire(timeout=limits.job_timeout):
                 raise HttpError(503, "the runner is busy with another check", "try again later")
@@ -467,22 +486,22 @@ def make_handler(runner: Runner, refuse: bool = False):
                                  "hint": f"see the runner's log (its standard error, or its --log file), "
                                          f"incident {incident}"})
 
-        def do_GET(self):
+        def do_GET(self) -> None:
             self._handle("get")
 
-        def do_POST(self):
+        def do_POST(self) -> None:
             self._handle("post")
 
-        def do_DELETE(self):
+        def do_DELETE(self) -> None:
             self._handle("delete")
 
         # ------------------------------------------------------------------ endpoints
-        def _get_info(self, parts, query):
+        def _get_info(self, parts: List[str], query: Dict[str, List[str]]) -> None:
             from .cli import device_info
             from .remote import PROTOCOL
             self._json(200, {**device_info(), "protocol": PROTOCOL})
 
-        def _post_bundles(self, parts, query):
+        def _post_bundles(self, parts: List[str], query: Dict[str, List[str]]) -> None:
             bundle_id = uuid.uuid4().hex[:12]
             dest = os.path.join(runner.workdir, bundle_id)
             with self._upload_file() as upload:
@@ -509,7 +528,7 @@ def make_handler(runner: Runner, refuse: bool = False):
             self._copy(length, buffer)
             return buffer.getvalue()
 
-        def _post_check(self, parts, query):
+        def _post_check(self, parts: List[str], query: Dict[str, List[str]]) -> None:
             from .remote import do_check
             root = runner.bundle(parts[1])
             body = self._options()
@@ -517,7 +536,7 @@ def make_handler(runner: Runner, refuse: bool = False):
                 reply = do_check(root, body, limits.job_timeout, limits.max_arrays)
             self._json(200, reply)
 
-        def _post_bench(self, parts, query):
+        def _post_bench(self, parts: List[str], query: Dict[str, List[str]]) -> None:
             from .remote import do_bench
             root = runner.bundle(parts[1])
             body = self._options()
@@ -525,14 +544,15 @@ def make_handler(runner: Runner, refuse: bool = False):
                 result = do_bench(root, body, limits.job_timeout)
             self._json(200, result)
 
-        def _post_run(self, parts, query):
+        def _post_run(self, parts: List[str], query: Dict[str, List[str]]) -> None:
             import numpy as np
 
             from .cli import load_feeds
             from .npz import load_npz
             from .remote import run_options
             from .session import open_session
-            bundle_id = parts[1] if len(parts) == 3 else (query.get("bundle") or [None])[0]
+            named = query.get("bundle")
+            bundle_id = parts[1] if len(parts) == 3 else (named[0] if named else None)
             if not bundle_id:
                 raise HttpError(400, "POST /run needs ?bundle=<id>", "upload the bundle first: POST /bundles")
             root = runner.bundle(bundle_id)  # an unknown bundle is a 404 before the body is read
@@ -557,7 +577,7 @@ def make_handler(runner: Runner, refuse: bool = False):
             self._reply(200, buffer.getvalue(), "application/octet-stream",
                         {"X-Wherry-Backend": str(backend), "X-Wherry-Seconds": f"{seconds:.6f}"})
 
-        def _delete_bundle(self, parts, query):
+        def _delete_bundle(self, parts: List[str], query: Dict[str, List[str]]) -> None:
             root = runner.bundle(parts[1])
             with runner.lock:
                 runner.bundles.pop(parts[1], None)
@@ -568,14 +588,34 @@ def make_handler(runner: Runner, refuse: bool = False):
 
 
 class _Release:
-    def __init__(self, semaphore):
+    def __init__(self, semaphore: threading.Semaphore):
         self._semaphore = semaphore
 
-    def __enter__(self):
+    def __enter__(self) -> _Release:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._semaphore.release()
+
+
+def _linger(sock: socket.socket) -> None:
+    """Stop sending, then read (and drop) what the client still sends, for at most _LINGER_S seconds and
+    _DRAIN_LIMIT bytes or until it closes its side."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + _LINGER_S
+        drained = 0
+        while drained <= _DRAIN_LIMIT:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            chunk = sock.recv(_CHUNK)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass
 
 
 class RunnerServer(ThreadingHTTPServer):
@@ -585,14 +625,14 @@ class RunnerServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128   # a burst of clients waits in the kernel's backlog instead of being dropped there
 
-    def __init__(self, address, runner: Runner):
+    def __init__(self, address: Tuple[str, int], runner: Runner):
         self.runner = runner
         self._slots = threading.BoundedSemaphore(runner.limits.max_connections)
         self._refusers = threading.BoundedSemaphore(max(_MIN_REFUSERS, 4 * runner.limits.max_connections))
         self._refuse_handler = make_handler(runner, refuse=True)
         super().__init__(address, make_handler(runner))
 
-    def process_request(self, request, client_address):
+    def process_request(self, request: _Request, client_address: _Address) -> None:
         if self._slots.acquire(blocking=False):
             handler, slots = self.RequestHandlerClass, self._slots
         elif self._refusers.acquire(blocking=False):
@@ -604,7 +644,9 @@ class RunnerServer(ThreadingHTTPServer):
                                   daemon=True)
         thread.start()
 
-    def _serve_one(self, request, client_address, handler, slots) -> None:
+    def _serve_one(self, request: _Request, client_address: _Address,
+                   handler: Callable[[_Request, _Address, RunnerServer], BaseRequestHandler],
+                   slots: threading.BoundedSemaphore) -> None:
         try:
             handler(request, client_address, self)
         except Exception:  # noqa: BLE001 - as socketserver does
@@ -613,31 +655,18 @@ class RunnerServer(ThreadingHTTPServer):
             slots.release()   # the reply is sent: the slot is free while the connection closes
             self.shutdown_request(request)
 
-    def shutdown_request(self, request):
+    def shutdown_request(self, request: _Request) -> None:
         """Close after a lingering read: bytes the client sent that were not read (a refused or early-answered
         request) would make close() send a reset that destroys the reply still in flight."""
-        try:
-            request.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + _LINGER_S
-            drained = 0
-            while drained <= _DRAIN_LIMIT:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                request.settimeout(left)
-                chunk = request.recv(_CHUNK)
-                if not chunk:
-                    break
-                drained += len(chunk)
-        except OSError:
-            pass
+        if isinstance(request, socket.socket):   # always, on a stream server (a datagram server's is a pair)
+            _linger(request)
         self.close_request(request)
 
-    def handle_error(self, request, client_address):
+    def handle_error(self, request: _Request, client_address: _Address) -> None:
         # a client that vanishes mid-request is routine for a server, not a traceback in its log
         log.info("connection from %s failed: %r", client_address[0], sys.exc_info()[1])
 
-    def server_close(self):
+    def server_close(self) -> None:
         super().server_close()
         self.runner.cleanup()
 
@@ -662,7 +691,7 @@ def make_server(host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: Option
         raise
 
 
-def _read_token(args) -> Optional[str]:
+def _read_token(args: argparse.Namespace) -> Optional[str]:
     if args.token_file:
         try:
             with open(args.token_file) as fh:
@@ -679,7 +708,7 @@ def _read_token(args) -> Optional[str]:
 def _request_log(path: Optional[str]) -> None:
     """The runner's log (requests, refusals, drops, clean-ups, errors with their traceback) on standard error
     and, with --log, in a file: the package's loggers at INFO whatever the command line's own logging level."""
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers: List[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if path:
         try:
             handlers.append(logging.FileHandler(path))
@@ -694,11 +723,11 @@ def _request_log(path: Optional[str]) -> None:
     package.propagate = False   # not printed twice by the command line's own handler
 
 
-def _stop(signum, frame):
+def _stop(signum: int, frame: Optional[FrameType]) -> NoReturn:
     raise SystemExit(0)  # unwinds serve_forever, so the finally below removes the uploads
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     defaults = Limits()
     parser = argparse.ArgumentParser(prog="python -m wherry.runtimes serve",
                                      description="Serve this device's runtimes over HTTP (see runtimes/serve.py "

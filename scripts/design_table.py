@@ -52,8 +52,9 @@ def _resolve(dotted: str) -> str:
 
 
 def _stdlib(name: str) -> bool:
-    # tomllib: the standard library's from 3.11 (tomli before), whichever Python reads the code
-    return name in sys.stdlib_module_names or name in ("__future__", "tomllib")
+    # tomllib: the standard library's from 3.11 (tomli before), whichever Python reads the code; _typeshed:
+    # the standard library's own types (e.g. WriteableBuffer), which exist for type checkers only
+    return name in sys.stdlib_module_names or name in ("__future__", "tomllib", "_typeshed")
 
 
 def imports_of(path: Path) -> Set[Tuple[str, bool]]:

@@ -16,19 +16,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from wherry.runtimes import device as device_info
 from wherry.runtimes import parity
-from wherry.runtimes.bundle import load_bundle
+from wherry.runtimes.bundle import Tolerance, load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, NativeCrash, WherryError
 
 from ..source import source_sha256
 from . import crash, mapping, plan, taps
 from . import program as program_io
+
+if TYPE_CHECKING:
+    from onnx import GraphProto
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +103,16 @@ class ArtifactDebug:
 
     def damage(self, top: int = 8) -> List[OpFinding]:
         """The ops with the lowest SNR (a quantized artifact's per-layer damage table)."""
-        judged = [f for f in self.ops if f.worst() is not None and f.worst().snr_db is not None]
-        return sorted(judged, key=lambda f: f.worst().snr_db)[:top]
+        return [f for f, _ in self._ranked()][:top]
+
+    def _ranked(self) -> List[Tuple[OpFinding, parity.OutputParity]]:
+        """Each op whose worst output has an SNR, with that output's parity, lowest SNR first (stable)."""
+        judged: List[Tuple[float, OpFinding, parity.OutputParity]] = []
+        for f in self.ops:
+            worst = f.worst()
+            if worst is not None and worst.snr_db is not None:
+                judged.append((worst.snr_db, f, worst))
+        return [(f, worst) for _, f, worst in sorted(judged, key=lambda entry: entry[0])]
 
     def to_json(self) -> dict:
         return {"file": self.file, "format": self.format, "precision": self.precision, "status": self.status,
@@ -115,8 +126,7 @@ class ArtifactDebug:
         """Every compared layer of a quantized artifact, most damaged (lowest SNR against the float model's
         same layer) first: the per-layer accuracy view of RKNN-Toolkit2's accuracy_analysis."""
         rows = []
-        for rank, f in enumerate(self.damage(top=len(self.ops)), 1):
-            worst = f.worst()
+        for rank, (f, worst) in enumerate(self._ranked(), 1):
             rows.append({"rank": rank, "index": f.index, "type": f.type, "artifact_node": f.artifact_node,
                          "tensor": next(t.name for t in f.outputs if t.parity is worst), **{
                              k: (v if isinstance(v, (int, float)) and math.isfinite(v) else (str(v) if v is not None
@@ -177,7 +187,7 @@ def _rebuild(bundle, model: str, work: Path):
                          "pass the source model of this bundle with --model (the manifest's source.files name it)")
     notes = []
     legacy = pir_route.to_legacy_or_pir(info, work, None)
-    if legacy.model_file is None:
+    if legacy.model_file is None or legacy.params_file is None:   # both None: an untranslated PIR program
         raise WherryError("this PIR program has ops wherry's translator cannot carry: there is no legacy program "
                           "to run op by op", "debug works on programs the translator carries (see wherry inspect)")
     legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file, work / "legal")
@@ -218,7 +228,8 @@ def _tap_reference(ref: _Reference, names: Optional[List[str]], feeds, work: Pat
 def _check_reference(ref: _Reference, golden) -> None:
     """The reference program itself must still compute the golden outputs (legalization keeps the meaning)."""
     program = ref.program
-    outs = {g: ref.tensors.get(f) for g, f in zip(golden, program.fetches)}
+    # a fetch the reference did not compute is absent, which compare() judges as missing
+    outs = {g: ref.tensors[f] for g, f in zip(golden, program.fetches) if f in ref.tensors}
     bad = [r for r in parity.compare(golden, outs) if not r.passed]
     if bad:
         ref.notes.append("the legalized program already differs from the golden outputs of the original model ("
@@ -226,7 +237,7 @@ def _check_reference(ref: _Reference, golden) -> None:
                          "changed the result")
 
 
-def _tolerance(art) -> "parity.Tolerance":
+def _tolerance(art) -> Tolerance:
     values = list(art.tolerance.values())
     return values[0] if values else parity.default_tolerance(
         art.precision if art.precision in parity.DEFAULTS else "fp32")
@@ -331,7 +342,7 @@ class _Job:
         self.rounds = 0
         self.result: Optional[ArtifactDebug] = None
         self.onnx = art.format == "onnx"
-        self.graph = None
+        self.graph: Optional[GraphProto] = None   # an ONNX artifact's graph, read in the first round
 
     def reference_needs(self, wanted: Optional[List[str]]) -> Optional[List[str]]:
         """The reference tensors a round needs to judge ``wanted`` (None: every one)."""
@@ -339,7 +350,7 @@ class _Job:
             return None
         return plan.with_fused_twins(self.ref.program, wanted) if self.onnx else list(wanted)
 
-    def tap(self, onnx_file: Optional[Path], wanted: Optional[List[str]]) -> None:
+    def tap(self, onnx_file: Path, wanted: Optional[List[str]]) -> None:
         """Run the artifact (or its debug build) with ``wanted`` exposed (None: every tensor)."""
         self.rounds += 1
         program = self.ref.program
@@ -362,6 +373,7 @@ class _Job:
     def judge(self) -> ArtifactDebug:
         program = self.ref.program
         if self.onnx:
+            assert self.graph is not None, "tap() reads the graph before the first judge()"
             tmap = mapping.TensorMap(dict(self.static_map.pairs), dict(self.static_map.how),
                                      list(self.static_map.unmatched))
             producer = {o: n for n in self.graph.node for o in n.output}
@@ -501,7 +513,8 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
         first_round = True
         while active or first_round:
             needs = [j.reference_needs(wanted[j.art.file]) for j in active]
-            ref_names = None if any(n is None for n in needs) else list(dict.fromkeys(x for n in needs for x in n))
+            listed = [n for n in needs if n is not None]   # None: every tensor
+            ref_names = None if len(listed) < len(needs) else list(dict.fromkeys(x for n in listed for x in n))
             calls = [lambda: _tap_reference(ref, ref_names, feeds, work / "reference")]
             for job in active:
                 def run(job=job):
@@ -540,6 +553,7 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             if job.art.file in results:
                 continue
             found = job.result
+            assert found is not None, "a job without an error in results was judged"
             art = job.art
             found.file, found.format, found.precision = art.file, art.format, art.precision
             found.rounds, found.tapped = job.rounds, len(job.tapped)

@@ -33,8 +33,9 @@ def _hidden_slots(op_type: str) -> set:
     order a correct runtime may choose differently (an NMS's Index)."""
     from wherry.convert import paddle_registry
 
-    entry = paddle_registry.op(op_type) or {}
-    return _NO_DATA_SLOTS | set(entry.get("intermediate") or ()) | ({"Index"} if is_nms(op_type) else set())
+    entry = paddle_registry.op(op_type)
+    intermediate = entry.get("intermediate") if entry is not None else None
+    return _NO_DATA_SLOTS | set(intermediate or ()) | ({"Index"} if is_nms(op_type) else set())
 
 
 def is_nms(op_type: str) -> bool:

@@ -122,7 +122,7 @@ def translate_generic(b: Builder, op: PirOp, route: Optional[Route] = None) -> s
     """Emit the legacy form of ``op``; returns the legacy op type."""
     legacy_type = route.legacy if route else legacy_type_for(op.name)
     proto = schema.legacy_op(legacy_type) if legacy_type else None
-    if proto is None:
+    if legacy_type is None or proto is None:
         raise TranslationError("no legacy op of the same shape (and no entry in the op table)")
     if not op.input_names and op.inputs or not op.output_names and op.outputs:
         raise TranslationError("Paddle gives no operand names for this op")
@@ -222,7 +222,9 @@ def const_or_tensor(b: Builder, op: PirOp, k: int, legacy_type: str, attr: str, 
         attrs[attr] = make(b.consts[vid])
         return
     what = f"operand {op.input_names[k] if k < len(op.input_names) else k}"
-    integer = schema.legacy_op(legacy_type).attrs[attr] in _INTEGER_ATTRS
+    proto = schema.legacy_op(legacy_type)
+    assert proto is not None, f"callers name a legacy op the installed Paddle registers, not {legacy_type}"
+    integer = proto.attrs[attr] in _INTEGER_ATTRS
     # shapes, indices and counts go as int32, as legacy programs hold them (paddle.shape was int32 before
     # PIR) and as Paddle Lite's kernels read them
     members = b.vectors.get(vid)  # programs Paddle translated from legacy ones keep lists of values

@@ -109,7 +109,7 @@ def cell_key(entry: ModelEntry, target: str) -> str:
     from wherry import runtimes
 
     options = dict(entry.options)
-    data_files = {key: _hash_tree(Path(options.pop(key))) for key in path_options() if key in options}
+    data_files = {key: _hash_tree(Path(str(options.pop(key)))) for key in path_options() if key in options}
     preprocess = options.get("preprocess")
     if isinstance(preprocess, str) and Path(preprocess).is_file():
         options["preprocess"] = Path(preprocess).read_text()

@@ -117,6 +117,7 @@ def markdown(run: ZooRun) -> str:
     for cell in run.cells:
         verdicts = _verdicts(cell)
         if cell.status in ("error", "crashed"):
+            assert cell.error is not None, "an error or a crash comes with its error (worker.py, runner.finish)"
             values = [f"❌ {cell.status}: {cell.error.get('message', '')[:80]}".replace("|", "/")] + [""] * (len(kinds) - 1)
         else:
             values = [MARK.get(verdicts[k], verdicts[k]) if k in verdicts else "" for k in kinds]

@@ -99,6 +99,7 @@ def run_zoo(zoo: Zoo, out: Path, jobs: int = 1, cache_dir: Optional[Path] = None
             cache_mod.restore(Path(hit["cache_bundle"]), out / bundle_name(entry.name, target))
             _fill(cell, hit)
             cell.cached = True
+            assert cell.bundle is not None, "the cache keeps verdicts (CACHEABLE), which come with their bundle"
             cell.bundle["path"] = str(out / bundle_name(entry.name, target))
             if on_cell:
                 on_cell(cell)

@@ -81,7 +81,8 @@ def bundle_name(model: str, target: str) -> str:
 def _targets(name: str, targets: List[str], base: Path) -> List[str]:
     """The model's targets, profile files made absolute (relative to the zoo file); each must load, and no
     two may be the same profile, since their bundles would be one folder and overwrite each other."""
-    resolved, seen = [], {}
+    resolved: List[str] = []
+    seen: Dict[str, str] = {}   # profile name -> the target that named it
     for target in targets:
         if target.endswith(".toml"):
             file = base / target

@@ -68,12 +68,13 @@ def bench(model: Path, feeds, ep: str, threads: Sequence[int], runs: int, warmup
             raise InputError(f"onnxruntime-web ({ep}) could not run {Path(model).name}: {got.error}",
                              "check it first: wherry check BUNDLE --device browser")
         device = run.device_info()
+        stats = _stats(got.times_ms)
         row = {"threads": count, "threads_used": run.facts.get("threads"), "load_ms": round(got.load_ms or 0, 1),
-               **_stats(got.times_ms)}
+               **stats}
         if not run.software_adapter:
             ref = native(model, feeds, count, runs, warmup)
             row.update({"native_p50_ms": ref["p50_ms"], "native_min_ms": ref["min_ms"],
-                        "ratio_p50": round(row["p50_ms"] / ref["p50_ms"], 2) if ref["p50_ms"] else None})
+                        "ratio_p50": round(stats["p50_ms"] / ref["p50_ms"], 2) if ref["p50_ms"] else None})
         rows.append(row)
     notes = [SOFTWARE_GPU] if device and device.get("emulated") else []
     return {"artifact": str(model), "backend": "onnxruntime-web", "execution_provider": ep, "runs": runs,

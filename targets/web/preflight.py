@@ -19,7 +19,7 @@ import math
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, TypedDict
 
 from wherry.runtimes.bundle import is_bundle, load_bundle
 from wherry.runtimes.errors import InputError
@@ -28,6 +28,17 @@ from . import ortweb
 
 Ranges = Dict[Tuple[str, str], List[Tuple[int, float]]]   # (domain, op) -> [(first, last)] kernel versions
 ONNX_DOMAINS = ("", "ai.onnx")
+
+
+class OpRow(TypedDict):
+    """One op kind of an artifact in ``inspect``'s report: its count and its support on each execution provider."""
+
+    op: str
+    domain: str
+    since_version: int
+    count: int
+    wasm: str      # kernel | load-time | function | none (_support)
+    webgpu: str
 
 
 def _domain(name: str) -> str:
@@ -60,7 +71,8 @@ def _is_function(domain: str, op: str, version: int) -> bool:
         schema = defs.get_schema(op, version, domain)
     except defs.SchemaError:
         return False
-    return bool(schema.has_function or getattr(schema, "has_context_dependent_function", False))
+    # has_function is missing from onnx's type stubs (onnx 1.23), though every OpSchema has it
+    return bool(getattr(schema, "has_function") or getattr(schema, "has_context_dependent_function", False))
 
 
 def model_ops(path: Path) -> Dict[Tuple[str, str, int], int]:
@@ -145,7 +157,7 @@ def inspect(path: str) -> dict:
     webgpu, webgpu_source = webgpu_kernels()
     artifacts = []
     for model in onnx_files(path):
-        rows = []
+        rows: List[OpRow] = []
         for (domain, op, version), count in sorted(model_ops(model).items()):
             rows.append({"op": op, "domain": domain or "ai.onnx", "since_version": version, "count": count,
                          "wasm": _support(wasm, domain, op, version), "webgpu": _support(webgpu, domain, op, version)})

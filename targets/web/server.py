@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 log = logging.getLogger(__name__)
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
+HOST = "127.0.0.1"   # the page server listens on loopback only
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
                  ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream"}
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
@@ -40,14 +41,13 @@ class PageServer:
         self.secret = secrets.token_urlsafe(32)
         self.files.setdefault("/", PAGE_DIR / "index.html")
         self.files.setdefault("/runner.js", PAGE_DIR / "runner.js")
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = ThreadingHTTPServer((HOST, 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="wherry-web-server", daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/{self.secret}/"
+        return f"http://{HOST}:{self.httpd.server_address[1]}/{self.secret}/"
 
     def local_path(self, request_path: str) -> Optional[str]:
         """The path below the secret prefix (``/`` for the page), or None when the secret is missing or wrong."""

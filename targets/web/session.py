@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class ModelResult:
 class BrowserRun:
     browser: str                  # e.g. "Chromium 156.0.8078.108"
     ep: str                       # the execution provider asked for
-    facts: dict                   # what the page saw: user agent, isolation, threads, WebGPU adapter
+    facts: Dict[str, Any]         # what the page saw (its JSON): user agent, isolation, threads, WebGPU adapter
     results: Dict[str, ModelResult]
 
     @property
@@ -54,14 +54,14 @@ class BrowserRun:
         text = " ".join(str(adapter.get(k) or "") for k in ("vendor", "architecture", "description")).lower()
         return "swiftshader" in text or "llvmpipe" in text
 
-    def device_info(self) -> dict:
+    def device_info(self) -> Dict[str, Any]:
         """The device entry of a check report: browser, execution provider, threads really used."""
-        info = {"machine": f"browser ({self.browser.split(' built')[0]}, onnxruntime-web {ortweb.VERSION}, "
-                           f"{self.ep})",
-                "browser": self.browser, "user_agent": self.facts.get("user_agent"),
-                "onnxruntime_web": ortweb.VERSION, "execution_provider": self.ep,
-                "build": self.facts.get("build"), "threads": self.facts.get("threads"),
-                "cross_origin_isolated": self.facts.get("cross_origin_isolated")}
+        info: Dict[str, Any] = {
+            "machine": f"browser ({self.browser.split(' built')[0]}, onnxruntime-web {ortweb.VERSION}, {self.ep})",
+            "browser": self.browser, "user_agent": self.facts.get("user_agent"),
+            "onnxruntime_web": ortweb.VERSION, "execution_provider": self.ep,
+            "build": self.facts.get("build"), "threads": self.facts.get("threads"),
+            "cross_origin_isolated": self.facts.get("cross_origin_isolated")}
         if self.ep.startswith("webgpu"):
             info["webgpu_adapter"] = self.facts.get("webgpu")
             info["emulated"] = self.software_adapter
@@ -110,7 +110,7 @@ def run(models: Sequence[Path], feeds, ep: str = "wasm", threads: int = 1,
     files["/job"] = json.dumps(job).encode()
 
     results = {t["id"]: ModelResult(t["file"]) for t in tasks}
-    facts: dict = {}
+    facts: Dict[str, Any] = {}
     done = threading.Event()
     lock = threading.Lock()
 
