@@ -7,10 +7,13 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from wherry.runtimes.cli import add_global_flags, emit_json
 from wherry.runtimes.errors import WherryError
+
+if TYPE_CHECKING:
+    from wherry.runtimes.quant_table import QuantSection
 
 log = logging.getLogger("wherry")
 
@@ -144,7 +147,7 @@ def _print_summary(result) -> None:
             print(f"warning: {warning}")
 
 
-def _quantization_table(quant: dict) -> str:
+def _quantization_table(quant: "QuantSection") -> str:
     from wherry.runtimes import quant_table
     from wherry.runtimes.text_table import table_lines
 

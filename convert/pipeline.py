@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from wherry.runtimes.errors import InputError, WherryError
 from wherry.runtimes.isolate import SharedChild
 from wherry.targets import Profile, load_profile
 
+if TYPE_CHECKING:
+    from wherry.runtimes.preprocess import PreprocessSpec
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +51,7 @@ class BundleResult:
     target: str
     path: Path
     manifest: Manifest
-    check: Optional[object]          # runtimes CheckReport of the host verification
+    check: Optional[checker.CheckReport]   # the host verification
     report: dict
 
     @property
@@ -126,6 +129,9 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         if info.format != "legacy":
             raise WherryError("--without-nms works on legacy .pdmodel programs",
                               "convert the model once without it, or export it as a legacy program")
+        if info.files.params_file is None:
+            raise WherryError("--without-nms needs the model's parameter file (.pdiparams) beside it",
+                              "pass the model as exported, .pdmodel and .pdiparams together")
         cut = nms_tail.cut(info.files.model_file, info.files.params_file, scratch / "without-nms")
         info, source_notes = source.read(cut.model_file), cut.notes
         for note in source_notes:
@@ -155,7 +161,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
             log.warning("--shape is ignored when --inputs gives real data")
     elif quant.samples is not None and not any(s.lod_level for s in info.inputs):
         from wherry.convert.quantize.calibration import MAX_CALIB_SAMPLES
-        feeds, quant.calib, golden_text = golden.from_calibration(quant.samples, info.inputs, Path(options.calib).name,
+        calib_name = options.calib.name if options.calib is not None else "--calib"
+        feeds, quant.calib, golden_text = golden.from_calibration(quant.samples, info.inputs, calib_name,
                                                                   MAX_CALIB_SAMPLES)
         logging.getLogger("wherry").info("golden inputs: %s", golden_text)
         if options.shapes:
@@ -205,8 +212,8 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     if quant.random_warning:
         warnings.insert(0, quant.random_warning)
 
-    with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work:
-        work = Path(work)
+    with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work_dir:
+        work = Path(work_dir)
         with timeline.step("preparing a legacy program" if info.format != "legacy" else "checking program"):
             legacy = pir_route.to_legacy_or_pir(info, work, options.formats)
         legal_model = legal_params = None
@@ -214,6 +221,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
         if legacy.model_file is not None:  # None: an untranslated PIR program, ONNX straight from PIR
             with timeline.step("legalizing for Lite and paddle2onnx"):
                 passes = [p for p in legalize.PASSES if p not in options.skip_passes]
+                assert legacy.params_file is not None, "normalize writes a legacy program with its params"
                 legal_model, legal_params, changes = legalize.legalize(legacy.model_file, legacy.params_file,
                                                                        work / "legal", passes)
         shared = _Shared(info, name, feeds, reference, legacy, legal_model, legal_params, changes, warnings, quant,
@@ -248,12 +256,12 @@ class _Shared:
     feeds: dict
     reference: dict
     legacy: LegacyModel
-    legal_model: Path
-    legal_params: Path
+    legal_model: Optional[Path]          # None: an untranslated PIR program (ONNX straight from PIR)
+    legal_params: Optional[Path]
     changes: List[str]
     warnings: List[str]
     quant: "_Quantization"
-    preprocess_spec: Optional[object]
+    preprocess_spec: Optional["PreprocessSpec"]
     work: Path
     timeline: Timeline
     onnx_by_opset: Dict[int, object] = field(default_factory=dict)   # opset -> Path, or the export's WherryError
@@ -268,6 +276,18 @@ class _Shared:
     golden_paddle: Optional[str] = None         # the Paddle that ran it (manifest.golden.paddle; legacy_paddle)
     # (target, file) -> a tool's simulation of its artifact judged against golden (rknn: no NPU here)
     simulations: Dict[tuple, dict] = field(default_factory=dict)
+
+    def untranslated(self, what: str) -> WherryError:
+        """Why ``what`` cannot be built: the PIR program has no legacy form (its untranslated ops named)."""
+        if isinstance(self.legacy, pir_route.UntranslatedPir):
+            return pir_route.untranslated_error(self.legacy, what)
+        return WherryError(f"cannot build {what}: there is no legacy program", "report the model to wherry")
+
+    def legal_program(self, what: str) -> Tuple[Path, Path]:
+        """(model, params) of the legalized legacy program that ``what`` is built from."""
+        if self.legal_model is None or self.legal_params is None:
+            raise self.untranslated(what)
+        return self.legal_model, self.legal_params
 
 
 def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, origin: str) -> List[tuple]:
@@ -307,7 +327,7 @@ def _other_golden_sets(options: ConvertOptions, info, feeds: dict, timeline, ori
 def _target_formats(profile: Profile, formats: Optional[List[str]]) -> List[str]:
     chosen = [f for f in profile.artifacts if formats is None or f in formats]
     if not chosen:
-        raise WherryError(f"target {profile.name} builds none of the requested formats {', '.join(formats)}",
+        raise WherryError(f"target {profile.name} builds none of the requested formats {', '.join(formats or [])}",
                           f"it builds {', '.join(profile.artifacts)}")
     return chosen
 
@@ -320,7 +340,7 @@ class _Built:
     final: Path
     artifacts: List[Artifact]
     manifest: Manifest
-    check: Optional[object]
+    check: Optional[checker.CheckReport]
     extra: List[str]
     quant_notes: List[str]
     board: Optional[board_check.BoardCheck]
@@ -379,8 +399,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
         coverage: Dict[str, dict] = {}
-        if extra and shared.legal_model is None:
-            raise pir_route.untranslated_error(shared.legacy, "quantized artifacts")
+        if extra:
+            shared.legal_program("quantized artifacts")   # an untranslated PIR program has none to quantize
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
                                               quant_notes, failures, coverage)
@@ -442,7 +462,7 @@ def _fp32_nb(profile, options, shared: _Shared, stage: Path, formats, failures: 
     timeline, info = shared.timeline, shared.info
     artifacts = []
     if "nb" in formats and shared.legal_model is None:  # an untranslated PIR program: Lite reads only legacy ones
-        error = pir_route.untranslated_error(shared.legacy, "a .nb")
+        error = shared.untranslated("a .nb")
         failures.add(not_built(error, file=_nb_name(profile), fmt="nb", precision="fp32", arch=profile.arch_family,
                                tool=pir_route.TRANSLATOR), error)
         formats = [f for f in formats if f != "nb"]
@@ -512,11 +532,13 @@ def _shared_onnx(profile, shared: _Shared):
         path = shared.work / f"model.opset{opset}.onnx"
         try:
             with shared.timeline.step(f"[{profile.name}] paddle2onnx (opset {opset})"):
-                export, model, params = onnx_export.export_onnx, shared.legal_model, shared.legal_params
-                if model is None:  # an untranslated PIR program: ONNX straight from it
-                    export, model, params = pir_route.export_onnx, info.files.model_file, info.files.params_file
-                result = export(model, params, path, opset, input_names=[s.name for s in info.inputs],
-                                output_names=[s.name for s in info.outputs])
+                names = {"input_names": [s.name for s in info.inputs], "output_names": [s.name for s in info.outputs]}
+                if shared.legal_model is not None and shared.legal_params is not None:
+                    result = onnx_export.export_onnx(shared.legal_model, shared.legal_params, path, opset, **names)
+                else:  # an untranslated PIR program: ONNX straight from it
+                    assert info.files.params_file is not None, "a PIR program has its .pdiparams"
+                    result = pir_route.export_onnx(info.files.model_file, info.files.params_file, path, opset,
+                                                   **names)
                 shared.timeline.book_tool("paddle2onnx", result.seconds)
             shared.onnx_by_opset[opset] = path
         except WherryError as exc:
@@ -530,16 +552,17 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
     from wherry.convert.quantize import evaluate
 
     quant, timeline = shared.quant, shared.timeline
+    legal_model, legal_params = shared.legal_program("quantized artifacts")
     with timeline.step(f"[{profile.name}] quantizing ({', '.join(extra)})"):
         made = quantize.build_quantized(
-            stage_dir=stage, precisions=extra, model_file=shared.legal_model, params_file=shared.legal_params,
+            stage_dir=stage, precisions=extra, model_file=legal_model, params_file=legal_params,
             fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
             lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
             calib_method=options.calib_method,
             work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures, coverage=coverage,
             onnx_requested="onnx" in formats and not any(s.lod_level for s in shared.info.inputs))
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
-    if options.max_drop is not None and int8_onnx is not None:
+    if options.max_drop is not None and int8_onnx is not None and fp32_onnx is not None and quant.calib:
         with timeline.step(f"[{profile.name}] checking int8 accuracy against --max-drop {options.max_drop}"):
             lines, kept_in_float = evaluate.guard_int8(stage, int8_onnx, fp32_onnx, quant.calib, options.max_drop,
                                                        quant.eval_data, quant.reference_accuracy,
@@ -548,7 +571,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
         int8_nb = next((a for a in made if a.precision == "int8" and a.format == "nb"), None)
         if kept_in_float and int8_nb is not None:   # the .nb keeps the same layers in float (Paddle PTQ's skip list)
             with timeline.step(f"[{profile.name}] int8 .nb with {len(kept_in_float)} layer(s) in float (--max-drop)"):
-                if not quantize.keep_in_float(stage, int8_nb, shared.legal_model, shared.legal_params,
+                if not quantize.keep_in_float(stage, int8_nb, legal_model, legal_params,
                                               profile.lite_places, quant.calib, kept_in_float,
                                               shared.work / f"max-drop-{profile.name}", options.calib_method,
                                               coverage, quant_notes):
@@ -565,9 +588,9 @@ DEBUG_PROGRAM_DIR = "debug"
 def _keep_program(options: ConvertOptions, shared: _Shared, stage: Path) -> Optional[dict]:
     """Copy the program that fed the exporters into the bundle, so `wherry debug BUNDLE` needs no --model;
     the manifest's record of it (hashed like every other file), or None when it is not kept."""
-    if options.debug_program == "never" or shared.legal_model is None:  # None: an untranslated PIR program
-        return None
-    files = (Path(shared.legal_model), Path(shared.legal_params))
+    if options.debug_program == "never" or shared.legal_model is None or shared.legal_params is None:
+        return None   # None: an untranslated PIR program
+    files = (shared.legal_model, shared.legal_params)
     size = sum(f.stat().st_size for f in files)
     if options.debug_program == "auto" and size > DEBUG_PROGRAM_AUTO_BYTES:
         log.info("the program (%.1f MB) is not kept in the bundle (--debug-program auto keeps up to %d MB); "
@@ -745,7 +768,7 @@ def _x86_twin_check(shared: _Shared, tolerances) -> str:
     reference = shared.reference
     if not twin.is_file():
         try:
-            result = lite_export.export_nb(shared.legal_model, shared.legal_params, twin, ["x86"])
+            result = lite_export.export_nb(*shared.legal_program("an x86 twin"), twin, ["x86"])
         except WherryError as exc:
             return f"x86 twin of this program could not be built here: {exc.message.splitlines()[0]}"
         shared.timeline.book_tool("paddle lite opt", result.seconds)

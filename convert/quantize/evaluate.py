@@ -6,7 +6,7 @@ import logging
 import statistics
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class NotInt8Error(WherryError):
 MAX_INT8_SIZE_RATIO = 0.9
 
 
-def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args) -> List[np.ndarray]:
+def outputs_on(session_path: str, feeds: Dict[str, np.ndarray], **open_args: Any) -> np.ndarray:
     """First output of a model over all samples, run in batches."""
     with runtimes.open(session_path, **open_args) as session:
         first = session.outputs[0].name
@@ -133,8 +133,9 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
     (of all), and their share of the weights and of the multiply-accumulates (ONNX; ``coverage`` gives
     the int8 .nb files' kernel counts)."""
     fp32 = {a.format: a for a in artifacts if a.precision == "fp32"}
-    task = eval_data[1] if eval_data is not None else None
-    rows, predictions = [], {}
+    feeds, task = eval_data if eval_data is not None else ({}, None)
+    rows: List[Dict[str, Any]] = []
+    predictions: Dict[str, np.ndarray] = {}
     for art in artifacts:
         row = {"artifact": art.file, "precision": art.precision, "size": art.size,
                "size_ratio": round(art.size / fp32[art.format].size, 3) if art.format in fp32 else None,
@@ -147,8 +148,8 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
             if on_board:
                 log.info("scoring %s on the emulated aarch64 board (%d samples)", art.file, task.count)
             try:
-                outputs = (board_outputs(stage / art.file, eval_data[0]) if on_board
-                           else outputs_on(str(stage / art.file), eval_data[0]))
+                outputs = (board_outputs(stage / art.file, feeds) if on_board
+                           else outputs_on(str(stage / art.file), feeds))
             except WherryError as exc:
                 if not on_board:
                     raise
@@ -159,8 +160,9 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
             row["score"] = round(task.score(outputs), 2)
             if reference_score is not None:
                 row["score_drop"] = round(task.drop(reference_score, row["score"]), 2)
-            if task.kind == "classification":
-                predictions[art.file] = task.predictions(outputs)
+            decided = task.predictions(outputs)   # classification only
+            if decided is not None:
+                predictions[art.file] = decided
                 row["accuracy"], row["accuracy_drop"] = row["score"], row["score_drop"]
         rows.append(row)
     runnable_fp32 = [a.file for a in fp32.values() if a.file in predictions]
@@ -169,7 +171,7 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
             continue
         same_format = fp32.get(art.format)
         base = same_format.file if same_format is not None and same_format.file in predictions else runnable_fp32[0]
-        row["top1_agreement"] = round(float((predictions[art.file] == predictions[base]).mean() * 100.0), 2)
+        row["top1_agreement"] = round(float(np.mean(predictions[art.file] == predictions[base]) * 100.0), 2)
     runnable = [(row, art) for row, art in zip(rows, artifacts) if row["runs_here"]]
     if runnable:
         timings = latency_ms([str(stage / art.file) for _, art in runnable], golden_feeds)
@@ -177,9 +179,9 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
             row["latency_ms"] = round(ms, 4)
     by_file = {r["artifact"]: r for r in rows}
     for row, art in zip(rows, artifacts):
-        base = by_file[fp32[art.format].file] if art.format in fp32 else None
-        if base and base["latency_ms"] and row["latency_ms"]:
-            row["latency_ratio"] = round(row["latency_ms"] / base["latency_ms"], 3)
+        base_row = by_file[fp32[art.format].file] if art.format in fp32 else None
+        if base_row and base_row["latency_ms"] and row["latency_ms"]:
+            row["latency_ratio"] = round(row["latency_ms"] / base_row["latency_ms"], 3)
     return rows
 
 
