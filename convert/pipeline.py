@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -399,11 +399,12 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         fp32_onnx = stage / "model.onnx" if any(a.file == "model.onnx" for a in artifacts) else None
         quant_notes: List[str] = []
         coverage: Dict[str, dict] = {}
+        programs: Dict[str, Tuple[Path, Path]] = {}   # int8 .nb -> the quantized program opt built it from
         if extra:
             shared.legal_program("quantized artifacts")   # an untranslated PIR program has none to quantize
         if extra:
             artifacts += _quantized_artifacts(profile, options, shared, stage, formats, extra, fp32_onnx, artifacts,
-                                              quant_notes, failures, coverage)
+                                              quant_notes, failures, coverage, programs)
         edge = edge_export.build(profile, shared, stage, formats, precisions, failures,
                                  lambda: _shared_onnx(profile, shared), partial(_artifact, profile=profile,
                                                                                info=shared.info))
@@ -422,7 +423,8 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
                               + "; ".join(f"{n.file} ({n.status}, {n.tool}: {n.reason})" for n in failures.records),
                               "without --require-all wherry ships the artifacts that were built and lists the rest "
                               "in manifest.json and report.json")
-        kept_program = _keep_program(options, shared, stage)
+        kept_program = _keep_program(options, shared, stage,
+                                     {a.file: programs[a.file] for a in artifacts if a.file in programs})
         manifest = _write_manifest(profile, options, shared, stage, artifacts, failures.records, kept_program)
         check = None
         if options.verify:
@@ -547,7 +549,8 @@ def _shared_onnx(profile, shared: _Shared):
 
 
 def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extra, fp32_onnx, artifacts,
-                         quant_notes, failures: Failures, coverage: Dict[str, dict]) -> List[Artifact]:
+                         quant_notes, failures: Failures, coverage: Dict[str, dict],
+                         programs: Dict[str, Tuple[Path, Path]]) -> List[Artifact]:
     from wherry.convert import quantize
     from wherry.convert.quantize import evaluate
 
@@ -558,7 +561,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
             stage_dir=stage, precisions=extra, model_file=legal_model, params_file=legal_params,
             fp32_onnx=fp32_onnx, input_specs=shared.info.inputs, output_specs=shared.info.outputs,
             lite_places=profile.lite_places if "nb" in formats else None, calib=quant.calib,
-            calib_method=options.calib_method,
+            calib_method=options.calib_method, programs=programs,
             work=shared.work / f"quant-{profile.name}", notes=quant_notes, failures=failures, coverage=coverage,
             onnx_requested="onnx" in formats and not any(s.lod_level for s in shared.info.inputs))
     int8_onnx = next((a for a in made if a.precision == "int8" and a.format == "onnx"), None)
@@ -574,7 +577,7 @@ def _quantized_artifacts(profile, options, shared: _Shared, stage, formats, extr
                 if not quantize.keep_in_float(stage, int8_nb, legal_model, legal_params,
                                               profile.lite_places, quant.calib, kept_in_float,
                                               shared.work / f"max-drop-{profile.name}", options.calib_method,
-                                              coverage, quant_notes):
+                                              coverage, quant_notes, programs):
                     made.remove(int8_nb)
     return made
 
@@ -585,9 +588,12 @@ DEBUG_PROGRAM_AUTO_BYTES = 32 << 20
 DEBUG_PROGRAM_DIR = "debug"
 
 
-def _keep_program(options: ConvertOptions, shared: _Shared, stage: Path) -> Optional[dict]:
+def _keep_program(options: ConvertOptions, shared: _Shared, stage: Path,
+                  quantized: Optional[Dict[str, Tuple[Path, Path]]] = None) -> Optional[dict]:
     """Copy the program that fed the exporters into the bundle, so `wherry debug BUNDLE` needs no --model;
-    the manifest's record of it (hashed like every other file), or None when it is not kept."""
+    the manifest's record of it (hashed like every other file), or None when it is not kept. ``quantized``
+    (int8 .nb file -> the quantized program opt built it from) are kept beside it, so that debug can measure
+    each layer's int8 damage on the ARM kernels (`wherry debug BUNDLE --device emulated-aarch64`)."""
     if options.debug_program == "never" or shared.legal_model is None or shared.legal_params is None:
         return None   # None: an untranslated PIR program
     files = (shared.legal_model, shared.legal_params)
@@ -597,11 +603,17 @@ def _keep_program(options: ConvertOptions, shared: _Shared, stage: Path) -> Opti
                  "wherry debug will need --model", size / 1e6, DEBUG_PROGRAM_AUTO_BYTES >> 20)
         return None
     (stage / DEBUG_PROGRAM_DIR).mkdir()
-    record = {}
-    for key, src, name in (("model", files[0], "model.pdmodel"), ("params", files[1], "model.pdiparams")):
-        relative = f"{DEBUG_PROGRAM_DIR}/{name}"
-        shutil.copyfile(src, stage / relative)
-        record.update({key: relative, f"{key}_sha256": content_hash(stage / relative)})
+
+    def keep(model: Path, params: Path, stem: str) -> Dict[str, str]:
+        kept = {}
+        for key, src, name in (("model", model, f"{stem}.pdmodel"), ("params", params, f"{stem}.pdiparams")):
+            relative = f"{DEBUG_PROGRAM_DIR}/{name}"
+            shutil.copyfile(src, stage / relative)
+            kept.update({key: relative, f"{key}_sha256": content_hash(stage / relative)})
+        return kept
+    record: Dict[str, Any] = keep(files[0], files[1], "model")
+    if quantized:
+        record["quantized"] = {file: keep(model, params, Path(file).stem) for file, (model, params) in quantized.items()}
     return record
 
 

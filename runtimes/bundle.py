@@ -300,6 +300,14 @@ def _walk(value: object, where: str, depth: int = 0) -> None:
             _walk(item, f"{where}[{i}]", depth + 1)
 
 
+def _check_program(program: Dict[str, Any], where: str) -> None:
+    """A kept program's record: its model and params files, relative to the bundle, with their sha256."""
+    for key in ("model", "params"):
+        _relative_file(program, key, where)
+        digest = _field(program, f"{key}_sha256", str, where)
+        _expect(bool(_SHA256.fullmatch(digest)), f"{where}.{key}_sha256", "must be 64 hex digits")
+
+
 def _relative_file(obj: Dict[str, Any], key: str, where: str) -> str:
     """A file name relative to the bundle: no absolute paths, no .., no backslashes (see Bundle.file)."""
     value: str = _field(obj, key, str, where)
@@ -383,10 +391,12 @@ def _validate(data: object) -> None:
             _field(data, key, dict, "manifest", required=False)
         _field(data, "preprocess", (dict, type(None)), "manifest", required=False)
         program = _field(data, "program", (dict, type(None)), "manifest", required=False)
-        for key in ("model", "params") if program is not None else ():
-            _relative_file(program, key, "manifest.program")
-            digest = _field(program, f"{key}_sha256", str, "manifest.program")
-            _expect(bool(_SHA256.fullmatch(digest)), f"manifest.program.{key}_sha256", "must be 64 hex digits")
+        if program is not None:
+            _check_program(program, "manifest.program")
+            quantized = _field(program, "quantized", dict, "manifest.program", required=False) or {}
+            for file, kept in quantized.items():
+                _expect(isinstance(kept, dict), f"manifest.program.quantized.{file}", "must be an object")
+                _check_program(kept, f"manifest.program.quantized.{file}")
         for key in ("inputs", "outputs"):
             specs = _field(data, key, list, "manifest")
             _expect(bool(specs), f"manifest.{key}", "is empty")
@@ -461,10 +471,13 @@ class Bundle:
         relative = golden_set[key]
         return self._verify(relative, golden_set[f"{key}_sha256"], relative)
 
-    def program_files(self) -> Optional[Tuple[Path, Path]]:
+    def program_files(self, quantized: Optional[str] = None) -> Optional[Tuple[Path, Path]]:
         """(model, params) of the program the bundle keeps for `wherry debug`, checked against their hashes;
-        None when the conversion kept none."""
+        None when the conversion kept none. ``quantized``: an int8 .nb's file name, for the quantized program
+        opt built it from instead (kept beside the float one)."""
         program = self.manifest.program
+        if program and quantized is not None:
+            program = (program.get("quantized") or {}).get(quantized)
         if not program:
             return None
         model, params = (self._verify(program[key], program[f"{key}_sha256"], f"kept program file {program[key]}")

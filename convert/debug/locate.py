@@ -22,7 +22,7 @@ import numpy as np
 
 from wherry.runtimes import device as device_info
 from wherry.runtimes import parity
-from wherry.runtimes.bundle import Tolerance, load_bundle
+from wherry.runtimes.bundle import Artifact, Bundle, Tolerance, load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, NativeCrash, WherryError
 
@@ -340,6 +340,7 @@ class _Job:
         self.removed: List[str] = []
         self.memo: dict = {}
         self.rounds = 0
+        self.kernels = ""            # the kernels opt chose for the last debug .nb (int8 ones stay int8?)
         self.result: Optional[ArtifactDebug] = None
         self.onnx = art.format == "onnx"
         self.graph: Optional[GraphProto] = None   # an ONNX artifact's graph, read in the first round
@@ -363,8 +364,12 @@ class _Job:
             new, _ = taps.onnx_tensors(onnx_file, self.feeds, self.work, self.device, exposed)
         else:
             model, params = self.nb_program or (self.ref.model_file, self.ref.params_file)
-            new, removed = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work, self.place,
-                                             self.device, wanted)
+            if wanted is None and self.art.precision != "fp32":
+                # a quantized program's own extra tensors (its quantize/dequantize pairs) are never fetched: Lite
+                # folds those pairs into int8 kernels, and a fetched one would keep its layer in float
+                wanted = plan.every_tensor(program)
+            new, removed, self.kernels = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work,
+                                                           self.place, self.device, wanted)
             self.removed = list(dict.fromkeys(self.removed + removed))
         for name, value in new.items():
             self.tensors.setdefault(name, value)
@@ -404,7 +409,7 @@ class _Job:
         model, params = self.nb_program or (self.ref.model_file, self.ref.params_file)
 
         def run(last_op: int, names: List[str]) -> Dict[str, np.ndarray]:
-            tensors, _ = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work / "prefix", self.place,
+            tensors, _, _ = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work / "prefix", self.place,
                                            self.device, names, last_op)
             return tensors
         start = time.perf_counter()
@@ -435,10 +440,19 @@ class _Job:
         return more or None
 
 
-def _unsupported_reason(art) -> Optional[str]:
+def _unsupported_reason(art: Artifact, bundle: Bundle, on_device: bool) -> Optional[str]:
     if art.format == "onnx":
         return None
     if art.format == "nb" and art.precision == "fp32" and "opencl" not in (art.places or ""):
+        return None
+    if art.format == "nb" and art.precision == "int8" and art.arch == "arm":
+        # its quantized program, kept by the conversion, rebuilt tapped: each layer's int8 damage on ARM kernels
+        if bundle.program_files(art.file) is None:
+            return ("the bundle keeps no quantized program for this int8 .nb (converted with --debug-program never, "
+                    "over the size limit, or by an older wherry); debug its ONNX twin")
+        if not on_device:
+            return ("an int8 .nb runs only on ARM kernels (Lite's x86 runtime returns NaN for it): debug it with "
+                    "--device emulated-aarch64 (or ssh://user@board)")
         return None
     return (f"debug rebuilds a .nb from the program; for a {art.precision} .nb that would not be the artifact "
             "itself (its quantized or fp16 kernels); debug its ONNX twin or the fp32 .nb")
@@ -494,7 +508,7 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
         results: Dict[str, ArtifactDebug] = {}
         jobs: List[_Job] = []
         for art in chosen:
-            why = _unsupported_reason(art)
+            why = _unsupported_reason(art, bundle, on_device)
             if not why and on_device and art.format != "onnx" and art.arch != "arm":
                 why = "on a device, debug runs ONNX artifacts and ARM .nb files; an x86 .nb is debugged on this host"
             if why:
@@ -503,9 +517,10 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             bundle.verify_artifact(art)
             # an ARM .nb is debugged with ARM kernels on the device; without one, with x86 kernels here
             place = "arm" if art.format == "nb" and art.arch == "arm" and on_device else "x86"
+            quantized = bundle.program_files(art.file) if art.precision == "int8" else None
             job = _Job(ref, art, _tolerance(art), work / art.file, feeds,
                        device if (on_device and (art.format == "onnx" or place == "arm")) else None, place,
-                       nb_program, large and art.precision == "fp32")
+                       quantized or nb_program, large and art.precision == "fp32")
             jobs.append(job)
         wanted = {j.art.file: (plan.checkpoints(ref.program) if j.bisect else None) for j in jobs}
         seconds = {j.art.file: 0.0 for j in jobs}
@@ -559,10 +574,13 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             found.rounds, found.tapped = job.rounds, len(job.tapped)
             notes = []
             if art.format == "nb":
-                notes.append(f"the .nb was rebuilt from the program with the tapped tensors fetched ({job.place} "
+                notes.append(f"the .nb was rebuilt from the {'quantized ' if art.precision == 'int8' else ''}program "
+                             f"with the tapped tensors fetched ({job.place} "
                              "kernels" + (f" on {device}" if job.place == "arm" else "")
                              + (", not the ARM ones of this artifact" if art.arch == "arm" and job.place == "x86"
                                 else "") + ")")
+                if art.precision != "fp32" and job.kernels:   # the tapped build's int8 layers, to compare
+                    notes.append(f"debug build's {job.kernels}")
             if found.status in (CRASHED, UNSUPPORTED):   # the crash, and where the bisection of prefixes found it
                 notes.insert(0, found.reason)
             elif job.bisect:

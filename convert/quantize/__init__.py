@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
                     output_specs: Optional[List[TensorSpec]] = None, work: Optional[Path] = None,
                     notes: Optional[List[str]] = None, failures=None,
                     onnx_requested: bool = False, coverage: Optional[Dict[str, dict]] = None,
-                    calib_method: str = "minmax") -> List[Artifact]:
+                    calib_method: str = "minmax", programs: Optional[Dict[str, Tuple[Path, Path]]] = None
+                    ) -> List[Artifact]:
     """Write the quantized artifacts into stage_dir and describe them.
 
     ``model_file``/``params_file`` are the legalized legacy program (Lite and Paddle PTQ read it);
@@ -75,7 +76,8 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
     as not built (their fp32 base failed). fp32 in ``precisions`` is skipped: the caller builds it.
     ``calib_method`` (minmax | kl | percentile) is how int8 activation ranges come from ``calib``, for the
     ONNX and the Lite artifact alike. ``coverage`` collects, per int8 .nb file, how many of its weight layers opt gave int8 kernels
-    (the ONNX artifacts' share is read from their files: ``onnx_quant.coverage``).
+    (the ONNX artifacts' share is read from their files: ``onnx_quant.coverage``). ``programs`` collects, per
+    int8 .nb file, the quantized program (model, params) opt built it from (`wherry debug` rebuilds it tapped).
     """
     if output_specs is None:
         from wherry.convert import source
@@ -87,7 +89,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
             return build_quantized(stage_dir, precisions, model_file, params_file, fp32_onnx, input_specs,
                                    lite_places, calib, opset, output_specs=output_specs, work=Path(tmp), notes=notes,
                                    failures=failures, onnx_requested=onnx_requested, coverage=coverage,
-                                   calib_method=calib_method)
+                                   calib_method=calib_method, programs=programs)
     precisions = [p for p in precisions if p != "fp32"]
     stage_dir, model_file, params_file = Path(stage_dir), Path(model_file), Path(params_file)
     work = Path(work)
@@ -121,7 +123,7 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
             continue
         name = f"model.arm.{precision}.nb"
         made = attempt(lambda: _lite_variant(stage_dir, name, precision, model_file, params_file, lite_places,
-                                             calib, work, ptq, notes, coverage, calib_method),
+                                             calib, work, ptq, notes, coverage, calib_method, programs=programs),
                        name, "nb", precision, "arm", "Paddle PTQ" if precision == "int8" else lite_export.TOOL)
         if made is None:
             continue
@@ -137,13 +139,13 @@ def build_quantized(stage_dir: Path, precisions: List[str], model_file: Path, pa
 
 
 def keep_in_float(stage_dir: Path, artifact: Artifact, model_file: Path, params_file: Path, lite_places, calib,
-                  weights: List[str], work: Path, calib_method: str, coverage: Dict[str, dict], notes: List[str]
-                  ) -> bool:
+                  weights: List[str], work: Path, calib_method: str, coverage: Dict[str, dict], notes: List[str],
+                  programs: Optional[Dict[str, Tuple[Path, Path]]] = None) -> bool:
     """--max-drop for the int8 .nb: Paddle PTQ again with the layers reading ``weights`` (the ones the int8 ONNX
     keeps in float) marked skip_quant, Lite's own way of keeping a layer in float; opt again, and the artifact's
     record follows. False when opt then chooses no int8 kernel: the file is gone and ``notes`` say why."""
     made = _lite_variant(stage_dir, artifact.file, "int8", model_file, params_file, lite_places, calib, work, {},
-                         notes, coverage, calib_method, skip=weights)
+                         notes, coverage, calib_method, skip=weights, programs=programs)
     if made is None:
         notes.append(f"{artifact.file} not kept: with the layers --max-drop keeps in float, no int8 kernel is left")
         return False
@@ -157,7 +159,8 @@ def keep_in_float(stage_dir: Path, artifact: Artifact, model_file: Path, params_
 
 def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, params_file: Path, lite_places,
                   calib, work: Path, ptq: dict, notes: List[str], coverage: Optional[Dict[str, dict]] = None,
-                  calib_method: str = "minmax", skip: Sequence[str] = ()):
+                  calib_method: str = "minmax", skip: Sequence[str] = (),
+                  programs: Optional[Dict[str, Tuple[Path, Path]]] = None):
     """Build one quantized/fp16 .nb; (structure, structural check) notes, or None when deliberately not kept.
     ``skip``: weights whose layers int8 PTQ leaves in float."""
     if precision == "int8":
@@ -174,6 +177,8 @@ def _lite_variant(stage_dir: Path, name: str, precision: str, model_file: Path, 
             return None
         if coverage is not None:
             coverage[name] = lite_coverage(result.kernels)
+        if programs is not None:
+            programs[name] = ptq["model"]
     elif precision == "fp16":
         result = lite_export.export_nb(model_file, params_file, stage_dir / name, lite_places, enable_fp16=True)
         if result.count("fp16") == 0:

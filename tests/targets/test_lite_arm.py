@@ -544,3 +544,31 @@ def test_an_arm_nb_failing_on_the_board_is_located_there(wherry, arm_runtime, tm
     assert nb["located"]["op"] == "pad3d" and nb["located"]["device"] == EMULATED, nb["located"]
     assert nb["located"]["inputs_within_tolerance"]
     assert nb["debug_command"].endswith("--artifact model.arm.nb --device emulated-aarch64")
+
+
+def test_debug_ranks_an_int8_nbs_layers_by_their_damage_on_the_arm_kernels(wherry, arm_runtime, tmp_path):
+    """Per-layer quantization damage of an int8 .nb on Paddle Lite's ARM kernels: the conversion keeps the
+    quantized program opt built the .nb from, and `debug --device emulated-aarch64` rebuilds it with every layer's
+    output fetched, runs it on the board and ranks the layers by SNR against the float model's same layer."""
+    from wherry.convert import example
+    from wherry.runtimes.bundle import load_bundle
+
+    wherry("convert", example.MODEL, "--inputs", example.INPUTS, "-t", "rpi4", "-o", tmp_path, "--name", "digits",
+           "--precision", "fp32,int8", "--calib", example.CALIB)
+    bundle = tmp_path / "digits.rpi4"
+    assert load_bundle(bundle).program_files("model.arm.int8.nb") is not None   # kept, hashed, verified
+    proc = wherry("debug", bundle, "--artifact", "model.arm.int8.nb", "--device", EMULATED, "--json")
+    (art,) = json.loads(proc.stdout)["artifacts"]
+    assert art["status"] == "no divergence", art["reason"]
+    assert "conv2d/int8 x3" in art["reason"]     # the debug build really ran int8 kernels
+    damage = art["damage"]
+    assert len(damage) == len(art["ops"]) >= 15
+    snrs = [row["snr_db"] for row in damage]
+    finite = [x for x in snrs if isinstance(x, float)]
+    assert snrs[:len(finite)] == sorted(finite) and all(x == "inf" for x in snrs[len(finite):]), snrs  # worst first
+    assert finite[0] < 60, damage[0]   # int8 really costs something (an fp32 rebuild would be ~100+ dB)
+    assert any(row["type"] == "conv2d" for row in damage[:8])
+    # on this host an int8 .nb cannot run: said, with the way to do it
+    here = wherry("debug", bundle, "--artifact", "model.arm.int8.nb", "--json")
+    (art,) = json.loads(here.stdout)["artifacts"]
+    assert art["status"] == "not supported" and "--device emulated-aarch64" in art["reason"]
