@@ -231,6 +231,32 @@ def render_edge(records) -> str:
     return "\n".join(lines + ["", EDGE_NOTE])
 
 
+EDGE_SUMMARY = ("<!-- edge-summary:start -->", "<!-- edge-summary:end -->")
+# a cell's outcome, by how edge_cell starts it (a simulated pass is never counted as a pass)
+EDGE_OUTCOMES = [("✅", "pass"), ("🟡 simulated pass", "simulated pass (not the NPU)"),
+                 ("🟡 simulated FAIL", "simulated FAIL"), ("❌", "fail"), ("➖ not built", "not built (tool limit)"),
+                 ("🔨", "not verifiable here"), ("—", "not asked")]
+
+
+def summarize_edge(block: str) -> str:
+    """The README's edge summary: per column of the edge table, how many rows reached each outcome."""
+    rows = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in block.splitlines()
+            if line.startswith("| ") and not line.startswith("| model |")]
+    counts = [{label: sum(1 for r in rows if len(r) > i + 2 and r[i + 2].startswith(mark)) for mark, label in
+               EDGE_OUTCOMES} for i in range(len(EDGE_COLUMNS))]
+    lines = [f"Edge runtimes: {len(rows)} rows of the conformance set, each converted to OpenVINO, the RK3588 NPU "
+             "and LiteRT in fp32 and int8 ([edge table](docs/matrix.md)):", "",
+             "| outcome | " + " | ".join(c[2] for c in EDGE_COLUMNS) + " |", "|---|" + "---|" * len(EDGE_COLUMNS)]
+    for _, label in EDGE_OUTCOMES:
+        if any(c[label] for c in counts):
+            lines.append(f"| {label} | " + " | ".join(str(c[label]) for c in counts) + " |")
+    return "\n".join(lines)
+
+
+def marked(path: Path, markers) -> str:
+    return path.read_text().partition(markers[0])[2].partition(markers[1])[0]
+
+
 def replace_marked(path: Path, markers, block: str) -> None:
     text = path.read_text()
     if markers[0] not in text:
@@ -243,7 +269,8 @@ def replace_marked(path: Path, markers, block: str) -> None:
 def main(argv) -> int:
     if "--summary" in argv:
         replace_block(README, summarize(table_of(MATRIX_PAGE)))
-        print(f"updated the support matrix summary in {README} from {MATRIX_PAGE}")
+        replace_marked(README, EDGE_SUMMARY, summarize_edge(marked(MATRIX_PAGE, EDGE_BLOCK)))
+        print(f"updated the support matrix summaries in {README} from {MATRIX_PAGE}")
         return 0
     if not RESULTS.is_file() and not UPSTREAM.is_file() and not EDGE.is_file():
         print(f"{RESULTS} not found: run pytest tests/e2e/test_conformance.py first", file=sys.stderr)
@@ -270,7 +297,8 @@ def main(argv) -> int:
             print(table)
         else:
             replace_marked(MATRIX_PAGE, EDGE_BLOCK, table)
-            print(f"updated the edge runtimes table in {MATRIX_PAGE}")
+            replace_marked(README, EDGE_SUMMARY, summarize_edge(table))
+            print(f"updated the edge runtimes table in {MATRIX_PAGE} and its summary in {README}")
     return 0
 
 

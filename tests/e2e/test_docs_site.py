@@ -43,6 +43,9 @@ def test_the_readme_matrix_summary_is_counted_from_the_full_matrix():
     summary = support_matrix.summarize(support_matrix.table_of(REPO / "docs" / "matrix.md"))
     assert support_matrix.table_of(REPO / "README.md").strip() == summary.strip()
     assert "| pass |" in summary
+    edge = support_matrix.summarize_edge(support_matrix.marked(REPO / "docs" / "matrix.md", support_matrix.EDGE_BLOCK))
+    assert support_matrix.marked(REPO / "README.md", support_matrix.EDGE_SUMMARY).strip() == edge.strip()
+    assert "| simulated pass (not the NPU) |" in edge
 
 
 def _design_table():

@@ -71,9 +71,15 @@ def test_edge_rows_say_simulated_and_the_tools_limitation_and_rewrite_only_their
                     "<!-- edge-matrix:start -->\nOLD\n<!-- edge-matrix:end -->\nHAND ROWS\n")
     edge = tmp_path / "edge_matrix.json"
     edge.write_text(json.dumps(records))
-    for name, value in (("MATRIX_PAGE", page), ("README", tmp_path / "README.md"), ("EDGE", edge),
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- edge-summary:start -->\nSTALE\n<!-- edge-summary:end -->\nrest\n")
+    for name, value in (("MATRIX_PAGE", page), ("README", readme), ("EDGE", edge),
                         ("RESULTS", tmp_path / "absent.json"), ("UPSTREAM", tmp_path / "absent2.json")):
         monkeypatch.setattr(matrix, name, value)
     assert matrix.main([]) == 0
     text = page.read_text()
     assert "KEEP" in text and "OLD" not in text and "PADV2" in text and text.endswith("HAND ROWS\n")
+    summary = readme.read_text()   # the README's edge summary, counted from the same rows
+    assert "STALE" not in summary and summary.startswith("intro\n") and summary.endswith("rest\n")
+    assert "| simulated pass (not the NPU) |" in summary and "| not built (tool limit) |" in summary
+    assert summary.count("| pass | 1 |") == 1, summary   # resnet18's OpenVINO fp32, the only plain pass
