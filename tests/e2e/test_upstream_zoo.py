@@ -167,6 +167,13 @@ def artifact_verdicts(doc, stderr):
     return out
 
 
+def searched(doc, target, file):
+    """What the conversion's first-divergence search (--locate auto) found for a failed artifact, or None."""
+    bundle = next((b for b in doc.get("bundles", []) if b["target"] == target), None)
+    art = next((a for a in (bundle or {}).get("artifacts", []) if a["file"] == file), None)
+    return ((art or {}).get("located") or {}).get("summary")
+
+
 def translator_findings(wherry, model):
     """What ``wherry inspect`` says of each PIR op the translator could not take: the located op and cause."""
     lines = wherry("inspect", model).stdout.splitlines()
@@ -205,7 +212,7 @@ def test_upstream_family(name, fmt, wherry, lite_runtime_settled, tmp_path):
         verdicts[file] = (status, reason, shapes)
         located = translator_findings(wherry, model) if TRANSLATOR in reason else []
         record(name, fmt, artifact=file, target=target, device=device, verdict=status, reason=reason,
-               located=located, shapes=shapes, **numbers)
+               located=located, first_divergence=searched(doc, target, file), shapes=shapes, **numbers)
         _matrix.append({**matrix_row(name, fmt, target, file, status, reason, numbers, device, shapes),
                         **({"why": WHY[(name, file)]} if status != "passed" and (name, file) in WHY else {})})
     if lite_runtime_settled is None and verdicts["model.arm.nb"][0] == "not verifiable here":
