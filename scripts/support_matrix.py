@@ -5,7 +5,8 @@
 Rewrites the block between the support-matrix markers in docs/matrix.md (the full table) and in README.md
 (its summary, counted from that table); prints the table with --print. --summary re-derives only the
 README's summary from docs/matrix.md, without a conformance run. The upstream-matrix block of docs/matrix.md
-comes from out/upstream_matrix.json (tests/e2e/test_upstream_zoo.py -m zoo) when it exists, and the
+comes from out/upstream_matrix.json (tests/e2e/test_upstream_zoo.py -m zoo) when it exists (the rows the page
+has for families that file does not cover, a run of some families with ``-k``, are kept as they are), and the
 edge-matrix block (OpenVINO, RKNN, LiteRT) from out/edge_matrix.json (tests/e2e/test_edge_matrix.py -m edge).
 """
 from __future__ import annotations
@@ -151,8 +152,37 @@ UPSTREAM_NOTE = (
 def replace_upstream_block(path: Path, block: str) -> None:
     text = path.read_text()
     head, _, rest = text.partition(UPSTREAM_BLOCK[0])
-    _, _, tail = rest.partition(UPSTREAM_BLOCK[1])
+    previous, _, tail = rest.partition(UPSTREAM_BLOCK[1])
+    block = keep_other_rows(previous, block)
     path.write_text(f"{head}{UPSTREAM_BLOCK[0]}\n{block}\n{UPSTREAM_BLOCK[1]}{tail}")
+
+
+SOURCE_LABELS = {"legacy": "legacy .pdmodel", "pir": "PIR .json (translated)", "paddle1": "Paddle 1.x dir"}
+
+
+def _table_rows(text: str) -> list:
+    return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model |")]
+
+
+def _row_key(line: str) -> tuple:
+    """(model, source) of a rendered row, the order render() sorts by."""
+    model, label = [c.strip() for c in line.strip().strip("|").split("|")[:2]]
+    return model, {v: k for k, v in SOURCE_LABELS.items()}.get(label, label)
+
+
+def keep_other_rows(previous: str, block: str) -> str:
+    """``block`` (render()'s table and note) with the rows of ``previous`` whose model and source it has not:
+    out/upstream_matrix.json holds only the families run in this checkout (pytest -k), and a run of some
+    families must not drop the rows the page has for the others. A row of the new records replaces its own."""
+    fresh = {_row_key(line): line for line in _table_rows(block)}
+    kept = {key: line for line in _table_rows(previous) if (key := _row_key(line)) not in fresh}
+    if not kept:
+        return block
+    lines = block.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|---"))
+    end = first + 1 + len(fresh)
+    merged = [line for _, line in sorted({**kept, **fresh}.items())]
+    return "\n".join(lines[:first + 1] + merged + lines[end:])
 
 
 EDGE = REPO / "out" / "edge_matrix.json"   # written by tests/e2e/test_edge_matrix.py (-m edge)

@@ -42,6 +42,25 @@ PICODET_S_320_LCNET = (
     "static_assigner=ATSSAssigner(topk=9), assigner=TaskAlignedAssigner(topk=13, alpha=1.0, beta=6.0), "
     "nms=MultiClassNMS(nms_top_k=1000, keep_top_k=100, score_threshold=0.025, nms_threshold=0.6)))")
 
+# configs/ppyoloe/ppyoloe_plus_crn_s_80e_coco.yml (_base_/ppyoloe_plus_crn.yml, depth_mult 0.33, width_mult 0.50;
+# eval_size [640, 640] from _base_/ppyoloe_plus_reader.yml, shared with the head: its anchors are built once, at
+# that size) as ppdet.modeling builds it. The config's norm_type sync_bn reaches only CustomCSPPAN, whose 2.6.0
+# code never reads it (its ConvBNLayer is a BatchNorm2D). PaddleDetection 2.6's YOLOv3 architecture has no
+# export_nms: `export.nms: False` leaves its NMS in; its own way out is the shared `-o exclude_nms=True`
+# (PPYOLOEHead.exclude_nms), which returns the scaled boxes and the class scores.
+def ppyoloe_plus_crn_s(exclude_nms: bool) -> str:
+    return (
+        "YOLOv3(backbone=(b := CSPResNet(layers=[3, 6, 6, 3], channels=[64, 128, 256, 512, 1024], "
+        "return_idx=[1, 2, 3], use_large_stem=True, use_alpha=True, depth_mult=0.33, width_mult=0.50)), "
+        "neck=(n := CustomCSPPAN(in_channels=[s.channels for s in b.out_shape], out_channels=[768, 384, 192], "
+        "stage_num=1, block_num=3, act='swish', spp=True, depth_mult=0.33, width_mult=0.50)), "
+        "yolo_head=PPYOLOEHead(in_channels=[s.channels for s in n.out_shape], fpn_strides=[32, 16, 8], "
+        "grid_cell_scale=5.0, grid_cell_offset=0.5, static_assigner_epoch=30, use_varifocal_loss=True, "
+        "loss_weight={'class': 1.0, 'iou': 2.5, 'dfl': 0.5}, static_assigner=ATSSAssigner(topk=9), "
+        "assigner=TaskAlignedAssigner(topk=13, alpha=1.0, beta=6.0), "
+        "nms=MultiClassNMS(nms_top_k=1000, keep_top_k=300, score_threshold=0.01, nms_threshold=0.7), "
+        f"eval_size=[640, 640], exclude_nms={exclude_nms}), post_process=None)")
+
 
 FAMILIES = {
     "ppcls_pplcnetv2_base": Family(
@@ -84,6 +103,22 @@ FAMILIES = {
         "detector-nonms", (("image", [None, 3, 320, 320], "float32", [1, 3, 320, 320], -1.0, 1.0),),
         note="the same, exported with export.nms: False (raw boxes and scores, the NMS left to the app; "
              "scale_factor is then unused and pruned from the input_spec, as its export tool does)"),
+    # TestReader: image_shape [3, 640, 640]; NormalizeImage with norm_type none only scales to [0, 1]
+    "ppdet_ppyoloe_plus_crn_s": Family(
+        "paddledet", "ppdet.modeling",
+        ppyoloe_plus_crn_s(exclude_nms=False),
+        "detector", (("image", [None, 3, 640, 640], "float32", [1, 3, 640, 640], 0.0, 1.0),
+                     ("scale_factor", [None, 2], "float32", [1, 2], 1.0, 1.0)),
+        note="configs/ppyoloe/ppyoloe_plus_crn_s_80e_coco.yml, with its NMS (RepVGG blocks fused by "
+             "convert_to_deploy, as its export tool does)"),
+    "ppdet_ppyoloe_plus_crn_s_nonms": Family(
+        "paddledet", "ppdet.modeling",
+        ppyoloe_plus_crn_s(exclude_nms=True),
+        "detector-nonms", (("image", [None, 3, 640, 640], "float32", [1, 3, 640, 640], 0.0, 1.0),
+                           ("scale_factor", [None, 2], "float32", [1, 2], 1.0, 1.0)),
+        note="the same, exported without its NMS as PaddleDetection 2.6 does for this architecture "
+             "(-o exclude_nms=True: boxes [N, 8400, 4] divided by scale_factor, which stays an input, and class "
+             "scores [N, 80, 8400])"),
     "paddlenlp_ernie3_tiny": Family(
         "paddlenlp", "paddlenlp.transformers",
         "ErnieForSequenceClassification(ErnieConfig(vocab_size=40000, hidden_size=312, num_hidden_layers=4, "

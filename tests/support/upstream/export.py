@@ -9,8 +9,13 @@ format). Writes OUT_DIR/NAME/model.{json|pdmodel}, model.pdiparams and inputs.np
 import importlib
 import os
 import sys
+import zlib  # noqa: F401 - before paddle: see below
 
 import numpy as np
+
+# Paddle 2.6.2's libpaddle.so exports the zlib it bundles (inflateReset2...): Python's zlib module, loaded
+# after it, binds to those and dies (ppdet's import of pycocotools segfaults in inflateReset2, or raises
+# "zlib.error: Error -2 ... inconsistent stream state"). Loaded first, it keeps the system's libz.
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,6 +62,14 @@ def calibrate_batch_norm(layer, family, batch=4):
         m.eval()
 
 
+def deploy(layer):
+    """What PaddleDetection's export tool does before saving (Trainer._get_infer_cfg_and_input_spec): each
+    sublayer's own convert_to_deploy (PP-YOLOE's RepVGG blocks fold their 3x3 and 1x1 branches into one conv)."""
+    for sub in layer.sublayers():
+        if hasattr(sub, "convert_to_deploy"):
+            sub.convert_to_deploy()
+
+
 def _wrapped_class():
     import paddle
 
@@ -87,7 +100,10 @@ def _wrapped_class():
                 scale_factor = paddle.ones([1, 2], "float32")
             out = self.inner({"image": image, "scale_factor": scale_factor,
                               "im_shape": paddle.shape(image)[2:].astype("float32").unsqueeze(0)})
-            return (out["bbox"], out["bbox_num"]) if self.inner.export_nms else (out["bbox"], out["scores"])
+            if self.inner.export_nms:
+                return out["bbox"], out["bbox_num"]
+            # PicoDet names its raw scores; a YOLOv3 head with exclude_nms returns them under bbox_num
+            return out["bbox"], out["scores"] if "scores" in out else out["bbox_num"]
 
     return {"detector": _Detector, "detector-nonms": _Detector, 1: _One, 2: _Two}
 
@@ -121,8 +137,16 @@ def export(name, out_dir):
     paddle.seed(0)
     layer = build(family)
     from zoo.export import he_init   # the zoo's He-normal draw, at the upstream layer's real sizes
+    # parameters the model fixes itself (stop_gradient: PP-YOLOE's DFL projection, a linspace a checkpoint
+    # keeps as it is) are no weights to draw
+    fixed = {n: p.numpy() for n, p in layer.named_parameters() if p.stop_gradient}
     he_init(layer)
+    for n, p in layer.named_parameters():
+        if n in fixed:
+            p.set_value(fixed[n])
     calibrate_batch_norm(layer, family)
+    if family.wrap.startswith("detector"):
+        deploy(layer)
     specs = [paddle.static.InputSpec(spec, dtype, n) for n, spec, dtype, _, _, _ in family.inputs]
     os.makedirs(out_dir, exist_ok=True)
     if os.environ["FLAGS_enable_pir_api"] == "1":
