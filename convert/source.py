@@ -57,11 +57,21 @@ def _check_params_present(files: ModelFiles) -> None:
 NMS_OPS = ("multiclass_nms", "multiclass_nms2", "multiclass_nms3", "matrix_nms")
 
 
+# Ops that keep a set of detection rows a set of rows, each row on its own: an export's trailing `scale`
+# (PaddleDetection's exported programs fetch the NMS output through `scale` with scale 1), `assign`, `cast`.
+ROW_WISE_OPS = ("scale", "assign", "cast")
+
+
 def detection_outputs(model_file: Path) -> List[int]:
-    """Positions (fetch columns) of the outputs an NMS op produces: they are compared as sets of detections."""
+    """Positions (fetch columns) of the outputs an NMS op produces (directly or through row-wise ops): they are
+    compared as sets of detections."""
     block = load_program_desc(model_file).blocks[0]
     made_by_nms = {o.arguments[0] for op in block.ops if op.type in NMS_OPS
                    for o in op.outputs if o.parameter == "Out" and len(o.arguments)}
+    for op in block.ops:   # program order: a chain of row-wise ops carries the set to the fetch
+        if op.type in ROW_WISE_OPS and any(a in made_by_nms for i in op.inputs if i.parameter == "X"
+                                           for a in i.arguments):
+            made_by_nms.update(a for o in op.outputs if o.parameter == "Out" for a in o.arguments)
     columns = []
     for op in block.ops:
         if op.type == "fetch" and op.inputs[0].arguments[0] in made_by_nms:

@@ -75,8 +75,15 @@ class Program:
     fetches: List[str]
 
     def detections(self) -> Set[str]:
-        """Tensors holding NMS detection rows (compared as sets, as ``check`` compares such outputs)."""
-        return {n for op in self.ops if is_nms(op.type) for n in op.outputs.get("Out", []) if n not in op.hidden}
+        """Tensors holding NMS detection rows (compared as sets, as ``check`` compares such outputs), also after
+        the row-wise ops an export fetches them through (``source.ROW_WISE_OPS``: Paddle 2.x's `scale`)."""
+        from wherry.convert.source import ROW_WISE_OPS
+
+        found = {n for op in self.ops if is_nms(op.type) for n in op.outputs.get("Out", []) if n not in op.hidden}
+        for op in self.ops:
+            if op.type in ROW_WISE_OPS and set(op.inputs.get("X", [])) & found:
+                found.update(op.outputs.get("Out", []))
+        return found
 
     def producer(self) -> Dict[str, OpRecord]:
         """tensor -> the op whose result it holds (its last writer)."""

@@ -80,3 +80,20 @@ def test_nms_less_export_ships_raw_boxes_and_scores_with_a_note(detector_bundles
     note = manifest["source"]["notes"][0]
     assert "NMS tail removed" in note and "multiclass_nms3" in note and "score_threshold=0.3" in note
     assert manifest["source"]["files"][0]["name"] == "model.pdmodel"  # the user's file, hashed as given
+
+
+def test_nms_rows_fetched_through_an_exports_scale_op_are_still_a_set(tmp_path):
+    """Paddle 2.x's save_inference_model fetches every output through a `scale` of 1 (PaddleDetection's exports:
+    ``save_infer_model/scale_0.tmp_0``): the rows stay a set of detections there, and are compared as one."""
+    from wherry.convert import convert, source
+
+    model = export_detection_model(scaled=True)
+    assert [op.type for op in source.load_program_desc(model).blocks[0].ops][-4:-2] == ["scale", "scale"]
+    assert source.detection_outputs(model) == [0]   # the rows; the count per image stays element-wise
+    assert source.detection_outputs(export_detection_model()) == [0]
+    bundle, = convert(model, targets="desktop-x86_64", precisions="fp32", out=tmp_path, name="scaled")
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
+    onnx = next(a for a in manifest["artifacts"] if a["file"] == "model.onnx")
+    rows, count = (onnx["tolerance"][o["name"]] for o in manifest["outputs"])
+    assert rows["match_iou"] and not count.get("match_iou")
+    assert bundle.ok, [(a.file, a.verdict, a.reason) for a in bundle.artifacts]

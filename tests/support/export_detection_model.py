@@ -1,10 +1,12 @@
 """Export a small detector with an NMS tail (multiclass_nms3) as a legacy .pdmodel.
 
-    python tests/support/export_detection_model.py OUT_PREFIX
+    python tests/support/export_detection_model.py OUT_PREFIX [scaled]
 
 The tail of PaddleDetection's exported detectors: per-anchor boxes [N, M, 4] and class scores
 [N, C, M] go through multiclass_nms3, which returns a variable number of rows [class, score, x1, y1,
 x2, y2] and the count per image. Built with the legacy static API (LayerHelper ops); weights seeded.
+``scaled`` fetches each output through a `scale` op of scale 1, as Paddle 2.x's save_inference_model
+writes PaddleDetection's exports (``save_infer_model/scale_0.tmp_0``).
 """
 import os
 import sys
@@ -18,7 +20,7 @@ from paddle.base.layer_helper import LayerHelper
 ANCHORS, FEATURES, CLASSES = 32, 8, 3
 
 
-def build():
+def build(scaled=False):
     paddle.enable_static()
     main, startup = paddle.static.Program(), paddle.static.Program()
     rng = np.random.default_rng(0)
@@ -51,11 +53,15 @@ def build():
                  {"score_threshold": 0.3, "nms_top_k": 100, "keep_top_k": 20, "nms_threshold": 0.5,
                   "normalized": False, "nms_eta": 1.0, "background_label": -1},
                  ("Out", "Index", "NmsRoisNum"))
+        outputs = [nms["Out"], nms["NmsRoisNum"]]
+        if scaled:
+            outputs = [op("scale", {"X": o}, {"scale": 1.0, "bias": 0.0, "bias_after_scale": True},
+                          dtype="float32" if i == 0 else "int32") for i, o in enumerate(outputs)]
     exe = paddle.static.Executor(paddle.CPUPlace())
     exe.run(startup)
-    return main, x, [nms["Out"], nms["NmsRoisNum"]], exe
+    return main, x, outputs, exe
 
 
 if __name__ == "__main__":
-    main, x, fetches, exe = build()
+    main, x, fetches, exe = build(scaled=sys.argv[2:] == ["scaled"])
     paddle.static.save_inference_model(sys.argv[1], [x], fetches, exe, program=main.clone(for_test=True))

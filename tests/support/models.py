@@ -71,14 +71,15 @@ def export_sequence_model() -> Path:
     return folder
 
 
-def export_detection_model() -> Path:
-    """A small legacy detector ending in multiclass_nms3 (variable number of detection rows)."""
-    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / "nms_detector"
+def export_detection_model(scaled: bool = False) -> Path:
+    """A small legacy detector ending in multiclass_nms3 (variable number of detection rows); ``scaled``: its
+    outputs fetched through `scale` ops, as Paddle 2.x saved PaddleDetection's exports."""
+    folder = CACHE / "models" / f"paddle-{PADDLE_VERSION}" / ("nms_detector_scaled" if scaled else "nms_detector")
     model_file = folder / "model.pdmodel"
     if not model_file.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(HERE / "export_detection_model.py"), str(folder / "model")],
-                       check=True, capture_output=True)
+        subprocess.run([sys.executable, str(HERE / "export_detection_model.py"), str(folder / "model"),
+                        *(["scaled"] if scaled else [])], check=True, capture_output=True)
     return model_file
 
 
