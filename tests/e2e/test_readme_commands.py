@@ -58,6 +58,8 @@ RUN_BY = {
     "--eval labelled.npz": "tests/e2e/test_readme_commands.py::test_readme_int8_recipe_passes_as_written",
     "wherry convert lac_1x/ --inputs sentences.npz":
         "tests/convert/test_sequence_inputs.py::test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_representable",
+    "wherry convert lac_1x/ -t rpi4 --inputs sentences.npz --precision fp32,int8 --calib calib.npz":
+        "tests/convert/test_sequence_quant.py::test_int8_nb_is_built_from_lod_calibration",
     "wherry convert detector.pdmodel --without-nms": "tests/convert/test_detection.py::detector_bundles",
     "wherry inspect mnv3/model.json": "tests/convert/test_pir_translate.py::test_inspect_lists_each_pir_op_and_its_artifacts",
     "wherry targets build-lite --arch aarch64":
