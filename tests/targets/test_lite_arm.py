@@ -452,7 +452,7 @@ def test_lite_arm_pool2d_takes_an_identity_adaptive_pool_for_a_global_one(arm_ru
                 == [4, 4])
     pool_in, pool_out = pool.inputs[0].arguments[0], pool.outputs[0].arguments[0]
     feeds = {"x": np.random.default_rng(0).uniform(-1, 1, (1, 3, 6, 6)).astype(np.float32)}
-    tensors, _ = taps.lite_tensors(without[0], without[1], feeds, tmp_path / "raw", "arm", EMULATED)
+    tensors, _, _ = taps.lite_tensors(without[0], without[1], feeds, tmp_path / "raw", "arm", EMULATED)
     x, wrong = tensors[pool_in][0], tensors[pool_out][0]
     assert np.abs(wrong - x).max() > 0.1  # not the identity it should be ...
     np.testing.assert_allclose(wrong.reshape(-1)[:len(x)], x.mean(axis=(1, 2)), atol=1e-5)  # ... but channel means
