@@ -22,35 +22,33 @@ def _tensor_line(prefix: str, check) -> str:
     return f"  {prefix} {check.name}{other}: {metrics(check.parity)}"
 
 
+def _culprit(head: str, f, crashed: bool) -> List[str]:
+    """The op an artifact leaves the reference at (or, ``crashed``, dies in): its tensors, attributes, verdict."""
+    lines = [f"{head}: {'crashes at' if crashed else 'first divergence at'} op {f.label()} [{f.artifact_node}]"]
+    lines += [_tensor_line("output", t) for t in f.outputs]
+    lines += [_tensor_line("input ", t) for t in f.inputs]
+    attrs = ", ".join(f"{k}={v!r}" for k, v in f.attrs.items() if not isinstance(v, list) or len(v) <= 8)
+    if attrs:
+        lines.append(f"  attributes (reference program): {attrs[:300]}")
+    ok_inputs = all(t.how == "feed" or (t.parity is not None and t.parity.passed) for t in f.inputs)
+    if not ok_inputs:
+        lines.append("  an input differs or could not be matched: the cause may be upstream")
+    elif not crashed:
+        lines.append("  inputs within tolerance, output not: this op is where the artifact goes wrong")
+    else:
+        lines.append("  inputs within tolerance, and Lite dies in this op: the op (or its kernel) is the cause"
+                     if f.inputs else "  Lite dies in this op, which reads no tensor: the op (its attributes) is the cause")
+    return lines
+
+
 def text(report) -> str:
     against = report.model or "the program the bundle keeps"
     lines: List[str] = [f"debug {report.name} ({report.bundle}) against {against}"]
     lines += [f"  {note}" for note in report.reference_notes]
     for art in report.artifacts:
         head = f"{art.file} ({art.format}, {art.precision})"
-        if art.status == DIVERGED:
-            f = art.first
-            lines.append(f"{head}: first divergence at op {f.label()} [{f.artifact_node}]")
-            lines += [_tensor_line("output", t) for t in f.outputs]
-            lines += [_tensor_line("input ", t) for t in f.inputs]
-            attrs = ", ".join(f"{k}={v!r}" for k, v in f.attrs.items() if not isinstance(v, list) or len(v) <= 8)
-            if attrs:
-                lines.append(f"  attributes (reference program): {attrs[:300]}")
-            ok_inputs = all(t.how == "feed" or (t.parity is not None and t.parity.passed) for t in f.inputs)
-            lines.append("  inputs within tolerance, output not: this op is where the artifact goes wrong"
-                         if ok_inputs else "  an input differs or could not be matched: the cause may be upstream")
-        elif art.status == CRASHED:
-            f = art.first
-            lines.append(f"{head}: crashes at op {f.label()} [{f.artifact_node}]")
-            lines += [_tensor_line("input ", t) for t in f.inputs]
-            attrs = ", ".join(f"{k}={v!r}" for k, v in f.attrs.items() if not isinstance(v, list) or len(v) <= 8)
-            if attrs:
-                lines.append(f"  attributes (reference program): {attrs[:300]}")
-            ok_inputs = all(t.how == "feed" or (t.parity is not None and t.parity.passed) for t in f.inputs)
-            lines.append("  Lite dies in this op, which reads no tensor: the op (its attributes) is the cause"
-                         if not f.inputs else
-                         "  inputs within tolerance, and Lite dies in this op: the op (or its kernel) is the cause"
-                         if ok_inputs else "  an input differs or could not be matched: the cause may be upstream")
+        if art.status in (DIVERGED, CRASHED):
+            lines += _culprit(head, art.first, crashed=art.status == CRASHED)
         elif art.status == HEALTHY:
             worst = max((f for f in art.ops if f.worst() is not None and f.worst().max_rel is not None),
                         key=lambda f: f.worst().max_rel, default=None)
