@@ -346,8 +346,8 @@ class _Built:
     board: Optional[board_check.BoardCheck]
     coverage: Dict[str, dict] = field(default_factory=dict)   # .nb file -> its int8 kernel counts (quantize)
     located: Dict[str, dict] = field(default_factory=dict)    # failed artifact -> where it leaves the model (--locate)
-    # --locate for what fails on the emulated board: (the source model, None when the bundle keeps its program)
-    locate_board: Optional[tuple] = None
+    locate: bool = False                 # --locate: also search what fails on the emulated board
+    debug_model: Optional[str] = None    # the source model debug needs (None: the bundle keeps its program)
 
     def discard(self) -> None:
         if self.board is not None:
@@ -364,9 +364,9 @@ def _finish_bundle(built: _Built, shared: _Shared) -> BundleResult:
         if built.check is not None:   # the bundle's verdict counts the .nb files the board ran, as check would
             built.check.adopt(emulated, "the emulated aarch64 board (qemu user-mode, Paddle Lite's ARM kernels)",
                               board_check.DEVICE)
-            if built.locate_board is not None:   # --locate: an ARM .nb that failed there, searched there
+            if built.locate:   # an ARM .nb that failed on the board is searched there
                 failed = [f for f in locate_failures.to_search(built.check) if f in emulated]
-                built.located.update(_locate(built.profile, shared, built.stage, failed, built.locate_board[0],
+                built.located.update(_locate(built.profile, shared, built.stage, failed, built.debug_model,
                                              board_check.DEVICE))
     report = _write_report(built.profile, shared, built.stage, built.artifacts, built.check, built.extra,
                            built.quant_notes, built.manifest.not_built, emulated, built.coverage, built.located)
@@ -440,7 +440,7 @@ def _build_bundle(profile: Profile, options: ConvertOptions, shared: _Shared, fi
         if check is not None:
             check.bundle = str(final)  # the report outlives the staging directory
         return _Built(profile, stage, final, artifacts, manifest, check, extra, quant_notes, board, coverage,
-                      located, (model,) if options.locate != "never" else None)
+                      located, options.locate != "never", model)
     except BaseException:
         if board is not None:
             board.cancel()
