@@ -37,9 +37,9 @@ def _fetchable(program: program_io.Program, ops: List[program_io.OpRecord]) -> L
 
 
 def crash_point(program: program_io.Program, run: RunPrefix) -> Tuple[Optional[int], int]:
-    """The position (in ``program.ops``) of the first op whose prefix crashes, or None when no prefix does
+    """The position (in ``program.top_ops()``) of the first op whose prefix crashes, or None when no prefix does
     (the crash needs the fetches of the full debug build, or does not repeat); and the prefix builds it took."""
-    ops = program.ops
+    ops = program.top_ops()    # a prefix cuts block 0: a crash inside a sub-block is found at its control-flow op
     good, bad, builds = -1, len(ops) - 1, 0    # the empty prefix runs; the whole program crashed
     while bad - good > 1:
         middle = (good + bad) // 2
@@ -68,8 +68,9 @@ def crash_point(program: program_io.Program, run: RunPrefix) -> Tuple[Optional[i
 def inputs_before(program: program_io.Program, position: int, run: RunPrefix) -> Dict[str, np.ndarray]:
     """The crashing op's data inputs, from a run of the prefix that ends just before it (feeds excluded:
     both sides get the same golden inputs)."""
-    op = program.ops[position]
+    ops = program.top_ops()
+    op = ops[position]
     wanted = [n for n in op.data_inputs(program.tensors) if n not in program.feeds]
     if not wanted or position == 0:
         return {}
-    return run(program.ops[position - 1].index, wanted)
+    return run(ops[position - 1].index, wanted)

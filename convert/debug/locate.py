@@ -62,6 +62,7 @@ class OpFinding:
     outputs: List[TensorCheck]
     inputs: List[TensorCheck] = field(default_factory=list)
     attrs: Dict[str, object] = field(default_factory=dict)
+    where: str = ""                      # an op of a control-flow sub-block: " (block 1 of while #8)"
 
     @property
     def diverged(self) -> bool:
@@ -72,10 +73,12 @@ class OpFinding:
         return min(judged, key=lambda p: (p.snr_db if p.snr_db is not None else -1e9)) if judged else None
 
     def label(self) -> str:
-        return f"{self.type} #{self.index} -> {self.outputs[0].name}" if self.outputs else f"{self.type} #{self.index}"
+        head = f"{self.type} #{self.index}{self.where}"
+        return f"{head} -> {self.outputs[0].name}" if self.outputs else head
 
     def to_json(self) -> dict:
-        return {"index": self.index, "type": self.type, "artifact_node": self.artifact_node,
+        return {"index": self.index, "type": self.type, "where": self.where.strip(" ()") or None,
+                "artifact_node": self.artifact_node,
                 "diverged": self.diverged, "outputs": [t.to_json() for t in self.outputs],
                 "inputs": [t.to_json() for t in self.inputs],
                 "attrs": {k: v for k, v in self.attrs.items() if isinstance(v, (int, float, str, bool, list))}}
@@ -303,16 +306,30 @@ def walk(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, node_of, memo=N
         outputs = [t for t in outputs if t.parity is not None]
         if not outputs:
             continue
-        finding = OpFinding(op.index, op.type, node_of(outputs[0].artifact_name), outputs, attrs=op.attrs)
+        finding = OpFinding(op.index, op.type, node_of(outputs[0].artifact_name), outputs, attrs=op.attrs,
+                            where=op.where())
         result.ops.append(finding)
         if result.first is None and finding.diverged:
             finding.inputs = [TensorCheck(n, n, "feed") if n in feeds else _judge(ref, tensors, tmap, n, tol, memo)
-                              for n in op.data_inputs(program.tensors)]
+                              for n in _read_values(op, program)]
             result.first = finding
             result.neighbours = _excerpt(program, op)
-    result.unmatched = [n for n in tmap.unmatched if tapped is None or n in tapped]
+    # a sub-block's tensor the reference has no value for was in a block these inputs never ran (a branch
+    # not taken): nothing to match, reported once in the reference's notes
+    result.unmatched = [n for n in tmap.unmatched if (tapped is None or n in tapped)
+                        and not (n in program.sub_block_tensors and n not in ref.tensors)]
     result.status = DIVERGED if result.first else HEALTHY
     return result
+
+
+def _read_values(op, program: program_io.Program) -> List[str]:
+    """The inputs of ``op`` whose fetched values are the ones it read. A sub-block's op may read a variable its
+    control-flow op writes (a loop variable): fetched, that holds the value after the block, so it is left out."""
+    inputs = op.data_inputs(program.tensors)
+    if op.runner is None:
+        return inputs
+    carried = {n for names in op.runner.outputs.values() for n in names}
+    return [n for n in inputs if n not in carried]
 
 
 def _excerpt(program: program_io.Program, culprit) -> Dict[str, list]:
@@ -419,7 +436,7 @@ class _Job:
         if position is None:
             return ArtifactDebug("", "", "", UNSUPPORTED, f"{said}; no prefix of the program crashes on its own, "
                                  "so the crash comes with the fetched taps, not with one op")
-        op = program.ops[position]
+        op = program.top_ops()[position]
         tensors = crash.inputs_before(program, position, run)
         _tap_reference(self.ref, list(tensors), self.feeds, self.work / "reference")
         tmap = mapping.by_name(program, set(tensors))
@@ -581,6 +598,11 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
                                 else "") + ")")
                 if art.precision != "fp32" and job.kernels:   # the tapped build's int8 layers, to compare
                     notes.append(f"debug build's {job.kernels}")
+            inner = [n for n in ref.program.sub_block_tensors if n in found.unmatched]
+            if art.format == "onnx" and inner:
+                notes.append(f"the {len(inner)} tensor(s) of control-flow sub-blocks are compared in .nb artifacts only: "
+                             "paddle2onnx puts those ops inside If/Loop subgraphs, whose values ONNX Runtime does not "
+                             "return")
             if found.status in (CRASHED, UNSUPPORTED):   # the crash, and where the bisection of prefixes found it
                 notes.insert(0, found.reason)
             elif job.bisect:
@@ -592,6 +614,12 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             results[art.file] = found
     ref.notes.append(f"reference: Paddle Inference on {ref.source} ({len(ref.program.ops)} ops, "
                      f"{len(ref.program.tensors)} tensors; {len(ref.tensors)} read)")
+    in_blocks = ref.program.sub_block_tensors
+    if in_blocks:
+        idle = [n for n in in_blocks if n not in ref.tensors and any(n in j.tapped for j in jobs)]
+        ref.notes.append(f"{len(in_blocks)} tensor(s) inside control-flow sub-blocks (a loop's: its last iteration)"
+                         + (f"; {len(idle)} of them in blocks these inputs never run (a branch not taken), not "
+                            f"compared: {', '.join(idle[:6])}{' ...' if len(idle) > 6 else ''}" if idle else ""))
     here = device_info.describe() if device in (None, "local") else {"machine": device}
     return DebugReport(str(bundle_dir), bundle.manifest.name, str(model) if model else None, here,
                        dict(bundle.manifest.tools), ref.notes, [results[a.file] for a in chosen])

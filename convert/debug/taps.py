@@ -24,7 +24,7 @@ def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path,
     Inference (the reference)."""
     model, params, _ = program_io.tapped_copy(model_file, params_file, work / "paddle-tapped", names)
     with runtimes.open(str(model), isolate=True) as session:
-        return session.run(feeds)
+        return program_io.untapped(session.run(feeds))
 
 
 def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: str = "x86",
@@ -45,7 +45,7 @@ def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: 
         with runtimes.open(str(nb), isolate=True) as session:
             tensors = session.run(feeds)
     removed = [n for n in fetched if n not in tensors]
-    return tensors, removed, built.describe()
+    return program_io.untapped(tensors), removed, built.describe()
 
 
 def onnx_graph(onnx_file: Path):

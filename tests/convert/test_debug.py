@@ -115,6 +115,67 @@ def test_changed_attribute_in_the_lite_program_is_named(digits, tmp_path):
 
 
 @pytest.fixture(scope="module")
+def branches(tmp_path_factory) -> Path:
+    """Two if/else pairs (conditional_block sub-blocks, one branch of each taken), as Paddle 3 exports them in
+    PIR and wherry translates them."""
+    folder = export_op_case("if_else", "pir")
+    bundle, = convert(folder / "model.json", targets="desktop-x86_64", precisions="fp32", inputs=folder / "inputs.npz",
+                      name="if_else", out=tmp_path_factory.mktemp("branches"))
+    assert bundle.ok
+    return bundle.path
+
+
+def test_ops_inside_control_flow_sub_blocks_are_compared(branches):
+    """A taken branch's ops are compared in the .nb like block 0's (each through a block-0 twin of its tensor);
+    a branch not taken is named as such, not as unmatched; the ONNX report says why it compares none of them."""
+    report = debug(branches, taps_mode="all")
+    nb, onnx_ = (next(a for a in report.artifacts if a.format == f) for f in ("nb", "onnx"))
+    assert (nb.status, onnx_.status) == (HEALTHY, HEALTHY), report.text()
+    inside = {f.outputs[0].name: f for f in nb.ops if f.where}
+    assert {"tanh_11.tmp", "scale_12.tmp", "scale_21.tmp"} <= set(inside), report.text()
+    assert inside["tanh_11.tmp"].where == " (block 2 of conditional_block #7)"
+    assert all(f.outputs[0].parity.cosine > 0.9999 for f in inside.values())
+    notes = " ".join(report.reference_notes)
+    assert "branch not taken" in notes and "scale_7.tmp" in notes and "scale_7.tmp" not in nb.unmatched
+    assert "If/Loop subgraphs" in onnx_.reason
+    # in execution order: a branch's ops before the select_input that takes the branch's result
+    order = [f.outputs[0].name for f in nb.ops]
+    assert order.index("scale_12.tmp") < order.index("fetch_name_0")
+
+
+def test_fault_planted_inside_a_branch_is_named_there(branches, tmp_path):
+    """One op of a taken branch computes the wrong thing in the Lite program (scale 3 instead of -1 ... its
+    ``scale`` attribute changed): debug names that op, inside its sub-block, with its input within tolerance."""
+    from paddle.base.proto import framework_pb2
+
+    model, params = branches / "debug" / "model.pdmodel", branches / "debug" / "model.pdiparams"
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(model.read_bytes())
+    scale = next(op for block in desc.blocks[1:] for op in block.ops
+                 if op.type == "scale" and list(op.outputs[0].arguments) == ["scale_12.tmp"])
+    attr = next(a for a in scale.attrs if a.name == "scale")
+    attr.f = attr.f * 1.5 + 0.25
+    planted = tmp_path / "planted.pdmodel"
+    planted.write_bytes(desc.SerializeToString())
+
+    found, = debug(branches, artifacts=["model.x86.nb"], nb_program=(planted, params), taps_mode="all").artifacts
+    assert found.status == DIVERGED
+    assert (found.first.type, found.first.outputs[0].name) == ("scale", "scale_12.tmp")
+    assert "block 2 of conditional_block" in found.first.label()
+    assert [(i.name, i.passed) for i in found.first.inputs] == [("tanh_11.tmp", True)]
+
+
+def test_a_loop_body_is_compared_at_its_last_iteration(tmp_path):
+    folder = export_op_case("while_loop", "pir")
+    bundle, = convert(folder / "model.json", targets="desktop-x86_64", precisions="fp32", inputs=folder / "inputs.npz",
+                      name="while_loop", out=tmp_path)
+    nb = next(a for a in debug(bundle.path, taps_mode="all").artifacts if a.format == "nb")
+    assert nb.status == HEALTHY
+    body = {f.type for f in nb.ops if "block 1 of while" in f.where}
+    assert {"tanh", "elementwise_add"} <= body, [f.label() for f in nb.ops]
+
+
+@pytest.fixture(scope="module")
 def pads_bundle(tmp_path_factory) -> tuple:
     """Constant, reflect and replicate padding (pad3d): Paddle Lite x86 2.13 ignores the constant pad value."""
     folder = export_op_case("pads")
