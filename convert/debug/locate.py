@@ -385,8 +385,10 @@ class _Job:
                 # a quantized program's own extra tensors (its quantize/dequantize pairs) are never fetched: Lite
                 # folds those pairs into int8 kernels, and a fetched one would keep its layer in float
                 wanted = plan.every_tensor(program)
+            # the kernels opt chose matter for a quantized program only (are its layers int8 in the debug build?)
             new, removed, self.kernels = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work,
-                                                           self.place, self.device, wanted)
+                                                           self.place, self.device, wanted,
+                                                           kernels=self.art.precision != "fp32")
             self.removed = list(dict.fromkeys(self.removed + removed))
         for name, value in new.items():
             self.tensors.setdefault(name, value)
@@ -427,7 +429,7 @@ class _Job:
 
         def run(last_op: int, names: List[str]) -> Dict[str, np.ndarray]:
             tensors, _, _ = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work / "prefix", self.place,
-                                           self.device, names, last_op)
+                                           self.device, names, last_op, kernels=False)
             return tensors
         start = time.perf_counter()
         position, builds = crash.crash_point(program, run)

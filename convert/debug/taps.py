@@ -28,24 +28,25 @@ def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path,
 
 
 def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: str = "x86",
-                 device: Optional[str] = None, names: Optional[List[str]] = None, last_op: Optional[int] = None
-                 ) -> Tuple[Dict[str, np.ndarray], List[str], str]:
+                 device: Optional[str] = None, names: Optional[List[str]] = None, last_op: Optional[int] = None,
+                 kernels: bool = True) -> Tuple[Dict[str, np.ndarray], List[str], str]:
     """The intermediate tensors ``names`` (default: every one) as Paddle Lite computes them in a debug .nb
     built for ``place`` (x86 here, or arm on ``device``, as for ``check --device``) from the program with
     those tensors fetched (only its ops up to ``last_op``, when given). Returns (tensors, fetched names
-    Lite's optimizer removed anyway, the kernels opt chose for the debug build)."""
+    Lite's optimizer removed anyway, the kernels opt chose for the debug build: "" without ``kernels``,
+    which saves opt its verbose log)."""
     from wherry.convert import lite_export
 
     model, params, fetched = program_io.tapped_copy(model_file, params_file, work / "lite-tapped", names, last_op)
     nb = work / f"debug.{place}.nb"
-    built = lite_export.export_nb(model, params, nb, [place])
+    built = lite_export.export_nb(model, params, nb, [place], verbose=kernels)
     if device and device != "local":
         tensors = _run_on_device(device, nb, feeds, work)
     else:
         with runtimes.open(str(nb), isolate=True) as session:
             tensors = session.run(feeds)
     removed = [n for n in fetched if n not in tensors]
-    return program_io.untapped(tensors), removed, built.describe()
+    return program_io.untapped(tensors), removed, built.describe() if kernels else ""
 
 
 def onnx_graph(onnx_file: Path):
