@@ -9,6 +9,7 @@ visible.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -25,6 +26,7 @@ from wherry.runtimes import parity
 from wherry.runtimes.bundle import Artifact, Bundle, Tolerance, load_bundle
 from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import InputError, NativeCrash, WherryError
+from wherry.runtimes.isolate import SharedChild
 
 from ..source import source_sha256
 from . import crash, mapping, plan, taps
@@ -219,12 +221,13 @@ def _reference(bundle, model: Optional[str], work: Path) -> _Reference:
     return _Reference(program, legal_model, legal_params, {}, notes, source, program.detections())
 
 
-def _tap_reference(ref: _Reference, names: Optional[List[str]], feeds, work: Path) -> None:
+def _tap_reference(ref: _Reference, names: Optional[List[str]], feeds, work: Path,
+                   child: Optional[SharedChild] = None) -> None:
     """Add the tensors ``names`` (None: every one) that the reference has not computed yet."""
     wanted = None if names is None else [n for n in names if n not in ref.tensors]
     if wanted == [] and ref.tensors:
         return
-    for name, value in taps.paddle_tensors(ref.model_file, ref.params_file, feeds, work, wanted).items():
+    for name, value in taps.paddle_tensors(ref.model_file, ref.params_file, feeds, work, wanted, child).items():
         ref.tensors.setdefault(name, value)
 
 
@@ -361,6 +364,7 @@ class _Job:
         self.result: Optional[ArtifactDebug] = None
         self.onnx = art.format == "onnx"
         self.graph: Optional[GraphProto] = None   # an ONNX artifact's graph, read in the first round
+        self.child: Optional[SharedChild] = None  # runs the tapped artifact here (started ahead by debug())
 
     def reference_needs(self, wanted: Optional[List[str]]) -> Optional[List[str]]:
         """The reference tensors a round needs to judge ``wanted`` (None: every one)."""
@@ -378,7 +382,7 @@ class _Job:
                 self.static_map = mapping.onnx_map(program, taps.onnx_node_outputs(self.graph), self.graph)
             exposed = None if wanted is None else {self.static_map.pairs[n] for n in wanted
                                                    if n in self.static_map.pairs}
-            new, _ = taps.onnx_tensors(onnx_file, self.feeds, self.work, self.device, exposed)
+            new, _ = taps.onnx_tensors(onnx_file, self.feeds, self.work, self.device, exposed, self.child)
         else:
             model, params = self.nb_program or (self.ref.model_file, self.ref.params_file)
             if wanted is None and self.art.precision != "fp32":
@@ -388,7 +392,7 @@ class _Job:
             # the kernels opt chose matter for a quantized program only (are its layers int8 in the debug build?)
             new, removed, self.kernels = taps.lite_tensors(Path(model), Path(params), self.feeds, self.work,
                                                            self.place, self.device, wanted,
-                                                           kernels=self.art.precision != "fp32")
+                                                           kernels=self.art.precision != "fp32", child=self.child)
             self.removed = list(dict.fromkeys(self.removed + removed))
         for name, value in new.items():
             self.tensors.setdefault(name, value)
@@ -520,7 +524,14 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
     chosen = [bundle.manifest.artifact(a) for a in artifacts] if artifacts else list(bundle.manifest.artifacts)
     feeds, golden = golden_data(bundle)
     on_device = device not in (None, "local")
-    with tempfile.TemporaryDirectory(prefix="wherry-debug-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="wherry-debug-") as scratch, contextlib.ExitStack() as children:
+        def started(backend: str) -> SharedChild:
+            """A child that imports ``backend`` while this process prepares the tapped programs (the first
+            round then pays no interpreter start and library import: Paddle's alone is ~0.9 s)."""
+            child = children.enter_context(contextlib.closing(SharedChild()))
+            child.prewarm([backend])
+            return child
+        reference_child = started("paddle")
         work = Path(work or scratch)
         ref = _reference(bundle, model, work / "reference")
         large = plan.bisects(ref.program, taps_mode)
@@ -540,6 +551,8 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             job = _Job(ref, art, _tolerance(art), work / art.file, feeds,
                        device if (on_device and (art.format == "onnx" or place == "arm")) else None, place,
                        quantized or nb_program, large and art.precision == "fp32")
+            if job.device is None:
+                job.child = started("onnxruntime" if job.onnx else "paddlelite")
             jobs.append(job)
         wanted = {j.art.file: (plan.checkpoints(ref.program) if j.bisect else None) for j in jobs}
         seconds = {j.art.file: 0.0 for j in jobs}
@@ -549,7 +562,7 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             needs = [j.reference_needs(wanted[j.art.file]) for j in active]
             listed = [n for n in needs if n is not None]   # None: every tensor
             ref_names = None if len(listed) < len(needs) else list(dict.fromkeys(x for n in listed for x in n))
-            calls = [lambda: _tap_reference(ref, ref_names, feeds, work / "reference")]
+            calls = [lambda: _tap_reference(ref, ref_names, feeds, work / "reference", reference_child)]
             for job in active:
                 def run(job=job):
                     start = time.perf_counter()

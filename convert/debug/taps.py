@@ -1,7 +1,9 @@
 """Run the reference and an artifact with their intermediate tensors exposed.
 
-Each run happens in an isolated child (``runtimes.open(..., isolate=True)``), like every other run of
+Each run happens in an isolated child (``open_session(..., isolate=True)``), like every other run of
 Paddle, Paddle Lite or ONNX Runtime in wherry: a native crash of a debug build never takes wherry down.
+A caller may pass a child it started ahead (``SharedChild.prewarm``): its interpreter start and library
+import (Paddle's alone is ~0.9 s) then overlap with the caller's own work.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from wherry import runtimes
+from wherry.runtimes.session import open_session
+from wherry.runtimes.isolate import SharedChild
 
 from . import program as program_io
 
@@ -19,17 +22,18 @@ log = logging.getLogger(__name__)
 
 
 def paddle_tensors(model_file: Path, params_file: Path, feeds, work: Path,
-                   names: Optional[List[str]] = None) -> Dict[str, np.ndarray]:
+                   names: Optional[List[str]] = None, child: Optional[SharedChild] = None) -> Dict[str, np.ndarray]:
     """The program's outputs and the intermediate tensors ``names`` (default: every one), from Paddle
-    Inference (the reference)."""
+    Inference (the reference); in ``child`` when given (one started ahead, that imported Paddle already)."""
     model, params, _ = program_io.tapped_copy(model_file, params_file, work / "paddle-tapped", names)
-    with runtimes.open(str(model), isolate=True) as session:
+    with open_session(str(model), isolate=True, child=child) as session:
         return program_io.untapped(session.run(feeds))
 
 
 def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: str = "x86",
                  device: Optional[str] = None, names: Optional[List[str]] = None, last_op: Optional[int] = None,
-                 kernels: bool = True) -> Tuple[Dict[str, np.ndarray], List[str], str]:
+                 kernels: bool = True, child: Optional[SharedChild] = None
+                 ) -> Tuple[Dict[str, np.ndarray], List[str], str]:
     """The intermediate tensors ``names`` (default: every one) as Paddle Lite computes them in a debug .nb
     built for ``place`` (x86 here, or arm on ``device``, as for ``check --device``) from the program with
     those tensors fetched (only its ops up to ``last_op``, when given). Returns (tensors, fetched names
@@ -43,7 +47,7 @@ def lite_tensors(model_file: Path, params_file: Path, feeds, work: Path, place: 
     if device and device != "local":
         tensors = _run_on_device(device, nb, feeds, work)
     else:
-        with runtimes.open(str(nb), isolate=True) as session:
+        with open_session(str(nb), isolate=True, child=child) as session:
             tensors = session.run(feeds)
     removed = [n for n in fetched if n not in tensors]
     return program_io.untapped(tensors), removed, built.describe() if kernels else ""
@@ -63,7 +67,8 @@ def onnx_node_outputs(graph) -> set:
 
 
 def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = None,
-                 names: Optional[set] = None) -> Tuple[Dict[str, np.ndarray], "object"]:
+                 names: Optional[set] = None, child: Optional[SharedChild] = None
+                 ) -> Tuple[Dict[str, np.ndarray], "object"]:
     """The graph outputs and the node outputs ``names`` (default: every one, the way Polygraphy marks all
     tensors as outputs) of an ONNX model: returns the tensors and the ONNX graph (for mapping tensors by
     producing node). ``device`` (as for ``check --device``) runs the exposed model there instead of on
@@ -87,7 +92,7 @@ def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = Non
     feeds = {k: v for k, v in feeds.items() if k in {i.name for i in graph.input}}
     if device and device != "local":
         return _run_on_device(device, exposed, feeds, work), graph
-    with runtimes.open(str(exposed), isolate=True) as session:
+    with open_session(str(exposed), isolate=True, child=child) as session:
         tensors = session.run(feeds)
     return tensors, graph
 
