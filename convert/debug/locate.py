@@ -33,7 +33,7 @@ from . import crash, mapping, plan, taps
 from . import program as program_io
 
 if TYPE_CHECKING:
-    from onnx import GraphProto
+    from onnx import GraphProto, NodeProto
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +364,7 @@ class _Job:
         self.result: Optional[ArtifactDebug] = None
         self.onnx = art.format == "onnx"
         self.graph: Optional[GraphProto] = None   # an ONNX artifact's graph, read in the first round
+        self.in_subgraphs: Dict[str, NodeProto] = {}  # its tensors inside If branches / Loop bodies -> that node
         self.child: Optional[SharedChild] = None  # runs the tapped artifact here (started ahead by debug())
 
     def reference_needs(self, wanted: Optional[List[str]]) -> Optional[List[str]]:
@@ -379,10 +380,14 @@ class _Job:
         if self.onnx:
             if self.graph is None:
                 self.graph = taps.onnx_graph(onnx_file)
-                self.static_map = mapping.onnx_map(program, taps.onnx_node_outputs(self.graph), self.graph)
-            exposed = None if wanted is None else {self.static_map.pairs[n] for n in wanted
-                                                   if n in self.static_map.pairs}
-            new, _ = taps.onnx_tensors(onnx_file, self.feeds, self.work, self.device, exposed, self.child)
+                self.in_subgraphs = taps.onnx_subgraph_outputs(self.graph)
+                self.static_map = mapping.onnx_map(program, taps.onnx_node_outputs(self.graph) | set(self.in_subgraphs),
+                                                   self.graph)
+            pairs = {n: a for n, a in self.static_map.pairs.items() if wanted is None or n in wanted}
+            exposed = None if wanted is None else {a for a in pairs.values() if a not in self.in_subgraphs}
+            # a sub-block's tensor inside an If/Loop of the graph: passed out of it (taps._expose_in_subgraphs)
+            inner = {a: program.tensors[n] for n, a in pairs.items() if a in self.in_subgraphs}
+            new, _ = taps.onnx_tensors(onnx_file, self.feeds, self.work, self.device, exposed, self.child, inner)
         else:
             model, params = self.nb_program or (self.ref.model_file, self.ref.params_file)
             if wanted is None and self.art.precision != "fp32":
@@ -405,6 +410,8 @@ class _Job:
             tmap = mapping.TensorMap(dict(self.static_map.pairs), dict(self.static_map.how),
                                      list(self.static_map.unmatched))
             producer = {o: n for n in self.graph.node for o in n.output}
+            producer.update({o: n for g in (a.g for n in self.graph.node for a in n.attribute if a.g.node)
+                             for n in g.node for o in n.output})
 
             def node_of(name):
                 node = producer.get(name)
@@ -615,9 +622,9 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
                     notes.append(f"debug build's {job.kernels}")
             inner = [n for n in ref.program.sub_block_tensors if n in found.unmatched]
             if art.format == "onnx" and inner:
-                notes.append(f"the {len(inner)} tensor(s) of control-flow sub-blocks are compared in .nb artifacts only: "
-                             "paddle2onnx puts those ops inside If/Loop subgraphs, whose values ONNX Runtime does not "
-                             "return")
+                notes.append(f"{len(inner)} tensor(s) of control-flow sub-blocks have no counterpart in the ONNX "
+                             "graph (compared: the ones paddle2onnx names alike in an If branch or Loop body of the "
+                             "graph itself, not nested deeper)")
             if found.status in (CRASHED, UNSUPPORTED):   # the crash, and where the bisection of prefixes found it
                 notes.insert(0, found.reason)
             elif job.bisect:

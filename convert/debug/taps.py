@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from wherry.runtimes.session import open_session
 from wherry.runtimes.isolate import SharedChild
 
 from . import program as program_io
+
+if TYPE_CHECKING:
+    from onnx import NodeProto
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +69,82 @@ def onnx_node_outputs(graph) -> set:
     return {name for node in graph.node for name in node.output if name and name not in constants}
 
 
+def onnx_subgraph_outputs(graph) -> Dict[str, "NodeProto"]:
+    """Tensors computed inside the If branches and Loop bodies of the graph's own nodes (one level deep:
+    where paddle2onnx puts a Paddle sub-block's ops) -> the If or Loop node."""
+    found = {}
+    for node in graph.node:
+        if node.op_type not in ("If", "Loop"):
+            continue
+        for attr in node.attribute:
+            if attr.g.node:
+                found.update({name: node for name in onnx_node_outputs(attr.g)})
+    return found
+
+
+# a Loop body's tapped tensor comes out as a scan output (one slice per iteration): its last is compared
+_LAST_ITERATION = "@wherry_tap_loop"
+_ONNX_DTYPES = {"fp32": "FLOAT", "fp16": "FLOAT16", "fp64": "DOUBLE", "bf16": "BFLOAT16"}
+
+
+def _expose_in_subgraphs(graph, inner: Dict[str, str]) -> None:
+    """Make the subgraph tensors ``inner`` (name -> Paddle dtype) outputs of the main graph. ONNX Runtime returns
+    graph outputs only, and a subgraph's values stay inside its If or Loop node, so each is passed out: from an
+    If branch as one more output of the If (the other branch gives a one-NaN filler, dropped when that
+    branch ran, as for Lite's sub-block twins), from a Loop body as one more scan output (its last slice)."""
+    from onnx import TensorProto, ValueInfoProto, helper
+
+    from . import program as program_io
+
+    owner = onnx_subgraph_outputs(graph)
+    for name, dtype in inner.items():
+        node = owner[name]
+        branches = {a.name: a.g for a in node.attribute if a.g.node}
+        if node.op_type == "Loop":
+            branches["body"].output.append(ValueInfoProto(name=name))
+            tap = name + _LAST_ITERATION
+        else:
+            tap = name + program_io.TAP_SUFFIX
+            elem = getattr(TensorProto, _ONNX_DTYPES.get(dtype, "FLOAT"))
+            for branch in branches.values():
+                if name in onnx_node_outputs(branch):
+                    branch.output.append(ValueInfoProto(name=name))
+                else:
+                    filler = f"{name}@wherry_filler"
+                    branch.node.append(helper.make_node("Constant", [], [filler], value=helper.make_tensor(
+                        filler, elem, [1], [float("nan")])))
+                    branch.output.append(ValueInfoProto(name=filler))
+        node.output.append(tap)
+        graph.output.append(ValueInfoProto(name=tap))
+
+
+def _untap_subgraphs(values: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    from . import program as program_io
+
+    result = {}
+    for name, value in values.items():
+        if name.endswith(_LAST_ITERATION):
+            if not len(value):      # the loop ran no iteration
+                continue
+            name, value = name[:-len(_LAST_ITERATION)], value[-1]
+        result[name] = value
+    return program_io.untapped(result)
+
+
 def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = None,
-                 names: Optional[set] = None, child: Optional[SharedChild] = None
-                 ) -> Tuple[Dict[str, np.ndarray], "object"]:
+                 names: Optional[set] = None, child: Optional[SharedChild] = None,
+                 inner: Optional[Dict[str, str]] = None) -> Tuple[Dict[str, np.ndarray], "object"]:
     """The graph outputs and the node outputs ``names`` (default: every one, the way Polygraphy marks all
-    tensors as outputs) of an ONNX model: returns the tensors and the ONNX graph (for mapping tensors by
-    producing node). ``device`` (as for ``check --device``) runs the exposed model there instead of on
-    this host."""
+    tensors as outputs) of an ONNX model, and the tensors ``inner`` (name -> Paddle dtype) computed inside
+    its If branches and Loop bodies (``onnx_subgraph_outputs``): returns the tensors and the ONNX graph (for
+    mapping tensors by producing node). ``device`` (as for ``check --device``) runs the exposed model there
+    instead of on this host."""
     import onnx
 
     model = onnx.load(str(onnx_file))
     graph = model.graph
+    if inner:
+        _expose_in_subgraphs(graph, inner)
     exposable = onnx_node_outputs(graph)
     present = {o.name for o in graph.output}
     for node in graph.node:
@@ -91,10 +159,10 @@ def onnx_tensors(onnx_file: Path, feeds, work: Path, device: Optional[str] = Non
     onnx.save(model, str(exposed))
     feeds = {k: v for k, v in feeds.items() if k in {i.name for i in graph.input}}
     if device and device != "local":
-        return _run_on_device(device, exposed, feeds, work), graph
+        return _untap_subgraphs(_run_on_device(device, exposed, feeds, work)), graph
     with open_session(str(exposed), isolate=True, child=child) as session:
         tensors = session.run(feeds)
-    return tensors, graph
+    return _untap_subgraphs(tensors), graph
 
 
 def _run_on_device(device: str, model: Path, feeds, work: Path) -> Dict[str, np.ndarray]:

@@ -126,8 +126,9 @@ def branches(tmp_path_factory) -> Path:
 
 
 def test_ops_inside_control_flow_sub_blocks_are_compared(branches):
-    """A taken branch's ops are compared in the .nb like block 0's (each through a block-0 twin of its tensor);
-    a branch not taken is named as such, not as unmatched; the ONNX report says why it compares none of them."""
+    """A taken branch's ops are compared in the .nb like block 0's (each through a block-0 twin of its tensor)
+    and in the ONNX where paddle2onnx names them alike inside its If; a branch not taken is named as such, not
+    as unmatched."""
     report = debug(branches, taps_mode="all")
     nb, onnx_ = (next(a for a in report.artifacts if a.format == f) for f in ("nb", "onnx"))
     assert (nb.status, onnx_.status) == (HEALTHY, HEALTHY), report.text()
@@ -137,7 +138,9 @@ def test_ops_inside_control_flow_sub_blocks_are_compared(branches):
     assert all(f.outputs[0].parity.cosine > 0.9999 for f in inside.values())
     notes = " ".join(report.reference_notes)
     assert "branch not taken" in notes and "scale_7.tmp" in notes and "scale_7.tmp" not in nb.unmatched
-    assert "If/Loop subgraphs" in onnx_.reason
+    in_onnx = {f.outputs[0].name: f for f in onnx_.ops if f.where}
+    assert "tanh_11.tmp" in in_onnx and in_onnx["tanh_11.tmp"].artifact_node.startswith("ONNX Tanh")
+    assert "no counterpart in the ONNX graph" in onnx_.reason
     # in execution order: a branch's ops before the select_input that takes the branch's result
     order = [f.outputs[0].name for f in nb.ops]
     assert order.index("scale_12.tmp") < order.index("fetch_name_0")
@@ -165,14 +168,37 @@ def test_fault_planted_inside_a_branch_is_named_there(branches, tmp_path):
     assert [(i.name, i.passed) for i in found.first.inputs] == [("tanh_11.tmp", True)]
 
 
+def test_fault_planted_inside_an_onnx_if_branch_is_named_there(branches, tmp_path):
+    """The ONNX artifact's taken branch computes a sigmoid where the model has a tanh: the tanh inside the If's
+    branch is named (its value passed out of the If as one more output), not the If's result after it."""
+    import onnx
+
+    bundle = _copy(branches, tmp_path)
+    model = onnx.load(str(bundle / "model.onnx"))
+    branch = next(a.g for node in model.graph.node if node.op_type == "If" for a in node.attribute
+                  if any(n.op_type == "Tanh" for n in a.g.node))
+    next(n for n in branch.node if n.op_type == "Tanh").op_type = "Sigmoid"
+    onnx.save(model, str(bundle / "model.onnx"))
+    _reseal_artifact(bundle, "model.onnx")
+
+    found, = debug(bundle, artifacts=["model.onnx"], taps_mode="all").artifacts
+    assert found.status == DIVERGED
+    assert (found.first.type, found.first.outputs[0].name) == ("tanh", "tanh_11.tmp"), found.first.label()
+    assert "block 2 of conditional_block" in found.first.where
+
+
 def test_a_loop_body_is_compared_at_its_last_iteration(tmp_path):
     folder = export_op_case("while_loop", "pir")
     bundle, = convert(folder / "model.json", targets="desktop-x86_64", precisions="fp32", inputs=folder / "inputs.npz",
                       name="while_loop", out=tmp_path)
-    nb = next(a for a in debug(bundle.path, taps_mode="all").artifacts if a.format == "nb")
-    assert nb.status == HEALTHY
+    report = debug(bundle.path, taps_mode="all")
+    nb, onnx_ = (next(a for a in report.artifacts if a.format == f) for f in ("nb", "onnx"))
+    assert (nb.status, onnx_.status) == (HEALTHY, HEALTHY)
     body = {f.type for f in nb.ops if "block 1 of while" in f.where}
     assert {"tanh", "elementwise_add"} <= body, [f.label() for f in nb.ops]
+    # the ONNX Loop body's tanh, passed out as a scan output: its last iteration is the one compared
+    tanh = next(f for f in onnx_.ops if f.outputs[0].name == "tanh_9.tmp")
+    assert tanh.outputs[0].parity.cosine > 0.9999 and tanh.where == " (block 1 of while #8)"
 
 
 @pytest.fixture(scope="module")
