@@ -222,6 +222,11 @@ def _error_ratio(parity: Optional[Json]) -> Optional[float]:
     return max_abs / limit
 
 
+def _op_name(op: Dict[str, Any]) -> str:
+    """"conv2d #12", or for an op of a control-flow sub-block "tanh #23 (block 2 of conditional_block #7)"."""
+    return f'{op["type"]} #{op["index"]}' + (f' ({op["where"]})' if op.get("where") else "")
+
+
 def depth_svg(art: Json, width: int = 640, height: int = 180) -> str:
     """Error versus depth: each compared op in execution order (x) against its worst output's error over
     the tolerance limit (y, log scale), the tolerance line at 1 and the first divergence marked. Exact
@@ -261,11 +266,11 @@ def depth_svg(art: Json, width: int = 640, height: int = 180) -> str:
     parts.append(f'<polyline points="{path}" fill="none" stroke="#94a3b8"/>')
     for n, op, r, ok in points:
         parts.append(f'<circle cx="{x_of(n):.1f}" cy="{y_of(r):.1f}" r="3" fill="{"#2e7d32" if ok else "#c0392b"}">'
-                     f'<title>{_e(op["type"])} #{op["index"]}: error {r:.3g} x tolerance</title></circle>')
+                     f'<title>{_e(_op_name(op))}: error {r:.3g} x tolerance</title></circle>')
         if first and op["index"] == first["index"]:
             parts.append(f'<line x1="{x_of(n):.1f}" y1="{top}" x2="{x_of(n):.1f}" y2="{height - bottom}" '
                          f'stroke="#c0392b" stroke-width="2"/><text x="{x_of(n) + 4:.1f}" y="{top + 10}" '
-                         f'font-size="11" fill="#c0392b">first divergence: {_e(op["type"])} #{op["index"]}</text>')
+                         f'font-size="11" fill="#c0392b">first divergence: {_e(_op_name(op))}</text>')
     parts.append(f'<text x="{left}" y="{height - 8}" font-size="10">op 1</text>'
                  f'<text x="{width - right}" y="{height - 8}" font-size="10" text-anchor="end">'
                  f'op {len(art.get("ops", []))} (execution order; y: max abs error / tolerance limit)</text>')
@@ -378,7 +383,7 @@ def _damage_table(art: Json, top: int = 8) -> str:
     for rank, entry in enumerate(ranked[:top], 1):
         op = by_index[entry["index"]]
         t = next((o for o in op["outputs"] if o["name"] == entry.get("tensor")), op["outputs"][0])
-        rows.append(f'<tr><td>{rank}</td><td>{_e(op["type"])} #{op["index"]}</td><td>{_e(op["artifact_node"])}</td>'
+        rows.append(f'<tr><td>{rank}</td><td>{_e(_op_name(op))}</td><td>{_e(op["artifact_node"])}</td>'
                     f'<td><code>{_e(t["name"])}</code></td>{_metric_cells(t.get("parity"))}</tr>')
     return (f'<p><code>{_e(art["file"])}</code>: per-layer damage against the float model\'s same layer '
             f'(lowest SNR first; {len(ranked)} layers, all in the JSON\'s <code>damage</code>)</p><table>'
@@ -398,7 +403,7 @@ def _debug_section(debug: Json) -> str:
                          f'{_e(art.get("reason", ""))} ({len(art.get("ops", []))} ops compared)</p>')
             parts.append(depth_svg(art))
             continue
-        parts.append(f'<p>{head}<span class="fail">first diverging op: {_e(first["type"])} #{first["index"]}</span> '
+        parts.append(f'<p>{head}<span class="fail">first diverging op: {_e(_op_name(first))}</span> '
                      f'(artifact: {_e(first["artifact_node"])})</p>')
         rows = ["<tr><th>role</th><th>Paddle tensor</th><th>artifact tensor</th><th>max abs</th><th>cosine</th>"
                 "<th>SNR (dB)</th><th>verdict</th></tr>"]

@@ -181,10 +181,18 @@ def test_fault_planted_inside_an_onnx_if_branch_is_named_there(branches, tmp_pat
     onnx.save(model, str(bundle / "model.onnx"))
     _reseal_artifact(bundle, "model.onnx")
 
-    found, = debug(bundle, artifacts=["model.onnx"], taps_mode="all").artifacts
+    report = debug(bundle, artifacts=["model.onnx"], taps_mode="all")
+    found, = report.artifacts
     assert found.status == DIVERGED
     assert (found.first.type, found.first.outputs[0].name) == ("tanh", "tanh_11.tmp"), found.first.label()
     assert "block 2 of conditional_block" in found.first.where
+    # the page names the op with its block too
+    from wherry import runtimes
+    from wherry.runtimes.report_html import write_check_html
+
+    write_check_html(tmp_path / "debug.html", bundle, runtimes.check(bundle, artifacts=["model.onnx"]), report.to_json())
+    assert f"first diverging op: tanh #{found.first.index} (block 2 of conditional_block #7)" in (
+        tmp_path / "debug.html").read_text()
 
 
 def test_a_loop_body_is_compared_at_its_last_iteration(tmp_path):
