@@ -357,6 +357,7 @@ class _Job:
         self.bisect = bisect
         self.tensors: Dict[str, np.ndarray] = {}
         self.tapped: set = set()
+        self.judged: set = set()     # tapped tensors that were compared (both sides had them, matched)
         self.removed: List[str] = []
         self.memo: dict = {}
         self.rounds = 0
@@ -427,6 +428,7 @@ class _Job:
             def node_of(name):
                 return f"Lite {self.place} {kinds.get(name, '?')} (debug .nb)"
         result = walk(self.ref, self.tensors, tmap, self.tol, node_of, self.memo, self.tapped)
+        self.judged |= {t.name for f in result.ops for t in f.outputs if t.parity is not None}
         if not self.onnx:
             result.removed = [n for n in self.removed if n not in self.tensors]
         self.result = result
@@ -464,9 +466,12 @@ class _Job:
     def next_names(self) -> Optional[List[str]]:
         """After a bisection round: the tensors the next round taps, or None when the verdict is final."""
         first = self.result.first if self.result else None
-        if not self.bisect or first is None or plan.resolved(self.ref.program, first.index, self.tapped):
+        # judged, not merely tapped: a tensor the artifact has no counterpart of (paddle2onnx's conv writes the
+        # bias add after it under the conv's name, so the add's output is nowhere) bounds no window, or the op
+        # that really diverged before it would never be tapped
+        if not self.bisect or first is None or plan.resolved(self.ref.program, first.index, self.judged):
             return None
-        more = [n for n in plan.window(self.ref.program, first.index, self.tapped) if n not in self.tapped]
+        more = [n for n in plan.window(self.ref.program, first.index, self.judged) if n not in self.tapped]
         return more or None
 
 

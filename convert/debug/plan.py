@@ -48,19 +48,19 @@ def checkpoints(program: Program, count: int = CHECKPOINTS) -> List[str]:
     return list(dict.fromkeys(n for op in chosen for n in op.data_outputs(program.tensors)))
 
 
-def resolved(program: Program, op_index: int, tapped: Set[str]) -> bool:
-    """Whether the inputs of op ``op_index`` were tapped: then a first divergence there is final."""
+def resolved(program: Program, op_index: int, judged: Set[str]) -> bool:
+    """Whether the inputs of op ``op_index`` were compared: then a first divergence there is final."""
     op = next(o for o in program.ops if o.index == op_index)
-    return all(n in tapped or n in program.feeds for n in op.data_inputs(program.tensors))
+    return all(n in judged or n in program.feeds for n in op.data_inputs(program.tensors))
 
 
-def window(program: Program, op_index: int, tapped: Set[str]) -> List[str]:
-    """The tensors to tap next when op ``op_index`` is the first tapped op that diverges: the outputs and
-    inputs of every op after the last op already tapped before it, up to it."""
+def window(program: Program, op_index: int, judged: Set[str]) -> List[str]:
+    """The tensors to tap next when op ``op_index`` is the first compared op that diverges: the outputs and
+    inputs of every op after the last op already compared before it, up to it."""
     ops = compared_ops(program)
     end = next(i for i, op in enumerate(ops) if op.index == op_index)
     start = end
-    while start > 0 and not all(n in tapped for n in ops[start - 1].data_outputs(program.tensors)):
+    while start > 0 and not all(n in judged for n in ops[start - 1].data_outputs(program.tensors)):
         start -= 1
     names = []
     for op in ops[start:end + 1]:

@@ -325,6 +325,38 @@ def test_bisection_locates_a_fault_planted_in_one_conv_of_a_real_model(mobilenet
     assert "bisected" in bisected.reason
 
 
+def test_bisection_looks_past_a_checkpoint_the_onnx_artifact_has_no_counterpart_of(tmp_path):
+    """paddle2onnx writes a conv and its bias add under the conv's name, so the add's output exists nowhere in
+    the ONNX. When that add is a checkpoint, it was tapped but never compared: the bisection used to stop there
+    and blame the op after it (mobilenet_v3_large's SE block: hard_sigmoid instead of the planted conv)."""
+    import onnx
+    from onnx import numpy_helper
+    from support.models import export_vision_model
+
+    from wherry.convert.debug import plan, program
+
+    model = export_vision_model("mobilenet_v3_large", "legacy", 64)
+    bundle, = convert(model, targets="desktop-x86_64", precisions="fp32", name="mnv3l", out=tmp_path,
+                      debug_program="always")
+    prog = program.read(bundle.path / "debug" / "model.pdmodel")
+    checkpoints, made = set(plan.checkpoints(prog)), prog.producer()
+    conv = next(made[op.inputs["X"][0]] for op in prog.ops if op.type == "elementwise_add"
+                and set(op.data_outputs(prog.tensors)) & checkpoints and made.get(op.inputs["X"][0]) is not None
+                and made[op.inputs["X"][0]].type == "conv2d")
+    onnx_model = onnx.load(str(bundle.path / "model.onnx"))
+    weights = next(n for n in onnx_model.graph.node if n.op_type == "Constant" and n.output[0] == conv.inputs["Filter"][0])
+    planted = numpy_helper.to_array(weights.attribute[0].t).copy()
+    planted[0] *= -3.0
+    weights.attribute[0].t.CopyFrom(numpy_helper.from_array(planted, weights.attribute[0].t.name))
+    onnx.save(onnx_model, str(bundle.path / "model.onnx"))
+    _reseal_artifact(bundle.path, "model.onnx")
+
+    found, = debug(bundle.path, artifacts=["model.onnx"]).artifacts
+    assert found.status == DIVERGED and found.rounds >= 2
+    assert (found.first.index, found.first.type) == (conv.index, "conv2d"), found.first.label()
+    assert found.first.inputs and all(i.parity is not None and i.passed for i in found.first.inputs)
+
+
 def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
     """Intermediate slots (dropout's Mask, batch_norm's saved statistics, XShape) are hidden, so are
     overwritten values (in place: the last writer owns the name) and a sub-block's values never written in
