@@ -79,8 +79,11 @@ def summary(artifact: Dict[str, Any]) -> str:
     """The finding in one line, as the conversion's summary shows it."""
     first, status = artifact.get("first_divergence"), artifact["status"]
     if not first:
-        return f"{status}: {artifact.get('reason', '')}".rstrip(": ") if status != "no divergence" else (
-            "no op leaves tolerance when the program is run op by op (the outputs differ only as a whole)")
+        if status != "no divergence":
+            return f"{status}: {artifact.get('reason', '')}".rstrip(": ")
+        rounding = next((n for n in artifact.get("reason", "").split("; ") if "float rounding" in n), "")
+        return ("no op leaves tolerance when the program is run op by op" + (f": {rounding}" if rounding else
+                                                                              " (the outputs differ only as a whole)"))
     label = f"{first['type']} #{first['index']}"
     cause = ("it reads no tensor: the op itself is the cause" if not first["inputs"] else
              "its inputs are within tolerance: the op is the cause" if _inputs_fine(first)

@@ -101,6 +101,17 @@ class ArtifactDebug:
     seconds: float = 0.0
     rounds: int = 0                                        # tapped runs (more than one: a bisection)
     tapped: int = 0                                        # Paddle tensors tapped over all rounds
+    # outputs before the first divergence that check's tolerance fails and debug's rounding band passes
+    rounding: List[Tuple[OpFinding, parity.OutputParity]] = field(default_factory=list)
+
+    def rounding_note(self) -> str:
+        """What the rounding band passed, in one sentence (empty when nothing)."""
+        if not self.rounding:
+            return ""
+        finding, lowest = min(self.rounding, key=lambda entry: entry[1].snr_db or 0.0)
+        return (f"{len(self.rounding)} op output(s) leave check's fp32 tolerance only by float rounding (SNR >= "
+                f"{ROUNDING_SNR_DB:g} dB, lowest {lowest.snr_db:.1f} dB at {finding.label()}): no single op is the "
+                "cause, the rounding accumulates op by op")
 
     @property
     def quantized(self) -> bool:
@@ -249,6 +260,29 @@ def _tolerance(art) -> Tolerance:
         art.precision if art.precision in parity.DEFAULTS else "fp32")
 
 
+# Debug judges each op of an fp32 artifact with a wider rounding band than check's (fp32: noise within 1e-3 x
+# scale at >= 80 dB SNR): two correct fp32 runtimes drift apart op by op, to 68-80 dB deep in a detector
+# (measured: PicoDet-S on Lite's x86 kernels and on ONNX Runtime), so check's band would name some op
+# "the cause" of what is accumulated rounding. An error that concentrates in an op (a wrong kernel, a bad
+# weight) sits far below 60 dB.
+ROUNDING_SNR_DB, ROUNDING_RTOL = 60.0, 1e-2
+
+
+def _debug_tolerance(tol: Tolerance) -> Tolerance:
+    if tol.noise_rtol is None or tol.noise_min_snr_db is None:   # a quantized or fp16 artifact: as check
+        return tol
+    return dataclasses.replace(tol, noise_rtol=max(tol.noise_rtol, ROUNDING_RTOL),
+                               noise_min_snr_db=min(tol.noise_min_snr_db, ROUNDING_SNR_DB))
+
+
+def _beyond_check(p: parity.OutputParity, check_tol: Tolerance) -> bool:
+    """Passed only inside debug's rounding band: check's own tolerance would fail it."""
+    if not p.passed or not p.noise_rule or p.max_abs is None or p.snr_db is None:
+        return False
+    return not (p.max_abs <= check_tol.atol + (check_tol.noise_rtol or 0.0) * p.scale
+                and p.snr_db >= (check_tol.noise_min_snr_db or math.inf))
+
+
 def _judge(ref: _Reference, tensors, tmap: mapping.TensorMap, name: str, tol, memo=None) -> TensorCheck:
     other = tmap.pairs.get(name)
     check = TensorCheck(name, other, tmap.how.get(name, ""))
@@ -295,13 +329,34 @@ def _repair_borrowed_names(ref: _Reference, tensors, tmap: mapping.TensorMap, to
     tmap.unmatched = [n for n in program.tensors if n not in tmap.pairs and n not in program.feeds]
 
 
+def _drop_contradicted_positions(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, memo=None) -> None:
+    """A tensor matched by position that differs, while the output of the op it was matched through agrees,
+    was matched to the wrong input (the op's slots are in another order than the ONNX node's inputs): it is
+    unmatched, and so is every tensor matched through it in turn."""
+    def drop(name: str) -> None:
+        tmap.pairs.pop(name, None)
+        tmap.how.pop(name, None)
+        log.info("%s: its match by position is contradicted by its op's output; left unmatched", name)
+        for other, anchor in list(tmap.via.items()):
+            if anchor == name and tmap.how.get(other) == "position":
+                drop(other)
+    for name, anchor in list(tmap.via.items()):
+        if tmap.how.get(name) != "position" or _judge(ref, tensors, tmap, name, tol, memo).passed:
+            continue
+        evidence = _judge(ref, tensors, tmap, anchor, tol, memo).parity if anchor in tmap.pairs else None
+        if evidence is not None and evidence.passed:
+            drop(name)
+
+
 def walk(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, node_of, memo=None,
-         tapped: Optional[set] = None) -> ArtifactDebug:
+         tapped: Optional[set] = None, check_tol: Optional[Tolerance] = None) -> ArtifactDebug:
     """Judge every tapped tensor op by op; ``tapped`` (None: every tensor) limits the unmatched list to the
-    tensors this run asked for."""
+    tensors this run asked for. ``check_tol``: the artifact's own tolerance, when ``tol`` is debug's wider
+    rounding band: the outputs that only the band passes are listed (``ArtifactDebug.rounding``)."""
     result = ArtifactDebug("", "", "")
     program = ref.program
     memo = {} if memo is None else memo
+    _drop_contradicted_positions(ref, tensors, tmap, tol, memo)
     _repair_borrowed_names(ref, tensors, tmap, tol, memo)
     feeds = set(program.feeds)
     for op in program.ops:
@@ -322,6 +377,10 @@ def walk(ref: _Reference, tensors, tmap: mapping.TensorMap, tol, node_of, memo=N
     result.unmatched = [n for n in tmap.unmatched if (tapped is None or n in tapped)
                         and not (n in program.sub_block_tensors and n not in ref.tensors)]
     result.status = DIVERGED if result.first else HEALTHY
+    if check_tol is not None:
+        before = result.ops[:result.ops.index(result.first)] if result.first else result.ops
+        result.rounding = [(f, t.parity) for f in before for t in f.outputs
+                           if t.parity is not None and _beyond_check(t.parity, check_tol)]
     return result
 
 
@@ -352,7 +411,8 @@ class _Job:
 
     def __init__(self, ref: _Reference, art, tol, work: Path, feeds, device: Optional[str], place: str,
                  nb_program: Optional[tuple], bisect: bool):
-        self.ref, self.art, self.tol, self.work, self.feeds = ref, art, tol, work, feeds
+        self.ref, self.art, self.work, self.feeds = ref, art, work, feeds
+        self.check_tol, self.tol = tol, _debug_tolerance(tol)   # check's tolerance; debug's rounding band
         self.device, self.place, self.nb_program = device, place, nb_program
         self.bisect = bisect
         self.tensors: Dict[str, np.ndarray] = {}
@@ -368,22 +428,36 @@ class _Job:
         self.in_subgraphs: Dict[str, NodeProto] = {}  # its tensors inside If branches / Loop bodies -> that node
         self.child: Optional[SharedChild] = None  # runs the tapped artifact here (started ahead by debug())
 
+    def prepare(self, onnx_file: Path) -> None:
+        """An ONNX artifact: read its graph and match its tensors to the program's (before the first round,
+        which taps the evidence of position matches too)."""
+        if self.onnx and self.graph is None:
+            self.graph = taps.onnx_graph(onnx_file)
+            self.in_subgraphs = taps.onnx_subgraph_outputs(self.graph)
+            self.static_map = mapping.onnx_map(self.ref.program, taps.onnx_node_outputs(self.graph)
+                                               | set(self.in_subgraphs), self.graph)
+
+    def with_evidence(self, wanted: Optional[List[str]]) -> Optional[List[str]]:
+        """``wanted`` and, for a tensor matched by position, the op output it was matched through
+        (``_drop_contradicted_positions`` judges the match by it)."""
+        if wanted is None or not self.onnx:
+            return wanted
+        via = self.static_map.via
+        return list(dict.fromkeys(list(wanted) + [via[n] for n in wanted if n in via]))
+
     def reference_needs(self, wanted: Optional[List[str]]) -> Optional[List[str]]:
         """The reference tensors a round needs to judge ``wanted`` (None: every one)."""
         if wanted is None:
             return None
-        return plan.with_fused_twins(self.ref.program, wanted) if self.onnx else list(wanted)
+        return plan.with_fused_twins(self.ref.program, self.with_evidence(wanted) or []) if self.onnx else list(wanted)
 
     def tap(self, onnx_file: Path, wanted: Optional[List[str]]) -> None:
         """Run the artifact (or its debug build) with ``wanted`` exposed (None: every tensor)."""
         self.rounds += 1
         program = self.ref.program
         if self.onnx:
-            if self.graph is None:
-                self.graph = taps.onnx_graph(onnx_file)
-                self.in_subgraphs = taps.onnx_subgraph_outputs(self.graph)
-                self.static_map = mapping.onnx_map(program, taps.onnx_node_outputs(self.graph) | set(self.in_subgraphs),
-                                                   self.graph)
+            self.prepare(onnx_file)
+            wanted = self.with_evidence(wanted)
             pairs = {n: a for n, a in self.static_map.pairs.items() if wanted is None or n in wanted}
             exposed = None if wanted is None else {a for a in pairs.values() if a not in self.in_subgraphs}
             # a sub-block's tensor inside an If/Loop of the graph: passed out of it (taps._expose_in_subgraphs)
@@ -409,7 +483,7 @@ class _Job:
         if self.onnx:
             assert self.graph is not None, "tap() reads the graph before the first judge()"
             tmap = mapping.TensorMap(dict(self.static_map.pairs), dict(self.static_map.how),
-                                     list(self.static_map.unmatched))
+                                     list(self.static_map.unmatched), dict(self.static_map.via))
             producer = {o: n for n in self.graph.node for o in n.output}
             producer.update({o: n for g in (a.g for n in self.graph.node for a in n.attribute if a.g.node)
                              for n in g.node for o in n.output})
@@ -427,7 +501,7 @@ class _Job:
 
             def node_of(name):
                 return f"Lite {self.place} {kinds.get(name, '?')} (debug .nb)"
-        result = walk(self.ref, self.tensors, tmap, self.tol, node_of, self.memo, self.tapped)
+        result = walk(self.ref, self.tensors, tmap, self.tol, node_of, self.memo, self.tapped, self.check_tol)
         self.judged |= {t.name for f in result.ops for t in f.outputs if t.parity is not None}
         if not self.onnx:
             result.removed = [n for n in self.removed if n not in self.tensors]
@@ -565,6 +639,7 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
                        quantized or nb_program, large and art.precision == "fp32")
             if job.device is None:
                 job.child = started("onnxruntime" if job.onnx else "paddlelite")
+            job.prepare(bundle.root / art.file)
             jobs.append(job)
         wanted = {j.art.file: (plan.checkpoints(ref.program) if j.bisect else None) for j in jobs}
         seconds = {j.art.file: 0.0 for j in jobs}
@@ -635,6 +710,8 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             elif job.bisect:
                 notes.append(f"bisected in {job.rounds} round(s): {len(job.tapped)} of "
                              f"{len(plan.every_tensor(ref.program))} tensors tapped (--taps all compares every op)")
+            if found.rounding_note():
+                notes.insert(0, found.rounding_note())
             found.reason = "; ".join(notes)
             found.seconds = seconds[art.file]
             log.info("%s: %s", art.file, found.status)

@@ -4,7 +4,9 @@ paddle2onnx names the last ONNX node of most Paddle ops after the op's output va
 keeps the program's variable names, so most tensors match by name. Where paddle2onnx invents a name
 (``Clip.1`` for a relu6), the tensor is matched by structure: a Paddle op and the ONNX node that wrote
 its (name-matched) output take their data inputs in the same order, so an unmatched Paddle input and the
-ONNX node's input at the same position are the same tensor. A name can also be borrowed: paddle2onnx
+ONNX node's input at the same position are the same tensor. Mostly: a legacy program stores an op's input
+slots in alphabetical order (``range``: End, Start, Step; ONNX ``Range``: start, limit, delta), so
+``locate`` drops a position match its own op's output contradicts. A name can also be borrowed: paddle2onnx
 writes a conv with its bias add under the conv's output name; that tensor is then equal to Paddle's
 output of the add a few ops later, which ``locate`` checks by value. In a quantized (QDQ) graph a tensor
 is compared after its DequantizeLinear: that is what the next layer consumes.
@@ -22,6 +24,8 @@ class TensorMap:
     pairs: Dict[str, str] = field(default_factory=dict)      # Paddle variable -> artifact tensor
     how: Dict[str, str] = field(default_factory=dict)        # Paddle variable -> "name" | "position" | "fused"
     unmatched: List[str] = field(default_factory=list)       # Paddle tensors with no artifact counterpart
+    # a tensor matched by position -> the (matched) output of the op through which it was: its evidence
+    via: Dict[str, str] = field(default_factory=dict)
 
     def add(self, paddle_name: str, artifact_name: str, how: str) -> None:
         self.pairs[paddle_name] = artifact_name
@@ -74,6 +78,7 @@ def onnx_map(program: Program, artifact_names, graph) -> TensorMap:
             for p_name, o_name in zip(paddle_inputs, onnx_inputs):
                 if p_name not in result.pairs and o_name not in taken:
                     result.add(p_name, o_name, "position")
+                    result.via[p_name] = made[0]
                     taken.add(o_name)
                     changed = True
     result.unmatched = [n for n in program.tensors if n not in result.pairs and n not in program.feeds]

@@ -357,6 +357,46 @@ def test_bisection_looks_past_a_checkpoint_the_onnx_artifact_has_no_counterpart_
     assert found.first.inputs and all(i.parity is not None and i.passed for i in found.first.inputs)
 
 
+def test_a_position_match_its_op_output_contradicts_is_dropped(tmp_path):
+    """A legacy program stores an op's input slots in alphabetical order: ``range`` takes End, Start, Step,
+    ONNX ``Range`` start, limit, delta. Matched by position, Paddle's start (0) was paired with ONNX's limit
+    (10) and a healthy ONNX artifact was reported diverged at the fill_constant writing it; the range's own
+    output, which agrees, now overrules that match."""
+    folder = export_op_case("arange_cumsum_flip")
+    bundle, = convert(folder / "model.pdmodel", targets="desktop-x86_64", precisions="fp32",
+                      inputs=folder / "inputs.npz", name="arange", out=tmp_path)
+    assert bundle.ok
+    found, = debug(bundle.path, artifacts=["model.onnx"], taps_mode="all").artifacts
+    assert found.status == HEALTHY, found.first.label() if found.first else found.reason
+    compared = {t.name for f in found.ops for t in f.outputs}
+    assert "fill_constant_1.tmp_0" in found.unmatched and "fill_constant_1.tmp_0" not in compared
+
+
+def test_rounding_band_passes_spread_noise_and_keeps_a_concentrated_error():
+    """Debug's wider fp32 rounding band (60 dB): noise spread over a deep feature map like accumulated float
+    rounding (~70 dB, over check's 1e-3 x scale at one element) passes, and is reported as beyond check's
+    tolerance; one channel off by 1 % (a wrong weight) stays a divergence, as does anything under 60 dB."""
+    import numpy as np
+
+    from wherry.convert.debug.locate import _beyond_check, _debug_tolerance
+    from wherry.runtimes import parity
+
+    rng = np.random.default_rng(0)
+    golden = rng.standard_normal((1, 64, 40, 40)).astype(np.float32)
+    spread = golden + rng.standard_normal(golden.shape).astype(np.float32) * 3e-4 * golden.std()
+    spread[0, 0, 0, 0] = golden[0, 0, 0, 0] + 2e-3 * np.abs(golden).max()   # one rounding outlier
+    wrong = golden.copy()
+    wrong[0, 5] *= 1.01
+    check_tol = parity.default_tolerance("fp32")
+    band = _debug_tolerance(check_tol)
+    assert not parity.compare_one("t", golden, spread, check_tol).passed
+    noisy = parity.compare_one("t", golden, spread, band)
+    assert noisy.passed and noisy.noise_rule and 60 <= noisy.snr_db < 80 and _beyond_check(noisy, check_tol)
+    concentrated = parity.compare_one("t", golden, wrong, band)
+    assert not concentrated.passed and concentrated.snr_db < 60
+    assert _debug_tolerance(parity.default_tolerance("int8")) == parity.default_tolerance("int8")
+
+
 def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
     """Intermediate slots (dropout's Mask, batch_norm's saved statistics, XShape) are hidden, so are
     overwritten values (in place: the last writer owns the name) and a sub-block's values never written in
