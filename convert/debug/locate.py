@@ -104,6 +104,13 @@ class ArtifactDebug:
     # outputs before the first divergence that check's tolerance fails and debug's rounding band passes
     rounding: List[Tuple[OpFinding, parity.OutputParity]] = field(default_factory=list)
 
+    def rounding_json(self) -> Optional[dict]:
+        if not self.rounding:
+            return None
+        finding, lowest = min(self.rounding, key=lambda entry: entry[1].snr_db or 0.0)
+        return {"outputs": len(self.rounding), "lowest_snr_db": lowest.snr_db, "at": finding.label(),
+                "band_snr_db": ROUNDING_SNR_DB}
+
     def rounding_note(self) -> str:
         """What the rounding band passed, in one sentence (empty when nothing)."""
         if not self.rounding:
@@ -136,6 +143,7 @@ class ArtifactDebug:
                 "ops": [f.to_json() for f in self.ops], "unmatched": self.unmatched,
                 "removed_by_fusion": self.removed, "graph_excerpt": self.neighbours,
                 "rounds": self.rounds, "tensors_tapped": self.tapped, "seconds": round(self.seconds, 3),
+                "beyond_check_by_rounding": self.rounding_json(),
                 "damage": self.damage_json() if self.quantized else None}
 
     def damage_json(self) -> List[dict]:
