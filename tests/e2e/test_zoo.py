@@ -145,6 +145,8 @@ def test_debug_reaches_a_verdict_on_every_healthy_zoo_bundle(name, fmt, tmp_path
     report = debug(result.path, artifacts=healthy)
     assert {a.file: a.status for a in report.artifacts} == {f: HEALTHY for f in healthy}, report.text()
     assert all(a.ops for a in report.artifacts)
+    if name == "control_flow":   # the convs inside its if branch and while body are compared too, .nb and ONNX
+        assert all(sum(1 for f in a.ops if f.where and f.type == "conv2d") >= 2 for a in report.artifacts), report.text()
 
 
 @pytest.mark.zoo
