@@ -21,6 +21,7 @@ from support.tool_envs import tool_environment
 from wherry import runtimes
 from wherry.convert import example, tool_env
 from wherry.runtimes.bundle import content_hash, load_bundle
+from wherry.runtimes.checker import golden_data
 from wherry.runtimes.errors import BundleError
 from wherry.targets import load_profile
 
@@ -125,6 +126,26 @@ def test_a_tool_environment_outlives_the_venv_wherry_ran_from_and_is_remade_when
     assert tool_env.installed(env) is None       # `.ready` alone is not trusted
     assert tool_env.ensure(env).exists()         # made again, not handed back broken
 
+def test_squeeze_axes_made_explicit_keep_the_nms_detectors_onnx_results(tmp_path):
+    """paddle2onnx's NMS index column is Gather(selected, [1]) -> Squeeze() with no axes: a data-dependent rank
+    OpenVINO's CPU plugin cannot compile. The copy for OpenVINO names the axis; ONNX Runtime gives the same
+    detections from both."""
+    from support.models import export_detection_model
+
+    from wherry.convert import api, openvino_export
+
+    bundle, = api.convert(export_detection_model(), targets="desktop-x86_64", precisions="fp32", out=tmp_path,
+                          name="nms", formats=["onnx"])
+    onnx_file = bundle.path / "model.onnx"
+    rewritten, count = openvino_export._explicit_squeeze_axes(onnx_file, tmp_path / "explicit.onnx")
+    assert count == 2 and rewritten == tmp_path / "explicit.onnx"
+    feeds, _ = golden_data(load_bundle(bundle.path))
+    with runtimes.open(str(onnx_file)) as before, runtimes.open(str(rewritten)) as after:
+        old, new = before.run(feeds), after.run(feeds)
+    assert old.keys() == new.keys() and all(np.array_equal(old[k], new[k]) for k in old)
+    assert openvino_export._explicit_squeeze_axes(rewritten, tmp_path / "again.onnx") == (rewritten, 0)
+
+
 # ------------------------------------------------------------------ real conversions (-m edge)
 
 @pytest.fixture(scope="module")
@@ -154,6 +175,25 @@ def test_openvino_ir_fp32_and_int8_pass_against_golden_in_f32(openvino_bundle):
     assert any("FakeQuantize" in n for n in ir["model.int8.xml"]["notes"])
     assert (folder / "model.int8.bin").stat().st_size < 0.5 * (folder / "model.bin").stat().st_size
     assert record["verdict"] == "passed"
+
+
+@pytest.mark.edge
+def test_openvino_ir_of_the_nms_detector_passes(wherry, tmp_path):
+    """The NMS detector's IR compiles on the CPU plugin (its Squeeze axes made explicit) and its detection rows
+    pass against Paddle's."""
+    from support.models import export_detection_model
+
+    from wherry.convert import openvino_export
+
+    tool_environment(openvino_export)
+    proc = wherry("convert", export_detection_model(), "-t", "openvino", "-o", tmp_path, "--name", "nms", "--json",
+                  check=0)
+    record = json.loads(proc.stdout)["bundles"][0]
+    outcomes = {a["file"]: a for a in record["artifacts"]}
+    assert outcomes["model.xml"]["verdict"] == "passed", outcomes["model.xml"]
+    manifest = json.loads((tmp_path / "nms.openvino" / "manifest.json").read_text())
+    ir = next(a for a in manifest["artifacts"] if a["file"] == "model.xml")
+    assert any("Squeeze node(s) without axes" in n for n in ir["notes"])
 
 
 @pytest.fixture(scope="module")
