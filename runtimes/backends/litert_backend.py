@@ -5,9 +5,10 @@ What an app does with such a model, done here so the Session stays the one inter
   batch one sample at a time, the outputs concatenated;
 - int8 inputs and outputs (full integer quantization) are quantized and dequantized with each tensor's
   own scale and zero point, so callers feed and read float32 as for every other artifact;
-- onnx2tf writes a 4-D output channels-last (NHWC) even when the model's is NCHW: where the bundle's
-  manifest says the output is NCHW (its channel count at axis 1, found last in the .tflite's shape and
-  not at axis 1), it is transposed back. The golden check judges the result, so a wrong guess fails.
+- onnx2tf writes a 3-D to 5-D output channels-last (NWC, NHWC, NDHWC) even when the model's is
+  channels-first: where the bundle's manifest says the output is channels-first (its channel count at
+  axis 1, found last in the .tflite's shape and not at axis 1, the other dims in order), it is
+  transposed back. The golden check judges the result, so a wrong guess fails.
 """
 from __future__ import annotations
 
@@ -46,11 +47,19 @@ def _spec(detail: _Detail) -> TensorSpec:
 
 
 def _channels_last(shape: Union[Sequence[int], NDArray[np.int32]], declared: Optional[TensorSpec]) -> bool:
-    """Whether a .tflite output of ``shape`` is the NHWC form of the NCHW output ``declared`` in the manifest."""
-    if declared is None or len(shape) != 4 or len(declared.shape) != 4:
+    """Whether a .tflite output of ``shape`` is the channels-last form (NWC, NHWC, NDHWC) of the channels-first
+    output ``declared`` in the manifest (NCW, NCHW, NCDHW: a class-score map [N, classes, boxes] among them)."""
+    if declared is None or len(shape) != len(declared.shape) or not 3 <= len(shape) <= 5:
         return False
     channels = declared.shape[1]
-    return channels is not None and int(shape[3]) == channels and int(shape[1]) != channels
+    if channels is None or int(shape[-1]) != channels or int(shape[1]) == channels:
+        return False
+    rest = [declared.shape[0], *declared.shape[2:]]
+    return all(d is None or int(s) == d for s, d in zip([shape[0], *shape[1:-1]], rest))
+
+
+def _channels_first(shape: Tuple[Optional[int], ...]) -> Tuple[Optional[int], ...]:
+    return (shape[0], shape[-1], *shape[1:-1])
 
 
 class LiteRtBackend(Backend):
@@ -79,8 +88,8 @@ class LiteRtBackend(Backend):
         self.outputs = [_spec(d) for d in self._out]
         declared = {s.name: s for s in (outputs or [])}
         self._nhwc = {d["name"] for d in self._out if _channels_last(d["shape"], declared.get(d["name"]))}
-        self.outputs = [TensorSpec(s.name, s.dtype, (s.shape[0], s.shape[3], s.shape[1], s.shape[2]))
-                        if s.name in self._nhwc else s for s in self.outputs]
+        self.outputs = [TensorSpec(s.name, s.dtype, _channels_first(s.shape)) if s.name in self._nhwc else s
+                        for s in self.outputs]
 
     def _one(self, feeds: Dict[str, NDArray[Any]]) -> List[NDArray[Any]]:
         for detail in self._in:
@@ -110,7 +119,7 @@ class LiteRtBackend(Backend):
             results = [np.concatenate(column) for column in zip(*parts)]
         else:
             results = self._one(feeds)
-        return {d["name"]: (np.ascontiguousarray(value.transpose(0, 3, 1, 2)) if d["name"] in self._nhwc else value)
+        return {d["name"]: (np.ascontiguousarray(np.moveaxis(value, -1, 1)) if d["name"] in self._nhwc else value)
                 for d, value in zip(self._out, results)}
 
     def close(self) -> None:

@@ -61,6 +61,9 @@ def test_a_channels_last_tflite_output_is_turned_back_to_the_manifests_nchw():
     assert not _channels_last([1, 1, 640, 640], nchw)            # already the model's layout
     assert not _channels_last([1, 10], TensorSpec("logits", "float32", (None, 10)))
     assert not _channels_last([1, 640, 640, 1], None)             # a bare .tflite: nothing to go by
+    scores = TensorSpec("scores", "float32", (None, 3, 32))       # a detector's [N, classes, boxes]: NWC in a .tflite
+    assert _channels_last([1, 32, 3], scores) and not _channels_last([1, 3, 32], scores)
+    assert not _channels_last([1, 32, 4], scores)                 # the last dim is not the class count
 
 
 def test_onnx2tf_int8_failures_of_its_own_are_named_for_what_the_tool_cannot_do():
@@ -194,6 +197,21 @@ def test_openvino_ir_of_the_nms_detector_passes(wherry, tmp_path):
     manifest = json.loads((tmp_path / "nms.openvino" / "manifest.json").read_text())
     ir = next(a for a in manifest["artifacts"] if a["file"] == "model.xml")
     assert any("Squeeze node(s) without axes" in n for n in ir["notes"])
+
+
+@pytest.mark.edge
+def test_tflite_of_the_nms_less_detector_passes_with_its_class_scores_channels_first(wherry, tmp_path):
+    """onnx2tf writes the [1, 3, 32] class scores as [1, 32, 3] (NWC); the backend turns them back to the
+    manifest's layout, and both outputs pass against Paddle's."""
+    from support.models import export_detection_model
+
+    from wherry.convert import litert_export
+
+    tool_environment(litert_export)
+    proc = wherry("convert", export_detection_model(), "-t", str(Path(__file__).parents[1] / "support" / "litert-x86.toml"),
+                  "--without-nms", "-o", tmp_path, "--name", "nonms", "--json", check=0)
+    record = json.loads(proc.stdout)["bundles"][0]
+    assert {a["file"]: a["verdict"] for a in record["artifacts"]}["model.tflite"] == "passed", record["artifacts"]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ tests/support/litert-x86.toml --precision fp32,int8 --calib`` in the tools' cach
 skipped, with the reason, where one cannot be made). Every artifact's verdict goes to out/edge_matrix.json, from
 which scripts/support_matrix.py renders the edge table of docs/matrix.md. Not converted here: the LoD tagger (no
 ONNX, which every edge tool starts from) and the NMS detector (its OpenVINO IR is tested on its own in
-tests/convert/test_edge_targets.py; the --without-nms .tflite fails its class scores), see docs/matrix.md.
+tests/convert/test_edge_targets.py, as is its --without-nms .tflite), see docs/matrix.md.
 
 What must hold (and can fail):
 - every fp32 OpenVINO IR and fp32 .tflite passes against Paddle Inference's golden outputs on this host;
