@@ -107,6 +107,15 @@ def run(target: str, kwargs: dict, *, tool: str, what: str, timeout: float = 180
         return result.get("value"), text, elapsed
 
 
+def _without_traceback(text: str) -> str:
+    """A tool's exception text that embeds a traceback of its own (rknn-toolkit2 re-raises with one): its last
+    line, the error itself; the whole text is in the child's log."""
+    if "Traceback (most recent call last)" not in text:
+        return text
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
 def _main(argv) -> int:
     target = argv[1]
     result_path = Path(os.environ["WHERRY_CHILD_RESULT"])
@@ -129,7 +138,7 @@ def _main(argv) -> int:
             message, hint = summarize(str(exc))
             result_path.write_text(json.dumps({"error": f"Paddle: {message}", "hint": hint, "summarized": True}))
         else:
-            result_path.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+            result_path.write_text(json.dumps({"error": f"{type(exc).__name__}: {_without_traceback(str(exc))}"}))
         return _FAILED
     result_path.write_text(json.dumps({"value": value}))
     return 0

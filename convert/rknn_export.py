@@ -58,13 +58,21 @@ def export(onnx: Path, out: Path, precision: str, calib_npz: Optional[Path] = No
     if precision == "fp16" and platform in NO_FP16:
         raise WherryError(f"{platform}'s NPU has no fp16: rknn-toolkit2 builds int8 models only for it",
                           "ask for --precision int8 (with --calib)")
-    value, _, seconds = tool_env.run(
-        ENV, "wherry.convert.rknn_export:_export_in_child",
-        {"onnx": str(onnx), "out": str(out), "precision": precision, "platform": platform,
-         "calib_npz": str(calib_npz) if calib_npz else None, "shapes": shapes or {},
-         "golden_npz": str(golden_npz) if golden_npz else None,
-         "simulated_npz": str(simulated_npz) if simulated_npz else None},
-        tool=TOOL, what=f"building the {platform} {precision} .rknn")
+    try:
+        value, _, seconds = tool_env.run(
+            ENV, "wherry.convert.rknn_export:_export_in_child",
+            {"onnx": str(onnx), "out": str(out), "precision": precision, "platform": platform,
+             "calib_npz": str(calib_npz) if calib_npz else None, "shapes": shapes or {},
+             "golden_npz": str(golden_npz) if golden_npz else None,
+             "simulated_npz": str(simulated_npz) if simulated_npz else None},
+            tool=TOOL, what=f"building the {platform} {precision} .rknn")
+    except WherryError as exc:
+        if "NonMaxSuppression" not in exc.message:
+            raise
+        # the toolkit wants NMS's boxes and scores constant (a static graph): a detector's NMS stays on the host
+        raise type(exc)(exc.message, "rknn-toolkit2 cannot compile an NMS over computed boxes: convert with "
+                                     "--without-nms (the manifest names the NMS to apply to the raw boxes and "
+                                     "scores on the host)") from None
     notes = [f"{TOOL} .rknn for {platform} from the ONNX artifact in {seconds:.1f} s (build {value['build_s']:.1f} s); "
              "inputs NCHW at batch 1 (a larger batch runs one sample at a time)"]
     if precision == "int8":

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypedDict, 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import BackendUnavailable, BundleError
+from ..errors import BackendUnavailable, BundleError, WherryError
 from ..specs import TensorSpec
 from .base import Backend
 
@@ -62,6 +62,10 @@ def _channels_first(shape: Tuple[Optional[int], ...]) -> Tuple[Optional[int], ..
     return (shape[0], shape[-1], *shape[1:-1])
 
 
+class LiteRtRunError(WherryError):
+    """LiteRT loaded the model and could not run it (an op or delegate that cannot prepare this graph)."""
+
+
 class LiteRtBackend(Backend):
     name = "litert"
 
@@ -101,7 +105,12 @@ class LiteRtBackend(Backend):
                 info = np.iinfo(int_type)
                 value = np.clip(np.round(value / scale + zero), info.min, info.max)
             self._interp.set_tensor(detail["index"], np.ascontiguousarray(value, dtype=detail["dtype"]))
-        self._interp.invoke()
+        try:
+            self._interp.invoke()
+        except RuntimeError as exc:   # a kernel or delegate that cannot prepare or run this graph: the artifact's fault
+            raise LiteRtRunError(f"LiteRT failed to run the model: {' '.join(str(exc).split())[:300]}",
+                                 "an op of this .tflite (or its dynamic shapes) is beyond LiteRT's kernels; the "
+                                 "bundle's ONNX artifact is the fallback; report the model with this message") from None
         outs: List[NDArray[Any]] = []
         for detail in self._out:
             value = self._interp.get_tensor(detail["index"])

@@ -214,6 +214,29 @@ def test_tflite_of_the_nms_less_detector_passes_with_its_class_scores_channels_f
     assert {a["file"]: a["verdict"] for a in record["artifacts"]}["model.tflite"] == "passed", record["artifacts"]
 
 
+@pytest.mark.edge
+def test_the_nms_detectors_tflite_fails_and_its_rknn_is_not_built_each_saying_why(wherry, tmp_path):
+    """With its NMS: LiteRT's XNNPack delegate cannot prepare the .tflite, which is a failure of the artifact on
+    its runtime (not "not verifiable here"); rknn-toolkit2 refuses the NMS over computed boxes, and the hint
+    says to convert with --without-nms. No traceback in what the user reads."""
+    from support.models import export_detection_model
+
+    from wherry.convert import litert_export, rknn_export
+
+    for module in (litert_export, rknn_export):
+        tool_environment(module)
+    proc = wherry("convert", export_detection_model(), "-t", str(Path(__file__).parents[1] / "support" / "litert-x86.toml"),
+                  "-t", "rk3588-npu", "-o", tmp_path, "--name", "nms", "--json", check=1)
+    bundles = json.loads(proc.stdout)["bundles"]
+    verdicts = {a["file"]: a for b in bundles for a in b["artifacts"]}
+    assert verdicts["model.tflite"]["verdict"] == "failed" and "LiteRT failed to run" in json.dumps(verdicts["model.tflite"])
+    assert verdicts["model.rknn"]["verdict"] == "not built"
+    not_built, = (n for b in bundles for n in b["report"].get("not_built", []))
+    assert "--without-nms" in not_built["hint"], not_built
+    # (the JSON's "log" keeps the tool's own log, traceback and all, for a bug report)
+    assert "Traceback" not in proc.stderr and "Traceback" not in not_built["reason"]
+
+
 @pytest.fixture(scope="module")
 def litert_bundle(wherry, tmp_path_factory):
     from wherry.convert import litert_export
