@@ -227,9 +227,10 @@ class CheckReport:
 
 
 def debuggable(result: ArtifactResult) -> bool:
-    """Whether `wherry debug` can take this artifact itself (ONNX, fp32 .nb); for the others it debugs the
-    bundle's ONNX and fp32 twins."""
-    return result.format == "onnx" or (result.format == "nb" and result.precision == "fp32")
+    """Whether `wherry debug` can take this artifact itself (ONNX, fp32 .nb, and an ARM int8 .nb, whose quantized
+    program the bundle keeps, on a device); for the others it debugs the bundle's ONNX and fp32 twins."""
+    return result.format == "onnx" or (result.format == "nb" and (
+        result.precision == "fp32" or (result.precision == "int8" and result.arch == "arm")))
 
 
 def debug_command(bundle: str, model: Optional[str], artifact: Optional[str] = None,

@@ -425,6 +425,19 @@ def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
     assert [op.hidden for op in ops] == [{"a"}, {"a"}, {"b"}, set()]
 
 
+def test_a_failed_arm_int8_nb_is_named_in_its_debug_command():
+    """An ARM int8 .nb that failed on the board is debugged itself (its quantized program, rebuilt tapped on the
+    board's ARM kernels), so the command names it with the board; an fp16 .nb is debugged through its twins."""
+    from wherry.runtimes.checker import ArtifactResult, CheckReport
+
+    report = CheckReport("b", "b", {}, {}, [ArtifactResult("model.arm.int8.nb", "nb", "paddlelite", "int8", "arm", 1),
+                                            ArtifactResult("model.arm.fp16.nb", "nb", "paddlelite", "fp16", "arm", 1)],
+                         program_kept=True, adopted_from={"model.arm.int8.nb": "emulated-aarch64"})
+    assert report.debug_command(report.results[0]) == \
+        "wherry debug b --artifact model.arm.int8.nb --device emulated-aarch64"
+    assert report.debug_command(report.results[1]) == "wherry debug b"
+
+
 def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path):
     """convert's and check's summaries, their JSON and check.html name the exact `wherry debug` command of a
     failed artifact (the pads model's .nb fails for a real Lite bug); that command, run as printed, names
