@@ -649,7 +649,8 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
                 job.child = started("onnxruntime" if job.onnx else "paddlelite")
             job.prepare(bundle.root / art.file)
             jobs.append(job)
-        wanted = {j.art.file: (plan.checkpoints(ref.program) if j.bisect else None) for j in jobs}
+        wanted = {j.art.file: (plan.checkpoints(ref.program, matched=set(j.static_map.pairs) if j.onnx else None)
+                               if j.bisect else None) for j in jobs}
         seconds = {j.art.file: 0.0 for j in jobs}
         active = list(jobs)
         first_round = True

@@ -38,9 +38,11 @@ def bisects(program: Program, mode: str) -> bool:
     return mode == AUTO and len(compared_ops(program)) > BISECT_ABOVE
 
 
-def checkpoints(program: Program, count: int = CHECKPOINTS) -> List[str]:
-    """The outputs of about ``count`` evenly spaced ops (the last op always among them)."""
-    ops = compared_ops(program)
+def checkpoints(program: Program, count: int = CHECKPOINTS, matched: Optional[Set[str]] = None) -> List[str]:
+    """The outputs of about ``count`` evenly spaced ops (the last op always among them); ``matched``: only ops
+    whose outputs the artifact has counterparts of (a checkpoint it lacks would tell nothing)."""
+    ops = [op for op in compared_ops(program)
+           if matched is None or all(n in matched for n in op.data_outputs(program.tensors))] or compared_ops(program)
     stride = max(1, math.ceil(len(ops) / count))
     chosen = ops[stride - 1::stride]
     if ops and (not chosen or chosen[-1] is not ops[-1]):
