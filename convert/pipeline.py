@@ -31,7 +31,7 @@ from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
 from wherry.convert.source import source_sha256
 from wherry.convert.versions import tool_versions
-from wherry.convert.publish import OutputError, replace_bundle, stage_dir
+from wherry.convert.publish import OutputError, replace_bundle, stage_dir, work_dir
 from wherry.runtimes import checker, parity, time_limit
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
@@ -212,8 +212,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     if quant.random_warning:
         warnings.insert(0, quant.random_warning)
 
-    with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work_dir:
-        work = Path(work_dir)
+    with work_dir(out_dir) as work:
         with timeline.step("preparing a legacy program" if info.format != "legacy" else "checking program"):
             legacy = pir_route.to_legacy_or_pir(info, work, options.formats)
         legal_model = legal_params = None

@@ -11,10 +11,12 @@ old bundle back first (``_recover``).
 
 Staging folders are named ``.NAME.tmp-HOST-PID-XXXX`` (``stage_dir``), so a publish can sweep the ones a
 killed run left beside its bundle (``sweep``): same host, a process that is gone, untouched for
-``STALE_S`` seconds. A live run's folders are never touched.
+``STALE_S`` seconds. A conversion's scratch folder in ``-o`` (``work_dir``, ``.wherry-work-HOST-PID-XXXX``)
+is swept the same way by the next conversion there. A live run's folders are never touched.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -23,11 +25,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from wherry.runtimes.errors import WherryError
 from wherry.runtimes.leftovers import alive as _alive
 from wherry.runtimes.leftovers import host as _host
+from wherry.runtimes.leftovers import owned_name
+from wherry.runtimes.leftovers import sweep as _sweep_owned
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,18 @@ STALE_S = 600.0   # a leftover of a dead run younger than this is kept (its owne
 def stage_dir(final: Path) -> Path:
     """A new hidden staging folder beside ``final``, named so that ``sweep`` can tell when its run is gone."""
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{_host()}-{os.getpid()}-", dir=final.parent))
+
+
+WORK_PREFIX = ".wherry-work"
+
+
+@contextlib.contextmanager
+def work_dir(out_dir: Path) -> Iterator[Path]:
+    """A conversion's scratch folder in ``out_dir`` (removed when the conversion ends), named for its owner so
+    that the next conversion there removes it when a kill -9 left it; such leftovers are swept first."""
+    _sweep_owned(out_dir, WORK_PREFIX, min_age=STALE_S)
+    with tempfile.TemporaryDirectory(prefix=owned_name(WORK_PREFIX), dir=out_dir) as path:
+        yield Path(path)
 
 
 def sweep(final: Path) -> None:
