@@ -9,6 +9,9 @@ A busy runner (503) and a dropped connection are retried with exponential backof
 ``RETRY_FOR_S`` seconds (the runner reads what it refuses, so a refusal is a clean 503); a refused
 connection (no runner listening) and a runner that stays silent are not retried. The clean-up DELETE
 of the uploaded bundle never throws a finished check away: its failure is a warning.
+
+Redirects are not followed: urllib would send the request, bearer token included, on to whatever address
+a ``Location`` names (any host); a runner never redirects, so a 3xx is one error and the token stays here.
 """
 from __future__ import annotations
 
@@ -36,6 +39,16 @@ log = logging.getLogger(__name__)
 RETRY_FOR_S = 120.0          # how long in all a busy runner or dropped connection is retried
 _FIRST_DELAY_S, _MAX_DELAY_S = 0.25, 5.0
 _DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: the 3xx reaches ``_request_once`` as an HTTPError, and the token goes nowhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class _Retry(Exception):
@@ -77,7 +90,7 @@ class HttpDevice(Device):
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with _OPENER.open(request, timeout=timeout) as response:
                 return response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
             try:
@@ -91,6 +104,12 @@ class HttpDevice(Device):
                 raise _Retry(DeviceError(f"runner at {self.base} stayed busy (503) for {self.retry_for:g} s during "
                                          f"{method} {path}: {detail.get('error')}",
                                          detail.get("hint") or "try again later"), _retry_after(exc.headers))
+            if 300 <= exc.code < 400:
+                raise DeviceError(f"runner at {self.base} answered {method} {path} with a redirect ({exc.code}) to "
+                                  f"{exc.headers.get('Location', '?')!r}, which was not followed: a wherry runner never "
+                                  "redirects, and the request (with its token) goes only to the address given",
+                                  "pass the runner's own address to --device (is something else listening there?)") \
+                    from None
             if exc.code == 401:
                 raise DeviceError(f"runner at {self.base} answered 401: "
                                   f"{'wrong token' if token else 'a token is required'}",

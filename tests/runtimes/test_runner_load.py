@@ -182,6 +182,50 @@ def test_a_malformed_runner_reply_is_one_error_not_a_crash(onnx_only, replies, e
         stop(server)
 
 
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(onnx_only, monkeypatch):
+    """urllib follows a 302 to any host and sends the Authorization header along: a runner address that
+    redirects (or something else listening there) would hand WHERRY_TOKEN to an address nobody listed."""
+    thief, thief_url = _fake_runner({"/info": INFO, "/bundles": (201, b'{"id": "abc"}')})
+    seen = []
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            seen.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", thief_url.replace("127.0.0.1", "localhost") + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's naming
+
+    redirect = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=redirect.serve_forever, daemon=True).start()
+    stolen = []
+    thief.RequestHandlerClass.handle_one_request = _recording(thief.RequestHandlerClass.handle_one_request, stolen)
+    monkeypatch.setenv("WHERRY_TOKEN", "board-secret")
+    try:
+        with pytest.raises(DeviceError) as info:
+            HttpDevice(f"http://127.0.0.1:{redirect.server_address[1]}").run(["check", str(onnx_only)], None)
+        assert stolen == [], stolen
+        assert seen == ["/info"]
+        assert "redirect (302)" in info.value.message and "not followed" in info.value.message
+    finally:
+        stop(redirect)
+        stop(thief)
+
+
+def _recording(handle, seen: list):
+    def handle_one_request(self):
+        handle(self)
+        if getattr(self, "headers", None) is not None:
+            seen.append(self.headers.get("Authorization"))
+    return handle_one_request
+
+
 CLIENTS = 64
 
 
