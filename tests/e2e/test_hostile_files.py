@@ -88,6 +88,10 @@ ARCHIVES = {
     "member name longer than the file system allows": (lambda p: _archive(p, [_file("src/" + "n" * 300)]),
                                                        "cannot unpack"),
     "no Paddle Lite source in it": (lambda p: _archive(p, [_file("readme.txt")]), "does not hold"),
+    # a RecursionError traceback from os.makedirs before the depth limit (issue 27 re-check)
+    "member 2000 folders deep": (lambda p: _archive(p, [_file("src/" + "d/" * 2000 + "f")]), "names deep"),
+    "a staircase of folders 1500 deep": (lambda p: _archive(p, [_special("src/" + "d/" * n, tarfile.DIRTYPE)
+                                                                for n in range(1, 1500)]), "names deep"),
 }
 
 
