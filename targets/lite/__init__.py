@@ -287,6 +287,10 @@ def prepare_source(source: Optional[str], work: Path, say: Callable[[str], None]
             shutil.copytree(path, src, symlinks=True)
         except (shutil.Error, OSError) as exc:
             raise _copy_error(f"cannot copy the Paddle Lite source {path}", exc) from None
+        except RecursionError:   # copytree recurses once per folder
+            raise BuildError(f"cannot copy the Paddle Lite source {path}: its folders nest too deeply to copy",
+                             f"pass Paddle Lite's source at tag {LITE_TAG} (its deepest file is 15 names deep)") \
+                from None
         if not (path / ".git").exists():
             log.warning("%s is not a git tree: its revision cannot be checked; assuming %s", path, LITE_TAG)
     if not (src / "lite" / "api" / "paddle_api.h").is_file():
