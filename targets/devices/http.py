@@ -177,10 +177,7 @@ class HttpDevice(Device):
                                                      "or copy the new runtimes/ folder) and restart its runner")
 
     def _upload(self, bundle: Path) -> str:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            archive.add(bundle, arcname=bundle.name)
-        _, body, _ = self._request("POST", "/bundles", buffer.getvalue())
+        _, body, _ = self._request("POST", "/bundles", _pack(bundle))
         bundle_id = self._reply(body, "POST /bundles", "id")["id"]
         if not isinstance(bundle_id, str) or not bundle_id.isalnum():
             raise self._unreadable("POST /bundles", "the bundle id is not a plain name")
@@ -255,6 +252,28 @@ class HttpDevice(Device):
         backend = headers.get("X-Wherry-Backend") or "?"
         seconds = float(headers.get("X-Wherry-Seconds") or 0.0)
         return capture_output(lambda: remote.print_run(outputs, backend, seconds, args))
+
+
+def _pack(bundle: Path) -> bytes:
+    """The bundle folder as a .tar.gz, walked with a list rather than tarfile's recursion (one Python frame per
+    folder: a bundle with a folder nested ~1000 deep was a RecursionError). Links go in as links, for the
+    runner to refuse with its own message, as it refuses a folder nested deeper than it accepts."""
+    buffer = io.BytesIO()
+    try:
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            pending = [(bundle, bundle.name)]
+            while pending:
+                path, name = pending.pop()
+                archive.add(path, arcname=name, recursive=False)
+                if path.is_dir() and not path.is_symlink():
+                    with os.scandir(path) as entries:
+                        children = sorted(entry.name for entry in entries)
+                    pending.extend((path / child, f"{name}/{child}") for child in reversed(children))
+    except OSError as exc:
+        raise DeviceError(f"cannot pack the bundle {bundle} for the runner: {exc.strerror or exc}"
+                          + (f" ({exc.filename})" if getattr(exc, "filename", None) else ""),
+                          "make every file of the bundle readable") from None
+    return buffer.getvalue()
 
 
 def _retry_after(headers) -> float:
