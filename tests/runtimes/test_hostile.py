@@ -380,6 +380,12 @@ def test_6_ssh_address_that_is_an_option_is_refused(wherry, onnx_only, tmp_path,
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("address", ["ssh://root@localhost:-oProxyCommand=x", "ssh://root@localhost:99999"])
+def test_6_ssh_address_with_a_port_that_is_no_port_is_one_error(wherry, onnx_only, address):
+    """urllib's ValueError for such a port was a traceback."""
+    assert "the port is not a number" in _one_error(wherry("check", onnx_only, "--device", address), prog="wherry")
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_7_runner_removes_its_work_dir_and_uploads_on_exit(onnx_only, tmp_path, how):
     tmp = tmp_path / "tmp"
