@@ -61,6 +61,13 @@ class _Retry(Exception):
 
 class HttpDevice(Device):
     def __init__(self, url: str):
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            parsed.port   # urllib checks the port only when it is asked for it
+        except ValueError as exc:   # "Invalid IPv6 URL", a port that is no number or out of range
+            raise DeviceError(f"bad http device {url!r}: {exc}", "use http://host:port (the runner's address)") from None
+        if not parsed.hostname:
+            raise DeviceError(f"bad http device {url!r}: no host", "use http://host:port (the runner's address)")
         self.name = url
         self.base = url.rstrip("/")
         self.token = os.environ.get("WHERRY_TOKEN")  # the fleet job sets a per-board one

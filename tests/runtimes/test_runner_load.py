@@ -226,6 +226,18 @@ def _recording(handle, seen: list):
     return handle_one_request
 
 
+@pytest.mark.parametrize("url, expected", [
+    ("http://127.0.0.1:abc", "Port could not be cast"),   # was retried for 120 s as a "dropped connection"
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://[::1", "Invalid IPv6 URL"),                   # was a ValueError traceback
+    ("http://", "no host"),
+])
+def test_a_runner_address_that_is_no_address_is_one_error_at_once(url, expected):
+    with pytest.raises(DeviceError) as raised:
+        HttpDevice(url)
+    assert raised.value.message.startswith(f"bad http device {url!r}") and expected in raised.value.message
+
+
 CLIENTS = 64
 
 
