@@ -142,7 +142,9 @@ def _recover(final: Path) -> None:
     and nothing at ``final``: put the old one back before anything else happens there."""
     if final.exists() or final.is_symlink():
         return
-    for hidden in sorted(final.parent.glob(f".{final.name}.old-*")):
+    # the most recently renamed first (a rename sets ctime): an older hidden copy, left when removing a
+    # replaced bundle failed, must not come back instead of the one the interrupted publish displaced
+    for hidden in sorted(final.parent.glob(f".{final.name}.old-*"), key=_renamed_at, reverse=True):
         pid = hidden.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
             continue  # another publish is between its steps right now
@@ -152,6 +154,13 @@ def _recover(final: Path) -> None:
             return
         except OSError:
             continue
+
+
+def _renamed_at(path: Path) -> float:
+    try:
+        return path.lstat().st_ctime
+    except OSError:
+        return 0.0
 
 
 def replace_bundle(stage: Path, final: Path) -> None:

@@ -104,6 +104,20 @@ def test_fallback_killed_between_renames_is_repaired_by_the_next_publish(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.t"]
 
 
+def test_recovery_brings_back_the_bundle_the_interrupted_publish_displaced(tmp_path):
+    """Two hidden copies: an older one whose removal failed after an earlier publish, and the one a later
+    fallback publish displaced before it was killed. The second is the bundle that was at the path."""
+    final = tmp_path / "m.t"
+    older, newer = _dead_pid(), _dead_pid()
+    first, second = sorted([older, newer], key=str)   # the name that sorts first is the older copy
+    _bundle(tmp_path / f".m.t.old-{first}", "older")
+    time.sleep(0.05)
+    _bundle(tmp_path / f".m.t.old-{second}-x", "displaced")
+    os.rename(tmp_path / f".m.t.old-{second}-x", tmp_path / f".m.t.old-{second}")
+    publish._recover(final)
+    assert _tag(final) == "displaced"
+
+
 def test_exchange_is_used_on_this_machine(tmp_path):
     """The atomic path is what runs here (Linux, glibc >= 2.28): the two-rename fallback is not the norm."""
     if not sys.platform.startswith("linux"):
