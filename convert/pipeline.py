@@ -26,7 +26,7 @@ from wherry import runtimes
 from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, locate_failures,
                             nms_tail, onnx_export, pir_route, source)
 from wherry.convert.failures import Failures, not_built
-from wherry.convert.options import ConvertOptions
+from wherry.convert.options import ConvertOptions, preprocess_text
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
 from wherry.convert.source import source_sha256
@@ -153,7 +153,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     quant = _prepare_quantization(options, profiles, info)   # first: the calibration data may give golden inputs
     golden_text = None
     if options.images:
-        feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, _spec_text(options.preprocess))
+        feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, preprocess_text(options.preprocess))
     elif options.inputs:
         golden.sequence_inputs([s for s in info.inputs if s.name in options.lod], options.lod, {})
         feeds = golden.user_inputs(Path(options.inputs), info.inputs, options.lod)
@@ -657,7 +657,7 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
         record["input"] = shared.info.inputs[0].name
         return record
     from wherry.convert.quantize.calibration import preprocess_record
-    return preprocess_record(options.calib, shared.info.inputs, _spec_text(options.preprocess))
+    return preprocess_record(options.calib, shared.info.inputs, preprocess_text(options.preprocess))
 
 
 def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing,
@@ -693,13 +693,6 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
                                          coverage, board=bool(emulated))}
     (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
-
-
-def _spec_text(preprocess: Optional[str]) -> Optional[str]:
-    """--preprocess takes JSON text or a path to a JSON file."""
-    if preprocess and Path(preprocess).is_file():
-        return Path(preprocess).read_text()
-    return preprocess
 
 
 def _explain_calibration_failures(check, artifacts, shared: _Shared) -> None:
@@ -743,7 +736,7 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     quant = _Quantization()
     wanted = quant.wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
     if options.calib:
-        quant.samples = calibration.load_samples(options.calib, info.inputs, _spec_text(options.preprocess),
+        quant.samples = calibration.load_samples(options.calib, info.inputs, preprocess_text(options.preprocess),
                                                  extra=golden.GOLDEN_FROM_CALIB)
         quant.calib = {k: v[:calibration.MAX_CALIB_SAMPLES] for k, v in quant.samples.items()}
     if wanted - {"fp32"}:
