@@ -40,6 +40,7 @@ import io
 import json
 import logging
 import lzma
+import math
 import os
 import re
 import shutil
@@ -714,6 +715,18 @@ def _read_token(args: argparse.Namespace) -> Optional[str]:
     return args.token or os.environ.get("WHERRY_TOKEN") or None
 
 
+def _positive(text: str) -> float:
+    """A limit of the runner: a positive finite number. NaN compares false with everything, so a timeout of
+    nan was no timeout at all (slow clients and endless jobs kept for ever), and a size of nan a traceback."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive finite number")
+    return value
+
+
 def _request_log(path: Optional[str]) -> None:
     """The runner's log (requests, refusals, drops, clean-ups, errors with their traceback) on standard error
     and, with --log, in a file: the package's loggers at INFO whatever the command line's own logging level."""
@@ -746,22 +759,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--token-file", metavar="FILE", help="file holding the bearer token (preferred)")
     parser.add_argument("--token", help="the bearer token (default: $WHERRY_TOKEN); note: other users of this "
                                         "machine can read it in `ps`: prefer --token-file or WHERRY_TOKEN")
-    parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+    parser.add_argument("--max-upload-mb", type=_positive, default=DEFAULT_MAX_UPLOAD_MB,
                         help=f"largest request body (default {DEFAULT_MAX_UPLOAD_MB})")
-    parser.add_argument("--max-bundle-mb", type=float, default=defaults.max_bundle >> 20,
+    parser.add_argument("--max-bundle-mb", type=_positive, default=defaults.max_bundle >> 20,
                         help=f"most bytes one bundle may unpack to (default {defaults.max_bundle >> 20})")
-    parser.add_argument("--max-arrays-mb", type=float, default=defaults.max_arrays >> 20,
+    parser.add_argument("--max-arrays-mb", type=_positive, default=defaults.max_arrays >> 20,
                         help=f"most array data in one .npz: inputs, golden data, outputs (default "
                              f"{defaults.max_arrays >> 20})")
-    parser.add_argument("--client-timeout", type=float, default=defaults.client_timeout, metavar="S",
+    parser.add_argument("--client-timeout", type=_positive, default=defaults.client_timeout, metavar="S",
                         help=f"drop a client silent this long (default {defaults.client_timeout:g} s)")
-    parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout, metavar="S",
+    parser.add_argument("--request-timeout", type=_positive, default=defaults.request_timeout, metavar="S",
                         help=f"drop a client whose request takes longer to arrive (default "
                              f"{defaults.request_timeout:g} s)")
-    parser.add_argument("--header-timeout", type=float, default=defaults.header_timeout, metavar="S",
+    parser.add_argument("--header-timeout", type=_positive, default=defaults.header_timeout, metavar="S",
                         help=f"drop a client whose request line and headers take longer (default "
                              f"{defaults.header_timeout:g} s)")
-    parser.add_argument("--job-timeout", type=float, default=defaults.job_timeout, metavar="S",
+    parser.add_argument("--job-timeout", type=_positive, default=defaults.job_timeout, metavar="S",
                         help=f"stop loading or running an artifact after this long (default "
                              f"{defaults.job_timeout:g} s)")
     parser.add_argument("--max-connections", type=int, default=defaults.max_connections,
