@@ -260,6 +260,25 @@ path = "{example.MODEL}"
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
+def test_two_models_whose_cells_meet_in_one_folder_are_refused_before_work(tmp_path):
+    """Model `a` on profile `b.c` and model `a.b` on profile `c` are both the bundle a.b.c: the second cell
+    overwrote the first and both reported passed (issue 27, finding 4, across models)."""
+    _profile_file(tmp_path, "b.c")
+    _profile_file(tmp_path, "c")
+    (tmp_path / "zoo.toml").write_text(f"""
+[models.a]
+path = "{example.MODEL}"
+targets = ["b.c.toml"]
+[models."a.b"]
+path = "{example.MODEL}"
+targets = ["c.toml"]
+""")
+    proc = zoo_cli(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "would both be the bundle a.b.c" in proc.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def _alive(pids) -> list:
     return [p for p in pids if Path(f"/proc/{p}").exists()
             and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
