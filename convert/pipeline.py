@@ -85,6 +85,11 @@ def _check_names(name: Optional[str], profiles) -> None:
         if value is not None and (value in ("", ".", "..") or any(c in value for c in "/\\\0")):
             raise OutputError(f"{what} {value!r} is not a plain name (no path separators, not . or ..)",
                               "name the bundle with --name and choose its folder with -o")
+    names = [p.name for p in profiles]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:   # their bundles would be one folder: the second overwrote the first, both reported
+        raise OutputError(f"two targets are the profile {twice[0]!r}: both bundles would be NAME.{twice[0]} and "
+                          "overwrite each other", "list each target once, or give a profile file another `name`")
 
 
 def _tolerances(profile: Profile, precision: str, outputs) -> Dict[str, Tolerance]:
