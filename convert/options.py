@@ -88,6 +88,25 @@ def _json_text(value: Any, name: str) -> Optional[str]:
     return json.dumps(dict(value)) if isinstance(value, Mapping) else _text(value, name)
 
 
+def preprocess_text(preprocess: Optional[str]) -> Optional[str]:
+    """--preprocess takes JSON text or a path to a JSON file (JSON text starts with '{' or '[': never looked up
+    as a path, where a long text was misreported as a file name longer than the file system allows)."""
+    if not preprocess or preprocess.lstrip().startswith(("{", "[")):
+        return preprocess
+    try:
+        is_file = Path(preprocess).is_file()
+    except OSError:   # a name the file system cannot look up: not a file, so it is JSON text (or wrong)
+        is_file = False
+    if not is_file:
+        return preprocess
+    try:
+        return Path(preprocess).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+        raise InputError(f"cannot read the preprocessing spec {preprocess}: {why}",
+                         "pass a JSON file or JSON text, e.g. {\"size\": [224, 224]}") from None
+
+
 def _typed(kind: type) -> Callable[[Any, str], Any]:
     def read(value: Any, name: str) -> Any:
         if value is None:

@@ -26,12 +26,12 @@ from wherry import runtimes
 from wherry.convert import (board_check, edge_export, exporters, golden, legalize, lite_export, locate_failures,
                             nms_tail, onnx_export, pir_route, source)
 from wherry.convert.failures import Failures, not_built
-from wherry.convert.options import ConvertOptions
+from wherry.convert.options import ConvertOptions, preprocess_text
 from wherry.convert.normalize import LegacyModel
 from wherry.convert.progress import Timeline
 from wherry.convert.source import source_sha256
 from wherry.convert.versions import tool_versions
-from wherry.convert.publish import OutputError, replace_bundle, stage_dir
+from wherry.convert.publish import OutputError, replace_bundle, stage_dir, work_dir
 from wherry.runtimes import checker, parity, time_limit
 from wherry.runtimes.bundle import (FAILED_TO_BUILD, GOLDEN_INPUTS, GOLDEN_OUTPUTS, NOT_REPRESENTABLE, REPORT,
                                     Artifact, Manifest, NotBuilt, Tolerance, content_hash)
@@ -85,6 +85,11 @@ def _check_names(name: Optional[str], profiles) -> None:
         if value is not None and (value in ("", ".", "..") or any(c in value for c in "/\\\0")):
             raise OutputError(f"{what} {value!r} is not a plain name (no path separators, not . or ..)",
                               "name the bundle with --name and choose its folder with -o")
+    names = [p.name for p in profiles]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:   # their bundles would be one folder: the second overwrote the first, both reported
+        raise OutputError(f"two targets are the profile {twice[0]!r}: both bundles would be NAME.{twice[0]} and "
+                          "overwrite each other", "list each target once, or give a profile file another `name`")
 
 
 def _tolerances(profile: Profile, precision: str, outputs) -> Dict[str, Tolerance]:
@@ -153,7 +158,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     quant = _prepare_quantization(options, profiles, info)   # first: the calibration data may give golden inputs
     golden_text = None
     if options.images:
-        feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, _spec_text(options.preprocess))
+        feeds, preprocess_spec = golden.image_inputs(Path(options.images), info.inputs, preprocess_text(options.preprocess))
     elif options.inputs:
         golden.sequence_inputs([s for s in info.inputs if s.name in options.lod], options.lod, {})
         feeds = golden.user_inputs(Path(options.inputs), info.inputs, options.lod)
@@ -212,8 +217,7 @@ def _convert(options: ConvertOptions, scratch: Path, check_child: SharedChild) -
     if quant.random_warning:
         warnings.insert(0, quant.random_warning)
 
-    with tempfile.TemporaryDirectory(prefix=".wherry-work-", dir=out_dir) as work_dir:
-        work = Path(work_dir)
+    with work_dir(out_dir) as work:
         with timeline.step("preparing a legacy program" if info.format != "legacy" else "checking program"):
             legacy = pir_route.to_legacy_or_pir(info, work, options.formats)
         legal_model = legal_params = None
@@ -658,7 +662,7 @@ def _preprocess_record(options, shared: _Shared) -> Optional[dict]:
         record["input"] = shared.info.inputs[0].name
         return record
     from wherry.convert.quantize.calibration import preprocess_record
-    return preprocess_record(options.calib, shared.info.inputs, _spec_text(options.preprocess))
+    return preprocess_record(options.calib, shared.info.inputs, preprocess_text(options.preprocess))
 
 
 def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra, quant_notes, missing,
@@ -694,13 +698,6 @@ def _write_report(profile, shared: _Shared, stage: Path, artifacts, check, extra
                                          coverage, board=bool(emulated))}
     (stage / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
-
-
-def _spec_text(preprocess: Optional[str]) -> Optional[str]:
-    """--preprocess takes JSON text or a path to a JSON file."""
-    if preprocess and Path(preprocess).is_file():
-        return Path(preprocess).read_text()
-    return preprocess
 
 
 def _explain_calibration_failures(check, artifacts, shared: _Shared) -> None:
@@ -744,7 +741,7 @@ def _prepare_quantization(options, profiles, info) -> _Quantization:
     quant = _Quantization()
     wanted = quant.wanted = {p for prof in profiles for p in (options.precisions or prof.precisions)}
     if options.calib:
-        quant.samples = calibration.load_samples(options.calib, info.inputs, _spec_text(options.preprocess),
+        quant.samples = calibration.load_samples(options.calib, info.inputs, preprocess_text(options.preprocess),
                                                  extra=golden.GOLDEN_FROM_CALIB)
         quant.calib = {k: v[:calibration.MAX_CALIB_SAMPLES] for k, v in quant.samples.items()}
     if wanted - {"fp32"}:

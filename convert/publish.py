@@ -11,10 +11,12 @@ old bundle back first (``_recover``).
 
 Staging folders are named ``.NAME.tmp-HOST-PID-XXXX`` (``stage_dir``), so a publish can sweep the ones a
 killed run left beside its bundle (``sweep``): same host, a process that is gone, untouched for
-``STALE_S`` seconds. A live run's folders are never touched.
+``STALE_S`` seconds. A conversion's scratch folder in ``-o`` (``work_dir``, ``.wherry-work-HOST-PID-XXXX``)
+is swept the same way by the next conversion there. A live run's folders are never touched.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -23,11 +25,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from wherry.runtimes.errors import WherryError
 from wherry.runtimes.leftovers import alive as _alive
 from wherry.runtimes.leftovers import host as _host
+from wherry.runtimes.leftovers import owned_name
+from wherry.runtimes.leftovers import sweep as _sweep_owned
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,18 @@ def stage_dir(final: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{_host()}-{os.getpid()}-", dir=final.parent))
 
 
+WORK_PREFIX = ".wherry-work"
+
+
+@contextlib.contextmanager
+def work_dir(out_dir: Path) -> Iterator[Path]:
+    """A conversion's scratch folder in ``out_dir`` (removed when the conversion ends), named for its owner so
+    that the next conversion there removes it when a kill -9 left it; such leftovers are swept first."""
+    _sweep_owned(out_dir, WORK_PREFIX, min_age=STALE_S)
+    with tempfile.TemporaryDirectory(prefix=owned_name(WORK_PREFIX), dir=out_dir) as path:
+        yield Path(path)
+
+
 def sweep(final: Path) -> None:
     """Remove the staging and replaced-bundle folders that killed runs left beside ``final``."""
     final = Path(final)
@@ -126,7 +142,9 @@ def _recover(final: Path) -> None:
     and nothing at ``final``: put the old one back before anything else happens there."""
     if final.exists() or final.is_symlink():
         return
-    for hidden in sorted(final.parent.glob(f".{final.name}.old-*")):
+    # the most recently renamed first (a rename sets ctime): an older hidden copy, left when removing a
+    # replaced bundle failed, must not come back instead of the one the interrupted publish displaced
+    for hidden in sorted(final.parent.glob(f".{final.name}.old-*"), key=_renamed_at, reverse=True):
         pid = hidden.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
             continue  # another publish is between its steps right now
@@ -136,6 +154,13 @@ def _recover(final: Path) -> None:
             return
         except OSError:
             continue
+
+
+def _renamed_at(path: Path) -> float:
+    try:
+        return path.lstat().st_ctime
+    except OSError:
+        return 0.0
 
 
 def replace_bundle(stage: Path, final: Path) -> None:

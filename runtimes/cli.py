@@ -232,7 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     timeout = getattr(args, "timeout", None)
     report = check(args.bundle, artifacts=getattr(args, "artifact", None), overrides=overrides,
                             isolate=not getattr(args, "no_isolate", False), threads=getattr(args, "threads", None),
-                            timeout=time_limit.AUTO if timeout is None else (timeout if timeout > 0 else None))
+                            timeout=time_limit.AUTO if timeout is None else timeout)   # time_limit.choose reads it
     return print_check_report(args, report)
 
 

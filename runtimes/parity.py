@@ -78,6 +78,10 @@ def normalize_overrides(overrides: object, outputs: List[str]) -> Dict[str, Dict
                 raise InputError(f"unknown tolerance field {key!r} (for {name!r})", hint)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise InputError(f"tolerance {key} for {name!r} must be a number, not {value!r}", hint)
+            # the manifest's rule (bundle._number): a NaN tolerance compared false, and so passed every output
+            if value is not None and not (math.isfinite(value) and (value >= 0 or key == "noise_min_snr_db")):
+                raise InputError(f"tolerance {key} for {name!r} must be a finite number"
+                                 f"{'' if key == 'noise_min_snr_db' else ' >= 0'}, not {value!r}", hint)
     return result
 
 

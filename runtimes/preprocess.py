@@ -92,6 +92,8 @@ class PreprocessSpec:
                 data = json.loads(data)
             except ValueError as exc:
                 raise InputError(f"preprocessing spec is not valid JSON: {exc}", "pass a JSON object") from None
+            except RecursionError:
+                raise InputError("preprocessing spec is nested too deeply to read", "pass a JSON object") from None
         if not isinstance(data, dict):
             raise InputError("preprocessing spec must be a JSON object", "e.g. {\"size\": [224, 224]}")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Union
 
+from .errors import InputError
+
 DEFAULT_S = 600.0   # a bundle without a recorded golden run time (older wherry, hand-made bundles)
 FLOOR_S = 60.0
 FACTOR = 50.0
@@ -33,9 +35,13 @@ def derived(golden_seconds: Optional[float]) -> float:
 
 def choose(requested: Union[None, str, float], golden_seconds: Optional[float]) -> Optional[float]:
     """The limit in seconds (None: no limit) for ``requested``: AUTO derives it from the golden run time,
-    None or a number <= 0 means no limit, a positive number is taken as it is."""
+    None, a number <= 0 or infinity means no limit, a positive number is taken as it is; NaN is an InputError."""
     if requested == AUTO:
         return derived(golden_seconds)
-    if requested is None or float(requested) <= 0:
+    if requested is None:
         return None
-    return float(requested)
+    seconds = float(requested)
+    if math.isnan(seconds):   # no comparison holds for NaN: it reached the child's select() as a timeout
+        raise InputError(f"a time limit of {requested!r} is not a number of seconds",
+                         "pass the limit in seconds, or 0 for none")
+    return seconds if 0 < seconds < math.inf else None

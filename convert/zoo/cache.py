@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from wherry.convert.options import path_options
+from wherry.convert.options import path_options, preprocess_text
 from wherry.runtimes import leftovers
 
 from .spec import ModelEntry
@@ -111,8 +111,8 @@ def cell_key(entry: ModelEntry, target: str) -> str:
     options = dict(entry.options)
     data_files = {key: _hash_tree(Path(str(options.pop(key)))) for key in path_options() if key in options}
     preprocess = options.get("preprocess")
-    if isinstance(preprocess, str) and Path(preprocess).is_file():
-        options["preprocess"] = Path(preprocess).read_text()
+    if isinstance(preprocess, str):
+        options["preprocess"] = preprocess_text(preprocess)
     record = {"key_version": KEY_VERSION, "name": entry.name, "target": target, "model": model_hash(entry.path),
               "data": data_files, "options": options, "profile": _profile_record(target),
               "tools": tool_versions(), "wherry": runtimes.__version__, "code": code_hash(),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from wherry.runtimes.errors import WherryError
@@ -47,8 +48,12 @@ def cmd_zoo(args) -> int:
 
     if args.jobs < 1:
         raise WherryError(f"-j {args.jobs}: the number of workers must be at least 1", "e.g. -j 2")
-    if args.max_memory is not None and args.max_memory <= 0:
+    # `not 0 < x < inf`, not `x <= 0`: NaN compares false with everything
+    if args.max_memory is not None and not 0 < args.max_memory < math.inf:
         raise WherryError("--max-memory must be a positive number of GB", "e.g. --max-memory 8")
+    if args.timeout is not None and not 0 < args.timeout < math.inf:
+        raise WherryError(f"--timeout {args.timeout:g}: a cell's time limit must be a positive number of seconds",
+                          "e.g. --timeout 1800, or leave it out for none")
     interrupt_on_sigterm()   # SIGTERM, like Ctrl-C, stops the workers (they run in sessions of their own)
     zoo = load_zoo(args.zoo)
     try:

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from wherry.convert.options import READERS, OptionError, declared, read, zoo_keys
 from wherry.runtimes.errors import WherryError
@@ -154,7 +154,24 @@ def load_zoo(path) -> Zoo:
         raise ZooError(f"zoo file {path} lists no models", 'add one: [models.NAME] with path = "model.pdmodel"')
     base = path.resolve().parent
     defaults = {k: data[k] for k in ("targets", "precisions", "formats") if k in data}
-    return Zoo(path, [_model(name, entry, defaults, base, path) for name, entry in models.items()])
+    zoo = Zoo(path, [_model(name, entry, defaults, base, path) for name, entry in models.items()])
+    _one_folder_per_cell(zoo)
+    return zoo
+
+
+def _one_folder_per_cell(zoo: Zoo) -> None:
+    """Cells of different models may still meet in one bundle folder, the names having dots in them: model
+    `a` on profile `b.c` and model `a.b` on profile `c` are both `a.b.c`, and the last cell overwrote the
+    first (both reported passed)."""
+    seen: Dict[str, Tuple[str, str]] = {}   # bundle folder -> (model, target) of the cell that claims it
+    for model, target in zoo.cells():
+        folder = bundle_name(model.name, target)
+        if folder in seen and seen[folder][0] != model.name:
+            other, other_target = seen[folder]
+            raise ZooError(f"models.{other} on {other_target!r} and models.{model.name} on {target!r} would both "
+                           f"be the bundle {folder} and overwrite each other",
+                           "rename a model (or a profile file's `name`) so that no two cells share a folder")
+        seen.setdefault(folder, (model.name, target))
 
 
 def _model(name: str, entry, defaults: dict, base: Path, zoo_path: Path) -> ModelEntry:

@@ -278,7 +278,11 @@ class SshDevice(Device):
         query = dict(part.split("=", 1) for part in parsed.query.split("&") if "=" in part)
         self.python = query.get("python", "python3")
         self.target = f"{parsed.username}@{parsed.hostname}" if parsed.username else parsed.hostname
-        self.port = str(parsed.port or 22)
+        try:
+            self.port = str(parsed.port or 22)
+        except ValueError:   # urllib: not a number, or out of range
+            raise DeviceError(f"bad ssh device {url!r}: the port is not a number from 1 to 65535",
+                              "use ssh://user@host or ssh://user@host:port") from None
         key = os.environ.get("WHERRY_SSH_KEY")
         common = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=15"]
         if os.environ.get("WHERRY_SSH_KNOWN_HOSTS"):

@@ -9,6 +9,9 @@ A busy runner (503) and a dropped connection are retried with exponential backof
 ``RETRY_FOR_S`` seconds (the runner reads what it refuses, so a refusal is a clean 503); a refused
 connection (no runner listening) and a runner that stays silent are not retried. The clean-up DELETE
 of the uploaded bundle never throws a finished check away: its failure is a warning.
+
+Redirects are not followed: urllib would send the request, bearer token included, on to whatever address
+a ``Location`` names (any host); a runner never redirects, so a 3xx is one error and the token stays here.
 """
 from __future__ import annotations
 
@@ -38,6 +41,16 @@ _FIRST_DELAY_S, _MAX_DELAY_S = 0.25, 5.0
 _DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: the 3xx reaches ``_request_once`` as an HTTPError, and the token goes nowhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class _Retry(Exception):
     """A transient failure: ``error`` is what the user sees if retrying runs out of time."""
 
@@ -48,6 +61,13 @@ class _Retry(Exception):
 
 class HttpDevice(Device):
     def __init__(self, url: str):
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            parsed.port   # urllib checks the port only when it is asked for it
+        except ValueError as exc:   # "Invalid IPv6 URL", a port that is no number or out of range
+            raise DeviceError(f"bad http device {url!r}: {exc}", "use http://host:port (the runner's address)") from None
+        if not parsed.hostname:
+            raise DeviceError(f"bad http device {url!r}: no host", "use http://host:port (the runner's address)")
         self.name = url
         self.base = url.rstrip("/")
         self.token = os.environ.get("WHERRY_TOKEN")  # the fleet job sets a per-board one
@@ -77,7 +97,7 @@ class HttpDevice(Device):
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with _OPENER.open(request, timeout=timeout) as response:
                 return response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
             try:
@@ -91,6 +111,12 @@ class HttpDevice(Device):
                 raise _Retry(DeviceError(f"runner at {self.base} stayed busy (503) for {self.retry_for:g} s during "
                                          f"{method} {path}: {detail.get('error')}",
                                          detail.get("hint") or "try again later"), _retry_after(exc.headers))
+            if 300 <= exc.code < 400:
+                raise DeviceError(f"runner at {self.base} answered {method} {path} with a redirect ({exc.code}) to "
+                                  f"{exc.headers.get('Location', '?')!r}, which was not followed: a wherry runner never "
+                                  "redirects, and the request (with its token) goes only to the address given",
+                                  "pass the runner's own address to --device (is something else listening there?)") \
+                    from None
             if exc.code == 401:
                 raise DeviceError(f"runner at {self.base} answered 401: "
                                   f"{'wrong token' if token else 'a token is required'}",
@@ -158,10 +184,7 @@ class HttpDevice(Device):
                                                      "or copy the new runtimes/ folder) and restart its runner")
 
     def _upload(self, bundle: Path) -> str:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-            archive.add(bundle, arcname=bundle.name)
-        _, body, _ = self._request("POST", "/bundles", buffer.getvalue())
+        _, body, _ = self._request("POST", "/bundles", _pack(bundle))
         bundle_id = self._reply(body, "POST /bundles", "id")["id"]
         if not isinstance(bundle_id, str) or not bundle_id.isalnum():
             raise self._unreadable("POST /bundles", "the bundle id is not a plain name")
@@ -236,6 +259,28 @@ class HttpDevice(Device):
         backend = headers.get("X-Wherry-Backend") or "?"
         seconds = float(headers.get("X-Wherry-Seconds") or 0.0)
         return capture_output(lambda: remote.print_run(outputs, backend, seconds, args))
+
+
+def _pack(bundle: Path) -> bytes:
+    """The bundle folder as a .tar.gz, walked with a list rather than tarfile's recursion (one Python frame per
+    folder: a bundle with a folder nested ~1000 deep was a RecursionError). Links go in as links, for the
+    runner to refuse with its own message, as it refuses a folder nested deeper than it accepts."""
+    buffer = io.BytesIO()
+    try:
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            pending = [(bundle, bundle.name)]
+            while pending:
+                path, name = pending.pop()
+                archive.add(path, arcname=name, recursive=False)
+                if path.is_dir() and not path.is_symlink():
+                    with os.scandir(path) as entries:
+                        children = sorted(entry.name for entry in entries)
+                    pending.extend((path / child, f"{name}/{child}") for child in reversed(children))
+    except OSError as exc:
+        raise DeviceError(f"cannot pack the bundle {bundle} for the runner: {exc.strerror or exc}"
+                          + (f" ({exc.filename})" if getattr(exc, "filename", None) else ""),
+                          "make every file of the bundle readable") from None
+    return buffer.getvalue()
 
 
 def _retry_after(headers) -> float:

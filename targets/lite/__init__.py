@@ -287,6 +287,10 @@ def prepare_source(source: Optional[str], work: Path, say: Callable[[str], None]
             shutil.copytree(path, src, symlinks=True)
         except (shutil.Error, OSError) as exc:
             raise _copy_error(f"cannot copy the Paddle Lite source {path}", exc) from None
+        except RecursionError:   # copytree recurses once per folder
+            raise BuildError(f"cannot copy the Paddle Lite source {path}: its folders nest too deeply to copy",
+                             f"pass Paddle Lite's source at tag {LITE_TAG} (its deepest file is 15 names deep)") \
+                from None
         if not (path / ".git").exists():
             log.warning("%s is not a git tree: its revision cannot be checked; assuming %s", path, LITE_TAG)
     if not (src / "lite" / "api" / "paddle_api.h").is_file():
@@ -297,13 +301,36 @@ def prepare_source(source: Optional[str], work: Path, say: Callable[[str], None]
     return src
 
 
+MAX_SOURCE_DEPTH = 64   # Paddle Lite v2.13-rc's deepest member is 15 names deep
+
+
+def _depth(name: str) -> int:
+    return len([part for part in name.split("/") if part not in ("", ".")])
+
+
+class _TooDeep(tarfile.FilterError):
+    def __init__(self, tarinfo: tarfile.TarInfo):
+        self.tarinfo = tarinfo
+        super().__init__(f"{tarinfo.name[:80]!r}... is nested {_depth(tarinfo.name)} names deep "
+                         f"(at most {MAX_SOURCE_DEPTH})")
+
+
+def _source_filter(member: tarfile.TarInfo, dest: str) -> Optional[tarfile.TarInfo]:
+    """Python's "data" filter, and no member deeper than MAX_SOURCE_DEPTH: os.makedirs recurses once per
+    folder (a RecursionError at ~1000), and so would removing such a tree afterwards."""
+    if _depth(member.name) > MAX_SOURCE_DEPTH:
+        raise _TooDeep(member)
+    return tarfile.data_filter(member, dest)
+
+
 def _unpack_source(archive: Path, dest: Path) -> None:
     """Unpack a source archive with the "data" filter (no absolute paths, no '..', no links out, no device
-    files): a damaged, truncated or hostile archive, or a full disk, is one BuildError, never a traceback."""
+    files) and a depth limit: a damaged, truncated or hostile archive, or a full disk, is one BuildError,
+    never a traceback."""
     try:
         with tarfile.open(archive) as tar:
             try:
-                tar.extractall(dest, filter="data")
+                tar.extractall(dest, filter=_source_filter if hasattr(tarfile, "data_filter") else "data")
             except TypeError:  # Python < 3.10.12 has no extraction filters; a source archive is trusted input
                 tar.extractall(dest)
     except tarfile.FilterError as exc:

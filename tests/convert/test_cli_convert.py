@@ -100,6 +100,20 @@ def test_unknown_target(wherry, tmp_path, example_model):
     _no_partial_bundles(tmp_path / "out")
 
 
+def test_two_targets_that_are_one_profile_are_refused(wherry, tmp_path, example_model):
+    """`-t a/box.toml -t b/box.toml` (both named box) printed two verified bundles at one path, the second
+    having overwritten the first (issue 27, finding 4, in convert)."""
+    from wherry.targets.profile import PROFILE_DIR
+    text = (PROFILE_DIR / "desktop-x86_64.toml").read_text().replace('name = "desktop-x86_64"', 'name = "box"')
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "box.toml").write_text(text)
+    proc = wherry("convert", example_model, "-o", tmp_path / "out", "-t", tmp_path / "a" / "box.toml",
+                  "-t", tmp_path / "b" / "box.toml", check=2)
+    assert "two targets are the profile 'box'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_unwritable_output(wherry, tmp_path, example_model):
     (tmp_path / "afile").write_text("x")
     _assert_user_error(wherry("convert", example_model, "-o", tmp_path / "afile" / "out"),

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wherry.convert.options import ConvertOptions, OptionError, add_arguments, declared, from_arguments, from_keywords
+from wherry.convert.options import (ConvertOptions, OptionError, add_arguments, declared, from_arguments, from_keywords,
+                                    preprocess_text)
+from wherry.runtimes.errors import InputError
 
 # one command-line spelling and the Python value it must equal, per kind
 SAMPLES = {"names": (["fp32,int8"], ["fp32", "int8"]), "path": ("x.npz", Path("x.npz")), "text": ("n", "n"),
@@ -69,3 +71,18 @@ def test_the_old_api_keyword_still_works_with_a_warning(tmp_path):
 
     with pytest.warns(DeprecationWarning, match="precisions"), pytest.raises(OptionError, match="unknown option"):
         convert("m.pdmodel", precision="fp32", not_an_option=1)
+
+
+def test_preprocess_text_is_json_or_a_readable_file_and_never_a_traceback(tmp_path):
+    """--preprocess (and a zoo's preprocess) is JSON text or a JSON file. Long JSON text was looked up as a
+    path (ENAMETOOLONG: "a file name is longer than the file system allows", hint "use a shorter --name"),
+    and a file that is not UTF-8 was a UnicodeDecodeError traceback (issue 27, finding 11)."""
+    deep = "[" * 5000 + "]" * 5000
+    assert preprocess_text(deep) == deep
+    assert preprocess_text("x" * 5000) == "x" * 5000            # no such file: left for the JSON reader
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"size": [8, 8]}')
+    assert preprocess_text(str(spec)) == '{"size": [8, 8]}'
+    spec.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        preprocess_text(str(spec))

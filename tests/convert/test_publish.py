@@ -104,6 +104,20 @@ def test_fallback_killed_between_renames_is_repaired_by_the_next_publish(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.t"]
 
 
+def test_recovery_brings_back_the_bundle_the_interrupted_publish_displaced(tmp_path):
+    """Two hidden copies: an older one whose removal failed after an earlier publish, and the one a later
+    fallback publish displaced before it was killed. The second is the bundle that was at the path."""
+    final = tmp_path / "m.t"
+    older, newer = _dead_pid(), _dead_pid()
+    first, second = sorted([older, newer], key=str)   # the name that sorts first is the older copy
+    _bundle(tmp_path / f".m.t.old-{first}", "older")
+    time.sleep(0.05)
+    _bundle(tmp_path / f".m.t.old-{second}-x", "displaced")
+    os.rename(tmp_path / f".m.t.old-{second}-x", tmp_path / f".m.t.old-{second}")
+    publish._recover(final)
+    assert _tag(final) == "displaced"
+
+
 def test_exchange_is_used_on_this_machine(tmp_path):
     """The atomic path is what runs here (Linux, glibc >= 2.28): the two-rename fallback is not the norm."""
     if not sys.platform.startswith("linux"):
@@ -157,3 +171,29 @@ def test_leftovers_of_killed_runs_are_swept_by_the_next_publish(tmp_path):
     assert _tag(final) == "new"
     assert [p.exists() for p in stale] == [False, False]
     assert all(p.exists() for p in kept)
+
+
+def test_a_killed_conversions_work_folder_is_swept_by_the_next_conversion(tmp_path):
+    """A kill -9 during a conversion leaves its scratch folder in -o (legal programs, exported artifacts): it is
+    named for its owner, and the next conversion into that -o removes it once its owner is gone (issue 27,
+    finding 12: `.wherry-work-XXXX` folders piled up there for ever)."""
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "wherry.convert.cli", "convert", "--example", "-t", "desktop-x86_64", "-o",
+            str(out), "--force", "-q"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(p.name.startswith(".wherry-work-") for p in out.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "convert never made its work folder"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    left = [p for p in out.iterdir() if p.name.startswith(".wherry-work-")]
+    assert len(left) == 1 and left[0].name.startswith(f".wherry-work-{publish._host()}-{proc.pid}-"), left
+    live = out / f".wherry-work-{publish._host()}-{os.getpid()}-live01"   # a live conversion's: kept
+    live.mkdir()
+    old = time.time() - 2 * publish.STALE_S
+    for folder in (*left, live):
+        os.utime(folder, (old, old))
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".wherry-work-")] == [live.name]
+    assert (out / "digits_cnn.desktop-x86_64" / "manifest.json").is_file()

@@ -163,6 +163,17 @@ def test_a_zoo_or_profile_file_that_is_not_text_is_one_error(tmp_path, where):
     assert "binary.toml" in proc.stderr
 
 
+@pytest.mark.parametrize("option, value", [("--timeout", "nan"), ("--timeout", "-1"), ("--max-memory", "nan")])
+def test_a_limit_that_is_no_positive_number_is_one_error_before_work(tmp_path, option, value):
+    """`--timeout nan` (or -1) reported every cell as crashed in 0.0 s; `--max-memory nan` was a ValueError
+    traceback (NaN passed the `<= 0` test) (issue 27, finding 11)."""
+    (tmp_path / "zoo.toml").write_text(f'[models.a]\npath = "{example.MODEL}"\n')
+    proc = zoo_cli(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache", option, value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{option}" in proc.stderr and "must be a positive number" in proc.stderr
+    assert not any((tmp_path / "out").glob("a.*"))
+
+
 @pytest.mark.ray
 def test_ray_gives_the_same_verdicts_as_a_local_run(first_run, zoo_file, tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'wherry[ray]'")
@@ -246,6 +257,25 @@ path = "{example.MODEL}"
     proc = zoo_cli(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "both the profile 'desktop-x86_64'" in proc.stderr and "overwrite" in proc.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_two_models_whose_cells_meet_in_one_folder_are_refused_before_work(tmp_path):
+    """Model `a` on profile `b.c` and model `a.b` on profile `c` are both the bundle a.b.c: the second cell
+    overwrote the first and both reported passed (issue 27, finding 4, across models)."""
+    _profile_file(tmp_path, "b.c")
+    _profile_file(tmp_path, "c")
+    (tmp_path / "zoo.toml").write_text(f"""
+[models.a]
+path = "{example.MODEL}"
+targets = ["b.c.toml"]
+[models."a.b"]
+path = "{example.MODEL}"
+targets = ["c.toml"]
+""")
+    proc = zoo_cli(tmp_path / "zoo.toml", "-o", tmp_path / "out", "--no-cache")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "would both be the bundle a.b.c" in proc.stderr
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -88,6 +89,10 @@ ARCHIVES = {
     "member name longer than the file system allows": (lambda p: _archive(p, [_file("src/" + "n" * 300)]),
                                                        "cannot unpack"),
     "no Paddle Lite source in it": (lambda p: _archive(p, [_file("readme.txt")]), "does not hold"),
+    # a RecursionError traceback from os.makedirs before the depth limit (issue 27 re-check)
+    "member 2000 folders deep": (lambda p: _archive(p, [_file("src/" + "d/" * 2000 + "f")]), "names deep"),
+    "a staircase of folders 1500 deep": (lambda p: _archive(p, [_special("src/" + "d/" * n, tarfile.DIRTYPE)
+                                                                for n in range(1, 1500)]), "names deep"),
 }
 
 
@@ -114,6 +119,31 @@ def test_an_unreadable_source_tree_is_one_build_error(tmp_path):
     (src / "secret").chmod(0)
     with pytest.raises(lite.BuildError, match="cannot copy"):
         lite.prepare_source(str(src), tmp_path / "work", lambda msg: None)
+
+
+def test_a_source_tree_nested_too_deeply_to_copy_is_one_build_error(tmp_path):
+    """copytree recurses once per folder: a tree 1200 folders deep was a RecursionError traceback."""
+    src = tmp_path / "src"
+    (src / "lite" / "api").mkdir(parents=True)
+    (src / "lite" / "api" / "paddle_api.h").write_text("//")
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        for _ in range(1200):   # relative to a folder descriptor: no path grows past PATH_MAX
+            os.mkdir("d", dir_fd=fd)
+            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+    finally:
+        os.close(fd)
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        with pytest.raises(lite.BuildError, match="nest too deeply") as raised:
+            lite.prepare_source(str(src), work, lambda msg: None)
+        assert "\n" not in raised.value.message
+    finally:   # bottom up, so that pytest's own (recursive) removal of tmp_path never meets the chain
+        for depth in range(1200, 0, -1):
+            os.rmdir(src.joinpath(*["d"] * depth))
+        shutil.rmtree(work)
 
 
 # ----------------------------------------------------------------------------- convert: names and full disks

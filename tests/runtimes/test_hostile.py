@@ -380,6 +380,12 @@ def test_6_ssh_address_that_is_an_option_is_refused(wherry, onnx_only, tmp_path,
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("address", ["ssh://root@localhost:-oProxyCommand=x", "ssh://root@localhost:99999"])
+def test_6_ssh_address_with_a_port_that_is_no_port_is_one_error(wherry, onnx_only, address):
+    """urllib's ValueError for such a port was a traceback."""
+    assert "the port is not a number" in _one_error(wherry("check", onnx_only, "--device", address), prog="wherry")
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_7_runner_removes_its_work_dir_and_uploads_on_exit(onnx_only, tmp_path, how):
     tmp = tmp_path / "tmp"
@@ -588,6 +594,31 @@ def test_11_a_deeply_nested_upload_is_400_not_a_500():
         still_serving(url)
     finally:
         stop(server)
+
+
+def test_11_a_bundle_folder_nested_1200_deep_is_the_runners_one_error_on_the_host(onnx_only):
+    """`check --device http://` packed the bundle with tarfile's recursion (a frame per folder): a folder
+    nested 1200 deep was a RecursionError traceback on the host, before anything reached the runner."""
+    from wherry.targets.devices import DeviceError
+    from wherry.targets.devices.http import HttpDevice
+
+    fd = os.open(onnx_only, os.O_RDONLY)
+    try:
+        for _ in range(1200):   # relative to a folder descriptor: no path grows past PATH_MAX
+            os.mkdir("d", dir_fd=fd)
+            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+    finally:
+        os.close(fd)
+    runner = RunnerProcess()
+    try:
+        with pytest.raises(DeviceError) as raised:
+            HttpDevice(runner.url).run(["check", str(onnx_only)], None)
+        assert "nested 33 folders deep (at most 32)" in raised.value.message
+    finally:
+        assert runner.stop() == 0
+        for depth in range(1200, 0, -1):   # bottom up: pytest's own (recursive) removal never meets the chain
+            os.rmdir(onnx_only.joinpath(*["d"] * depth))
 
 
 @pytest.mark.parametrize("raw, status", [

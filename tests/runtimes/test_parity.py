@@ -123,3 +123,14 @@ def test_noise_rule_is_fp32_only_and_recorded_in_the_tolerance():
     assert parity.default_tolerance("fp16").noise_rtol is None
     tol = Tolerance.from_json({"rtol": 1e-4, "noise_rtol": 1e-3, "noise_min_snr_db": 80.0, "future_field": 1})
     assert tol.noise_rtol == 1e-3
+
+
+@pytest.mark.parametrize("overrides", [{"rtol": math.nan}, {"atol": math.nan}, {"atol": math.inf},
+                                       {"min_cosine": -0.5}, {"*": {"rtol": math.nan}}])
+def test_a_tolerance_override_that_is_no_finite_non_negative_number_is_refused(overrides):
+    """`check --rtol nan` turned a failing artifact into a PASS (every comparison with NaN is false): an
+    override follows the manifest's rule, a finite number >= 0 (issue 27, finding 11)."""
+    with pytest.raises(parity.InputError, match="must be a finite number >= 0"):
+        parity.normalize_overrides(overrides, ["y"])
+    assert parity.normalize_overrides({"noise_min_snr_db": -3.0, "rtol": 0.0}, ["y"]) == \
+        {"*": {"noise_min_snr_db": -3.0, "rtol": 0.0}}

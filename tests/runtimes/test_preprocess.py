@@ -28,6 +28,7 @@ def test_json_round_trip_keeps_every_field():
     ({"std": [0.0, 1.0, 1.0]}, "std contains 0"),
     ({"mean": [0.1, 0.2]}, "mean has 2 values"),
     ("{not json", "not valid JSON"),
+    ("[" * 5000 + "]" * 5000, "nested too deeply"),   # a RecursionError before (issue 27, finding 11)
 ])
 def test_bad_specs_are_refused_with_the_field_named(data, needle):
     with pytest.raises(InputError) as err:

@@ -151,3 +151,15 @@ def test_cli_functions_are_reusable_by_the_host_cli(rt_bundle, capsys):
     assert cli.cmd_check(args) == 0
     assert "model.onnx" in capsys.readouterr().out
     assert cli.cmd_info(argparse.Namespace()) == 0  # the host registers info without options
+
+
+@pytest.mark.parametrize("option, value", [("--job-timeout", "nan"), ("--header-timeout", "nan"),
+                                           ("--client-timeout", "inf"), ("--request-timeout", "-1"),
+                                           ("--max-upload-mb", "nan"), ("--job-timeout", "0")])
+def test_a_runner_limit_that_is_no_positive_number_is_refused(option, value):
+    """NaN compares false with everything: `--header-timeout nan` or `--job-timeout nan` started a runner that
+    kept slow clients and endless jobs for ever, and `--max-upload-mb nan` was a traceback (issue 27, finding 8)."""
+    proc = subprocess.run([sys.executable, "-m", "wherry.runtimes", "serve", "--port", "0", option, value],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"argument {option}: '{value}' is not a positive finite number" in proc.stderr

@@ -92,6 +92,23 @@ def test_sequential_checks_on_a_one_connection_runner_all_complete(onnx_only):
         stop(server)
 
 
+def test_one_sequential_client_is_never_refused_on_a_one_connection_runner():
+    """A client's next request follows its last reply at once, often before the reply's thread has freed its
+    slot: 128 of 300 sequential requests got a 503 (each retried after Retry-After, a second lost)."""
+    server, url = serve_in_thread(limits=Limits(max_connections=1))
+    try:
+        statuses = []
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(url + "/info", timeout=30) as response:
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+        assert statuses.count(503) == 0, statuses
+    finally:
+        stop(server)
+
+
 def test_a_refused_cleanup_is_a_warning_not_the_commands_error(onnx_only):
     server, url = serve_in_thread(limits=Limits(max_connections=4))
     try:
@@ -122,7 +139,7 @@ def test_retries_end_in_one_readable_error():
     try:
         held = _hold(url, 1)
         device = HttpDevice(url)
-        device.retry_for = 1.5
+        device.retry_for = 2.5   # each refusal comes after the runner's half-second wait for a free slot
         start = time.monotonic()
         with pytest.raises(DeviceError, match=r"stayed busy \(503\)"):
             device.protocol()
@@ -180,6 +197,62 @@ def test_a_malformed_runner_reply_is_one_error_not_a_crash(onnx_only, replies, e
         assert expected in info.value.message
     finally:
         stop(server)
+
+
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(onnx_only, monkeypatch):
+    """urllib follows a 302 to any host and sends the Authorization header along: a runner address that
+    redirects (or something else listening there) would hand WHERRY_TOKEN to an address nobody listed."""
+    thief, thief_url = _fake_runner({"/info": INFO, "/bundles": (201, b'{"id": "abc"}')})
+    seen = []
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            seen.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", thief_url.replace("127.0.0.1", "localhost") + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's naming
+
+    redirect = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=redirect.serve_forever, daemon=True).start()
+    stolen = []
+    thief.RequestHandlerClass.handle_one_request = _recording(thief.RequestHandlerClass.handle_one_request, stolen)
+    monkeypatch.setenv("WHERRY_TOKEN", "board-secret")
+    try:
+        with pytest.raises(DeviceError) as info:
+            HttpDevice(f"http://127.0.0.1:{redirect.server_address[1]}").run(["check", str(onnx_only)], None)
+        assert stolen == [], stolen
+        assert seen == ["/info"]
+        assert "redirect (302)" in info.value.message and "not followed" in info.value.message
+    finally:
+        stop(redirect)
+        stop(thief)
+
+
+def _recording(handle, seen: list):
+    def handle_one_request(self):
+        handle(self)
+        if getattr(self, "headers", None) is not None:
+            seen.append(self.headers.get("Authorization"))
+    return handle_one_request
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("http://127.0.0.1:abc", "Port could not be cast"),   # was retried for 120 s as a "dropped connection"
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://[::1", "Invalid IPv6 URL"),                   # was a ValueError traceback
+    ("http://", "no host"),
+])
+def test_a_runner_address_that_is_no_address_is_one_error_at_once(url, expected):
+    with pytest.raises(DeviceError) as raised:
+        HttpDevice(url)
+    assert raised.value.message.startswith(f"bad http device {url!r}") and expected in raised.value.message
 
 
 CLIENTS = 64

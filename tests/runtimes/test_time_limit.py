@@ -85,3 +85,15 @@ def test_convert_records_the_golden_run_and_check_timeout_reaches_its_verificati
     assert reasons and all("did not finish" in r and "0.001 s" in r for r in reasons), reasons
     # and the bundle checks fine afterwards with the derived limit (the default)
     assert wherry("check", bundle).returncode == 0
+
+
+def test_a_limit_that_is_not_a_number_is_refused_and_never_means_no_limit(wherry, tmp_path):
+    """`check --timeout nan` ran with no limit at all (the CLI's `nan > 0` is False, read as 0: none), and
+    `convert --check-timeout nan` reached the child's select() as a ValueError traceback (issue 27, finding 10)."""
+    with pytest.raises(runtimes.InputError, match="not a number of seconds"):
+        time_limit.choose(math.nan, 0.01)
+    assert time_limit.choose(math.inf, 0.01) is None and time_limit.choose(-1.0, 0.01) is None
+    assert time_limit.choose(0.5, 0.01) == 0.5
+    proc = wherry("check", loop_bundle(tmp_path / "b"), "--timeout", "nan")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "not a number of seconds" in proc.stderr
