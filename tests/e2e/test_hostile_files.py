@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support.hostile_fixtures import nest_folders
 from support.paths import REPO
 from wherry.convert.example import MODEL
 from wherry.targets import lite
@@ -126,14 +127,7 @@ def test_a_source_tree_nested_too_deeply_to_copy_is_one_build_error(tmp_path):
     src = tmp_path / "src"
     (src / "lite" / "api").mkdir(parents=True)
     (src / "lite" / "api" / "paddle_api.h").write_text("//")
-    fd = os.open(src, os.O_RDONLY)
-    try:
-        for _ in range(1200):   # relative to a folder descriptor: no path grows past PATH_MAX
-            os.mkdir("d", dir_fd=fd)
-            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
-            os.close(parent)
-    finally:
-        os.close(fd)
+    nest_folders(src, 1200)
     work = tmp_path / "work"
     work.mkdir()
     try:

@@ -20,8 +20,9 @@ import pytest
 from wherry import runtimes
 from support.paths import REPO
 from wherry.convert.example import INPUTS, MODEL
-from support.hostile_fixtures import (PY, RunnerProcess, alive, children, loop_bundle, npz_bomb, raw_request, request, reseal,
-                              run_measured, serve_in_thread, still_serving, stop, tar_bytes, wait_until)
+from support.hostile_fixtures import (PY, RunnerProcess, alive, children, loop_bundle, nest_folders, npz_bomb, raw_request,
+                                      request, reseal, run_measured, serve_in_thread, still_serving, stop, tar_bytes,
+                                      wait_until)
 from support.runtime_fixtures import copy_bundle, rt_bundle, rt_feeds, rt_models, rt_reference  # noqa: F401
 from wherry.runtimes.bundle import content_hash
 from wherry.runtimes.npz import load_npz
@@ -602,14 +603,7 @@ def test_11_a_bundle_folder_nested_1200_deep_is_the_runners_one_error_on_the_hos
     from wherry.targets.devices import DeviceError
     from wherry.targets.devices.http import HttpDevice
 
-    fd = os.open(onnx_only, os.O_RDONLY)
-    try:
-        for _ in range(1200):   # relative to a folder descriptor: no path grows past PATH_MAX
-            os.mkdir("d", dir_fd=fd)
-            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
-            os.close(parent)
-    finally:
-        os.close(fd)
+    nest_folders(onnx_only, 1200)
     runner = RunnerProcess()
     try:
         with pytest.raises(DeviceError) as raised:

@@ -252,3 +252,16 @@ def wait_until(condition, timeout: float, step: float = 0.1) -> bool:
             return True
         time.sleep(step)
     return condition()
+
+
+def nest_folders(root: Path, depth: int) -> None:
+    """Make a chain of ``depth`` folders under ``root``, each made relative to its parent's descriptor so no
+    path grows past PATH_MAX (what a recursive copy or pack has to survive)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+    finally:
+        os.close(fd)
