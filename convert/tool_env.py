@@ -30,7 +30,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from wherry.runtimes.errors import WherryError
 
@@ -208,6 +208,29 @@ def check(env: ToolEnv, bundle: Path, files: Sequence[str], timeout: float = 180
 
         raise WherryError(f"the check in {env.label or env.name}'s environment failed (exit {proc.returncode}): "
                           f"{log_tail(proc.stderr, 4)}") from None
+
+
+def outputs(env: ToolEnv, bundle: Path, file: str, feeds: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
+    """The outputs of artifact ``file`` of ``bundle`` on ``feeds``, from ``python -m wherry.runtimes run`` with
+    ``env``'s interpreter (the runtime only that environment has: a task metric of an edge artifact)."""
+    import numpy as np
+
+    from wherry.runtimes.npz import load_npz
+
+    python = ensure(env)
+    with tempfile.TemporaryDirectory(prefix="wherry-tool-") as tmp:
+        inputs, out = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        np.savez(inputs, **feeds)
+        environ = {**os.environ, "PYTHONPATH": str(code_dir(Path(tmp)))}
+        proc = subprocess.run([str(python), "-m", "wherry.runtimes", "run", str(bundle), "--artifact", file,
+                               "--inputs", str(inputs), "--out", str(out)], capture_output=True, text=True,
+                              env=environ, timeout=timeout)
+        if proc.returncode != 0 or not out.is_file():
+            from wherry.convert.child import log_tail
+
+            raise WherryError(f"{file} did not run in {env.label or env.name}'s environment (exit {proc.returncode}): "
+                              f"{log_tail(proc.stderr, 4)}")
+        return load_npz(out)
 
 
 def installed(env: ToolEnv) -> Optional[Path]:

@@ -144,19 +144,29 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
                "top1_agreement": None, "runs_here": unsupported_reason(art.arch, art.runtime) is None,
                **_coverage(stage, art, coverage or {})}
         on_board = board and not row["runs_here"] and art.format == "nb" and art.arch == "arm"
-        if task is not None and (row["runs_here"] or on_board):
+        # an OpenVINO IR or a .tflite: scored in its tool's environment, where its check ran (an .rknn has no
+        # runtime here: the toolkit can only simulate the graph it has just built)
+        edge = None if row["runs_here"] else _edge_tool(art.format)
+        if task is not None and (row["runs_here"] or on_board or edge is not None):
             if on_board:
                 log.info("scoring %s on the emulated aarch64 board (%d samples)", art.file, task.count)
             try:
-                outputs = (board_outputs(stage / art.file, feeds) if on_board
-                           else outputs_on(str(stage / art.file), feeds))
+                if edge is not None:
+                    from wherry.convert import tool_env
+
+                    log.info("scoring %s with %s (%d samples)", art.file, edge.TOOL, task.count)
+                    outputs = _first_output(tool_env.outputs(edge.ENV, stage, art.file, feeds), stage)
+                else:
+                    outputs = (board_outputs(stage / art.file, feeds) if on_board
+                               else outputs_on(str(stage / art.file), feeds))
             except WherryError as exc:
-                if not on_board:
+                if not (on_board or edge is not None):
                     raise
-                log.warning("%s", exc.message)   # the board's own check already judged the artifact
+                log.warning("%s", exc.message)   # the device's own check already judged the artifact
                 rows.append(row)
                 continue
-            row["measured_on"] = "emulated aarch64 board" if on_board else "host"
+            row["measured_on"] = ("emulated aarch64 board" if on_board else edge.VERIFIED_ON if edge is not None
+                                  else "host")
             row["score"] = round(task.score(outputs), 2)
             if reference_score is not None:
                 row["score_drop"] = round(task.drop(reference_score, row["score"]), 2)
@@ -183,6 +193,24 @@ def measure(stage: Path, artifacts: List[Artifact], golden_feeds: Dict[str, np.n
         if base_row and base_row["latency_ms"] and row["latency_ms"]:
             row["latency_ratio"] = round(row["latency_ms"] / base_row["latency_ms"], 3)
     return rows
+
+
+def _first_output(outputs: Dict[str, np.ndarray], stage: Path) -> np.ndarray:
+    """The model's first output (the one a task scores, as ``outputs_on`` takes it), by the manifest's name."""
+    import json
+
+    declared = json.loads((stage / "manifest.json").read_text()).get("outputs") or [{}]
+    return outputs.get(declared[0].get("name"), next(iter(outputs.values())))
+
+
+def _edge_tool(fmt: str) -> Optional[Any]:
+    """The exporter module whose tool environment runs artifacts of format ``fmt`` (OpenVINO, LiteRT); None for
+    the formats wherry's own environment runs, and for those no environment here can run (.rknn)."""
+    from wherry.convert import exporters
+
+    exporter = next((e for e in exporters.derived([fmt]) if e.format == fmt), None)
+    module = exporter.module if exporter is not None else None
+    return None if module is None or getattr(module, "SIMULATED", None) else module
 
 
 SENSITIVITY_SAMPLES = 32  # enough to rank layers; each probe re-calibrates, so fewer samples = faster guard

@@ -158,7 +158,7 @@ def openvino_bundle(wherry, tmp_path_factory):
     tool_environment(openvino_export)
     out = tmp_path_factory.mktemp("openvino")
     proc = wherry("convert", "--example", "-t", "openvino", "-o", out, "--precision", "fp32,int8",
-                  "--calib", example.CALIB, "--json", check=0)
+                  "--calib", example.CALIB, "--eval", example.EVAL, "--json", check=0)
     return json.loads(proc.stdout)["bundles"][0], out / "digits_cnn.openvino"
 
 
@@ -178,6 +178,7 @@ def test_openvino_ir_fp32_and_int8_pass_against_golden_in_f32(openvino_bundle):
     assert any("FakeQuantize" in n for n in ir["model.int8.xml"]["notes"])
     assert (folder / "model.int8.bin").stat().st_size < 0.5 * (folder / "model.bin").stat().st_size
     assert record["verdict"] == "passed"
+    _assert_scored_where_checked(record, ("model.xml", "model.int8.xml"), "OpenVINO")
 
 
 @pytest.mark.edge
@@ -244,7 +245,7 @@ def litert_bundle(wherry, tmp_path_factory):
     tool_environment(litert_export)
     out = tmp_path_factory.mktemp("litert")
     proc = wherry("convert", "--example", "-t", "android-litert", "-o", out, "--precision", "fp32,int8",
-                  "--calib", example.CALIB, "--json", check=0)
+                  "--calib", example.CALIB, "--eval", example.EVAL, "--json", check=0)
     return json.loads(proc.stdout)["bundles"][0], out / "digits_cnn.android-litert"
 
 
@@ -265,6 +266,18 @@ def test_tflite_fp32_and_int8_pass_against_golden_on_litert(litert_bundle):
     assert any(n.startswith("emulated aarch64 board") for n in notes["model.int8.tflite"])
     assert (folder / "model.int8.tflite").stat().st_size < 0.5 * (folder / "model.tflite").stat().st_size
     assert record["verdict"] == "passed"
+    _assert_scored_where_checked(record, ("model.tflite", "model.int8.tflite"), "LiteRT")
+
+
+def _assert_scored_where_checked(record, files, runtime):
+    """--eval: the edge artifacts' task metric, measured in their tool's environment, within 2 points of the
+    original model's (450 held-out digits; fp32 within 0.5)."""
+    quantization = record["report"]["quantization"]
+    rows = {r["artifact"]: r for r in quantization["rows"]}
+    for file in files:
+        row = rows[file]
+        assert row["score"] is not None and runtime in row["measured_on"], row
+        assert row["score_drop"] <= (0.5 if "int8" not in file else 2.0), row
 
 
 @pytest.mark.edge
