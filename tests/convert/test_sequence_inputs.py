@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 
 from wherry import runtimes
-from support.models import export_sequence_model
+from support.models import export_sequence_model, write_sentences
 
 
 @pytest.fixture(scope="module")
 def tagger_inputs(tmp_path_factory):
     """Three sentences of 4, 7 and 2 word ids, as a user gives them: rows + NAME.lengths."""
-    path = tmp_path_factory.mktemp("seq") / "sentences.npz"
-    ids = np.random.default_rng(3).integers(0, 60, size=(13, 1)).astype("int64")
-    np.savez(path, words=ids, **{"words.lengths": np.array([4, 7, 2])})
-    return path
+    return write_sentences(tmp_path_factory.mktemp("seq") / "sentences.npz", [4, 7, 2], seed=3)
 
 
 def test_tagger_converts_with_real_lengths_lite_matches_and_onnx_is_not_representable(wherry, tmp_path,

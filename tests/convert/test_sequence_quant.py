@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from support.models import export_sequence_model
+from support.models import export_sequence_model, write_sentences
 from wherry.runtimes.errors import InputError
 
 CALIB_LENGTHS = np.random.default_rng(11).integers(2, 12, size=24)   # 24 sentences of 2-11 words, 156 words
@@ -19,19 +19,13 @@ CALIB_LENGTHS = np.random.default_rng(11).integers(2, 12, size=24)   # 24 senten
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
-    path = tmp_path_factory.mktemp("seqcalib") / "calib.npz"
-    ids = np.random.default_rng(12).integers(0, 60, size=(int(CALIB_LENGTHS.sum()), 1)).astype("int64")
-    np.savez(path, words=ids, **{"words.lengths": CALIB_LENGTHS})
-    return path
+    return write_sentences(tmp_path_factory.mktemp("seqcalib") / "calib.npz", CALIB_LENGTHS, seed=12)
 
 
 @pytest.fixture(scope="module")
 def sentences(tmp_path_factory):
     """The golden inputs of tests/convert/test_sequence_inputs.py: three sentences of 4, 7 and 2 word ids."""
-    path = tmp_path_factory.mktemp("seqgolden") / "sentences.npz"
-    ids = np.random.default_rng(3).integers(0, 60, size=(13, 1)).astype("int64")
-    np.savez(path, words=ids, **{"words.lengths": np.array([4, 7, 2])})
-    return path
+    return write_sentences(tmp_path_factory.mktemp("seqgolden") / "sentences.npz", [4, 7, 2], seed=3)
 
 
 def test_calibration_layout_keeps_each_sequence_as_one_sample(calib):

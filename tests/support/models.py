@@ -71,6 +71,16 @@ def export_sequence_model() -> Path:
     return folder
 
 
+def write_sentences(path: Path, lengths, seed: int) -> Path:
+    """Sentences of seeded word ids (0-59) for the tagger, as a user gives them: rows + ``words.lengths``."""
+    import numpy as np
+
+    lengths = np.asarray(lengths)
+    ids = np.random.default_rng(seed).integers(0, 60, size=(int(lengths.sum()), 1)).astype("int64")
+    np.savez(path, words=ids, **{"words.lengths": lengths})
+    return path
+
+
 def export_detection_model(scaled: bool = False) -> Path:
     """A small legacy detector ending in multiclass_nms3 (variable number of detection rows); ``scaled``: its
     outputs fetched through `scale` ops, as Paddle 2.x saved PaddleDetection's exports."""
