@@ -92,6 +92,10 @@ class CheckReport:
         conversion checks its bundle before renaming it into place)."""
         if result.status != FAILED:
             return None
+        if not debuggable(result) and not result.outputs:
+            # an artifact debug cannot rebuild that did not even run (a .tflite LiteRT cannot prepare): its ONNX
+            # twin's values would say nothing about why
+            return None
         return debug_command(self.bundle, None if self.program_kept else (self.source or "MODEL"),
                              result.file if debuggable(result) else None, self.adopted_from.get(result.file))
 

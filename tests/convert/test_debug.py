@@ -427,15 +427,23 @@ def test_outputs_no_kernel_writes_are_not_tapped(tmp_path):
 
 def test_a_failed_arm_int8_nb_is_named_in_its_debug_command():
     """An ARM int8 .nb that failed on the board is debugged itself (its quantized program, rebuilt tapped on the
-    board's ARM kernels), so the command names it with the board; an fp16 .nb is debugged through its twins."""
+    board's ARM kernels), so the command names it with the board; an fp16 .nb whose outputs differ is debugged
+    through its twins; an artifact debug cannot rebuild that did not even run gets no command."""
+    import numpy as np
+
+    from wherry.runtimes import parity
     from wherry.runtimes.checker import ArtifactResult, CheckReport
 
+    wrong = parity.compare_one("y", np.ones(4), np.zeros(4), parity.default_tolerance("fp16"))
     report = CheckReport("b", "b", {}, {}, [ArtifactResult("model.arm.int8.nb", "nb", "paddlelite", "int8", "arm", 1),
-                                            ArtifactResult("model.arm.fp16.nb", "nb", "paddlelite", "fp16", "arm", 1)],
+                                            ArtifactResult("model.arm.fp16.nb", "nb", "paddlelite", "fp16", "arm", 1,
+                                                           outputs=[wrong]),
+                                            ArtifactResult("model.tflite", "tflite", "litert", "fp32", "any", 1)],
                          program_kept=True, adopted_from={"model.arm.int8.nb": "emulated-aarch64"})
     assert report.debug_command(report.results[0]) == \
         "wherry debug b --artifact model.arm.int8.nb --device emulated-aarch64"
     assert report.debug_command(report.results[1]) == "wherry debug b"
+    assert report.debug_command(report.results[2]) is None
 
 
 def test_every_failure_names_the_debug_command_that_works(pads_bundle, tmp_path):
