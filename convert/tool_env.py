@@ -190,24 +190,31 @@ def run(env: ToolEnv, target: str, kwargs: dict, *, tool: str, what: str, timeou
                          pythonpath=[str(code_dir(Path(tmp)))], env={"PATH": path})
 
 
+def _runner(env: ToolEnv, args: List[str], tmp: Path, timeout: float) -> "subprocess.CompletedProcess[str]":
+    """``python -m wherry.runtimes ARGS`` with ``env``'s interpreter and only wherry.runtimes on its path, as a
+    board gets it: what runs there is the device's code path."""
+    python = ensure(env)
+    environ = {**os.environ, "PYTHONPATH": str(code_dir(tmp))}
+    return subprocess.run([str(python), "-m", "wherry.runtimes", *args], capture_output=True, text=True,
+                          env=environ, timeout=timeout)
+
+
+def _failed(what: str, proc: "subprocess.CompletedProcess[str]") -> WherryError:
+    from wherry.convert.child import log_tail
+
+    return WherryError(f"{what} (exit {proc.returncode}): {log_tail(proc.stderr, 4)}")
+
+
 def check(env: ToolEnv, bundle: Path, files: Sequence[str], timeout: float = 1800) -> dict:
     """``python -m wherry.runtimes check`` of ``files`` in ``bundle`` with ``env``'s interpreter, as a board
     would run it: the runner's JSON result per artifact file."""
-    python = ensure(env)
-    argv = [str(python), "-m", "wherry.runtimes", "check", str(bundle), "--json", "--no-isolate"]
-    for name in files:
-        argv += ["--artifact", name]
+    args = ["check", str(bundle), "--json", "--no-isolate"] + [w for name in files for w in ("--artifact", name)]
     with tempfile.TemporaryDirectory(prefix="wherry-tool-") as tmp:
-        # only wherry.runtimes, as a board gets it: what the check runs is the device's code path
-        environ = {**os.environ, "PYTHONPATH": str(code_dir(Path(tmp)))}
-        proc = subprocess.run(argv, capture_output=True, text=True, env=environ, timeout=timeout)
+        proc = _runner(env, args, Path(tmp), timeout)
     try:
         return {r["file"]: r for r in json.loads(proc.stdout)["artifacts"]}
     except (ValueError, KeyError, TypeError):
-        from wherry.convert.child import log_tail
-
-        raise WherryError(f"the check in {env.label or env.name}'s environment failed (exit {proc.returncode}): "
-                          f"{log_tail(proc.stderr, 4)}") from None
+        raise _failed(f"the check in {env.label or env.name}'s environment failed", proc) from None
 
 
 def outputs(env: ToolEnv, bundle: Path, file: str, feeds: Dict[str, Any], timeout: float = 1800) -> Dict[str, Any]:
@@ -217,19 +224,13 @@ def outputs(env: ToolEnv, bundle: Path, file: str, feeds: Dict[str, Any], timeou
 
     from wherry.runtimes.npz import load_npz
 
-    python = ensure(env)
     with tempfile.TemporaryDirectory(prefix="wherry-tool-") as tmp:
         inputs, out = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
         np.savez(inputs, **feeds)
-        environ = {**os.environ, "PYTHONPATH": str(code_dir(Path(tmp)))}
-        proc = subprocess.run([str(python), "-m", "wherry.runtimes", "run", str(bundle), "--artifact", file,
-                               "--inputs", str(inputs), "--out", str(out)], capture_output=True, text=True,
-                              env=environ, timeout=timeout)
+        proc = _runner(env, ["run", str(bundle), "--artifact", file, "--inputs", str(inputs), "--out", str(out)],
+                       Path(tmp), timeout)
         if proc.returncode != 0 or not out.is_file():
-            from wherry.convert.child import log_tail
-
-            raise WherryError(f"{file} did not run in {env.label or env.name}'s environment (exit {proc.returncode}): "
-                              f"{log_tail(proc.stderr, 4)}")
+            raise _failed(f"{file} did not run in {env.label or env.name}'s environment", proc)
         return load_npz(out)
 
 

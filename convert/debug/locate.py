@@ -104,10 +104,13 @@ class ArtifactDebug:
     # outputs before the first divergence that check's tolerance fails and debug's rounding band passes
     rounding: List[Tuple[OpFinding, parity.OutputParity]] = field(default_factory=list)
 
+    def _lowest_rounding(self) -> Tuple[OpFinding, parity.OutputParity]:
+        return min(self.rounding, key=lambda entry: entry[1].snr_db or 0.0)
+
     def rounding_json(self) -> Optional[dict]:
         if not self.rounding:
             return None
-        finding, lowest = min(self.rounding, key=lambda entry: entry[1].snr_db or 0.0)
+        finding, lowest = self._lowest_rounding()
         return {"outputs": len(self.rounding), "lowest_snr_db": lowest.snr_db, "at": finding.label(),
                 "band_snr_db": ROUNDING_SNR_DB}
 
@@ -115,7 +118,7 @@ class ArtifactDebug:
         """What the rounding band passed, in one sentence (empty when nothing)."""
         if not self.rounding:
             return ""
-        finding, lowest = min(self.rounding, key=lambda entry: entry[1].snr_db or 0.0)
+        finding, lowest = self._lowest_rounding()
         return (f"{len(self.rounding)} op output(s) leave check's fp32 tolerance only by float rounding (SNR >= "
                 f"{ROUNDING_SNR_DB:g} dB, lowest {lowest.snr_db:.1f} dB at {finding.label()}): no single op is the "
                 "cause, the rounding accumulates op by op")
@@ -719,8 +722,9 @@ def debug(bundle_dir, model: Optional[str] = None, artifacts: Optional[Sequence[
             elif job.bisect:
                 notes.append(f"bisected in {job.rounds} round(s): {len(job.tapped)} of "
                              f"{len(plan.every_tensor(ref.program))} tensors tapped (--taps all compares every op)")
-            if found.rounding_note():
-                notes.insert(0, found.rounding_note())
+            rounding = found.rounding_note()
+            if rounding:
+                notes.insert(0, rounding)
             found.reason = "; ".join(notes)
             found.seconds = seconds[art.file]
             log.info("%s: %s", art.file, found.status)
